@@ -1,0 +1,14 @@
+//! Domain logic of the fleet with no AWS SDK in it: error classes and retry schedules, backup
+//! policies and schedule windows, retention math, and the ports (traits) AWS adapters implement.
+
+pub mod artifacts;
+pub mod backoff;
+pub mod error;
+pub mod policy;
+pub mod ports;
+pub mod ratelimit;
+pub mod retention;
+pub mod schedule;
+pub mod services;
+
+pub use error::{AwsError, ErrorClass, RetryClass, TaskError};

@@ -1,0 +1,825 @@
+//! The backup policy file: `[[plan]]` tables in TOML that the producer expands into tasks and the
+//! CLI checks. Owns the format (its user documentation is `examples/policy.toml`), the defaults,
+//! validation, and errors that name the plan and the key at fault.
+//!
+//! The file is read as a `toml::Table` and walked by hand rather than through serde: serde's
+//! errors from a `toml::Value` carry no key path, and every error here must say which plan and
+//! which key (`plan "daily": key "retain.min_keep": 5 exceeds retain.count 3`). Unknown keys are
+//! errors, so a typo cannot silently drop a setting.
+
+use backup_schemas::{AccountRef, BackupContext, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+use crate::schedule::Schedule;
+
+/// A selector or exclusion value matching any value of a present tag.
+pub const ANY_VALUE: &str = "*";
+
+/// The storage classes S3 accepts for a copy (PutObject/CopyObject `x-amz-storage-class`), less
+/// the deprecated REDUCED_REDUNDANCY and the ones needing special buckets (EXPRESS_ONEZONE, OUTPOSTS).
+pub const STORAGE_CLASSES: &[&str] =
+    &["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"];
+
+/// Longest retention accepted, in days (100 years; also S3 Object Lock's practical ceiling).
+pub const MAX_DAYS: u32 = 36_500;
+
+const PLAN_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "schedule",
+    "resources",
+    "regions",
+    "select",
+    "retain",
+    "copy_to",
+    "s3",
+    "tier",
+    "instance_backup",
+    "verify",
+    "final_snapshot_on_stop",
+    "backup_on_create",
+    "deadline_hours",
+    "accounts",
+    "drill",
+];
+/// Keys that only mean something for plans that make backups.
+const BACKUP_ONLY_KEYS: &[&str] =
+    &["retain", "copy_to", "tier", "verify", "final_snapshot_on_stop", "backup_on_create"];
+const SELECT_KEYS: &[&str] = &["tags", "exclude_tags"];
+const RETAIN_KEYS: &[&str] = &["days", "count", "min_keep", "daily", "weekly", "monthly"];
+const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key"];
+const S3_KEYS: &[&str] = &["backup_bucket", "storage_class", "lock_days", "prefix"];
+const ACCOUNT_KEYS: &[&str] = &["account_id", "role_arn"];
+const DRILL_KEYS: &[&str] =
+    &["sample", "target_subnet", "db_subnet_group", "instance_class", "instance_type", "max_parallel"];
+
+/// A parsed, validated policy file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub plans: Vec<Plan>,
+}
+
+/// One `[[plan]]`: what to back up (or drill), when, where, and how long to keep it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub schedule: Schedule,
+    pub resources: Vec<ResourceType>,
+    /// Regions to discover resources in (the caller's default region when the file gives none).
+    pub regions: Vec<String>,
+    pub select: Selector,
+    /// Empty for restore-drill plans.
+    pub retain: RetentionRules,
+    pub copy_to: Vec<CopyTarget>,
+    /// Present iff `resources` contains `s3-bucket`.
+    pub s3: Option<S3Settings>,
+    pub tier: Tier,
+    pub instance_backup: InstanceBackup,
+    /// Spawn a verification task after each backup (default true; false for drills).
+    pub verify: bool,
+    /// EC2 `stopping`/`shutting-down` state changes trigger a final backup (default false).
+    pub final_snapshot_on_stop: bool,
+    /// CloudTrail create events trigger a first backup of a new matching resource (default true).
+    pub backup_on_create: bool,
+    /// A task of this plan not finished this long after its window start fails; `None` leaves it
+    /// to the fleet's default.
+    pub deadline: Option<Duration>,
+    /// Other accounts to cover through an assumed role; empty means the fleet's own account.
+    pub accounts: Vec<AccountRef>,
+    pub kind: PlanKind,
+    /// Present iff `kind` is `RestoreDrill`.
+    pub drill: Option<DrillSettings>,
+}
+
+/// Which resources a plan takes, by tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// All must match (AND). A value of `*` matches any value of a present tag.
+    pub tags: BTreeMap<String, String>,
+    /// Any match excludes. A value of `*` excludes whenever the tag is present.
+    pub exclude_tags: BTreeMap<String, String>,
+}
+
+impl Selector {
+    /// Whether a resource with these tags is selected. Tag keys and values compare exactly, as
+    /// AWS tags are case-sensitive. An empty `tags` selects every resource not excluded.
+    pub fn matches(&self, resource_tags: &BTreeMap<String, String>) -> bool {
+        let has = |(key, value): (&String, &String)| {
+            resource_tags.get(key).is_some_and(|actual| value == ANY_VALUE || actual == value)
+        };
+        self.tags.iter().all(has) && !self.exclude_tags.iter().any(has)
+    }
+}
+
+/// Where S3 backups go, and how they are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Settings {
+    pub backup_bucket: String,
+    pub storage_class: Option<String>,
+    /// Object Lock retention (GOVERNANCE mode) in days.
+    pub lock_days: Option<u32>,
+    /// Only keys under this prefix are backed up.
+    pub prefix: Option<String>,
+}
+
+/// What an `ec2-instance` backup is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum InstanceBackup {
+    /// A crash-consistent snapshot set of all its volumes (CreateSnapshots).
+    #[default]
+    Snapshots,
+    /// An AMI (CreateImage, no reboot).
+    Ami,
+}
+
+impl InstanceBackup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceBackup::Snapshots => "snapshots",
+            InstanceBackup::Ami => "ami",
+        }
+    }
+}
+
+/// What a plan does on its schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PlanKind {
+    /// Back up the selected resources.
+    #[default]
+    Backup,
+    /// Restore the latest backups of a sample of the selected resources into an isolated target,
+    /// validate them, and clean up.
+    RestoreDrill,
+}
+
+impl PlanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanKind::Backup => "backup",
+            PlanKind::RestoreDrill => "restore-drill",
+        }
+    }
+}
+
+/// Settings of a restore-drill plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrillSettings {
+    /// How many resources to drill per run (default 1).
+    pub sample: u32,
+    /// Subnet restored instances and volumes are placed in (its availability zone for volumes).
+    /// Required when the plan covers EC2 resources: restores must not land in a production subnet.
+    pub target_subnet: Option<String>,
+    /// DB subnet group for RDS restores; RDS uses the default VPC's when absent.
+    pub db_subnet_group: Option<String>,
+    /// DB instance class of RDS restores (e.g. db.t3.micro); the snapshot's when absent.
+    pub instance_class: Option<String>,
+    /// EC2 instance type of instance restores (e.g. t3.micro); the original's when absent.
+    pub instance_type: Option<String>,
+    /// How many restores may run at once (default 1).
+    pub max_parallel: u32,
+}
+
+/// Which plan an error is about: by name, or by 1-based position when it has no usable name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanRef {
+    Name(String),
+    Index(usize),
+}
+
+impl fmt::Display for PlanRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanRef::Name(name) => write!(f, "plan {name:?}"),
+            PlanRef::Index(index) => write!(f, "plan #{index}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy is not valid TOML: {0}")]
+    Toml(String),
+    /// A problem with the file as a whole (empty, no plans, a key outside `[[plan]]`).
+    #[error("policy: {0}")]
+    File(String),
+    #[error("{plan}: key \"{key}\": {message}")]
+    Plan { plan: PlanRef, key: String, message: String },
+}
+
+impl Policy {
+    /// Parses and validates a policy. `default_region` (normally `AWS_REGION`) is used for plans
+    /// that list no `regions`.
+    pub fn from_toml_str(text: &str, default_region: &str) -> Result<Policy, PolicyError> {
+        if text.trim().is_empty() {
+            return Err(PolicyError::File("the policy is empty: define at least one [[plan]]".into()));
+        }
+        let mut root: Table = text.parse().map_err(|e: toml::de::Error| PolicyError::Toml(e.to_string()))?;
+        let plans = root.remove("plan");
+        if let Some(key) = root.keys().next() {
+            let hint = if suggest(key, &["plan"]).is_some() { " (did you mean [[plan]]?)" } else { "" };
+            return Err(PolicyError::File(format!(
+                "key {key:?}: unknown key: the file holds only [[plan]] tables{hint}"
+            )));
+        }
+        let plans = match plans {
+            None => return Err(PolicyError::File("no plans: define at least one [[plan]]".into())),
+            Some(Value::Array(plans)) if plans.is_empty() => {
+                return Err(PolicyError::File("no plans: define at least one [[plan]]".into()))
+            }
+            Some(Value::Array(plans)) => plans,
+            Some(other) => {
+                return Err(PolicyError::File(format!(
+                    "key \"plan\": expected [[plan]] tables (an array of tables), found {}",
+                    other.type_str()
+                )))
+            }
+        };
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut out = Vec::with_capacity(plans.len());
+        for (i, value) in plans.into_iter().enumerate() {
+            let index = i + 1;
+            let Value::Table(table) = value else {
+                return Err(PolicyError::Plan {
+                    plan: PlanRef::Index(index),
+                    key: "plan".into(),
+                    message: format!("expected a table, found {}", value.type_str()),
+                });
+            };
+            let plan = parse_plan(index, table, default_region)?;
+            if let Some(first) = seen.get(&plan.name) {
+                return Err(PolicyError::Plan {
+                    plan: PlanRef::Name(plan.name),
+                    key: "name".into(),
+                    message: format!("duplicate: plan #{first} has the same name (names must be unique)"),
+                });
+            }
+            seen.insert(plan.name.clone(), index);
+            out.push(plan);
+        }
+        Ok(Policy { plans: out })
+    }
+
+    /// Reads and parses a policy file.
+    pub fn load(path: impl AsRef<Path>, default_region: &str) -> Result<Policy, PolicyError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        Policy::from_toml_str(&text, default_region)
+    }
+
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.name == name)
+    }
+}
+
+impl Plan {
+    /// The context every backup task of the window starting at `window_start` carries.
+    pub fn context(&self, window_start: DateTime<Utc>) -> BackupContext {
+        BackupContext {
+            plan: self.name.clone(),
+            tier: self.tier,
+            window: window_start,
+            expires_at: self.expires_at(window_start),
+            copy_to: self.copy_to.clone(),
+            verify: self.verify,
+            account: None,
+        }
+    }
+
+    /// Expiry of a backup of this window: the window start plus `retain.days`; `None` when the
+    /// plan keeps by count or per tier only.
+    pub fn expires_at(&self, window: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        window.checked_add_signed(Duration::days(i64::from(self.retain.days?)))
+    }
+
+    /// Where this plan's S3 backups go; `region` is the backup bucket's region, which the caller
+    /// knows (the policy names only the bucket). `None` when the plan backs up no buckets.
+    pub fn s3_destination(&self, region: &str) -> Option<S3Destination> {
+        let s3 = self.s3.as_ref()?;
+        Some(S3Destination {
+            bucket: s3.backup_bucket.clone(),
+            region: region.to_string(),
+            storage_class: s3.storage_class.clone(),
+            lock_days: s3.lock_days,
+        })
+    }
+
+    pub fn is_drill(&self) -> bool {
+        self.kind == PlanKind::RestoreDrill
+    }
+
+    pub fn covers(&self, resource: ResourceType) -> bool {
+        self.resources.contains(&resource)
+    }
+}
+
+fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, PolicyError> {
+    let label = match table.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => PlanRef::Name(name.clone()),
+        _ => PlanRef::Index(index),
+    };
+    let mut r = Reader::new(&label, String::new(), table, PLAN_KEYS)?;
+
+    let name = r.required_string("name")?;
+    // Names end up in task ids, artifact tags, snapshot names and catalog keys.
+    if name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(r.err("name", format!("{name:?}: use 1 to 64 letters, digits, '-' or '_'")));
+    }
+
+    let kind = match r.string("kind")?.as_deref() {
+        None | Some("backup") => PlanKind::Backup,
+        Some("restore-drill") => PlanKind::RestoreDrill,
+        Some(other) => return Err(r.err("kind", format!("{other:?}: expected \"backup\" or \"restore-drill\""))),
+    };
+    if kind == PlanKind::RestoreDrill {
+        if let Some(key) = BACKUP_ONLY_KEYS.iter().find(|key| r.has(key)) {
+            return Err(r.err(key, "not used by restore-drill plans (they make no backups)"));
+        }
+    }
+
+    let schedule_text = r.required_string("schedule")?;
+    let schedule: Schedule =
+        schedule_text.parse().map_err(|e: crate::schedule::ScheduleError| r.err("schedule", e.to_string()))?;
+
+    let resources = parse_resources(&mut r)?;
+    let regions = parse_regions(&mut r, default_region)?;
+    let select = match r.table("select", SELECT_KEYS)? {
+        Some(mut select) => Selector { tags: select.tag_map("tags")?, exclude_tags: select.tag_map("exclude_tags")? },
+        None => Selector::default(),
+    };
+
+    let retain = match (kind, r.table("retain", RETAIN_KEYS)?) {
+        (PlanKind::RestoreDrill, _) => RetentionRules::default(),
+        (PlanKind::Backup, None) => return Err(r.err("retain", "missing (a backup plan needs a retention rule)")),
+        (PlanKind::Backup, Some(retain)) => parse_retain(retain)?,
+    };
+
+    let mut copy_to = Vec::new();
+    for mut copy in r.tables("copy_to", COPY_KEYS)? {
+        let region = copy.required_string("region")?;
+        if !is_region(&region) {
+            return Err(copy.err("region", format!("{region:?} is not an AWS region (e.g. us-west-2)")));
+        }
+        if regions.contains(&region) {
+            return Err(copy.err("region", format!("{region} is a source region of this plan: copy to another region")));
+        }
+        if copy_to.iter().any(|c: &CopyTarget| c.region == region) {
+            return Err(copy.err("region", format!("{region} is listed twice")));
+        }
+        let retain_days = copy.days("retain_days")?;
+        let kms_key = copy.non_empty_string("kms_key")?;
+        copy_to.push(CopyTarget { region, kms_key, retain_days });
+    }
+
+    let s3 = match (r.table("s3", S3_KEYS)?, resources.contains(&ResourceType::S3Bucket)) {
+        (None, false) => None,
+        (None, true) => return Err(r.err("s3", "missing: s3-bucket resources need s3.backup_bucket")),
+        (Some(_), false) => return Err(r.err("s3", "set, but resources do not include s3-bucket")),
+        (Some(s3), true) => Some(parse_s3(s3)?),
+    };
+
+    let tier = match r.string("tier")?.as_deref() {
+        None | Some("daily") => Tier::Daily,
+        Some("weekly") => Tier::Weekly,
+        Some("monthly") => Tier::Monthly,
+        Some("yearly") => Tier::Yearly,
+        Some(other) => {
+            return Err(r.err("tier", format!("{other:?}: expected \"daily\", \"weekly\", \"monthly\" or \"yearly\"")))
+        }
+    };
+    let instance_backup = match r.string("instance_backup")?.as_deref() {
+        None | Some("snapshots") => InstanceBackup::Snapshots,
+        Some("ami") => InstanceBackup::Ami,
+        Some(other) => return Err(r.err("instance_backup", format!("{other:?}: expected \"snapshots\" or \"ami\""))),
+    };
+    let backup = kind == PlanKind::Backup;
+    let verify = r.bool("verify")?.unwrap_or(backup);
+    let final_snapshot_on_stop = r.bool("final_snapshot_on_stop")?.unwrap_or(false);
+    let backup_on_create = r.bool("backup_on_create")?.unwrap_or(backup);
+    let deadline = match r.u32("deadline_hours")? {
+        None => None,
+        Some(hours @ 1..=8_760) => Some(Duration::hours(i64::from(hours))),
+        Some(hours) => return Err(r.err("deadline_hours", format!("{hours}: expected 1 to 8760 (a year)"))),
+    };
+
+    let mut accounts: Vec<AccountRef> = Vec::new();
+    for mut account in r.tables("accounts", ACCOUNT_KEYS)? {
+        let account_id = account.required_string("account_id")?;
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(account.err("account_id", format!("{account_id:?} is not a 12-digit AWS account id")));
+        }
+        if accounts.iter().any(|a| a.account_id == account_id) {
+            return Err(account.err("account_id", format!("{account_id} is listed twice")));
+        }
+        let role_arn = account.required_string("role_arn")?;
+        match role_account(&role_arn) {
+            None => {
+                return Err(account.err(
+                    "role_arn",
+                    format!("{role_arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
+                ))
+            }
+            Some(in_account) if in_account != account_id => {
+                return Err(account
+                    .err("role_arn", format!("the role is in account {in_account}, but account_id is {account_id}")))
+            }
+            Some(_) => {}
+        }
+        accounts.push(AccountRef { account_id, role_arn });
+    }
+
+    let drill = match (kind, r.table("drill", DRILL_KEYS)?) {
+        (PlanKind::Backup, None) => None,
+        (PlanKind::Backup, Some(_)) => return Err(r.err("drill", "only for plans with kind = \"restore-drill\"")),
+        (PlanKind::RestoreDrill, None) => {
+            return Err(r.err("drill", "missing: a restore-drill plan needs a drill section (at least drill.sample)"))
+        }
+        (PlanKind::RestoreDrill, Some(drill)) => Some(parse_drill(drill, &resources)?),
+    };
+
+    r.finish()?;
+    Ok(Plan {
+        name,
+        schedule,
+        resources,
+        regions,
+        select,
+        retain,
+        copy_to,
+        s3,
+        tier,
+        instance_backup,
+        verify,
+        final_snapshot_on_stop,
+        backup_on_create,
+        deadline,
+        accounts,
+        kind,
+        drill,
+    })
+}
+
+fn parse_resources(r: &mut Reader) -> Result<Vec<ResourceType>, PolicyError> {
+    let Some(names) = r.strings("resources")? else { return Err(r.err("resources", "missing")) };
+    if names.is_empty() {
+        return Err(r.err("resources", "empty: list at least one resource type"));
+    }
+    let mut resources = Vec::with_capacity(names.len());
+    for name in names {
+        let resource: ResourceType = name.parse().map_err(|e: String| r.err("resources", e))?;
+        if resources.contains(&resource) {
+            return Err(r.err("resources", format!("{name} is listed twice")));
+        }
+        resources.push(resource);
+    }
+    Ok(resources)
+}
+
+fn parse_regions(r: &mut Reader, default_region: &str) -> Result<Vec<String>, PolicyError> {
+    let regions = match r.strings("regions")? {
+        Some(regions) if regions.is_empty() => return Err(r.err("regions", "empty: list at least one region")),
+        Some(regions) => regions,
+        None if default_region.is_empty() => {
+            return Err(r.err("regions", "missing, and no default region (AWS_REGION) is set"))
+        }
+        None if !is_region(default_region) => {
+            return Err(
+                r.err("regions", format!("missing, and the default region {default_region:?} is not an AWS region"))
+            )
+        }
+        None => vec![default_region.to_string()],
+    };
+    let mut seen = BTreeSet::new();
+    for region in &regions {
+        if !is_region(region) {
+            return Err(r.err("regions", format!("{region:?} is not an AWS region (e.g. us-east-1)")));
+        }
+        if !seen.insert(region) {
+            return Err(r.err("regions", format!("{region} is listed twice")));
+        }
+    }
+    Ok(regions)
+}
+
+fn parse_retain(mut retain: Reader) -> Result<RetentionRules, PolicyError> {
+    let rules = RetentionRules {
+        days: retain.days("days")?,
+        count: retain.positive("count")?,
+        min_keep: retain.u32("min_keep")?.unwrap_or(0),
+        daily: retain.positive("daily")?,
+        weekly: retain.positive("weekly")?,
+        monthly: retain.positive("monthly")?,
+    };
+    retain.finish()?;
+    if [rules.days, rules.count, rules.daily, rules.weekly, rules.monthly].iter().all(Option::is_none) {
+        return Err(retain.err_self(
+            "set at least one of days, count, daily, weekly, monthly (min_keep alone never expires anything)",
+        ));
+    }
+    if let Some(count) = rules.count {
+        if rules.min_keep > count {
+            return Err(retain.err("min_keep", format!("{} exceeds retain.count {count}", rules.min_keep)));
+        }
+    }
+    Ok(rules)
+}
+
+fn parse_s3(mut s3: Reader) -> Result<S3Settings, PolicyError> {
+    let backup_bucket = s3.required_string("backup_bucket")?;
+    if !is_bucket_name(&backup_bucket) {
+        return Err(s3.err(
+            "backup_bucket",
+            format!("{backup_bucket:?} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-')"),
+        ));
+    }
+    let storage_class = s3.string("storage_class")?;
+    if let Some(class) = &storage_class {
+        if !STORAGE_CLASSES.contains(&class.as_str()) {
+            return Err(s3.err("storage_class", format!("{class:?}: expected one of {}", STORAGE_CLASSES.join(", "))));
+        }
+    }
+    let lock_days = s3.days("lock_days")?;
+    let prefix = s3.non_empty_string("prefix")?;
+    s3.finish()?;
+    Ok(S3Settings { backup_bucket, storage_class, lock_days, prefix })
+}
+
+fn parse_drill(mut drill: Reader, resources: &[ResourceType]) -> Result<DrillSettings, PolicyError> {
+    let sample = drill.positive("sample")?.unwrap_or(1);
+    let max_parallel = drill.positive("max_parallel")?.unwrap_or(1);
+    let target_subnet = drill.non_empty_string("target_subnet")?;
+    if let Some(subnet) = &target_subnet {
+        let hex = subnet.strip_prefix("subnet-").unwrap_or_default();
+        if !matches!(hex.len(), 8 | 17) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(drill.err("target_subnet", format!("{subnet:?} is not a subnet id (subnet-0123456789abcdef0)")));
+        }
+    } else if resources.iter().any(|r| matches!(r, ResourceType::Ec2Instance | ResourceType::Ec2Volume)) {
+        // The point of a drill is an isolated target: never let restores default into a VPC
+        // that production traffic can reach.
+        return Err(drill.err("target_subnet", "missing: drills of EC2 resources restore into this isolated subnet"));
+    }
+    let db_subnet_group = drill.non_empty_string("db_subnet_group")?;
+    let instance_class = drill.non_empty_string("instance_class")?;
+    if let Some(class) = instance_class.as_deref().filter(|c| !c.starts_with("db.")) {
+        return Err(drill.err("instance_class", format!("{class:?} is not an RDS instance class (e.g. db.t3.micro)")));
+    }
+    let instance_type = drill.non_empty_string("instance_type")?;
+    if let Some(kind) = instance_type.as_deref().filter(|t| t.starts_with("db.") || !t.contains('.')) {
+        return Err(drill.err("instance_type", format!("{kind:?} is not an EC2 instance type (e.g. t3.micro)")));
+    }
+    drill.finish()?;
+    Ok(DrillSettings { sample, target_subnet, db_subnet_group, instance_class, instance_type, max_parallel })
+}
+
+/// `^[a-z]{2}(-gov)?-[a-z]+-\d$`: the shape of commercial and GovCloud region names.
+fn is_region(region: &str) -> bool {
+    let lower = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    let parts: Vec<&str> = region.split('-').collect();
+    let (country, area, number) = match parts[..] {
+        [country, area, number] => (country, area, number),
+        [country, "gov", area, number] => (country, area, number),
+        _ => return false,
+    };
+    country.len() == 2
+        && lower(country)
+        && lower(area)
+        && number.len() == 1
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// S3 bucket naming rules (general purpose buckets): 3-63 characters of lowercase letters,
+/// digits, '.' and '-', starting and ending with a letter or digit.
+fn is_bucket_name(name: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
+        && !name.contains("..")
+}
+
+/// The account of an IAM role ARN (`arn:<partition>:iam::<account>:role/<path/name>`).
+fn role_account(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, "iam", "", account, resource] = parts[..] else { return None };
+    let name = resource.strip_prefix("role/")?;
+    let valid = partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !name.ends_with('/');
+    valid.then_some(account)
+}
+
+/// A close match among `allowed` for a mistyped key (edit distance at most 2).
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .copied()
+        .map(|candidate| (edit_distance(key, candidate), candidate))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+/// Takes typed values out of one table of a plan, naming `plan` and the dotted key path in errors.
+struct Reader<'a> {
+    plan: &'a PlanRef,
+    /// Path of this table inside the plan ("" for the plan itself, "retain", "copy_to[0]").
+    path: String,
+    table: Table,
+}
+
+impl<'a> Reader<'a> {
+    /// Rejects unknown keys up front, so a typo is reported as such rather than as "missing".
+    fn new(plan: &'a PlanRef, path: String, table: Table, allowed: &[&str]) -> Result<Self, PolicyError> {
+        let reader = Reader { plan, path, table };
+        if let Some(key) = reader.table.keys().find(|key| !allowed.contains(&key.as_str())) {
+            let message = match suggest(key, allowed) {
+                Some(close) => format!("unknown key (did you mean \"{}\"?)", reader.key(close)),
+                None => format!("unknown key (expected one of: {})", allowed.join(", ")),
+            };
+            return Err(reader.err(key, message));
+        }
+        Ok(reader)
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn err(&self, key: &str, message: impl Into<String>) -> PolicyError {
+        PolicyError::Plan { plan: self.plan.clone(), key: self.key(key), message: message.into() }
+    }
+
+    /// An error about this table as a whole.
+    fn err_self(&self, message: impl Into<String>) -> PolicyError {
+        PolicyError::Plan { plan: self.plan.clone(), key: self.path.clone(), message: message.into() }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> PolicyError {
+        self.err(key, format!("expected {expected}, found {}", found.type_str()))
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong_type(key, "a string", &other)),
+        }
+    }
+
+    fn required_string(&mut self, key: &str) -> Result<String, PolicyError> {
+        match self.string(key)? {
+            None => Err(self.err(key, "missing")),
+            Some(s) if s.trim().is_empty() => Err(self.err(key, "empty")),
+            Some(s) => Ok(s),
+        }
+    }
+
+    fn non_empty_string(&mut self, key: &str) -> Result<Option<String>, PolicyError> {
+        match self.string(key)? {
+            Some(s) if s.trim().is_empty() => Err(self.err(key, "empty (leave the key out instead)")),
+            other => Ok(other),
+        }
+    }
+
+    fn bool(&mut self, key: &str) -> Result<Option<bool>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(b)),
+            Some(other) => Err(self.wrong_type(key, "true or false", &other)),
+        }
+    }
+
+    fn u32(&mut self, key: &str) -> Result<Option<u32>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) => match u32::try_from(n) {
+                Ok(n) => Ok(Some(n)),
+                Err(_) if n < 0 => Err(self.err(key, format!("{n} is negative"))),
+                Err(_) => Err(self.err(key, format!("{n} is too large"))),
+            },
+            Some(other) => Err(self.wrong_type(key, "a whole number", &other)),
+        }
+    }
+
+    fn positive(&mut self, key: &str) -> Result<Option<u32>, PolicyError> {
+        match self.u32(key)? {
+            Some(0) => Err(self.err(key, "must be at least 1")),
+            other => Ok(other),
+        }
+    }
+
+    fn days(&mut self, key: &str) -> Result<Option<u32>, PolicyError> {
+        match self.positive(key)? {
+            Some(days) if days > MAX_DAYS => Err(self.err(key, format!("{days} exceeds {MAX_DAYS} (100 years)"))),
+            other => Ok(other),
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(s),
+                    other => Err(self.wrong_type(&format!("{key}[{i}]"), "a string", &other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong_type(key, "an array of strings", &other)),
+        }
+    }
+
+    fn table(&mut self, key: &str, allowed: &[&str]) -> Result<Option<Reader<'a>>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Table(table)) => Reader::new(self.plan, self.key(key), table, allowed).map(Some),
+            Some(other) => Err(self.wrong_type(key, "a table", &other)),
+        }
+    }
+
+    fn tables(&mut self, key: &str, allowed: &[&str]) -> Result<Vec<Reader<'a>>, PolicyError> {
+        match self.table.remove(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::Table(table) => Reader::new(self.plan, format!("{}[{i}]", self.key(key)), table, allowed),
+                    other => Err(self.wrong_type(&format!("{key}[{i}]"), "a table", &other)),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong_type(key, "an array of tables", &other)),
+        }
+    }
+
+    /// A table of tag key = value. AWS tags: keys 1-128 characters, values 0-256.
+    fn tag_map(&mut self, key: &str) -> Result<BTreeMap<String, String>, PolicyError> {
+        let table = match self.table.remove(key) {
+            None => return Ok(BTreeMap::new()),
+            Some(Value::Table(table)) => table,
+            Some(other) => return Err(self.wrong_type(key, "a table of tag = \"value\"", &other)),
+        };
+        let mut tags = BTreeMap::new();
+        for (tag, value) in table {
+            let path = format!("{key}.{tag}");
+            let Value::String(value) = value else {
+                return Err(self.wrong_type(&path, "a string (use \"*\" for any value)", &value));
+            };
+            if tag.is_empty() || tag.chars().count() > 128 {
+                return Err(self.err(&path, "tag keys are 1 to 128 characters"));
+            }
+            if value.chars().count() > 256 {
+                return Err(self.err(&path, "tag values are at most 256 characters"));
+            }
+            tags.insert(tag, value);
+        }
+        Ok(tags)
+    }
+
+    /// Every key was either taken or rejected as unknown in `new`; this catches a key allowed but
+    /// never read (a bug here, not in the file).
+    fn finish(&self) -> Result<(), PolicyError> {
+        match self.table.keys().next() {
+            Some(key) => Err(self.err(key, "not supported here")),
+            None => Ok(()),
+        }
+    }
+}

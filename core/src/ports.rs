@@ -1,0 +1,254 @@
+//! The narrow, domain-named interfaces the fleet needs from AWS. Only `backup-aws` implements them
+//! against the SDK; the worker, producer and CLI see nothing but these traits.
+
+use async_trait::async_trait;
+use backup_schemas::{LeaseOwner, RunId, TaskId, TaskKind, TaskState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::artifacts::{CatalogQuery, CatalogRecord, Verification};
+use crate::error::AwsError;
+use backup_schemas::ArtifactRef;
+
+/// Message attribute carrying the X-Ray trace header (besides `AWSTraceHeader`), because some SQS
+/// implementations drop the system attribute on batch sends.
+pub const ATTR_TRACE: &str = "backup-fleet-trace";
+/// DLQ attributes set by a worker that dead-letters a message itself.
+pub const ATTR_REASON: &str = "backup-fleet-reason";
+pub const ATTR_REASON_CODE: &str = "backup-fleet-reason-code";
+pub const ATTR_SOURCE_QUEUE: &str = "backup-fleet-source-queue";
+pub const ATTR_FAILED_AT: &str = "backup-fleet-failed-at";
+pub const ATTR_RECEIVE_COUNT: &str = "backup-fleet-receive-count";
+pub const ATTR_FIRST_FAILED_AT: &str = "backup-fleet-first-failed-at";
+/// Set by `backupctl dlq replay` on the re-sent message.
+pub const ATTR_REPLAYED_AT: &str = "backup-fleet-replayed-at";
+
+/// One message as received from a queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// SQS ApproximateReceiveCount (1 on first delivery).
+    pub receive_count: u32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub first_received_at: Option<DateTime<Utc>>,
+    /// `AWSTraceHeader` system attribute, when present.
+    pub trace_header: Option<String>,
+    /// String-valued message attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One message to send.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutgoingMessage {
+    /// Batch entry id (unique within a batch); also used to report failures.
+    pub id: String,
+    pub body: String,
+    pub delay: Option<Duration>,
+    pub trace_header: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Counts of messages in a queue (approximate, as SQS reports them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// Settings of a queue that the fleet depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    pub visibility_timeout_secs: u32,
+    pub max_receive_count: Option<u32>,
+    pub dead_letter_target_arn: Option<String>,
+    pub retention_secs: u32,
+}
+
+/// A batch operation's per-entry failures: (entry id or receipt handle, reason).
+pub type BatchFailures = Vec<(String, String)>;
+
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    fn url(&self) -> &str;
+    /// Long-poll for up to `max` (≤ 10) messages.
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError>;
+    /// Send up to 10 messages in one call; returns the entries that failed.
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError>;
+    /// Send one message (keeps `AWSTraceHeader` on every SQS implementation).
+    async fn send(&self, message: &OutgoingMessage) -> Result<String, AwsError>;
+    /// Delete up to 10 messages by receipt handle; returns the handles that failed.
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Result<BatchFailures, AwsError>;
+    /// Change the visibility of up to 10 messages; returns the handles that failed.
+    async fn change_visibility_batch(&self, entries: &[(String, Duration)]) -> Result<BatchFailures, AwsError>;
+    async fn depth(&self) -> Result<QueueDepth, AwsError>;
+    async fn settings(&self) -> Result<QueueSettings, AwsError>;
+    /// Age of the oldest message, when the implementation can tell (SQS: from CloudWatch only; the
+    /// CLI estimates it by peeking).
+    async fn peek(&self, max: u32) -> Result<Vec<ReceivedMessage>, AwsError> {
+        self.receive(max, Duration::ZERO).await
+    }
+}
+
+/// Parameters of a claim: the one conditional write that makes a worker the task's owner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimRequest {
+    pub task_id: TaskId,
+    pub run_id: RunId,
+    pub kind: TaskKind,
+    pub resource: String,
+    pub owner: LeaseOwner,
+    pub now: DateTime<Utc>,
+    pub lease: Duration,
+    /// The message's receive count, recorded for operators.
+    pub receive_count: u32,
+    /// Delete the item (TTL attribute) this long after it was last written.
+    pub retain: Duration,
+    pub replayed: bool,
+}
+
+/// What a claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClaimOutcome {
+    /// We own the task until `lease_until`, with this fencing token.
+    Claimed(Lease),
+    /// The task already reached a terminal state: the message is a duplicate.
+    Finished(TaskState),
+    /// Another worker holds a live lease until this instant.
+    LeasedElsewhere { owner: String, until: DateTime<Utc> },
+}
+
+/// A held lease: completing or extending requires owner and fence to match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub task_id: TaskId,
+    pub owner: LeaseOwner,
+    pub fence: u64,
+    pub lease_until: DateTime<Utc>,
+    /// How many times the task has been claimed, this claim included.
+    pub attempts: u32,
+    /// State saved by a previous attempt that parked (e.g. the id of the snapshot it started).
+    pub checkpoint: Option<Value>,
+    /// The state the task was in before this claim (WAITING means a re-check).
+    pub previous_state: Option<TaskState>,
+}
+
+/// How a task ends (or pauses), as written by the conditional completion.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    Succeeded {
+        result: Value,
+    },
+    Failed {
+        reason: String,
+    },
+    Dead {
+        reason: String,
+    },
+    /// Parked until `recheck_at` with a checkpoint for the next attempt.
+    Waiting {
+        checkpoint: Value,
+        recheck_at: DateTime<Utc>,
+    },
+    /// Lease given back without finishing (retry, drain).
+    Released {
+        error: Option<String>,
+    },
+}
+
+/// A task item as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: TaskId,
+    pub run_id: Option<RunId>,
+    pub kind: Option<String>,
+    pub resource: Option<String>,
+    pub state: TaskState,
+    pub owner: Option<String>,
+    pub fence: u64,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub receive_count: Option<u32>,
+    pub last_error: Option<String>,
+    pub result: Option<Value>,
+    pub checkpoint: Option<Value>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub replays: u32,
+}
+
+/// A run: one expansion of a plan window, an event, or an operator command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: RunId,
+    pub plan: Option<String>,
+    pub window: Option<DateTime<Utc>>,
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+    /// Tasks the expansion enqueued, by kind.
+    pub expected: BTreeMap<String, u64>,
+}
+
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, AwsError>;
+    /// Extend a held lease; `Ok(false)` when the lease was lost (fenced out).
+    async fn extend(&self, lease: &Lease, until: DateTime<Utc>) -> Result<bool, AwsError>;
+    /// Conditional on owner and fence; `Ok(false)` when the lease was lost.
+    async fn transition(&self, lease: &Lease, transition: &Transition, now: DateTime<Utc>) -> Result<bool, AwsError>;
+    /// Record DEAD for a task whose retries are exhausted, unconditionally unless it succeeded.
+    async fn mark_dead(&self, task_id: &TaskId, reason: &str, now: DateTime<Utc>) -> Result<(), AwsError>;
+    async fn get(&self, task_id: &TaskId) -> Result<Option<TaskRecord>, AwsError>;
+    /// Re-open a task for a replay: fresh attempt budget, replay mark. Never re-opens SUCCEEDED.
+    async fn reopen_for_replay(&self, task_id: &TaskId, now: DateTime<Utc>) -> Result<bool, AwsError>;
+    async fn put_run(&self, run: &RunRecord) -> Result<(), AwsError>;
+    async fn get_run(&self, run_id: &RunId) -> Result<Option<RunRecord>, AwsError>;
+    async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, AwsError>;
+    async fn tasks_of_run(&self, run_id: &RunId) -> Result<Vec<TaskRecord>, AwsError>;
+}
+
+/// A fleet event published to the fleet's EventBridge bus (task failed, task dead, backup made).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetEvent {
+    pub detail_type: String,
+    pub detail: Value,
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[FleetEvent]) -> Result<(), AwsError>;
+}
+
+/// An EventPublisher that drops everything: used where no bus is configured.
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+#[async_trait]
+impl EventPublisher for NoEvents {
+    async fn publish(&self, _events: &[FleetEvent]) -> Result<(), AwsError> {
+        Ok(())
+    }
+}
+
+/// The catalog of artifacts: one record per artifact, queryable by resource and by expiry.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Creates or replaces the record (idempotent: a re-run writes the same record).
+    async fn put(&self, record: &CatalogRecord) -> Result<(), AwsError>;
+    async fn get(&self, artifact: &ArtifactRef) -> Result<Option<CatalogRecord>, AwsError>;
+    /// Records of one resource, newest first.
+    async fn by_resource(&self, resource: &str) -> Result<Vec<CatalogRecord>, AwsError>;
+    /// Live (not deleted) records whose expiry is before `before`, oldest first.
+    async fn expiring_before(&self, before: DateTime<Utc>) -> Result<Vec<CatalogRecord>, AwsError>;
+    async fn list(&self, query: &CatalogQuery) -> Result<Vec<CatalogRecord>, AwsError>;
+    /// Adds `copy` to the source's list of copies, once.
+    async fn add_copy(&self, source: &ArtifactRef, copy: &ArtifactRef) -> Result<(), AwsError>;
+    async fn set_verification(&self, artifact: &ArtifactRef, verification: &Verification) -> Result<(), AwsError>;
+    async fn mark_deleted(&self, artifact: &ArtifactRef, at: DateTime<Utc>) -> Result<(), AwsError>;
+}

@@ -1,0 +1,672 @@
+//! The policy file: the documented examples parse into the expected values, every validation rule
+//! reports the plan and key at fault, and tag selectors behave as documented.
+
+use backup_core::policy::{InstanceBackup, PlanKind, Policy, PolicyError, Selector};
+use backup_core::schedule::Schedule;
+use backup_schemas::{AccountRef, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
+use chrono::{Duration, TimeZone, Utc};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const BRIEF_EXAMPLE: &str = r#"
+[[plan]]
+name = "daily"                       # unique
+schedule = "cron(0 2 * * ? *)"       # EventBridge cron() or rate() syntax, UTC
+resources = ["ec2-volume", "ec2-instance", "rds-instance", "rds-cluster", "s3-bucket"]
+regions = ["us-east-1"]              # where to discover; default: AWS_REGION
+select.tags = { backup = "daily" }   # all must match (AND)
+select.exclude_tags = { backup-skip = "true" }
+retain = { days = 7, count = 7, min_keep = 3 }
+copy_to = [{ region = "us-west-2", retain_days = 30, kms_key = "alias/backup" }]
+s3 = { backup_bucket = "org-backups", storage_class = "STANDARD_IA", lock_days = 30 }
+"#;
+
+/// A valid plan named "p", one line per key so tests can drop or replace keys.
+const BASE: &[(&str, &str)] = &[
+    ("name", r#"name = "p""#),
+    ("schedule", r#"schedule = "cron(0 2 * * ? *)""#),
+    ("resources", r#"resources = ["ec2-volume"]"#),
+    ("regions", r#"regions = ["us-east-1"]"#),
+    ("select", r#"select.tags = { backup = "daily" }"#),
+    ("retain", "retain = { days = 7 }"),
+];
+
+/// The base plan without the keys in `drop`, plus `extra` lines (which may redefine dropped keys).
+fn plan(drop: &[&str], extra: &str) -> String {
+    let mut text = String::from("[[plan]]\n");
+    for (key, line) in BASE {
+        if !drop.contains(key) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text.push_str(extra);
+    text.push('\n');
+    text
+}
+
+fn parse(text: &str) -> Policy {
+    Policy::from_toml_str(text, "eu-west-1").unwrap_or_else(|e| panic!("should parse: {e}\n{text}"))
+}
+
+fn error(text: &str) -> String {
+    match Policy::from_toml_str(text, "eu-west-1") {
+        Ok(policy) => panic!("should fail:\n{text}\nparsed: {policy:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts the error names `plan` (e.g. `plan "p"` or `plan #2`) and `key`, and says `what`.
+#[track_caller]
+fn assert_error(text: &str, plan: &str, key: &str, what: &str) {
+    let message = error(text);
+    let prefix = format!("{plan}: key \"{key}\": ");
+    assert!(message.starts_with(&prefix), "{message:?} should start with {prefix:?}");
+    assert!(message.contains(what), "{message:?} should contain {what:?}");
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn brief_example_parses_into_expected_values() {
+    let policy = parse(BRIEF_EXAMPLE);
+    assert_eq!(policy.plans.len(), 1);
+    let plan = policy.plan("daily").expect("plan daily");
+    assert_eq!(plan.name, "daily");
+    assert_eq!(plan.schedule, "cron(0 2 * * ? *)".parse::<Schedule>().unwrap());
+    assert_eq!(plan.resources, ResourceType::ALL.to_vec());
+    assert_eq!(plan.regions, ["us-east-1"]);
+    assert_eq!(plan.select.tags, tags(&[("backup", "daily")]));
+    assert_eq!(plan.select.exclude_tags, tags(&[("backup-skip", "true")]));
+    assert_eq!(plan.retain, RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..Default::default() });
+    assert_eq!(
+        plan.copy_to,
+        [CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30) }]
+    );
+    let s3 = plan.s3.as_ref().expect("s3 settings");
+    assert_eq!(s3.backup_bucket, "org-backups");
+    assert_eq!(s3.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(s3.lock_days, Some(30));
+    assert_eq!(s3.prefix, None);
+    // Defaults.
+    assert_eq!(plan.tier, Tier::Daily);
+    assert_eq!(plan.instance_backup, InstanceBackup::Snapshots);
+    assert!(plan.verify);
+    assert!(!plan.final_snapshot_on_stop);
+    assert!(plan.backup_on_create);
+    assert_eq!(plan.deadline, None);
+    assert!(plan.accounts.is_empty());
+    assert_eq!(plan.kind, PlanKind::Backup);
+    assert_eq!(plan.drill, None);
+    assert!(policy.plan("weekly").is_none());
+}
+
+#[test]
+fn context_expiry_and_s3_destination() {
+    let policy = parse(BRIEF_EXAMPLE);
+    let daily = &policy.plans[0];
+    let window = Utc.with_ymd_and_hms(2024, 3, 10, 2, 0, 0).unwrap();
+    let ctx = daily.context(window);
+    assert_eq!(ctx.plan, "daily");
+    assert_eq!(ctx.tier, Tier::Daily);
+    assert_eq!(ctx.window, window);
+    assert_eq!(ctx.expires_at, Some(Utc.with_ymd_and_hms(2024, 3, 17, 2, 0, 0).unwrap()));
+    assert_eq!(ctx.copy_to, daily.copy_to);
+    assert!(ctx.verify);
+    assert_eq!(ctx.account, None);
+    assert_eq!(
+        daily.s3_destination("us-east-1"),
+        Some(S3Destination {
+            bucket: "org-backups".into(),
+            region: "us-east-1".into(),
+            storage_class: Some("STANDARD_IA".into()),
+            lock_days: Some(30),
+        })
+    );
+    // Count-only retention: no expiry date.
+    let policy = parse(&plan(&["retain"], "retain = { count = 5 }"));
+    assert_eq!(policy.plans[0].expires_at(window), None);
+    assert_eq!(policy.plans[0].s3_destination("us-east-1"), None);
+}
+
+#[test]
+fn example_file_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml");
+    let policy = Policy::load(&path, "eu-west-1").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["daily", "weekly", "web-ami", "monthly-drill"]);
+
+    let daily = policy.plan("daily").unwrap();
+    assert_eq!(daily.copy_to.len(), 2);
+    assert_eq!(daily.s3.as_ref().and_then(|s| s.prefix.as_deref()), Some("data/"));
+    assert!(daily.final_snapshot_on_stop);
+    assert_eq!(daily.deadline, Some(Duration::hours(20)));
+    assert_eq!(
+        daily.accounts[0],
+        AccountRef {
+            account_id: "111122223333".into(),
+            role_arn: "arn:aws:iam::111122223333:role/backup-fleet-worker".into()
+        }
+    );
+    assert!(daily.select.matches(&tags(&[("backup", "daily")])));
+    assert!(!daily.select.matches(&tags(&[("backup", "daily"), ("ephemeral", "")])));
+
+    let weekly = policy.plan("weekly").unwrap();
+    assert_eq!(weekly.tier, Tier::Weekly);
+    assert_eq!(weekly.regions, ["eu-west-1"], "default region");
+    assert_eq!(weekly.retain, RetentionRules { weekly: Some(4), monthly: Some(12), min_keep: 4, ..Default::default() });
+    assert_eq!(weekly.schedule.nominal_period(), Duration::days(7));
+    assert_eq!(weekly.copy_to.len(), 1, "[[plan.copy_to]] sub-table");
+    assert!(weekly.copy_to[0].kms_key.as_deref().is_some_and(|k| k.starts_with("arn:aws:kms:us-west-2:")));
+
+    let ami = policy.plan("web-ami").unwrap();
+    assert_eq!(ami.instance_backup, InstanceBackup::Ami);
+    assert_eq!(ami.schedule.nominal_period(), Duration::hours(12));
+    assert!(!ami.verify && !ami.backup_on_create);
+
+    let drill = policy.plan("monthly-drill").unwrap();
+    assert!(drill.is_drill());
+    assert_eq!(drill.retain, RetentionRules::default());
+    assert!(drill.copy_to.is_empty() && !drill.verify && !drill.backup_on_create);
+    let settings = drill.drill.as_ref().unwrap();
+    assert_eq!((settings.sample, settings.max_parallel), (3, 2));
+    assert_eq!(settings.target_subnet.as_deref(), Some("subnet-0a1b2c3d4e5f67890"));
+    assert_eq!(settings.instance_class.as_deref(), Some("db.t3.micro"));
+}
+
+#[test]
+fn drill_defaults() {
+    let policy =
+        parse(&plan(&["retain", "resources"], "kind = \"restore-drill\"\ndrill = {}\nresources = [\"rds-cluster\"]"));
+    let drill = policy.plans[0].drill.as_ref().unwrap();
+    assert_eq!((drill.sample, drill.max_parallel, drill.target_subnet.as_deref()), (1, 1, None));
+}
+
+#[test]
+fn default_region_and_regions() {
+    let policy = parse(&plan(&["regions"], ""));
+    assert_eq!(policy.plans[0].regions, ["eu-west-1"]);
+    let policy = parse(&plan(&["regions"], r#"regions = ["us-gov-west-1", "ap-southeast-2"]"#));
+    assert_eq!(policy.plans[0].regions, ["us-gov-west-1", "ap-southeast-2"]);
+    let e = Policy::from_toml_str(&plan(&["regions"], ""), "").unwrap_err().to_string();
+    assert_eq!(e, "plan \"p\": key \"regions\": missing, and no default region (AWS_REGION) is set");
+    let e = Policy::from_toml_str(&plan(&["regions"], ""), "moon").unwrap_err().to_string();
+    assert!(e.starts_with("plan \"p\": key \"regions\": ") && e.contains("\"moon\""), "{e}");
+}
+
+#[test]
+fn rate_schedules_and_tiers() {
+    let policy = parse(&plan(&["schedule"], "schedule = \"rate(1 day)\"\ntier = \"monthly\""));
+    assert_eq!(policy.plans[0].schedule.expression(), "rate(1 day)");
+    assert_eq!(policy.plans[0].tier, Tier::Monthly);
+}
+
+// ---- file-level errors ----------------------------------------------------------------------
+
+#[test]
+fn empty_file_is_an_error() {
+    assert!(error("").contains("empty"));
+    assert!(error("  \n\n").contains("empty"));
+}
+
+#[test]
+fn file_without_plans_is_an_error() {
+    assert_eq!(error("# nothing here\n"), "policy: no plans: define at least one [[plan]]");
+    assert!(error("plan = []").contains("no plans"));
+}
+
+#[test]
+fn invalid_toml_is_an_error() {
+    let e = error("[[plan]\nname = ");
+    assert!(e.starts_with("policy is not valid TOML: "), "{e}");
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error() {
+    let e = error(&plan(&[], "").replace("[[plan]]", "[[plans]]"));
+    assert!(e.contains("key \"plans\": unknown key") && e.contains("did you mean [[plan]]"), "{e}");
+    let e = error(&format!("version = 2\n{}", plan(&[], "")));
+    assert!(e.contains("key \"version\": unknown key"), "{e}");
+}
+
+#[test]
+fn plan_must_be_an_array_of_tables() {
+    assert!(error("plan = \"daily\"").contains("expected [[plan]] tables"));
+    let e = error("[plan]\nname = \"x\"");
+    assert!(e.contains("expected [[plan]] tables"), "{e}");
+}
+
+// ---- name ---------------------------------------------------------------------------------------
+
+#[test]
+fn missing_name_is_reported_by_index() {
+    let text = format!("{}{}", plan(&[], ""), plan(&["name"], ""));
+    assert_eq!(error(&text), "plan #2: key \"name\": missing");
+    assert_error(&plan(&["name"], "name = \"\""), "plan #1", "name", "empty");
+    assert_error(&plan(&["name"], "name = 7"), "plan #1", "name", "expected a string, found integer");
+}
+
+#[test]
+fn invalid_names_are_errors() {
+    assert_error(&plan(&["name"], "name = \"my plan\""), "plan \"my plan\"", "name", "letters, digits");
+    let long = "x".repeat(65);
+    assert_error(&plan(&["name"], &format!("name = \"{long}\"")), &format!("plan \"{long}\""), "name", "1 to 64");
+    parse(&plan(&["name"], &format!("name = \"{}\"", "x".repeat(64))));
+    parse(&plan(&["name"], "name = \"Prod_db-2\""));
+}
+
+#[test]
+fn duplicate_names_are_errors() {
+    let text = format!("{}{}", plan(&[], ""), plan(&[], ""));
+    assert_error(&text, "plan \"p\"", "name", "duplicate: plan #1");
+}
+
+// ---- unknown keys and types ---------------------------------------------------------------------
+
+#[test]
+fn unknown_keys_are_errors_with_suggestions() {
+    assert_eq!(
+        error(&plan(&[], "retian = { days = 3 }")),
+        "plan \"p\": key \"retian\": unknown key (did you mean \"retain\"?)"
+    );
+    assert_eq!(
+        error(&plan(&["retain"], "retain = { days = 7, dayz = 3 }")),
+        "plan \"p\": key \"retain.dayz\": unknown key (did you mean \"retain.days\"?)"
+    );
+    assert_error(&plan(&[], "colour = \"blue\""), "plan \"p\"", "colour", "expected one of: name, kind, schedule");
+    assert_error(&plan(&["select"], "select.tag = { a = \"b\" }"), "plan \"p\"", "select.tag", "did you mean");
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-west-2\", retain = 3 }]"),
+        "plan \"p\"",
+        "copy_to[0].retain",
+        "unknown key",
+    );
+    assert_error(&plan(&[], "accounts = [{ account = \"1\" }]"), "plan \"p\"", "accounts[0].account", "unknown key");
+    // A typo in the name key is reported as such, by index.
+    assert_error(&plan(&["name"], "nmae = \"x\""), "plan #1", "nmae", "did you mean \"name\"");
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    assert_error(&plan(&[], "verify = \"yes\""), "plan \"p\"", "verify", "expected true or false, found string");
+    assert_error(&plan(&["resources"], "resources = \"ec2-volume\""), "plan \"p\"", "resources", "an array of strings");
+    assert_error(&plan(&["resources"], "resources = [1]"), "plan \"p\"", "resources[0]", "expected a string");
+    assert_error(&plan(&["retain"], "retain = { days = \"7\" }"), "plan \"p\"", "retain.days", "a whole number");
+    assert_error(&plan(&["retain"], "retain = { days = -1 }"), "plan \"p\"", "retain.days", "negative");
+    assert_error(&plan(&["retain"], "retain = 7"), "plan \"p\"", "retain", "expected a table, found integer");
+    assert_error(&plan(&["select"], "select.tags = { backup = true }"), "plan \"p\"", "select.tags.backup", "a string");
+    assert_error(&plan(&[], "copy_to = { region = \"us-west-2\" }"), "plan \"p\"", "copy_to", "an array of tables");
+}
+
+// ---- schedule -----------------------------------------------------------------------------------
+
+#[test]
+fn schedule_errors() {
+    assert_eq!(error(&plan(&["schedule"], "")), "plan \"p\": key \"schedule\": missing");
+    assert_eq!(
+        error(&plan(&["schedule"], "schedule = \"rate(1 minutes)\"")),
+        "plan \"p\": key \"schedule\": rate(1 minutes): use 'minute' for a value of 1"
+    );
+    assert_error(
+        &plan(&["schedule"], "schedule = \"cron(0 2 * * * *)\""),
+        "plan \"p\"",
+        "schedule",
+        "cron(0 2 * * * *): day-of-week: ",
+    );
+    assert_error(&plan(&["schedule"], "schedule = \"cron(0 0 30 2 ? *)\""), "plan \"p\"", "schedule", "day-of-month");
+    assert_error(&plan(&["schedule"], "schedule = \"daily\""), "plan \"p\"", "schedule", "expected cron(");
+}
+
+// ---- resources and regions ----------------------------------------------------------------------
+
+#[test]
+fn resource_errors() {
+    assert_error(&plan(&["resources"], ""), "plan \"p\"", "resources", "missing");
+    assert_error(&plan(&["resources"], "resources = []"), "plan \"p\"", "resources", "empty");
+    assert_error(
+        &plan(&["resources"], "resources = [\"ebs\"]"),
+        "plan \"p\"",
+        "resources",
+        "unknown resource type \"ebs\"",
+    );
+    assert_error(
+        &plan(&["resources"], "resources = [\"ec2-volume\", \"ec2-volume\"]"),
+        "plan \"p\"",
+        "resources",
+        "ec2-volume is listed twice",
+    );
+}
+
+#[test]
+fn region_errors() {
+    for bad in ["US-EAST-1", "us-east", "useast-1", "us-east-12", "moon-base-1", "us_east_1"] {
+        assert_error(
+            &plan(&["regions"], &format!("regions = [\"{bad}\"]")),
+            "plan \"p\"",
+            "regions",
+            "not an AWS region",
+        );
+    }
+    assert_error(&plan(&["regions"], "regions = []"), "plan \"p\"", "regions", "empty");
+    assert_error(
+        &plan(&["regions"], "regions = [\"us-east-1\", \"us-east-1\"]"),
+        "plan \"p\"",
+        "regions",
+        "listed twice",
+    );
+}
+
+// ---- copy_to ------------------------------------------------------------------------------------
+
+#[test]
+fn copy_errors() {
+    assert_error(&plan(&[], "copy_to = [{ retain_days = 3 }]"), "plan \"p\"", "copy_to[0].region", "missing");
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"mars-1\" }]"),
+        "plan \"p\"",
+        "copy_to[0].region",
+        "not an AWS region",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-east-1\" }]"),
+        "plan \"p\"",
+        "copy_to[0].region",
+        "us-east-1 is a source region of this plan",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-west-2\" }, { region = \"us-west-2\" }]"),
+        "plan \"p\"",
+        "copy_to[1].region",
+        "listed twice",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-west-2\", retain_days = 0 }]"),
+        "plan \"p\"",
+        "copy_to[0].retain_days",
+        "at least 1",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-west-2\", kms_key = \"\" }]"),
+        "plan \"p\"",
+        "copy_to[0].kms_key",
+        "empty",
+    );
+    // The source region is the default region when the plan lists none.
+    assert_error(
+        &plan(&["regions"], "copy_to = [{ region = \"eu-west-1\" }]"),
+        "plan \"p\"",
+        "copy_to[0].region",
+        "source region",
+    );
+}
+
+// ---- retain -------------------------------------------------------------------------------------
+
+#[test]
+fn retain_errors() {
+    assert_error(&plan(&["retain"], ""), "plan \"p\"", "retain", "missing");
+    assert_error(&plan(&["retain"], "retain = { min_keep = 3 }"), "plan \"p\"", "retain", "at least one of days");
+    assert_error(&plan(&["retain"], "retain = {}"), "plan \"p\"", "retain", "at least one of days");
+    assert_eq!(
+        error(&plan(&["name", "retain"], "name = \"daily\"\nretain = { count = 3, min_keep = 5 }")),
+        "plan \"daily\": key \"retain.min_keep\": 5 exceeds retain.count 3"
+    );
+    assert_error(&plan(&["retain"], "retain = { days = 0 }"), "plan \"p\"", "retain.days", "at least 1");
+    assert_error(&plan(&["retain"], "retain = { days = 36501 }"), "plan \"p\"", "retain.days", "exceeds 36500");
+    assert_error(&plan(&["retain"], "retain = { weekly = 0 }"), "plan \"p\"", "retain.weekly", "at least 1");
+    // GFS-only and min_keep without count are fine.
+    let policy = parse(&plan(&["retain"], "retain = { daily = 7, weekly = 4, monthly = 6, min_keep = 10 }"));
+    assert_eq!(policy.plans[0].retain.monthly, Some(6));
+}
+
+// ---- s3 -----------------------------------------------------------------------------------------
+
+fn s3_plan(s3: &str) -> String {
+    plan(&["resources"], &format!("resources = [\"s3-bucket\"]\n{s3}"))
+}
+
+#[test]
+fn s3_errors() {
+    assert_error(&s3_plan(""), "plan \"p\"", "s3", "missing: s3-bucket resources need s3.backup_bucket");
+    assert_error(
+        &plan(&[], "s3 = { backup_bucket = \"b-backups\" }"),
+        "plan \"p\"",
+        "s3",
+        "resources do not include s3-bucket",
+    );
+    assert_error(&s3_plan("s3 = { lock_days = 3 }"), "plan \"p\"", "s3.backup_bucket", "missing");
+    assert_error(
+        &s3_plan("s3 = { backup_bucket = \"Org_Backups\" }"),
+        "plan \"p\"",
+        "s3.backup_bucket",
+        "not a valid S3 bucket name",
+    );
+    assert_error(
+        &s3_plan("s3 = { backup_bucket = \"org-backups\", storage_class = \"COLD\" }"),
+        "plan \"p\"",
+        "s3.storage_class",
+        "expected one of STANDARD, STANDARD_IA",
+    );
+    assert_error(
+        &s3_plan("s3 = { backup_bucket = \"org-backups\", lock_days = 0 }"),
+        "plan \"p\"",
+        "s3.lock_days",
+        "at least 1",
+    );
+    assert_error(
+        &s3_plan("s3 = { backup_bucket = \"org-backups\", lock_days = 36501 }"),
+        "plan \"p\"",
+        "s3.lock_days",
+        "exceeds 36500",
+    );
+    assert_error(
+        &s3_plan("s3 = { backup_bucket = \"org-backups\", prefix = \"\" }"),
+        "plan \"p\"",
+        "s3.prefix",
+        "empty",
+    );
+    for class in
+        ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"]
+    {
+        parse(&s3_plan(&format!(
+            "s3 = {{ backup_bucket = \"org-backups\", storage_class = \"{class}\", lock_days = 36500 }}"
+        )));
+    }
+}
+
+// ---- other plan keys ----------------------------------------------------------------------------
+
+#[test]
+fn tier_errors() {
+    assert_error(&plan(&[], "tier = \"hourly\""), "plan \"p\"", "tier", "expected \"daily\"");
+    // Event and manual tiers are assigned by the fleet, never by a plan.
+    assert_error(&plan(&[], "tier = \"event\""), "plan \"p\"", "tier", "expected \"daily\"");
+    assert_error(&plan(&[], "tier = \"Weekly\""), "plan \"p\"", "tier", "expected \"daily\"");
+}
+
+#[test]
+fn instance_backup_errors() {
+    assert_error(
+        &plan(&[], "instance_backup = \"image\""),
+        "plan \"p\"",
+        "instance_backup",
+        "\"snapshots\" or \"ami\"",
+    );
+}
+
+#[test]
+fn deadline_errors() {
+    assert_error(&plan(&[], "deadline_hours = 0"), "plan \"p\"", "deadline_hours", "expected 1 to 8760");
+    assert_error(&plan(&[], "deadline_hours = 1.5"), "plan \"p\"", "deadline_hours", "a whole number, found float");
+    assert_eq!(parse(&plan(&[], "deadline_hours = 24")).plans[0].deadline, Some(Duration::hours(24)));
+}
+
+#[test]
+fn account_errors() {
+    let account =
+        |id: &str, arn: &str| plan(&[], &format!("accounts = [{{ account_id = \"{id}\", role_arn = \"{arn}\" }}]"));
+    assert_error(&account("12345", "arn:aws:iam::12345:role/x"), "plan \"p\"", "accounts[0].account_id", "12-digit");
+    assert_error(
+        &account("111122223333", "arn:aws:iam::111122223333:user/x"),
+        "plan \"p\"",
+        "accounts[0].role_arn",
+        "not an IAM role ARN",
+    );
+    assert_error(&account("111122223333", "backup-role"), "plan \"p\"", "accounts[0].role_arn", "not an IAM role ARN");
+    assert_error(
+        &account("111122223333", "arn:aws:iam::444455556666:role/x"),
+        "plan \"p\"",
+        "accounts[0].role_arn",
+        "the role is in account 444455556666, but account_id is 111122223333",
+    );
+    assert_error(
+        &plan(&[], "accounts = [{ account_id = \"111122223333\" }]"),
+        "plan \"p\"",
+        "accounts[0].role_arn",
+        "missing",
+    );
+    let twice = "accounts = [{ account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/a\" }, \
+                 { account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/b\" }]";
+    assert_error(&plan(&[], twice), "plan \"p\"", "accounts[1].account_id", "listed twice");
+    let gov = parse(&account("111122223333", "arn:aws-us-gov:iam::111122223333:role/path/to/role"));
+    assert_eq!(gov.plans[0].accounts[0].account_id, "111122223333");
+}
+
+// ---- kind and drill -----------------------------------------------------------------------------
+
+fn drill_plan(extra: &str) -> String {
+    plan(&["retain"], &format!("kind = \"restore-drill\"\n{extra}"))
+}
+
+#[test]
+fn drill_errors() {
+    assert_error(&plan(&[], "kind = \"drill\""), "plan \"p\"", "kind", "\"backup\" or \"restore-drill\"");
+    assert_error(&drill_plan(""), "plan \"p\"", "drill", "missing");
+    assert_error(
+        &plan(&[], "drill = { sample = 1 }"),
+        "plan \"p\"",
+        "drill",
+        "only for plans with kind = \"restore-drill\"",
+    );
+    assert_error(&drill_plan("drill = { sample = 1 }"), "plan \"p\"", "drill.target_subnet", "missing");
+    let subnet = "target_subnet = \"subnet-0123abcd\"";
+    parse(&drill_plan(&format!("drill = {{ {subnet} }}")));
+    assert_error(
+        &drill_plan(&format!("drill = {{ {subnet}, sample = 0 }}")),
+        "plan \"p\"",
+        "drill.sample",
+        "at least 1",
+    );
+    assert_error(
+        &drill_plan(&format!("drill = {{ {subnet}, max_parallel = 0 }}")),
+        "plan \"p\"",
+        "drill.max_parallel",
+        "at least 1",
+    );
+    assert_error(
+        &drill_plan("drill = { target_subnet = \"vpc-1\" }"),
+        "plan \"p\"",
+        "drill.target_subnet",
+        "not a subnet id",
+    );
+    assert_error(
+        &drill_plan(&format!("drill = {{ {subnet}, instance_class = \"t3.micro\" }}")),
+        "plan \"p\"",
+        "drill.instance_class",
+        "not an RDS instance class",
+    );
+    assert_error(
+        &drill_plan(&format!("drill = {{ {subnet}, instance_type = \"db.t3.micro\" }}")),
+        "plan \"p\"",
+        "drill.instance_type",
+        "not an EC2 instance type",
+    );
+    assert_error(&drill_plan(&format!("drill = {{ {subnet}, size = 1 }}")), "plan \"p\"", "drill.size", "unknown key");
+}
+
+#[test]
+fn drill_plans_refuse_backup_only_keys() {
+    let drill = "drill = { target_subnet = \"subnet-0123abcd\" }";
+    for key in [
+        "retain = { days = 7 }",
+        "copy_to = [{ region = \"us-west-2\" }]",
+        "tier = \"weekly\"",
+        "verify = true",
+        "final_snapshot_on_stop = true",
+        "backup_on_create = true",
+    ] {
+        let name = key.split(' ').next().unwrap();
+        assert_error(&drill_plan(&format!("{drill}\n{key}")), "plan \"p\"", name, "not used by restore-drill plans");
+    }
+}
+
+// ---- load ---------------------------------------------------------------------------------------
+
+#[test]
+fn load_reports_unreadable_files() {
+    let err = Policy::load("/nonexistent/policy.toml", "us-east-1").unwrap_err();
+    assert!(matches!(err, PolicyError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/policy.toml"), "{err}");
+}
+
+#[test]
+fn errors_expose_plan_and_key() {
+    let text = format!("{}{}", plan(&[], ""), plan(&["name", "retain"], "name = \"q\"\nretain = { count = 0 }"));
+    match Policy::from_toml_str(&text, "us-east-1").unwrap_err() {
+        PolicyError::Plan { plan, key, message } => {
+            assert_eq!(plan.to_string(), "plan \"q\"");
+            assert_eq!(key, "retain.count");
+            assert_eq!(message, "must be at least 1");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- selector -----------------------------------------------------------------------------------
+
+fn selector(include: &[(&str, &str)], exclude: &[(&str, &str)]) -> Selector {
+    Selector { tags: tags(include), exclude_tags: tags(exclude) }
+}
+
+#[test]
+fn selector_requires_all_tags() {
+    let s = selector(&[("backup", "daily"), ("env", "prod")], &[]);
+    assert!(s.matches(&tags(&[("backup", "daily"), ("env", "prod"), ("team", "x")])));
+    assert!(!s.matches(&tags(&[("backup", "daily")])));
+    assert!(!s.matches(&tags(&[("backup", "daily"), ("env", "dev")])));
+    assert!(!s.matches(&tags(&[])));
+    // Case-sensitive, like AWS tags.
+    assert!(!s.matches(&tags(&[("backup", "Daily"), ("env", "prod")])));
+    assert!(!s.matches(&tags(&[("Backup", "daily"), ("env", "prod")])));
+}
+
+#[test]
+fn selector_exclusions_win() {
+    let s = selector(&[("backup", "daily")], &[("backup-skip", "true"), ("env", "dev")]);
+    assert!(s.matches(&tags(&[("backup", "daily")])));
+    assert!(s.matches(&tags(&[("backup", "daily"), ("backup-skip", "false")])));
+    assert!(!s.matches(&tags(&[("backup", "daily"), ("backup-skip", "true")])));
+    assert!(!s.matches(&tags(&[("backup", "daily"), ("env", "dev")])));
+}
+
+#[test]
+fn selector_wildcards() {
+    let s = selector(&[("backup", "*")], &[("ephemeral", "*")]);
+    assert!(s.matches(&tags(&[("backup", "anything")])));
+    assert!(s.matches(&tags(&[("backup", "")])));
+    assert!(!s.matches(&tags(&[("other", "x")])), "wildcard needs the tag present");
+    assert!(!s.matches(&tags(&[("backup", "x"), ("ephemeral", "")])));
+    assert!(s.matches(&tags(&[("backup", "x"), ("Ephemeral", "yes")])));
+}
+
+#[test]
+fn empty_selector_selects_everything_not_excluded() {
+    assert!(Selector::default().matches(&tags(&[])));
+    let s = selector(&[], &[("backup-skip", "*")]);
+    assert!(s.matches(&tags(&[("a", "b")])));
+    assert!(!s.matches(&tags(&[("backup-skip", "no")])));
+    let policy = parse(&plan(&["select"], "select.exclude_tags = { backup-skip = \"*\" }"));
+    assert!(policy.plans[0].select.tags.is_empty());
+}

@@ -1,0 +1,66 @@
+//! `backupctl bootstrap`: create the fleet's resources and print their settings.
+
+use backup_aws::bootstrap::{bootstrap, BootstrapSettings};
+use backup_aws::AwsContext;
+use clap::ValueEnum;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `export BACKUP_...=...` lines for `eval`.
+    Env,
+    /// One JSON object.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Name prefix of every resource (`<prefix>-tasks`, `<prefix>-state`, ...).
+    #[arg(long, env = "BACKUP_PREFIX")]
+    pub prefix: String,
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: Format,
+    /// Receives before a task message moves to the task DLQ.
+    #[arg(long, default_value_t = 10)]
+    pub max_receive_count: u32,
+    /// Visibility timeout of the task queue, seconds (at least twice the worker heartbeat).
+    #[arg(long, default_value_t = 60)]
+    pub visibility_timeout_secs: u32,
+}
+
+pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
+    if !args.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || args.prefix.is_empty() {
+        anyhow::bail!("--prefix may contain only letters, digits, '-' and '_'");
+    }
+    let mut settings = BootstrapSettings::new(&args.prefix);
+    settings.task_max_receive_count = args.max_receive_count;
+    settings.task_visibility_timeout_secs = args.visibility_timeout_secs;
+    eprintln!(
+        "bootstrapping fleet {:?} in {}{}",
+        args.prefix,
+        aws.region(),
+        aws.endpoint_url().map(|e| format!(" at {e}")).unwrap_or_default()
+    );
+    let resources = bootstrap(aws, &settings).await?;
+    match args.format {
+        Format::Json => {
+            let mut value = serde_json::to_value(&resources)?;
+            value["region"] = serde_json::json!(aws.region());
+            value["max_receive_count"] = serde_json::json!(settings.task_max_receive_count);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Format::Env => {
+            for (name, value) in resources.env() {
+                println!("export {name}={}", shell_quote(value));
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn shell_quote(value: &str) -> String {
+    if value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c)) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}

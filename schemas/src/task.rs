@@ -1,0 +1,638 @@
+//! Every task kind with its typed parameters, and the derivation of deterministic task ids.
+//!
+//! The list of kinds exists once, in the `task_kinds!` invocation below: it generates the `Task`
+//! enum (kind + params), the fieldless `TaskKind`, and the name table. A new kind therefore does
+//! not compile until every exhaustive `match` over `Task` (worker dispatch, identity) handles it.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ids::TaskId;
+
+macro_rules! task_kinds {
+    ($( $(#[$doc:meta])* $variant:ident($params:ty) = $name:literal, )+) => {
+        /// One unit of work: a kind and its parameters. Serialised adjacently tagged as
+        /// `{"kind": "...", "params": {...}}` inside the envelope.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "kind", content = "params")]
+        pub enum Task {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant($params), )+
+        }
+
+        /// The kind of a task without its parameters: a bounded label for metrics and filters.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        pub enum TaskKind {
+            $( #[serde(rename = $name)] $variant, )+
+        }
+
+        impl TaskKind {
+            pub const ALL: &'static [TaskKind] = &[ $( TaskKind::$variant, )+ ];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $( TaskKind::$variant => $name, )+ }
+            }
+        }
+
+        impl Task {
+            pub fn kind(&self) -> TaskKind {
+                match self { $( Task::$variant(_) => TaskKind::$variant, )+ }
+            }
+
+            /// The JSON Schema of each kind's parameters, for the checked-in schema files.
+            pub fn params_schemas() -> Vec<(TaskKind, schemars::Schema)> {
+                vec![ $( (TaskKind::$variant, schemars::schema_for!($params)), )+ ]
+            }
+        }
+    };
+}
+
+task_kinds! {
+    /// Snapshot one EBS volume.
+    SnapshotVolume(SnapshotVolume) = "ebs.snapshot_volume",
+    /// Snapshot all volumes of an instance as one crash-consistent set (CreateSnapshots).
+    SnapshotInstance(SnapshotInstance) = "ec2.snapshot_instance",
+    /// Create an AMI of an instance (no reboot by default).
+    CreateAmi(CreateAmi) = "ec2.create_ami",
+    /// Copy an EBS snapshot to another region.
+    CopySnapshot(CopySnapshot) = "ebs.copy_snapshot",
+    /// Copy an AMI to another region.
+    CopyAmi(CopyAmi) = "ec2.copy_ami",
+    /// Manual snapshot of an RDS DB instance.
+    SnapshotDbInstance(SnapshotDbInstance) = "rds.snapshot_instance",
+    /// Manual snapshot of an Aurora DB cluster.
+    SnapshotDbCluster(SnapshotDbCluster) = "rds.snapshot_cluster",
+    /// Copy a DB instance snapshot to another region.
+    CopyDbSnapshot(CopyDbSnapshot) = "rds.copy_instance_snapshot",
+    /// Copy a DB cluster snapshot to another region.
+    CopyDbClusterSnapshot(CopyDbSnapshot) = "rds.copy_cluster_snapshot",
+    /// List one page of a source bucket and fan out copy tasks plus the next page.
+    ScanBucket(ScanBucket) = "s3.scan_bucket",
+    /// Copy a batch of objects (one listing page) into the backup bucket.
+    CopyObjects(CopyObjects) = "s3.copy_batch",
+    /// Copy one object into the backup bucket (serves S3 object-created events).
+    CopyObject(CopyObject) = "s3.copy_object",
+    /// Compute what expires for one resource under one plan, and fan out deletions.
+    Prune(Prune) = "retention.prune",
+    /// Delete one expired artifact after re-checking every safety rule.
+    DeleteArtifact(DeleteArtifact) = "retention.delete",
+    /// Verify one artifact: exists, complete, tagged, encrypted, size matches.
+    Verify(Verify) = "verify.artifact",
+    /// Restore an EBS snapshot to a new volume.
+    RestoreVolume(RestoreVolume) = "restore.volume",
+    /// Launch an instance from an AMI.
+    RestoreInstance(RestoreInstance) = "restore.instance",
+    /// Restore a DB instance from a snapshot.
+    RestoreDbInstance(RestoreDbInstance) = "restore.db_instance",
+    /// Restore a DB cluster from a cluster snapshot.
+    RestoreDbCluster(RestoreDbCluster) = "restore.db_cluster",
+    /// Restore S3 objects as of a point in time from the versioned backup bucket.
+    RestoreObjects(RestoreObjects) = "restore.s3_objects",
+    /// Restore the latest backup of a resource into an isolated target, validate, clean up.
+    RestoreDrill(RestoreDrill) = "restore.drill",
+    /// End-to-end probe of the fleet: claim, heartbeat, complete, touching no backups.
+    Canary(Canary) = "fleet.canary",
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskKind::ALL.iter().copied().find(|kind| kind.as_str() == s).ok_or_else(|| format!("unknown task kind {s:?}"))
+    }
+}
+
+/// Retention tier of an artifact; the policy's daily/weekly/monthly rules keep per tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+    /// Made in response to an event (first backup of a new resource, final snapshot).
+    Event,
+    /// Made by an operator on demand.
+    Manual,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Daily => "daily",
+            Tier::Weekly => "weekly",
+            Tier::Monthly => "monthly",
+            Tier::Yearly => "yearly",
+            Tier::Event => "event",
+            Tier::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Tier::Daily, Tier::Weekly, Tier::Monthly, Tier::Yearly, Tier::Event, Tier::Manual]
+            .into_iter()
+            .find(|tier| tier.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown tier {s:?}"))
+    }
+}
+
+/// A cross-region copy the plan asks for once the source artifact is complete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CopyTarget {
+    pub region: String,
+    /// KMS key (id, ARN or alias) in the destination region; copies are always encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+    /// Retention of the copy in days; the source artifact's expiry when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u32>,
+}
+
+/// Why an artifact exists and how long it lives: carried by every backup task so the worker can
+/// tag the artifact and record it in the catalog without reading the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupContext {
+    pub plan: String,
+    pub tier: Tier,
+    /// Start of the schedule window (or the event time) this backup belongs to.
+    pub window: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Copies to make once the artifact is complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_to: Vec<CopyTarget>,
+    /// Spawn a verification task once the artifact is complete.
+    #[serde(default)]
+    pub verify: bool,
+    /// Account the resource lives in, when the plan spans accounts (role assumed by the worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
+}
+
+/// Another account reached through an assumed role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountRef {
+    pub account_id: String,
+    pub role_arn: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotVolume {
+    pub region: String,
+    pub volume_id: String,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotInstance {
+    pub region: String,
+    pub instance_id: String,
+    /// Leave the root volume out of the set (CreateSnapshots ExcludeBootVolume).
+    #[serde(default)]
+    pub exclude_boot_volume: bool,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateAmi {
+    pub region: String,
+    pub instance_id: String,
+    /// Reboot the instance for a file-system-consistent image; off by default (NoReboot).
+    #[serde(default)]
+    pub reboot: bool,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CopySnapshot {
+    pub source_region: String,
+    pub snapshot_id: String,
+    /// The resource the source snapshot backs up (carried into the copy's tags and catalog).
+    pub source_resource: String,
+    pub target: CopyTarget,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CopyAmi {
+    pub source_region: String,
+    pub image_id: String,
+    pub source_resource: String,
+    pub target: CopyTarget,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotDbInstance {
+    pub region: String,
+    pub db_instance_id: String,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotDbCluster {
+    pub region: String,
+    pub db_cluster_id: String,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CopyDbSnapshot {
+    pub source_region: String,
+    /// ARN of the source snapshot (cross-region copies need the ARN, not the identifier).
+    pub snapshot_arn: String,
+    pub source_resource: String,
+    pub target: CopyTarget,
+    pub ctx: BackupContext,
+}
+
+/// Where S3 backups go: `<backup_bucket>/<source-bucket>/<key>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct S3Destination {
+    pub bucket: String,
+    pub region: String,
+    /// Storage class of the copies, e.g. STANDARD_IA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Object Lock retention (GOVERNANCE mode) in days, when the bucket has Object Lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_days: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScanBucket {
+    pub region: String,
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Continuation token of this page; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<String>,
+    /// Page number, for progress and for the task id.
+    pub page: u32,
+    pub dest: S3Destination,
+    pub ctx: BackupContext,
+}
+
+/// One object as listed: copies are skipped when the backup already has this ETag and size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ObjectRef {
+    pub key: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CopyObjects {
+    pub region: String,
+    pub bucket: String,
+    pub page: u32,
+    pub objects: Vec<ObjectRef>,
+    pub dest: S3Destination,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CopyObject {
+    pub region: String,
+    pub bucket: String,
+    pub object: ObjectRef,
+    pub dest: S3Destination,
+    pub ctx: BackupContext,
+}
+
+/// Kinds of artifacts the fleet creates and catalogs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    EbsSnapshot,
+    Ami,
+    RdsSnapshot,
+    RdsClusterSnapshot,
+    S3Object,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::EbsSnapshot => "ebs_snapshot",
+            ArtifactKind::Ami => "ami",
+            ArtifactKind::RdsSnapshot => "rds_snapshot",
+            ArtifactKind::RdsClusterSnapshot => "rds_cluster_snapshot",
+            ArtifactKind::S3Object => "s3_object",
+        }
+    }
+}
+
+impl FromStr for ArtifactKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ArtifactKind::EbsSnapshot,
+            ArtifactKind::Ami,
+            ArtifactKind::RdsSnapshot,
+            ArtifactKind::RdsClusterSnapshot,
+            ArtifactKind::S3Object,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
+        .ok_or_else(|| format!("unknown artifact kind {s:?}"))
+    }
+}
+
+/// A reference to one artifact: EBS snapshot id, AMI id, RDS snapshot identifier, or for S3 the
+/// backup object key (with version id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct ArtifactRef {
+    pub kind: ArtifactKind,
+    pub region: String,
+    pub id: String,
+}
+
+/// The kinds of source resources a plan selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceType {
+    Ec2Volume,
+    Ec2Instance,
+    RdsInstance,
+    RdsCluster,
+    S3Bucket,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 5] = [
+        ResourceType::Ec2Volume,
+        ResourceType::Ec2Instance,
+        ResourceType::RdsInstance,
+        ResourceType::RdsCluster,
+        ResourceType::S3Bucket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Ec2Volume => "ec2-volume",
+            ResourceType::Ec2Instance => "ec2-instance",
+            ResourceType::RdsInstance => "rds-instance",
+            ResourceType::RdsCluster => "rds-cluster",
+            ResourceType::S3Bucket => "s3-bucket",
+        }
+    }
+}
+
+impl FromStr for ResourceType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown resource type {s:?} (expected one of ec2-volume, ec2-instance, rds-instance, rds-cluster, s3-bucket)"))
+    }
+}
+
+/// How long to keep artifacts: by age, by count, and per tier; never below `min_keep`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RetentionRules {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub min_keep: u32,
+    /// Keep the newest artifact of each of the last N days / ISO weeks / months.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Prune {
+    pub plan: String,
+    /// The source resource whose artifacts are pruned (volume id, DB identifier, bucket...).
+    pub resource: String,
+    pub region: String,
+    pub rules: RetentionRules,
+    /// The instant the prune evaluates expiry against (the schedule window), so a re-run
+    /// decides the same.
+    pub as_of: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteArtifact {
+    pub plan: String,
+    pub artifact: ArtifactRef,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Verify {
+    pub artifact: ArtifactRef,
+    pub source_resource: String,
+}
+
+/// Where a restore reads from: a named artifact, or the latest verified backup of a resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreSource {
+    Artifact(ArtifactRef),
+    LatestOf { resource: String, region: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreVolume {
+    pub restore_id: String,
+    pub source: RestoreSource,
+    pub availability_zone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreInstance {
+    pub restore_id: String,
+    pub source: RestoreSource,
+    pub instance_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// Leave the instance running; by default it is stopped once launched.
+    #[serde(default)]
+    pub start: bool,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreDbInstance {
+    pub restore_id: String,
+    pub source: RestoreSource,
+    pub target_identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<String>,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreDbCluster {
+    pub restore_id: String,
+    pub source: RestoreSource,
+    pub target_identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<String>,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreObjects {
+    pub restore_id: String,
+    pub backup_bucket: String,
+    pub region: String,
+    /// The original source bucket (the prefix under which the backups are stored).
+    pub source_bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// Restore the versions current at this instant; the latest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<DateTime<Utc>>,
+    pub target_bucket: String,
+    #[serde(default)]
+    pub target_prefix: String,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreDrill {
+    pub plan: String,
+    pub resource: String,
+    pub resource_type: ResourceType,
+    pub region: String,
+    pub window: DateTime<Utc>,
+}
+
+/// How a canary task ends, for tests, benchmarks and health probes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryMode {
+    #[default]
+    Succeed,
+    /// Fail with a retryable error on every attempt (exercises backoff, redrive and DEAD).
+    Retry,
+    /// Fail with a retryable error until attempt N, then succeed.
+    RetryUntil(u32),
+    /// Fail permanently (exercises FAILED).
+    Fail,
+    /// Report pending N times before completing (exercises parking and re-checks).
+    PendingTimes(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Canary {
+    /// Distinguishes canaries: the task id derives from it.
+    pub nonce: String,
+    #[serde(default)]
+    pub sleep_ms: u64,
+    #[serde(default)]
+    pub mode: CanaryMode,
+    /// Children to spawn (each a succeeding canary), exercising fan-out.
+    #[serde(default)]
+    pub spawn: u32,
+}
+
+impl Task {
+    /// The fields that make two tasks "the same work". The task id is derived from these, so a
+    /// window expanded twice, a re-delivered event, and the event that races a task's own
+    /// follow-up all map to one id. Fields like expiry or KMS key are deliberately left out where
+    /// they cannot change what artifact is made.
+    pub fn identity(&self) -> Value {
+        match self {
+            Task::SnapshotVolume(p) => json!([p.region, p.volume_id, p.ctx.plan, p.ctx.window]),
+            Task::SnapshotInstance(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
+            Task::CreateAmi(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
+            Task::CopySnapshot(p) => json!([p.source_region, p.snapshot_id, p.target.region]),
+            Task::CopyAmi(p) => json!([p.source_region, p.image_id, p.target.region]),
+            Task::SnapshotDbInstance(p) => json!([p.region, p.db_instance_id, p.ctx.plan, p.ctx.window]),
+            Task::SnapshotDbCluster(p) => json!([p.region, p.db_cluster_id, p.ctx.plan, p.ctx.window]),
+            Task::CopyDbSnapshot(p) | Task::CopyDbClusterSnapshot(p) => {
+                json!([p.snapshot_arn, p.target.region])
+            }
+            Task::ScanBucket(p) => json!([p.region, p.bucket, p.prefix, p.page, p.ctx.plan, p.ctx.window]),
+            Task::CopyObjects(p) => json!([p.region, p.bucket, p.page, p.ctx.plan, p.ctx.window]),
+            Task::CopyObject(p) => json!([p.region, p.bucket, p.object.key, p.object.version_id, p.object.etag]),
+            Task::Prune(p) => json!([p.plan, p.region, p.resource, p.as_of]),
+            Task::DeleteArtifact(p) => json!([p.artifact]),
+            Task::Verify(p) => json!([p.artifact]),
+            Task::RestoreVolume(p) => json!([p.restore_id]),
+            Task::RestoreInstance(p) => json!([p.restore_id]),
+            Task::RestoreDbInstance(p) => json!([p.restore_id]),
+            Task::RestoreDbCluster(p) => json!([p.restore_id]),
+            Task::RestoreObjects(p) => json!([p.restore_id]),
+            Task::RestoreDrill(p) => json!([p.plan, p.region, p.resource, p.window]),
+            Task::Canary(p) => json!([p.nonce]),
+        }
+    }
+
+    pub fn id(&self) -> TaskId {
+        TaskId::derive(self.kind().as_str(), &self.identity())
+    }
+
+    /// The resource the task acts on, for logs, spans and the task item (bounded to one string).
+    pub fn resource(&self) -> String {
+        match self {
+            Task::SnapshotVolume(p) => p.volume_id.clone(),
+            Task::SnapshotInstance(p) => p.instance_id.clone(),
+            Task::CreateAmi(p) => p.instance_id.clone(),
+            Task::CopySnapshot(p) => p.snapshot_id.clone(),
+            Task::CopyAmi(p) => p.image_id.clone(),
+            Task::SnapshotDbInstance(p) => p.db_instance_id.clone(),
+            Task::SnapshotDbCluster(p) => p.db_cluster_id.clone(),
+            Task::CopyDbSnapshot(p) | Task::CopyDbClusterSnapshot(p) => p.snapshot_arn.clone(),
+            Task::ScanBucket(p) => p.bucket.clone(),
+            Task::CopyObjects(p) => p.bucket.clone(),
+            Task::CopyObject(p) => format!("{}/{}", p.bucket, p.object.key),
+            Task::Prune(p) => p.resource.clone(),
+            Task::DeleteArtifact(p) => p.artifact.id.clone(),
+            Task::Verify(p) => p.artifact.id.clone(),
+            Task::RestoreVolume(p) => restore_source_name(&p.source),
+            Task::RestoreInstance(p) => restore_source_name(&p.source),
+            Task::RestoreDbInstance(p) => restore_source_name(&p.source),
+            Task::RestoreDbCluster(p) => restore_source_name(&p.source),
+            Task::RestoreObjects(p) => format!("{}/{}", p.source_bucket, p.prefix),
+            Task::RestoreDrill(p) => p.resource.clone(),
+            Task::Canary(p) => format!("canary:{}", p.nonce),
+        }
+    }
+}
+
+fn restore_source_name(source: &RestoreSource) -> String {
+    match source {
+        RestoreSource::Artifact(artifact) => artifact.id.clone(),
+        RestoreSource::LatestOf { resource, .. } => resource.clone(),
+    }
+}

@@ -1,0 +1,83 @@
+//! Envelope encoding and decoding: distinct errors for each way a body can be wrong, the size
+//! limit at send time, and deterministic ids.
+
+use backup_schemas::samples::{sample, sample_envelope};
+use backup_schemas::*;
+
+#[test]
+fn every_kind_round_trips() {
+    for kind in TaskKind::ALL {
+        let envelope = sample_envelope(*kind);
+        let body = envelope.encode().unwrap();
+        assert_eq!(Envelope::decode(&body).unwrap(), envelope, "{kind}");
+        assert_eq!(kind.as_str().parse::<TaskKind>().unwrap(), *kind);
+    }
+}
+
+#[test]
+fn decode_errors_are_distinct_and_explicit() {
+    let good: serde_json::Value = serde_json::from_str(&sample_envelope(TaskKind::Canary).encode().unwrap()).unwrap();
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        v.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        ("nope".into(), "not_json"),
+        ("42".into(), "not_an_object"),
+        (with(&|v| v.as_object_mut().unwrap().remove("v").map(drop).unwrap_or(())), "missing_version"),
+        (with(&|v| v["v"] = 2.into()), "unsupported_version"),
+        (with(&|v| v.as_object_mut().unwrap().remove("kind").map(drop).unwrap_or(())), "missing_kind"),
+        (with(&|v| v["kind"] = "ebs.format_disk".into()), "unknown_kind"),
+        (with(&|v| v["params"] = serde_json::json!({"sleep_ms": 1})), "invalid_params"),
+        (with(&|v| v["created_at"] = "yesterday".into()), "invalid_envelope"),
+        (with(&|v| v["task_id"] = "t-forged".into()), "id_mismatch"),
+        ("x".repeat(MAX_MESSAGE_BYTES + 1), "too_large"),
+        (format!("{}{}", "[".repeat(1000), "]".repeat(1000)), "not_json"),
+    ];
+    for (body, code) in cases {
+        let err = Envelope::decode(&body).expect_err(code);
+        assert_eq!(err.code(), code, "{err}");
+        assert!(!err.to_string().is_empty());
+    }
+    let err = Envelope::decode(&with(&|v| v["v"] = 2.into())).unwrap_err();
+    assert_eq!(err.to_string(), "unsupported schema version 2 (this worker reads version 1)");
+}
+
+#[test]
+fn oversized_envelopes_are_refused_at_send_time() {
+    let mut envelope = sample_envelope(TaskKind::CopyObjects);
+    if let Task::CopyObjects(params) = &mut envelope.task {
+        let object = params.objects[0].clone();
+        params.objects = vec![object; 3000];
+    }
+    let err = envelope.encode().expect_err("too large for SQS");
+    assert!(err.to_string().contains("over the"), "{err}");
+    assert!(err.to_string().contains("s3.copy_batch"), "{err}");
+}
+
+#[test]
+fn ids_are_deterministic_and_depend_on_identity_only() {
+    let a = sample(TaskKind::SnapshotVolume);
+    let b = sample(TaskKind::SnapshotVolume);
+    assert_eq!(a.id(), b.id());
+    assert!(a.id().as_str().starts_with("t-") && a.id().as_str().len() == 34);
+    // Expiry is not identity: a later expansion with other retention still maps to the same task.
+    let Task::SnapshotVolume(mut params) = sample(TaskKind::SnapshotVolume) else { unreachable!() };
+    params.ctx.expires_at = None;
+    assert_eq!(Task::SnapshotVolume(params.clone()).id(), a.id());
+    // Another window is another task.
+    params.ctx.window += chrono::Duration::days(1);
+    assert_ne!(Task::SnapshotVolume(params).id(), a.id());
+    // Every kind has its own id space.
+    let ids: std::collections::BTreeSet<_> = TaskKind::ALL.iter().map(|k| sample(*k).id()).collect();
+    assert_eq!(ids.len(), TaskKind::ALL.len());
+}
+
+#[test]
+fn task_states_parse_case_insensitively() {
+    for state in TaskState::ALL {
+        assert_eq!(state.as_str().to_lowercase().parse::<TaskState>().unwrap(), state);
+    }
+    assert!(TaskState::Succeeded.is_terminal() && !TaskState::Waiting.is_terminal());
+}

@@ -1,0 +1,246 @@
+variable "region" {
+  description = "AWS Region of the fleet."
+  type        = string
+}
+
+variable "dr_region" {
+  description = "DR Region for the replica bucket (used only when replication_enabled). Must differ from region."
+  type        = string
+}
+
+variable "name" {
+  description = "Name of the deployment; prefixes every resource (queues, tables, bus, cluster, roles...)."
+  type        = string
+  default     = "backup-fleet"
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]{1,32}$", var.name))
+    error_message = "name must be 1-32 characters of [a-z0-9-]."
+  }
+}
+
+variable "environment" {
+  description = "Environment label (tags and the OpenTelemetry `deployment.environment` attribute)."
+  type        = string
+  default     = "prod"
+}
+
+variable "tags" {
+  description = "Extra tags for every resource. Do not use the `backup-fleet:` prefix: it is reserved for the artifacts the fleet creates."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.tags) : !startswith(k, "backup-fleet:")])
+    error_message = "Tag keys starting with `backup-fleet:` are reserved for backup artifacts (the worker's IAM conditions rely on them)."
+  }
+}
+
+variable "image" {
+  description = "The fleet image in ECR, `<account>.dkr.ecr.<region>.amazonaws.com/backup-fleet:<tag>` (linux/arm64)."
+  type        = string
+}
+
+variable "producer_image" {
+  description = "Producer image when it must differ from `image` during a two-phase upgrade (docs/DEPLOY.md). Null: `image`."
+  type        = string
+  default     = null
+}
+
+variable "ecr_repository_arns" {
+  description = "ARNs of the ECR repositories the image is pulled from (execution role)."
+  type        = list(string)
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the ECS tasks."
+  type        = list(string)
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the ECS tasks."
+  type        = list(string)
+}
+
+variable "key_administrator_arns" {
+  description = "IAM principals that administer the KMS keys."
+  type        = list(string)
+  default     = []
+}
+
+variable "rules_file" {
+  description = "File (relative to this directory) with the ingest rules printed by `backup-producer rules --json`."
+  type        = string
+  default     = "rules.json"
+}
+
+variable "policy_file" {
+  description = "File (relative to this directory) with the backup policy TOML; passed inline as BACKUP_POLICY."
+  type        = string
+  default     = "policy.toml"
+}
+
+# --- queues (defaults equal `backupctl bootstrap`'s) --------------------------------------------
+
+variable "task_visibility_timeout_seconds" {
+  description = "Task queue visibility timeout (also BACKUP_VISIBILITY_TIMEOUT_SECS). >= 2 x heartbeat."
+  type        = number
+  default     = 60
+}
+
+variable "task_max_receive_count" {
+  description = "Task queue maxReceiveCount before the DLQ."
+  type        = number
+  default     = 10
+}
+
+variable "task_message_retention_seconds" {
+  description = "Task queue retention (4 days)."
+  type        = number
+  default     = 345600
+}
+
+variable "receive_wait_time_seconds" {
+  description = "Long-poll wait of both queues."
+  type        = number
+  default     = 20
+}
+
+variable "events_visibility_timeout_seconds" {
+  description = "Events queue visibility timeout."
+  type        = number
+  default     = 60
+}
+
+variable "events_max_receive_count" {
+  description = "Events queue maxReceiveCount before the DLQ."
+  type        = number
+  default     = 5
+}
+
+variable "events_message_retention_seconds" {
+  description = "Events queue retention (4 days)."
+  type        = number
+  default     = 345600
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "Retention of both DLQs (14 days)."
+  type        = number
+  default     = 1209600
+}
+
+# --- worker ---------------------------------------------------------------------------------------
+
+variable "worker_runtime" {
+  description = "Worker tuning (concurrency, lease, heartbeat, drain deadline, stop timeout); see the fleet module. visibility_timeout_seconds is taken from task_visibility_timeout_seconds."
+  type = object({
+    concurrency                = optional(number, 16)
+    visibility_timeout_seconds = optional(number, 60)
+    lease_seconds              = optional(number, 60)
+    heartbeat_seconds          = optional(number, 20)
+    drain_deadline_seconds     = optional(number, 25)
+    stop_timeout_seconds       = optional(number, 30)
+  })
+  default = {}
+
+  validation {
+    condition     = var.worker_runtime.stop_timeout_seconds > var.worker_runtime.drain_deadline_seconds
+    error_message = "worker_runtime.stop_timeout_seconds must be greater than drain_deadline_seconds."
+  }
+}
+
+variable "worker_min_capacity" {
+  description = "Minimum worker tasks."
+  type        = number
+  default     = 1
+}
+
+variable "worker_max_capacity" {
+  description = "Maximum worker tasks."
+  type        = number
+  default     = 20
+}
+
+variable "worker_target_backlog_per_task" {
+  description = "Autoscaling target: visible task messages per running worker."
+  type        = number
+  default     = 16
+}
+
+# --- sources --------------------------------------------------------------------------------------
+
+variable "source_bucket_arns" {
+  description = "S3 buckets the fleet backs up (worker read access)."
+  type        = list(string)
+  default     = []
+}
+
+variable "eventbridge_notification_bucket_names" {
+  description = "Source buckets to turn EventBridge notifications on for (their `Object Created` events feed the producer). The module takes over their whole notification configuration."
+  type        = list(string)
+  default     = []
+}
+
+variable "source_kms_key_arns" {
+  description = "KMS keys of encrypted source volumes, snapshots and buckets (worker use and grants)."
+  type        = list(string)
+  default     = []
+}
+
+variable "cross_account_role_arns" {
+  description = "Roles in other accounts the producer may assume for discovery."
+  type        = list(string)
+  default     = []
+}
+
+# --- backup bucket --------------------------------------------------------------------------------
+
+variable "backup_bucket_name" {
+  description = "Name of the backup bucket (globally unique)."
+  type        = string
+}
+
+variable "object_lock_mode" {
+  description = "Object Lock default retention mode: GOVERNANCE or COMPLIANCE."
+  type        = string
+  default     = "GOVERNANCE"
+}
+
+variable "object_lock_days" {
+  description = "Object Lock default retention, in days."
+  type        = number
+  default     = 30
+}
+
+variable "transition_to_standard_ia_days" {
+  description = "Days before backups move to Standard-IA."
+  type        = number
+  default     = 30
+}
+
+variable "transition_to_glacier_days" {
+  description = "Days before backups move to Glacier Flexible Retrieval."
+  type        = number
+  default     = 90
+}
+
+variable "transition_to_deep_archive_days" {
+  description = "Days before backups move to Glacier Deep Archive."
+  type        = number
+  default     = 365
+}
+
+variable "replication_enabled" {
+  description = "Replicate the backup bucket to dr_region."
+  type        = bool
+  default     = false
+}
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+variable "alert_email_addresses" {
+  description = "E-mail addresses subscribed to the alerts topic."
+  type        = list(string)
+  default     = []
+}

@@ -1,0 +1,711 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+
+  # Tag keys every artifact of the fleet carries (the worker sets them on create).
+  managed_tag       = "backup-fleet:managed"
+  restore_drill_tag = "backup-fleet:restore-drill"
+  legal_hold_tag    = "backup-fleet:legal-hold"
+
+  #############################################################################################
+  # THE ACTION LISTS. Each role's AWS actions live here, and only here: every statement below
+  # takes its `actions` from one of these groups (keys = statement groups). A test compares the
+  # union of each map's values with the calls the Rust code makes.
+  #############################################################################################
+
+  # backup-worker (task role)
+  worker_actions = {
+    sqs = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:SendMessage",
+      "sqs:GetQueueAttributes",
+    ]
+    dynamodb = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchWriteItem",
+    ]
+    ec2_read = [
+      "ec2:DescribeVolumes",
+      "ec2:DescribeInstances",
+      "ec2:DescribeSnapshots",
+      "ec2:DescribeImages",
+      "ec2:DescribeAvailabilityZones",
+    ]
+    # Source resources unconditioned; the snapshots/AMIs they create must be tagged managed=true.
+    ec2_backup_create = [
+      "ec2:CreateSnapshot",
+      "ec2:CreateSnapshots",
+      "ec2:CreateImage",
+    ]
+    # Source and destination are the same resource type, so no request-tag condition fits.
+    ec2_copy = [
+      "ec2:CopySnapshot",
+      "ec2:CopyImage",
+    ]
+    # Restores / restore drills: created volumes and instances must be tagged managed=true.
+    ec2_restore_create = [
+      "ec2:CreateVolume",
+      "ec2:RunInstances",
+    ]
+    ec2_tagging = [
+      "ec2:CreateTags",
+    ]
+    # Only resources tagged backup-fleet:managed=true.
+    ec2_delete_managed = [
+      "ec2:DeleteSnapshot",
+      "ec2:DeregisterImage",
+    ]
+    # Only resources tagged backup-fleet:restore-drill.
+    ec2_restore_cleanup = [
+      "ec2:TerminateInstances",
+      "ec2:DeleteVolume",
+    ]
+    rds_read = [
+      "rds:DescribeDBInstances",
+      "rds:DescribeDBClusters",
+      "rds:DescribeDBSnapshots",
+      "rds:DescribeDBClusterSnapshots",
+      "rds:ListTagsForResource",
+    ]
+    rds_snapshot_create = [
+      "rds:CreateDBSnapshot",
+      "rds:CreateDBClusterSnapshot",
+      "rds:CopyDBSnapshot",
+      "rds:CopyDBClusterSnapshot",
+      "rds:AddTagsToResource",
+    ]
+    rds_restore = [
+      "rds:RestoreDBInstanceFromDBSnapshot",
+      "rds:RestoreDBClusterFromSnapshot",
+    ]
+    # Only snapshots tagged backup-fleet:managed=true.
+    rds_delete_managed = [
+      "rds:DeleteDBSnapshot",
+      "rds:DeleteDBClusterSnapshot",
+    ]
+    # Only instances/clusters tagged backup-fleet:restore-drill.
+    rds_restore_cleanup = [
+      "rds:DeleteDBInstance",
+      "rds:DeleteDBCluster",
+    ]
+    s3_read = [
+      "s3:ListBucket",
+      "s3:ListBucketVersions",
+      "s3:GetObject",
+      "s3:GetObjectVersion",
+      "s3:GetObjectTagging",
+      "s3:GetObjectAttributes",
+    ]
+    s3_write = [
+      "s3:PutObject",
+      "s3:PutObjectTagging",
+      "s3:PutObjectRetention",
+    ]
+    kms = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey*",
+      "kms:ReEncrypt*",
+    ]
+    # Only grants for AWS services (EBS/RDS copying encrypted snapshots).
+    kms_grant = [
+      "kms:CreateGrant",
+    ]
+    events = [
+      "events:PutEvents",
+    ]
+  }
+
+  # backup-producer (task role)
+  producer_actions = {
+    sqs_consume = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    sqs_send = [
+      "sqs:SendMessage",
+    ]
+    dynamodb = [
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:GetItem",
+    ]
+    ec2_discovery = [
+      "ec2:DescribeVolumes",
+      "ec2:DescribeInstances",
+    ]
+    rds_discovery = [
+      "rds:DescribeDBInstances",
+      "rds:DescribeDBClusters",
+      "rds:ListTagsForResource",
+    ]
+    s3_list_buckets = [
+      "s3:ListAllMyBuckets",
+    ]
+    s3_discovery = [
+      "s3:GetBucketTagging",
+      "s3:GetBucketLocation",
+    ]
+    # Needed because the queues are SSE-KMS encrypted: receiving decrypts, sending generates a data key.
+    kms = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    # Only when cross_account_role_arns is not empty.
+    sts = [
+      "sts:AssumeRole",
+    ]
+  }
+
+  # Used by the ADOT collector sidecar in both tasks (not by the Rust binaries): traces to X-Ray,
+  # OTLP metrics to CloudWatch as EMF in the BackupFleet namespace.
+  telemetry_actions = {
+    xray = [
+      "xray:PutTraceSegments",
+      "xray:PutTelemetryRecords",
+      "xray:GetSamplingRules",
+      "xray:GetSamplingTargets",
+      "xray:GetSamplingStatisticSummaries",
+    ]
+    emf_logs = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "logs:DescribeLogStreams",
+    ]
+  }
+
+  # ECS task execution role (image pull, log delivery).
+  execution_actions = {
+    ecr_auth = [
+      "ecr:GetAuthorizationToken",
+    ]
+    ecr_pull = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:BatchGetImage",
+    ]
+    logs = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+  }
+
+  #############################################################################################
+  # Resource ARN patterns
+  #############################################################################################
+
+  ec2_arn = "arn:${local.partition}:ec2:*:${local.account_id}"
+  rds_arn = "arn:${local.partition}:rds:*:${local.account_id}"
+
+  ec2_snapshots = "arn:${local.partition}:ec2:*::snapshot/*"
+  ec2_images    = "arn:${local.partition}:ec2:*::image/*"
+
+  rds_instances         = "${local.rds_arn}:db:*"
+  rds_clusters          = "${local.rds_arn}:cluster:*"
+  rds_snapshots         = "${local.rds_arn}:snapshot:*"
+  rds_cluster_snapshots = "${local.rds_arn}:cluster-snapshot:*"
+
+  worker_queue_arns = [var.task_queue_arn, var.task_dlq_arn]
+  table_arns        = [var.state_table_arn, var.catalog_table_arn]
+  table_index_arns  = [for t in local.table_arns : "${t}/index/*"]
+
+  worker_read_bucket_arns = distinct(concat([var.backup_bucket_arn], var.source_bucket_arns))
+  worker_kms_key_arns     = distinct(concat([var.kms_key_arn], var.additional_kms_key_arns))
+
+  ecs_source_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"
+}
+
+###############################################################################################
+# Trust policies
+###############################################################################################
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.ecs_source_arn]
+    }
+  }
+}
+
+###############################################################################################
+# Execution role (shared by both services)
+###############################################################################################
+
+resource "aws_iam_role" "execution" {
+  name                 = "${var.name}-execution"
+  description          = "backup-fleet ECS task execution role: image pull and log delivery."
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid       = "EcrAuth"
+    effect    = "Allow"
+    actions   = local.execution_actions.ecr_auth
+    resources = ["*"] # GetAuthorizationToken has no resource-level permissions.
+  }
+
+  dynamic "statement" {
+    for_each = length(var.ecr_repository_arns) > 0 ? [1] : []
+    content {
+      sid       = "EcrPull"
+      effect    = "Allow"
+      actions   = local.execution_actions.ecr_pull
+      resources = var.ecr_repository_arns
+    }
+  }
+
+  statement {
+    sid       = "Logs"
+    effect    = "Allow"
+    actions   = local.execution_actions.logs
+    resources = [for g in var.log_group_arns : "${g}:log-stream:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "execution"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+###############################################################################################
+# Telemetry (ADOT sidecar), attached to both task roles
+###############################################################################################
+
+data "aws_iam_policy_document" "telemetry" {
+  statement {
+    sid       = "XRay"
+    effect    = "Allow"
+    actions   = local.telemetry_actions.xray
+    resources = ["*"] # X-Ray trace and sampling APIs have no resource-level permissions.
+  }
+
+  statement {
+    sid       = "EmfLogs"
+    effect    = "Allow"
+    actions   = local.telemetry_actions.emf_logs
+    resources = [var.metrics_log_group_arn, "${var.metrics_log_group_arn}:log-stream:*"]
+  }
+}
+
+###############################################################################################
+# Worker task role
+###############################################################################################
+
+resource "aws_iam_role" "worker" {
+  name                 = "${var.name}-worker"
+  description          = "backup-fleet worker task role."
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+
+  tags = var.tags
+}
+
+# The worker's permissions are split into one managed policy per domain: a single inline policy
+# would approach the 10,240-character limit on a role's inline policies as source buckets and keys
+# are added (a managed policy may hold 6,144 characters, and a role up to 10 of them).
+data "aws_iam_policy_document" "worker_core" {
+  statement {
+    sid       = "TaskQueues"
+    effect    = "Allow"
+    actions   = local.worker_actions.sqs
+    resources = local.worker_queue_arns
+  }
+
+  statement {
+    sid       = "Tables"
+    effect    = "Allow"
+    actions   = local.worker_actions.dynamodb
+    resources = concat(local.table_arns, local.table_index_arns)
+  }
+
+  statement {
+    sid       = "KmsUse"
+    effect    = "Allow"
+    actions   = local.worker_actions.kms
+    resources = local.worker_kms_key_arns
+  }
+
+  statement {
+    sid       = "KmsGrantForAwsServices"
+    effect    = "Allow"
+    actions   = local.worker_actions.kms_grant
+    resources = local.worker_kms_key_arns
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "FleetBus"
+    effect    = "Allow"
+    actions   = local.worker_actions.events
+    resources = [var.event_bus_arn]
+  }
+}
+
+data "aws_iam_policy_document" "worker_ec2" {
+  statement {
+    sid       = "Ec2Read"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_read
+    resources = ["*"] # EC2 Describe* actions have no resource-level permissions.
+  }
+
+  statement {
+    sid       = "Ec2BackupFromSources"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_backup_create
+    resources = ["${local.ec2_arn}:volume/*", "${local.ec2_arn}:instance/*"]
+  }
+
+  statement {
+    sid       = "Ec2BackupCreateTagged"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_backup_create
+    resources = [local.ec2_snapshots, local.ec2_images]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2Copy"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_copy
+    resources = [local.ec2_snapshots, local.ec2_images]
+  }
+
+  statement {
+    sid     = "Ec2RestoreFromSources"
+    effect  = "Allow"
+    actions = local.worker_actions.ec2_restore_create
+    resources = [
+      local.ec2_snapshots,
+      local.ec2_images,
+      "${local.ec2_arn}:subnet/*",
+      "${local.ec2_arn}:security-group/*",
+      "${local.ec2_arn}:network-interface/*",
+      "${local.ec2_arn}:key-pair/*",
+      "${local.ec2_arn}:launch-template/*",
+    ]
+  }
+
+  statement {
+    sid       = "Ec2RestoreCreateTagged"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_restore_create
+    resources = ["${local.ec2_arn}:volume/*", "${local.ec2_arn}:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2TagOnCreate"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_tagging
+    resources = [local.ec2_snapshots, local.ec2_images, "${local.ec2_arn}:volume/*", "${local.ec2_arn}:instance/*", "${local.ec2_arn}:network-interface/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values = [
+        for a in concat(local.worker_actions.ec2_backup_create, local.worker_actions.ec2_copy, local.worker_actions.ec2_restore_create) :
+        trimprefix(a, "ec2:")
+      ]
+    }
+  }
+
+  statement {
+    sid       = "Ec2RetagManaged"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_tagging
+    resources = [local.ec2_snapshots, local.ec2_images, "${local.ec2_arn}:volume/*", "${local.ec2_arn}:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2DeleteManaged"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_delete_managed
+    resources = [local.ec2_snapshots, local.ec2_images]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    # Never an artifact under an operator's legal hold (the tag's presence, any value).
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.legal_hold_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2RestoreDrillCleanup"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_restore_cleanup
+    resources = ["${local.ec2_arn}:volume/*", "${local.ec2_arn}:instance/*"]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.restore_drill_tag}"
+      values   = ["false"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "worker_rds" {
+  statement {
+    sid       = "RdsRead"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_read
+    resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots]
+  }
+
+  statement {
+    sid       = "RdsSnapshotCreate"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_snapshot_create
+    resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots]
+  }
+
+  statement {
+    sid     = "RdsRestore"
+    effect  = "Allow"
+    actions = local.worker_actions.rds_restore
+    resources = [
+      local.rds_instances,
+      local.rds_clusters,
+      local.rds_snapshots,
+      local.rds_cluster_snapshots,
+      "${local.rds_arn}:subgrp:*",
+      "${local.rds_arn}:og:*",
+      "${local.rds_arn}:pg:*",
+      "${local.rds_arn}:cluster-pg:*",
+    ]
+  }
+
+  statement {
+    sid       = "RdsDeleteManaged"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_delete_managed
+    resources = [local.rds_snapshots, local.rds_cluster_snapshots]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    # Never an artifact under an operator's legal hold (the tag's presence, any value).
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.legal_hold_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "RdsRestoreDrillCleanup"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_restore_cleanup
+    resources = [local.rds_instances, local.rds_clusters]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.restore_drill_tag}"
+      values   = ["false"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "worker_s3" {
+  statement {
+    sid       = "S3Read"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_read
+    resources = concat(local.worker_read_bucket_arns, [for b in local.worker_read_bucket_arns : "${b}/*"])
+  }
+
+  statement {
+    sid       = "S3WriteBackupBucket"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_write
+    resources = ["${var.backup_bucket_arn}/*"]
+  }
+}
+
+locals {
+  worker_policies = {
+    core = data.aws_iam_policy_document.worker_core.json
+    ec2  = data.aws_iam_policy_document.worker_ec2.json
+    rds  = data.aws_iam_policy_document.worker_rds.json
+    s3   = data.aws_iam_policy_document.worker_s3.json
+  }
+}
+
+resource "aws_iam_policy" "worker" {
+  for_each = local.worker_policies
+
+  name        = "${var.name}-worker-${each.key}"
+  description = "backup-fleet worker: ${each.key} permissions (actions from local.worker_actions)."
+  policy      = each.value
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "worker" {
+  for_each = local.worker_policies
+
+  role       = aws_iam_role.worker.name
+  policy_arn = aws_iam_policy.worker[each.key].arn
+}
+
+resource "aws_iam_role_policy" "worker_telemetry" {
+  name   = "telemetry"
+  role   = aws_iam_role.worker.id
+  policy = data.aws_iam_policy_document.telemetry.json
+}
+
+###############################################################################################
+# Producer task role
+###############################################################################################
+
+resource "aws_iam_role" "producer" {
+  name                 = "${var.name}-producer"
+  description          = "backup-fleet producer task role."
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "producer" {
+  statement {
+    sid       = "ConsumeEventsQueue"
+    effect    = "Allow"
+    actions   = local.producer_actions.sqs_consume
+    resources = [var.events_queue_arn]
+  }
+
+  statement {
+    sid       = "SendTasksAndDeadEvents"
+    effect    = "Allow"
+    actions   = local.producer_actions.sqs_send
+    resources = [var.task_queue_arn, var.events_dlq_arn]
+  }
+
+  statement {
+    sid       = "StateTable"
+    effect    = "Allow"
+    actions   = local.producer_actions.dynamodb
+    resources = [var.state_table_arn]
+  }
+
+  statement {
+    sid       = "Ec2Discovery"
+    effect    = "Allow"
+    actions   = local.producer_actions.ec2_discovery
+    resources = ["*"] # EC2 Describe* actions have no resource-level permissions.
+  }
+
+  statement {
+    sid       = "RdsDiscovery"
+    effect    = "Allow"
+    actions   = local.producer_actions.rds_discovery
+    resources = [local.rds_instances, local.rds_clusters]
+  }
+
+  statement {
+    sid       = "S3ListBuckets"
+    effect    = "Allow"
+    actions   = local.producer_actions.s3_list_buckets
+    resources = ["*"] # ListAllMyBuckets has no resource-level permissions.
+  }
+
+  statement {
+    sid       = "S3Discovery"
+    effect    = "Allow"
+    actions   = local.producer_actions.s3_discovery
+    resources = ["arn:${local.partition}:s3:::*"]
+  }
+
+  statement {
+    sid       = "QueueEncryption"
+    effect    = "Allow"
+    actions   = local.producer_actions.kms
+    resources = [var.kms_key_arn]
+  }
+
+  dynamic "statement" {
+    for_each = length(var.cross_account_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "CrossAccountDiscovery"
+      effect    = "Allow"
+      actions   = local.producer_actions.sts
+      resources = var.cross_account_role_arns
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "producer" {
+  name   = "producer"
+  role   = aws_iam_role.producer.id
+  policy = data.aws_iam_policy_document.producer.json
+}
+
+resource "aws_iam_role_policy" "producer_telemetry" {
+  name   = "telemetry"
+  role   = aws_iam_role.producer.id
+  policy = data.aws_iam_policy_document.telemetry.json
+}

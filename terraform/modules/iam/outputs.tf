@@ -1,0 +1,54 @@
+output "execution_role_arn" {
+  description = "ARN of the ECS task execution role."
+  value       = aws_iam_role.execution.arn
+}
+
+output "worker_role_arn" {
+  description = "ARN of the worker task role."
+  value       = aws_iam_role.worker.arn
+}
+
+output "worker_role_name" {
+  description = "Name of the worker task role."
+  value       = aws_iam_role.worker.name
+}
+
+output "producer_role_arn" {
+  description = "ARN of the producer task role."
+  value       = aws_iam_role.producer.arn
+}
+
+output "producer_role_name" {
+  description = "Name of the producer task role."
+  value       = aws_iam_role.producer.name
+}
+
+output "worker_actions" {
+  description = "The worker role's actions, by statement group (the single source of truth in this module)."
+  value       = local.worker_actions
+}
+
+output "producer_actions" {
+  description = "The producer role's actions, by statement group."
+  value       = local.producer_actions
+}
+
+output "telemetry_actions" {
+  description = "Actions of the ADOT sidecar, granted to both task roles."
+  value       = local.telemetry_actions
+}
+
+output "worker_policy_jsons" {
+  description = "The worker role's policy documents, by domain (core, ec2, rds, s3)."
+  value       = local.worker_policies
+}
+
+output "worker_policy_arns" {
+  description = "ARNs of the worker role's managed policies, by domain."
+  value       = { for k, p in aws_iam_policy.worker : k => p.arn }
+}
+
+output "producer_policy_json" {
+  description = "The producer role's inline policy document."
+  value       = data.aws_iam_policy_document.producer.json
+}

@@ -1,0 +1,125 @@
+variable "name" {
+  description = "Name prefix of the roles: `<name>-execution`, `<name>-worker`, `<name>-producer`."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9+=,.@_-]{1,50}$", var.name))
+    error_message = "name must be 1-50 characters valid in an IAM role name."
+  }
+}
+
+variable "task_queue_arn" {
+  description = "ARN of the task queue."
+  type        = string
+}
+
+variable "task_dlq_arn" {
+  description = "ARN of the task DLQ."
+  type        = string
+}
+
+variable "events_queue_arn" {
+  description = "ARN of the events queue."
+  type        = string
+}
+
+variable "events_dlq_arn" {
+  description = "ARN of the events DLQ."
+  type        = string
+}
+
+variable "state_table_arn" {
+  description = "ARN of the state table."
+  type        = string
+}
+
+variable "catalog_table_arn" {
+  description = "ARN of the catalog table."
+  type        = string
+}
+
+variable "backup_bucket_arn" {
+  description = "ARN of the backup bucket (the worker reads and writes it)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:s3:::[^/*]+$", var.backup_bucket_arn))
+    error_message = "backup_bucket_arn must be an S3 bucket ARN."
+  }
+}
+
+variable "source_bucket_arns" {
+  description = "ARNs of the S3 buckets the worker backs up (read-only access to their objects and versions)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.source_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[^/*]+$", b))])
+    error_message = "source_bucket_arns must be S3 bucket ARNs (no wildcards, no object paths)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the fleet's data key (queues, tables, backup bucket)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "additional_kms_key_arns" {
+  description = "Other KMS keys the worker uses: the DR Region key, and the keys encrypting source volumes, snapshots and buckets (needed to copy encrypted snapshots)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.additional_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", k))])
+    error_message = "additional_kms_key_arns must be KMS key ARNs (not aliases, no wildcards)."
+  }
+}
+
+variable "event_bus_arn" {
+  description = "ARN of the fleet's event bus (worker events:PutEvents)."
+  type        = string
+}
+
+variable "cross_account_role_arns" {
+  description = "Role ARNs in other accounts the producer may assume for discovery. Empty: no sts:AssumeRole at all."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.cross_account_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", r))])
+    error_message = "cross_account_role_arns must be IAM role ARNs."
+  }
+}
+
+variable "log_group_arns" {
+  description = "ARNs of the CloudWatch log groups the awslogs driver writes to (execution role), without the trailing `:*`."
+  type        = list(string)
+}
+
+variable "metrics_log_group_arn" {
+  description = "ARN of the log group the ADOT sidecar writes EMF metrics to (task roles), without the trailing `:*`."
+  type        = string
+}
+
+variable "ecr_repository_arns" {
+  description = "ARNs of the ECR repositories holding the fleet image (execution role pull access). Empty when the image is public."
+  type        = list(string)
+  default     = []
+}
+
+variable "permissions_boundary_arn" {
+  description = "Optional permissions boundary attached to every role."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags applied to every role."
+  type        = map(string)
+  default     = {}
+}

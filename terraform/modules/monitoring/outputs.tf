@@ -1,0 +1,15 @@
+output "alarm_arns" {
+  description = "ARNs of the alarms, by purpose."
+  value = {
+    task_dlq_not_empty          = aws_cloudwatch_metric_alarm.task_dlq_not_empty.arn
+    events_dlq_not_empty        = aws_cloudwatch_metric_alarm.events_dlq_not_empty.arn
+    task_queue_oldest_message   = aws_cloudwatch_metric_alarm.task_queue_oldest_message.arn
+    events_queue_oldest_message = aws_cloudwatch_metric_alarm.events_queue_oldest_message.arn
+    task_failure_rate           = aws_cloudwatch_metric_alarm.task_failure_rate.arn
+  }
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

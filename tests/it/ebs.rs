@@ -1,0 +1,1 @@
+//! EC2 backups against the emulator (being written).

@@ -1,0 +1,1 @@
+//! RDS backups against the emulator (being written).

@@ -1,0 +1,1 @@
+//! S3 backups against the emulator (being written).

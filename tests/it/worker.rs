@@ -1,0 +1,334 @@
+//! The worker runtime's invariants, each proven against the emulator with real worker processes:
+//! duplicates run once, crashes are taken over, fencing holds, heartbeats keep long tasks, drain
+//! hands work back, retries end in the DLQ, poison is contained, parked tasks complete.
+
+use backup_core::ports::{ClaimOutcome, ClaimRequest, TaskQueue, TaskStore, Transition, ATTR_REASON, ATTR_REASON_CODE};
+use backup_schemas::{CanaryMode, Envelope, LeaseOwner, TaskKind, TaskState};
+use backup_tests::{canary, drain_messages, Fleet, FleetProcess};
+use chrono::Utc;
+use serde_json::json;
+use std::time::Duration;
+
+const CANARY: &str = "fleet.canary";
+
+/// Short timings so crash and lease tests take seconds, not minutes.
+fn fast(idle_secs: u64) -> Vec<String> {
+    vec![
+        "--visibility-timeout-secs=4".into(),
+        "--lease-secs=4".into(),
+        "--heartbeat-secs=1".into(),
+        "--receive-wait-secs=1".into(),
+        "--ack-flush-ms=50".into(),
+        format!("--exit-when-idle={idle_secs}"),
+    ]
+}
+
+fn start(fleet: &Fleet, name: &str, args: Vec<String>) -> FleetProcess {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fleet.worker(name, &args)
+}
+
+async fn fast_fleet(name: &str) -> Fleet {
+    Fleet::with(name, |s| s.task_visibility_timeout_secs = 4).await
+}
+
+async fn finish(worker: &mut FleetProcess) {
+    let status = worker.wait_async(Duration::from_secs(120)).await;
+    assert!(status.success(), "{} exited with {status}; log:\n{}", worker.name, worker.log_tail(30));
+}
+
+async fn assert_queue_empty(fleet: &Fleet) {
+    let depth = fleet.queue().depth().await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (0, 0), "task queue should be empty");
+}
+
+#[tokio::test]
+async fn duplicate_deliveries_execute_once() {
+    let fleet = fast_fleet("dup").await;
+    let task = canary("dup", CanaryMode::Succeed, 500);
+    for _ in 0..3 {
+        fleet.send(&task).await;
+    }
+    let mut worker = start(&fleet, "w", fast(8));
+    finish(&mut worker).await;
+
+    let record = fleet.task(&task.task_id).await.expect("task recorded");
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 1, "claimed exactly once");
+    assert_eq!(worker.count(CANARY, "succeeded"), 1);
+    assert_eq!(worker.count(CANARY, "duplicate"), 2, "the other two deliveries were deleted as duplicates");
+    assert_queue_empty(&fleet).await;
+}
+
+#[tokio::test]
+async fn two_workers_racing_for_one_task_run_it_once() {
+    let fleet = fast_fleet("race").await;
+    let task = canary("race", CanaryMode::Succeed, 1500);
+    fleet.send(&task).await;
+    fleet.send(&task).await;
+    let mut a = start(&fleet, "a", fast(8));
+    let mut b = start(&fleet, "b", fast(8));
+    finish(&mut a).await;
+    finish(&mut b).await;
+
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(a.count(CANARY, "succeeded") + b.count(CANARY, "succeeded"), 1);
+    assert_queue_empty(&fleet).await;
+}
+
+#[tokio::test]
+async fn worker_killed_mid_task_is_taken_over_and_the_task_completes_once() {
+    let fleet = fast_fleet("kill").await;
+    let task = canary("kill", CanaryMode::Succeed, 3000);
+    fleet.send(&task).await;
+    let mut victim = start(&fleet, "victim", fast(30));
+    let running = fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    victim.sigkill();
+
+    let mut successor = start(&fleet, "successor", fast(8));
+    finish(&mut successor).await;
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 2, "one claim by the victim, one takeover");
+    assert_eq!(record.fence, running.fence + 1, "the takeover bumped the fencing token");
+    assert_ne!(record.owner, running.owner, "completed by the successor");
+    assert_eq!(successor.count(CANARY, "succeeded"), 1);
+    assert_eq!(successor.summary()["counts"]["takeovers"], json!(1));
+    assert_queue_empty(&fleet).await;
+}
+
+#[tokio::test]
+async fn a_stale_worker_cannot_complete_after_its_lease_was_taken() {
+    let fleet = fast_fleet("fence").await;
+    let store = fleet.store();
+    let task = canary("fence", CanaryMode::Succeed, 0);
+    let request = |owner: &str| ClaimRequest {
+        task_id: task.task_id.clone(),
+        run_id: task.run_id.clone(),
+        kind: TaskKind::Canary,
+        resource: "canary".into(),
+        owner: LeaseOwner::new(owner),
+        now: Utc::now(),
+        lease: Duration::from_millis(800),
+        receive_count: 1,
+        retain: Duration::from_secs(3600),
+        replayed: false,
+    };
+    let ClaimOutcome::Claimed(stale) = store.claim(&request("stale")).await.unwrap() else { panic!("first claim") };
+    assert!(
+        matches!(store.claim(&request("other")).await.unwrap(), ClaimOutcome::LeasedElsewhere { .. }),
+        "live lease blocks a second claim"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ClaimOutcome::Claimed(current) = store.claim(&request("current")).await.unwrap() else {
+        panic!("takeover after expiry")
+    };
+    assert_eq!(current.fence, stale.fence + 1);
+    assert_eq!(current.previous_state, Some(TaskState::Running));
+
+    let done = Transition::Succeeded { result: json!({"by": "stale"}) };
+    assert!(!store.transition(&stale, &done, Utc::now()).await.unwrap(), "stale owner is fenced out");
+    assert!(!store.extend(&stale, Utc::now()).await.unwrap(), "stale owner cannot extend either");
+    assert!(store
+        .transition(&current, &Transition::Succeeded { result: json!({"by": "current"}) }, Utc::now())
+        .await
+        .unwrap());
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.result, Some(json!({"by": "current"})));
+    assert!(matches!(store.claim(&request("late")).await.unwrap(), ClaimOutcome::Finished(TaskState::Succeeded)));
+}
+
+#[tokio::test]
+async fn a_task_longer_than_the_visibility_timeout_is_not_redelivered_while_it_heartbeats() {
+    let fleet = fast_fleet("long").await;
+    // Three visibility timeouts long.
+    let task = canary("long", CanaryMode::Succeed, 12_000);
+    fleet.send(&task).await;
+    let mut a = start(&fleet, "a", fast(6));
+    let mut b = start(&fleet, "b", fast(6));
+    finish(&mut a).await;
+    finish(&mut b).await;
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 1, "never claimed twice");
+    let received =
+        a.summary()["counts"]["received"].as_u64().unwrap() + b.summary()["counts"]["received"].as_u64().unwrap();
+    assert_eq!(received, 1, "the message was delivered once");
+}
+
+#[tokio::test]
+async fn sigterm_hands_back_unfinished_work_at_the_drain_deadline() {
+    let fleet = fast_fleet("drain").await;
+    let task = canary("drain", CanaryMode::Succeed, 600_000);
+    fleet.send(&task).await;
+    let mut args = fast(600);
+    args.push("--drain-deadline-secs=1".into());
+    let mut worker = start(&fleet, "w", args);
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    worker.sigterm();
+    let status = worker.wait_async(Duration::from_secs(20)).await;
+    assert!(status.success(), "drained worker exits 0");
+    assert_eq!(worker.count(CANARY, "handed_back"), 1);
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Pending, "lease released");
+    // Visibility was reset to 0: the message is available at once, not after a timeout.
+    let again = drain_messages(&fleet.queue(), 1, Duration::from_secs(3)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(Envelope::decode(&again[0].body).unwrap().task_id, task.task_id);
+}
+
+#[tokio::test]
+async fn sigterm_stops_receiving_and_lets_short_tasks_finish() {
+    let fleet = fast_fleet("drainok").await;
+    let task = canary("drainok", CanaryMode::Succeed, 3000);
+    fleet.send(&task).await;
+    let mut args = fast(600);
+    args.push("--drain-deadline-secs=20".into());
+    let mut worker = start(&fleet, "w", args);
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    worker.sigterm();
+    let late = canary("late", CanaryMode::Succeed, 0);
+    fleet.send(&late).await;
+    let status = worker.wait_async(Duration::from_secs(30)).await;
+    assert!(status.success());
+    assert_eq!(
+        fleet.task(&task.task_id).await.unwrap().state,
+        TaskState::Succeeded,
+        "in-flight task finished within the drain"
+    );
+    assert!(fleet.task(&late.task_id).await.is_none(), "nothing was received after SIGTERM");
+}
+
+#[tokio::test]
+async fn retryable_failures_back_off_then_reach_the_dlq_and_are_recorded_dead() {
+    let fleet = Fleet::with("retry", |s| {
+        s.task_visibility_timeout_secs = 4;
+        s.task_max_receive_count = 3;
+    })
+    .await;
+    let task = canary("retry", CanaryMode::Retry, 0);
+    let body = task.encode().unwrap();
+    fleet.send_body(&body).await;
+    let mut worker = start(&fleet, "w", fast(12));
+    finish(&mut worker).await;
+
+    assert_eq!(worker.count(CANARY, "retried"), 2);
+    assert_eq!(worker.count(CANARY, "dead"), 1);
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Dead);
+    assert!(record.last_error.unwrap().contains("retries exhausted"));
+    let dead = fleet.dlq_messages(1, Duration::from_secs(10)).await;
+    assert_eq!(dead.len(), 1, "redrive moved the message to the DLQ");
+    assert_eq!(dead[0].body, body, "body intact");
+}
+
+#[tokio::test]
+async fn retryable_failure_then_success() {
+    let fleet = fast_fleet("retryok").await;
+    let task = canary("retryok", CanaryMode::RetryUntil(2), 0);
+    fleet.send(&task).await;
+    let mut worker = start(&fleet, "w", fast(8));
+    finish(&mut worker).await;
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 2);
+    assert_eq!(worker.count(CANARY, "retried"), 1);
+}
+
+#[tokio::test]
+async fn permanent_failure_is_recorded_and_the_message_deleted() {
+    let fleet = fast_fleet("perm").await;
+    let task = canary("perm", CanaryMode::Fail, 0);
+    fleet.send(&task).await;
+    let mut worker = start(&fleet, "w", fast(4));
+    finish(&mut worker).await;
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Failed);
+    assert!(record.last_error.unwrap().contains("asked to fail"));
+    assert_queue_empty(&fleet).await;
+    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "failed is not dead: nothing in the DLQ");
+}
+
+#[tokio::test]
+async fn a_parked_task_is_rechecked_and_completes() {
+    let fleet = fast_fleet("park").await;
+    let task = canary("park", CanaryMode::PendingTimes(2), 0);
+    fleet.send(&task).await;
+    let mut worker = start(&fleet, "w", fast(6));
+    finish(&mut worker).await;
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.attempts, 3, "two re-checks after the first run");
+    assert_eq!(worker.count(CANARY, "parked"), 2);
+    assert_eq!(record.checkpoint, Some(json!({"rechecks": 2})));
+}
+
+#[tokio::test]
+async fn fan_out_children_are_sent_before_the_parent_completes() {
+    let fleet = fast_fleet("fanout").await;
+    let mut task = canary("fanout", CanaryMode::Succeed, 0);
+    if let backup_schemas::Task::Canary(params) = &mut task.task {
+        params.spawn = 12;
+    }
+    task.task_id = task.task.id();
+    fleet.send(&task).await;
+    let mut worker = start(&fleet, "w", fast(6));
+    finish(&mut worker).await;
+    assert_eq!(worker.count(CANARY, "succeeded"), 13);
+    assert_eq!(worker.summary()["counts"]["children_sent"], json!(12));
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dlq_with_their_reason_while_good_ones_succeed() {
+    let fleet = fast_fleet("poison").await;
+    let valid = canary("valid", CanaryMode::Succeed, 0);
+    let mut value: serde_json::Value = serde_json::from_str(&valid.encode().unwrap()).unwrap();
+    let with = |patch: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = value.clone();
+        patch(&mut v);
+        v.to_string()
+    };
+    let poison: Vec<(String, &str)> = vec![
+        ("this is not json".into(), "not_json"),
+        ("[1, 2, 3]".into(), "not_an_object"),
+        (with(&|v| v["v"] = json!(99)), "unsupported_version"),
+        (with(&|v| v["kind"] = json!("ebs.format_disk")), "unknown_kind"),
+        (with(&|v| v["params"] = json!({"nonce": 5})), "invalid_params"),
+        (with(&|v| v["task_id"] = json!("t-00000000000000000000000000000000")), "id_mismatch"),
+        (format!("{}{}", "[".repeat(300), "]".repeat(300)), "not_json"),
+        (format!("{{\"v\": 1, \"kind\": \"fleet.canary\", \"junk\": \"{}\"}}", "ü".repeat(100_000)), "invalid_params"),
+        ("{\"v\": \"1\", \"kind\": \"fleet.canary\"}".into(), "missing_version"),
+        ("{\"v\": 1}".into(), "missing_kind"),
+    ];
+    value["v"] = json!(1);
+    let good: Vec<Envelope> = (0..3).map(|i| canary(&format!("good{i}"), CanaryMode::Succeed, 0)).collect();
+    fleet.send(&good[0]).await;
+    for (body, _) in &poison {
+        fleet.send_body(body).await;
+    }
+    fleet.send(&good[1]).await;
+    fleet.send(&good[2]).await;
+
+    let mut worker = start(&fleet, "w", fast(6));
+    finish(&mut worker).await;
+    assert_eq!(worker.count("unknown", "poison"), poison.len() as u64);
+    assert_eq!(worker.count(CANARY, "succeeded"), 3, "good messages around the poison succeed");
+    for envelope in &good {
+        assert_eq!(fleet.task(&envelope.task_id).await.unwrap().state, TaskState::Succeeded);
+    }
+    let dead = fleet.dlq_messages(poison.len(), Duration::from_secs(15)).await;
+    assert_eq!(dead.len(), poison.len(), "every poison message is in the DLQ");
+    for (body, code) in &poison {
+        let message = dead.iter().find(|m| &m.body == body).unwrap_or_else(|| panic!("DLQ lacks body {:.60}", body));
+        assert_eq!(
+            message.attributes.get(ATTR_REASON_CODE).map(String::as_str),
+            Some(*code),
+            "reason code of {:.60}",
+            body
+        );
+        assert!(!message.attributes.get(ATTR_REASON).map(String::is_empty).unwrap_or(true), "a readable reason");
+    }
+    assert_queue_empty(&fleet).await;
+}

@@ -1,0 +1,316 @@
+//! Test harness for the integration tests: makes sure the local emulator runs, gives every test
+//! its own uniquely named queues, tables and bus, and starts the fleet's real binaries as
+//! processes (so tests can SIGKILL and SIGTERM them).
+
+use backup_aws::bootstrap::{bootstrap, BootstrapSettings, FleetResources};
+use backup_aws::dynamo::DynamoTaskStore;
+use backup_aws::sqs::SqsQueue;
+use backup_aws::{AwsContext, AwsSettings};
+use backup_core::ports::{OutgoingMessage, ReceivedMessage, TaskQueue, TaskRecord, TaskStore};
+use backup_schemas::{Canary, CanaryMode, Envelope, Origin, RunId, Task, TaskId};
+use std::future::Future;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+pub const DR_REGION: &str = "us-west-2";
+
+/// The repository root (this crate lives in `<root>/tests`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate has a parent").to_path_buf()
+}
+
+/// Endpoint of the emulator, started by the project's script when nothing answers yet.
+pub fn emulator_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let port: u16 = std::env::var("MOTO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(4566);
+        let address = format!("127.0.0.1:{port}");
+        if TcpStream::connect(&address).is_err() {
+            let status = Command::new("bash")
+                .arg(repo_root().join("scripts/emulator.sh"))
+                .arg("start")
+                .env("MOTO_PORT", port.to_string())
+                .status()
+                .expect("running scripts/emulator.sh start");
+            assert!(status.success(), "could not start the emulator (scripts/emulator.sh start)");
+        }
+        format!("http://{address}")
+    })
+}
+
+/// A unique, valid resource-name prefix for one test.
+pub fn unique_prefix(name: &str) -> String {
+    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect();
+    format!("t{}-{clean}", &format!("{:08x}", rand::random::<u32>())[..8])
+}
+
+pub async fn aws(region: &str) -> AwsContext {
+    let mut settings = AwsSettings::emulator(emulator_endpoint(), region);
+    settings.max_attempts = 2;
+    AwsContext::load(&settings).await
+}
+
+/// One test's own fleet resources on the emulator.
+pub struct Fleet {
+    pub prefix: String,
+    pub aws: AwsContext,
+    pub resources: FleetResources,
+    pub settings: BootstrapSettings,
+}
+
+impl Fleet {
+    pub async fn new(name: &str) -> Self {
+        Self::with(name, |_| {}).await
+    }
+
+    /// A fleet whose bootstrap settings are adjusted first (short visibility, few receives).
+    pub async fn with(name: &str, adjust: impl FnOnce(&mut BootstrapSettings)) -> Self {
+        let prefix = unique_prefix(name);
+        let mut settings = BootstrapSettings::new(&prefix);
+        adjust(&mut settings);
+        let aws = aws(REGION).await;
+        let resources = bootstrap(&aws, &settings).await.expect("bootstrap on the emulator");
+        Self { prefix, aws, resources, settings }
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        SqsQueue::new(self.aws.clients().sqs, &self.resources.task_queue_url)
+    }
+
+    pub fn dlq(&self) -> SqsQueue {
+        SqsQueue::new(self.aws.clients().sqs, &self.resources.task_dlq_url)
+    }
+
+    pub fn store(&self) -> DynamoTaskStore {
+        DynamoTaskStore::new(self.aws.clients().dynamodb, &self.resources.state_table)
+    }
+
+    /// Environment for a fleet binary pointed at this fleet.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> =
+            self.resources.env().into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        env.extend([
+            ("AWS_ENDPOINT_URL".to_owned(), emulator_endpoint().to_owned()),
+            ("AWS_REGION".to_owned(), REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+            ("BACKUP_LOG_FORMAT".to_owned(), "json".to_owned()),
+        ]);
+        env
+    }
+
+    pub async fn send(&self, envelope: &Envelope) {
+        self.send_body(&envelope.encode().expect("encodes")).await;
+    }
+
+    pub async fn send_body(&self, body: &str) {
+        let message = OutgoingMessage { id: "0".into(), body: body.to_owned(), ..Default::default() };
+        self.queue().send(&message).await.expect("send to task queue");
+    }
+
+    pub async fn task(&self, id: &TaskId) -> Option<TaskRecord> {
+        self.store().get(id).await.expect("get task")
+    }
+
+    /// Starts a worker process on this fleet with extra flags.
+    pub fn worker(&self, name: &str, args: &[&str]) -> FleetProcess {
+        FleetProcess::spawn("backup-worker", name, &self.prefix, &self.env(), args)
+    }
+
+    /// Waits until the task reaches `predicate`, or panics with its last record after `timeout`.
+    pub async fn wait_task(
+        &self,
+        id: &TaskId,
+        timeout: Duration,
+        predicate: impl Fn(&TaskRecord) -> bool,
+    ) -> TaskRecord {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let record = self.task(id).await;
+            if let Some(record) = record.as_ref().filter(|r| predicate(r)) {
+                return record.clone();
+            }
+            if Instant::now() >= deadline {
+                panic!("task {id} did not reach the expected state in {timeout:?}; last record: {record:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Receives every message currently in the DLQ (they become invisible for a while).
+    pub async fn dlq_messages(&self, expected: usize, timeout: Duration) -> Vec<ReceivedMessage> {
+        drain_messages(&self.dlq(), expected, timeout).await
+    }
+}
+
+/// Receives until `expected` messages were seen or `timeout` passes.
+pub async fn drain_messages(queue: &SqsQueue, expected: usize, timeout: Duration) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + timeout;
+    let mut seen: Vec<ReceivedMessage> = Vec::new();
+    while Instant::now() < deadline && seen.len() < expected {
+        let batch = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
+        for message in batch {
+            if !seen.iter().any(|m| m.message_id == message.message_id) {
+                seen.push(message);
+            }
+        }
+    }
+    seen
+}
+
+/// Polls `check` every 200 ms until it yields `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A canary task envelope.
+pub fn canary(nonce: &str, mode: CanaryMode, sleep_ms: u64) -> Envelope {
+    let task =
+        Task::Canary(Canary { nonce: format!("{nonce}-{:08x}", rand::random::<u32>()), sleep_ms, mode, spawn: 0 });
+    Envelope::new(task, RunId::new("test-run"), Origin::Operator { command: "test".into() }, chrono::Utc::now())
+}
+
+/// Path of a fleet binary built next to the test executable (`make test` builds them first).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --bins`, which `make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A fleet binary running as a child process, with its log and exit summary in files.
+pub struct FleetProcess {
+    pub child: Child,
+    pub name: String,
+    pub log_path: PathBuf,
+    pub summary_path: PathBuf,
+}
+
+impl FleetProcess {
+    pub fn spawn(binary_name: &str, name: &str, prefix: &str, env: &[(String, String)], args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join("backup-fleet-tests").join(prefix);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let log_path = dir.join(format!("{name}.log"));
+        let summary_path = dir.join(format!("{name}.summary.json"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(binary(binary_name));
+        command
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("BACKUP_SUMMARY_FILE", &summary_path)
+            .env("RUST_LOG", std::env::var("TEST_WORKER_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        let child = command.spawn().expect("spawn fleet binary");
+        Self { child, name: name.to_owned(), log_path, summary_path }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY-free: libc::kill is a plain syscall wrapper; the pid is our own child.
+        let rc = unsafe_free_kill(self.pid(), signal);
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
+    }
+
+    pub fn sigkill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Waits for exit, killing the process (and failing) after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not exit within {timeout:?}; log:\n{}", self.name, self.log_tail(40));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub async fn wait_async(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not exit within {timeout:?}; log:\n{}", self.name, self.log_tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The exit summary the process wrote (workers write one on every clean exit).
+    pub fn summary(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(&self.summary_path)
+            .unwrap_or_else(|e| panic!("{}: no summary ({e}); log:\n{}", self.name, self.log_tail(40)));
+        serde_json::from_str(&text).expect("summary is JSON")
+    }
+
+    /// Count of `disposition` for `kind` in the summary.
+    pub fn count(&self, kind: &str, disposition: &str) -> u64 {
+        self.summary()["counts"]["tasks"][kind][disposition].as_u64().unwrap_or(0)
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for FleetProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn unsafe_free_kill(pid: i32, signal: i32) -> i32 {
+    // `kill` via the `kill` command keeps this crate free of `unsafe` (the workspace forbids it).
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    match status {
+        Ok(s) if s.success() => 0,
+        _ => -1,
+    }
+}

@@ -1,0 +1,10 @@
+//! Task handlers: `Services` implements `Handler<P>` for every backup, lifecycle and restore kind,
+//! one module per service area; the canary has its own handler.
+
+pub mod canary;
+pub mod ebs;
+pub mod lifecycle;
+pub mod rds;
+pub mod restore;
+pub mod s3;
+pub mod services;

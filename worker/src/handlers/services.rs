@@ -1,0 +1,101 @@
+//! The AWS-facing services every backup handler uses, behind the domain ports. `Services`
+//! implements `Handler<P>` for each backup, lifecycle and restore kind, one module per area.
+
+use backup_core::artifacts::{CatalogRecord, Tags};
+use backup_core::ports::Catalog;
+use backup_core::services::block::BlockStorage;
+use backup_core::services::database::DatabaseSnapshots;
+use backup_core::services::objects::ObjectStore;
+use backup_core::TaskError;
+use backup_schemas::{tags, ArtifactRef, BackupContext, CopyTarget, Task, Verify};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timing of long operations.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// How long a parked task waits before re-checking a pending artifact.
+    pub recheck: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self { recheck: Duration::from_secs(60) }
+    }
+}
+
+pub struct Services {
+    pub block: Arc<dyn BlockStorage>,
+    pub databases: Arc<dyn DatabaseSnapshots>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub catalog: Arc<dyn Catalog>,
+    pub timing: Timing,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("timing", &self.timing).finish()
+    }
+}
+
+/// Expiry of a cross-region copy: its own retention when the plan gives one, else the source's.
+pub fn copy_expiry(ctx: &BackupContext, target: &CopyTarget) -> Option<DateTime<Utc>> {
+    target.retain_days.map(|days| ctx.window + chrono::Duration::days(i64::from(days))).or(ctx.expires_at)
+}
+
+/// Tags of a copy: the artifact tags plus where it came from.
+pub fn copy_tags(base: Tags, source_region: &str, source_id: &str) -> Tags {
+    let mut tags = base;
+    tags.insert(tags::SOURCE_REGION.to_owned(), source_region.to_owned());
+    tags.insert(tags::COPIED_FROM.to_owned(), source_id.to_owned());
+    tags
+}
+
+/// The follow-up tasks of a completed backup: one copy per target and a verification.
+pub fn follow_ups(
+    artifact: &ArtifactRef,
+    source_resource: &str,
+    ctx: &BackupContext,
+    copy: impl Fn(&CopyTarget) -> Option<Task>,
+) -> Vec<Task> {
+    let mut children: Vec<Task> = ctx.copy_to.iter().filter_map(copy).collect();
+    if ctx.verify {
+        children.push(Task::Verify(Verify { artifact: artifact.clone(), source_resource: source_resource.to_owned() }));
+    }
+    children
+}
+
+/// A catalog record for a freshly completed artifact.
+pub fn record(
+    artifact: ArtifactRef,
+    resource: &str,
+    resource_region: &str,
+    ctx: &BackupContext,
+    task_id: &backup_schemas::TaskId,
+    created_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+) -> CatalogRecord {
+    CatalogRecord {
+        artifact,
+        resource: resource.to_owned(),
+        resource_region: resource_region.to_owned(),
+        plan: ctx.plan.clone(),
+        tier: ctx.tier.as_str().to_owned(),
+        task_id: task_id.clone(),
+        created_at: created_at.unwrap_or_else(Utc::now),
+        expires_at: expires_at.or(ctx.expires_at),
+        size_bytes: None,
+        encrypted: None,
+        copy_of: None,
+        copies: Vec::new(),
+        details: Default::default(),
+        verification: None,
+        deleted_at: None,
+    }
+}
+
+/// Maps a "does not exist" error on the source resource to a permanent failure with a clear reason.
+pub fn missing(what: &str, id: &str, region: &str) -> TaskError {
+    TaskError::permanent(format!("{what} {id} does not exist in {region}"))
+}

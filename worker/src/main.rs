@@ -1,0 +1,112 @@
+//! `backup-worker`: parse settings, build AWS clients, install the shutdown signal, run.
+
+use anyhow::Context;
+use backup_aws::dynamo::{DynamoTaskStore, TASK_RETENTION};
+use backup_aws::eventbridge::EventBridgePublisher;
+use backup_aws::sqs::SqsQueue;
+use backup_aws::{AwsContext, AwsSettings};
+use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
+use backup_telemetry::LogFormat;
+use backup_worker::handler::Handlers;
+use backup_worker::runtime::{new_owner, RuntimeConfig, Worker};
+use backup_worker::stats::Stats;
+use backup_worker::WorkerSettings;
+use clap::Parser;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "backup-worker", version, about = "Runs backup-fleet tasks from the task queue")]
+struct Cli {
+    #[command(flatten)]
+    settings: WorkerSettings,
+    /// Log format: json (services) or text.
+    #[arg(long, env = "BACKUP_LOG_FORMAT", default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    backup_telemetry::init("backup-worker", cli.log_format, "info");
+    let settings = cli.settings;
+    settings.validate().map_err(anyhow::Error::msg).context("invalid worker settings")?;
+
+    let aws = AwsContext::load(&AwsSettings::default()).await;
+    let clients = aws.clients();
+    let queue: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_queue_url));
+    let dlq: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_dlq_url));
+    let max_receive_count = match settings.max_receive_count {
+        Some(count) => count,
+        None => queue
+            .settings()
+            .await
+            .context("reading the task queue's redrive policy")?
+            .max_receive_count
+            .context("the task queue has no redrive policy: configure a DLQ or pass --max-receive-count")?,
+    };
+    let events: Arc<dyn EventPublisher> = match &settings.event_bus {
+        Some(bus) => Arc::new(EventBridgePublisher::new(clients.eventbridge.clone(), bus)),
+        None => Arc::new(NoEvents),
+    };
+    let config = RuntimeConfig {
+        concurrency: settings.concurrency,
+        pollers: settings.pollers(),
+        receive_wait: Duration::from_secs(settings.receive_wait_secs),
+        visibility_timeout: settings.visibility_timeout(),
+        lease: settings.lease(),
+        heartbeat: settings.heartbeat(),
+        drain_deadline: settings.drain_deadline(),
+        max_receive_count,
+        ack_flush: Duration::from_millis(settings.ack_flush_ms),
+        exit_when_idle: settings.exit_when_idle.map(Duration::from_secs),
+        task_retention: TASK_RETENTION,
+    };
+    let worker = Arc::new(Worker {
+        queue,
+        dlq,
+        store: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
+        events,
+        handlers: Arc::new(Handlers::canary_only()),
+        config,
+        owner: new_owner(),
+        stats: Arc::new(Stats::default()),
+    });
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let started = Instant::now();
+    tracing::info!(owner = %worker.owner, concurrency = settings.concurrency, max_receive_count, "worker started");
+    let counts = worker.clone().run(shutdown).await;
+
+    let calls: serde_json::Map<String, serde_json::Value> = aws
+        .calls()
+        .snapshot()
+        .into_iter()
+        .map(|((service, operation), n)| (format!("{service}.{operation}"), json!(n)))
+        .collect();
+    let summary = json!({
+        "owner": worker.owner,
+        "uptime_secs": started.elapsed().as_secs_f64(),
+        "counts": counts,
+        "aws_calls": calls,
+    });
+    tracing::info!(summary = %summary, "worker stopped");
+    if let Some(path) = &settings.summary_file {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// SIGTERM (ECS stopping the task) or SIGINT: stop receiving and drain.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+    }
+    shutdown.cancel();
+}

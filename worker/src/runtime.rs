@@ -1,0 +1,622 @@
+//! The worker loop: long-poll only as many messages as there is free capacity for, claim each
+//! task with one conditional write, run it under a heartbeat, and dispose of the message by the
+//! outcome's class. On shutdown: stop receiving at once, drain until the deadline, hand back the
+//! rest.
+
+use backup_core::backoff::retry_delay;
+use backup_core::ports::{
+    ClaimOutcome, ClaimRequest, EventPublisher, FleetEvent, Lease, OutgoingMessage, ReceivedMessage, TaskQueue,
+    TaskStore, Transition, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE, ATTR_RECEIVE_COUNT, ATTR_SOURCE_QUEUE,
+};
+use backup_core::{ErrorClass, RetryClass, TaskError};
+use backup_schemas::{Envelope, LeaseOwner, Origin, Task, TaskState, MAX_MESSAGE_BYTES};
+use chrono::Utc;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::acks::Acks;
+use crate::handler::{HandlerResult, Handlers, Outcome, TaskContext};
+use crate::stats::{Counts, Disposition, Stats};
+
+/// Timing and capacity of the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub concurrency: usize,
+    pub pollers: usize,
+    pub receive_wait: Duration,
+    pub visibility_timeout: Duration,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub drain_deadline: Duration,
+    pub max_receive_count: u32,
+    pub ack_flush: Duration,
+    pub exit_when_idle: Option<Duration>,
+    /// How long task items are kept (TTL) after their last write.
+    pub task_retention: Duration,
+}
+
+/// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+pub struct Worker {
+    pub queue: Arc<dyn TaskQueue>,
+    pub dlq: Arc<dyn TaskQueue>,
+    pub store: Arc<dyn TaskStore>,
+    pub events: Arc<dyn EventPublisher>,
+    pub handlers: Arc<Handlers>,
+    pub config: RuntimeConfig,
+    pub owner: LeaseOwner,
+    pub stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("owner", &self.owner).field("config", &self.config).finish()
+    }
+}
+
+/// A fresh lease owner id: host/task plus process id plus randomness, unique per process start.
+pub fn new_owner() -> LeaseOwner {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    LeaseOwner::new(format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>()))
+}
+
+impl Worker {
+    /// Runs until `shutdown` is cancelled (or the idle timeout passes), then drains.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Counts {
+        let (acks, acks_done) = Acks::spawn(self.queue.clone(), self.config.ack_flush);
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let drain = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let last_activity = Arc::new(Mutex::new(Instant::now()));
+
+        let pollers = TaskTracker::new();
+        for _ in 0..self.config.pollers.max(1) {
+            let worker = self.clone();
+            let context = PollContext {
+                acks: acks.clone(),
+                slots: slots.clone(),
+                drain: drain.clone(),
+                tasks: tasks.clone(),
+                shutdown: shutdown.clone(),
+                last_activity: last_activity.clone(),
+            };
+            pollers.spawn(async move { worker.poll(context).await });
+        }
+        pollers.close();
+
+        if let Some(idle) = self.config.exit_when_idle {
+            let (shutdown, tasks, last_activity) = (shutdown.clone(), tasks.clone(), last_activity.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    let quiet = last_activity.lock().expect("activity").elapsed();
+                    if tasks.is_empty() && quiet >= idle {
+                        info!(idle_secs = idle.as_secs(), "no work for the idle timeout; shutting down");
+                        shutdown.cancel();
+                        return;
+                    }
+                }
+            });
+        }
+
+        shutdown.cancelled().await;
+        pollers.wait().await;
+        info!(
+            in_flight = tasks.len(),
+            drain_deadline_secs = self.config.drain_deadline.as_secs(),
+            "stopped receiving; draining"
+        );
+        tasks.close();
+        if tokio::time::timeout(self.config.drain_deadline, tasks.wait()).await.is_err() {
+            warn!(remaining = tasks.len(), "drain deadline reached; handing back unfinished tasks");
+            drain.cancel();
+            tasks.wait().await;
+        }
+        drop(acks);
+        let _ = acks_done.await;
+        self.stats.snapshot()
+    }
+
+    async fn poll(self: Arc<Self>, cx: PollContext) {
+        loop {
+            // Reserve capacity first: receive only as many messages as can start now.
+            let first = tokio::select! {
+                permit = cx.slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                _ = cx.shutdown.cancelled() => return,
+            };
+            let mut permits = vec![first];
+            while permits.len() < 10 {
+                match cx.slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let received = tokio::select! {
+                received = self.queue.receive(permits.len() as u32, self.config.receive_wait) => received,
+                _ = cx.shutdown.cancelled() => return,
+            };
+            let messages = match received {
+                Ok(messages) => messages,
+                Err(err) => {
+                    warn!(error = %err, "receive failed; retrying shortly");
+                    drop(permits);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = cx.shutdown.cancelled() => return,
+                    }
+                }
+            };
+            if !messages.is_empty() {
+                *cx.last_activity.lock().expect("activity") = Instant::now();
+                self.stats.received(messages.len());
+            }
+            for (message, permit) in messages.into_iter().zip(permits.drain(..)) {
+                let worker = self.clone();
+                let (acks, drain, last_activity) = (cx.acks.clone(), cx.drain.clone(), cx.last_activity.clone());
+                cx.tasks.spawn(async move {
+                    worker.process(message, &acks, &drain).await;
+                    *last_activity.lock().expect("activity") = Instant::now();
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    /// Everything that happens to one received message.
+    async fn process(&self, message: ReceivedMessage, acks: &Acks, drain: &CancellationToken) {
+        let envelope = match Envelope::decode(&message.body) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                self.dead_letter(&message, err.code(), &err.to_string(), acks).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "task",
+            task_id = %envelope.task_id,
+            kind = %envelope.kind(),
+            resource = %envelope.task.resource(),
+            run_id = %envelope.run_id,
+            receive_count = message.receive_count,
+        );
+        self.process_envelope(message, envelope, acks, drain).instrument(span).await;
+    }
+
+    async fn process_envelope(
+        &self,
+        message: ReceivedMessage,
+        envelope: Envelope,
+        acks: &Acks,
+        drain: &CancellationToken,
+    ) {
+        let kind = envelope.kind().as_str();
+        let now = Utc::now();
+        if let Some(not_before) = envelope.not_before.filter(|t| *t > now) {
+            let wait = (not_before - now).to_std().unwrap_or_default().min(MAX_VISIBILITY);
+            acks.visibility(&message.receipt_handle, wait);
+            self.stats.record(kind, Disposition::NotYet);
+            return;
+        }
+        let request = ClaimRequest {
+            task_id: envelope.task_id.clone(),
+            run_id: envelope.run_id.clone(),
+            kind: envelope.kind(),
+            resource: envelope.task.resource(),
+            owner: self.owner.clone(),
+            now,
+            lease: self.config.lease,
+            receive_count: message.receive_count,
+            retain: self.config.task_retention,
+            replayed: matches!(envelope.origin, Origin::Replay { .. }),
+        };
+        let lease = match self.store.claim(&request).await {
+            Ok(ClaimOutcome::Claimed(lease)) => lease,
+            Ok(ClaimOutcome::Finished(state)) => {
+                info!(state = %state, "duplicate delivery of a finished task; deleting without re-running");
+                acks.delete(&message.receipt_handle);
+                self.stats.record(kind, Disposition::Duplicate);
+                return;
+            }
+            Ok(ClaimOutcome::LeasedElsewhere { owner, until }) => {
+                // Hand the message back for as long as the other lease lives (plus a margin), so
+                // it reappears exactly when a takeover becomes possible.
+                let remaining = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
+                info!(%owner, remaining_ms = remaining.as_millis() as u64, "task is leased by another worker; handing back");
+                acks.visibility(&message.receipt_handle, remaining.min(MAX_VISIBILITY));
+                self.stats.record(kind, Disposition::LeasedElsewhere);
+                return;
+            }
+            Err(err) => {
+                let class = match err.class {
+                    ErrorClass::Retry(class) => class,
+                    _ => RetryClass::Transient,
+                };
+                warn!(error = %err, "claim failed; the message will be retried");
+                acks.visibility(&message.receipt_handle, retry_delay(class, message.receive_count, None));
+                self.stats.record(kind, Disposition::Retried);
+                return;
+            }
+        };
+        if lease.previous_state == Some(TaskState::Running) && lease.attempts > 1 {
+            info!(fence = lease.fence, "took over a task whose previous lease expired");
+            self.stats.takeover();
+        }
+        if let Some(deadline) = envelope.deadline.filter(|d| *d < now) {
+            let error = TaskError::permanent(format!("deadline {deadline} exceeded before the task could finish"));
+            self.dispose(&message, &envelope, &lease, Err(error), acks).await;
+            return;
+        }
+
+        let started = Instant::now();
+        let task_cancel = drain.child_token();
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(
+            self.store.clone(),
+            lease.clone(),
+            message.receipt_handle.clone(),
+            acks.clone(),
+            self.config.clone(),
+            task_cancel.clone(),
+            stop_heartbeat.clone(),
+        ));
+        let context = TaskContext {
+            task_id: envelope.task_id.clone(),
+            run_id: envelope.run_id.clone(),
+            attempt: lease.attempts,
+            checkpoint: lease.checkpoint.clone(),
+            cancel: task_cancel.clone(),
+            deadline: envelope.deadline,
+        };
+        let handlers = self.handlers.clone();
+        let task_envelope = envelope.clone();
+        // The handler runs in its own task so a panic is caught and classified, not fatal.
+        let mut run = tokio::spawn(async move { handlers.dispatch(&task_envelope, &context).await }.in_current_span());
+        let result: HandlerResult = tokio::select! {
+            joined = &mut run => match joined {
+                Ok(result) => result,
+                Err(err) => Err(TaskError::retry(RetryClass::Transient, format!("handler panicked: {err}"))),
+            },
+            _ = task_cancel.cancelled() => {
+                run.abort();
+                Err(TaskError::cancelled("cancelled: drain deadline reached or lease lost"))
+            }
+        };
+        stop_heartbeat.cancel();
+        let lease_lost = heartbeat.await.unwrap_or(false);
+        self.stats.task_time(started.elapsed().as_millis() as u64);
+        if lease_lost {
+            warn!("lease lost while running; leaving the task to its new owner");
+            self.stats.record(kind, Disposition::LostLease);
+            return;
+        }
+        self.dispose(&message, &envelope, &lease, result, acks).await;
+    }
+
+    /// Applies the outcome: record first, then acknowledge the message.
+    async fn dispose(
+        &self,
+        message: &ReceivedMessage,
+        envelope: &Envelope,
+        lease: &Lease,
+        result: HandlerResult,
+        acks: &Acks,
+    ) {
+        let kind = envelope.kind().as_str();
+        let handle = &message.receipt_handle;
+        let now = Utc::now();
+        match result {
+            Ok(Outcome::Done { result, children, events }) => {
+                if !children.is_empty() {
+                    if let Err(err) = self.send_children(envelope, children).await {
+                        let error = TaskError::from(err);
+                        return Box::pin(self.dispose(message, envelope, lease, Err(error), acks)).await;
+                    }
+                }
+                match self.store.transition(lease, &Transition::Succeeded { result }, now).await {
+                    Ok(true) => {
+                        acks.delete(handle);
+                        self.stats.record(kind, Disposition::Succeeded);
+                        info!(outcome = "succeeded", "task succeeded");
+                        self.publish(events).await;
+                    }
+                    Ok(false) => self.fenced(kind),
+                    Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                }
+            }
+            Ok(Outcome::Pending { checkpoint, recheck_after }) => {
+                let recheck_at = now + chrono::Duration::from_std(recheck_after).unwrap_or_default();
+                match self.store.transition(lease, &Transition::Waiting { checkpoint, recheck_at }, now).await {
+                    Ok(true) => {
+                        self.park(message, envelope, recheck_after, acks).await;
+                        self.stats.record(kind, Disposition::Parked);
+                        info!(outcome = "waiting", recheck_secs = recheck_after.as_secs(), "task parked");
+                    }
+                    Ok(false) => self.fenced(kind),
+                    Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                }
+            }
+            Err(error) => match error.class {
+                ErrorClass::Retry(class) if message.receive_count >= self.config.max_receive_count => {
+                    let reason =
+                        format!("retries exhausted after {} receives: {}", message.receive_count, error.reason);
+                    match self.store.transition(lease, &Transition::Dead { reason: reason.clone() }, now).await {
+                        Ok(true) => {
+                            // Visible again at once: the next receive exceeds maxReceiveCount and
+                            // SQS's redrive policy moves the message to the DLQ, body intact.
+                            acks.visibility(handle, Duration::ZERO);
+                            self.stats.record(kind, Disposition::Dead);
+                            warn!(outcome = "dead", error = %error, "task is dead; the queue's redrive moves it to the DLQ");
+                            self.publish(vec![failure_event("Backup Task Dead", envelope, &reason, lease.attempts)])
+                                .await;
+                        }
+                        Ok(false) => self.fenced(kind),
+                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    }
+                    let _ = class;
+                }
+                ErrorClass::Retry(class) => {
+                    let delay = retry_delay(class, message.receive_count, error.retry_after).min(MAX_VISIBILITY);
+                    match self
+                        .store
+                        .transition(lease, &Transition::Released { error: Some(error.to_string()) }, now)
+                        .await
+                    {
+                        Ok(true) => {
+                            acks.visibility(handle, delay);
+                            self.stats.record(kind, Disposition::Retried);
+                            warn!(outcome = "retry", error = %error, delay_secs = delay.as_secs(), "task will be retried");
+                        }
+                        Ok(false) => self.fenced(kind),
+                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    }
+                }
+                ErrorClass::Permanent => {
+                    match self.store.transition(lease, &Transition::Failed { reason: error.reason.clone() }, now).await
+                    {
+                        Ok(true) => {
+                            acks.delete(handle);
+                            self.stats.record(kind, Disposition::Failed);
+                            warn!(outcome = "failed", error = %error, "task failed permanently");
+                            self.publish(vec![failure_event(
+                                "Backup Task Failed",
+                                envelope,
+                                &error.reason,
+                                lease.attempts,
+                            )])
+                            .await;
+                        }
+                        Ok(false) => self.fenced(kind),
+                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    }
+                }
+                ErrorClass::Cancelled => {
+                    // Drain: give the lease and the message back so another worker starts at once.
+                    match self.store.transition(lease, &Transition::Released { error: None }, now).await {
+                        Ok(true) => {
+                            acks.visibility(handle, Duration::ZERO);
+                            self.stats.record(kind, Disposition::HandedBack);
+                            info!(outcome = "handed_back", "unfinished task handed back");
+                        }
+                        Ok(false) => self.fenced(kind),
+                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Parks a message until its re-check. Each receive counts towards maxReceiveCount, so a task
+    /// that has been re-checked many times is re-sent as a fresh message (send first, delete
+    /// second) instead of being redriven to the DLQ for waiting patiently.
+    async fn park(&self, message: &ReceivedMessage, envelope: &Envelope, recheck_after: Duration, acks: &Acks) {
+        let near_limit = message.receive_count + 2 > self.config.max_receive_count;
+        let held_long = message
+            .first_received_at
+            .is_some_and(|first| (Utc::now() - first).to_std().unwrap_or_default() + recheck_after > MAX_VISIBILITY);
+        if !(near_limit || held_long) {
+            acks.visibility(&message.receipt_handle, recheck_after);
+            return;
+        }
+        let fresh = OutgoingMessage {
+            id: "0".into(),
+            body: message.body.clone(),
+            delay: Some(recheck_after.min(MAX_DELAY)),
+            trace_header: message.trace_header.clone().or_else(|| envelope.trace.as_ref().map(|t| t.xray.clone())),
+            attributes: BTreeMap::new(),
+        };
+        match self.queue.send(&fresh).await {
+            Ok(_) => acks.delete(&message.receipt_handle),
+            Err(err) => {
+                warn!(error = %err, "could not re-send a parked task; parking by visibility instead");
+                acks.visibility(&message.receipt_handle, recheck_after);
+            }
+        }
+    }
+
+    async fn send_children(&self, parent: &Envelope, children: Vec<Task>) -> Result<(), backup_core::AwsError> {
+        let now = Utc::now();
+        let mut messages = Vec::with_capacity(children.len());
+        for (i, task) in children.into_iter().enumerate() {
+            let mut child =
+                Envelope::new(task, parent.run_id.clone(), Origin::Parent { task_id: parent.task_id.clone() }, now);
+            child.trace = parent.trace.clone();
+            let body = child.encode().map_err(|e| backup_core::AwsError {
+                service: "sqs",
+                operation: "SendMessageBatch",
+                code: "MessageTooLong".into(),
+                message: e.to_string(),
+                class: ErrorClass::Permanent,
+            })?;
+            messages.push(OutgoingMessage {
+                id: i.to_string(),
+                body,
+                delay: None,
+                trace_header: parent.trace.as_ref().map(|t| t.xray.clone()),
+                attributes: BTreeMap::new(),
+            });
+        }
+        let sends = messages.chunks(10).map(|chunk| self.queue.send_batch(chunk));
+        for result in futures::future::join_all(sends).await {
+            let failed = result?;
+            if !failed.is_empty() {
+                return Err(backup_core::AwsError {
+                    service: "sqs",
+                    operation: "SendMessageBatch",
+                    code: "BatchEntryFailed".into(),
+                    message: format!("{} child messages were not accepted: {:?}", failed.len(), failed),
+                    class: ErrorClass::Retry(RetryClass::Transient),
+                });
+            }
+        }
+        self.stats.children(messages.len());
+        Ok(())
+    }
+
+    /// Moves a message this build cannot run to the DLQ at once: body byte-for-byte, reason in
+    /// attributes. Send first, delete second: a crash in between leaves a duplicate in the DLQ,
+    /// never a loss.
+    async fn dead_letter(&self, message: &ReceivedMessage, code: &str, reason: &str, acks: &Acks) {
+        warn!(message_id = %message.message_id, reason_code = code, %reason, "poison message; moving it to the DLQ");
+        let mut attributes = BTreeMap::from([
+            (ATTR_REASON_CODE.to_owned(), code.to_owned()),
+            (ATTR_SOURCE_QUEUE.to_owned(), self.queue.url().to_owned()),
+            (ATTR_FAILED_AT.to_owned(), Utc::now().to_rfc3339()),
+            (ATTR_RECEIVE_COUNT.to_owned(), message.receive_count.to_string()),
+            (ATTR_REASON.to_owned(), truncate(reason, 1024).to_owned()),
+        ]);
+        // SQS counts attributes in the 256 KiB limit: at the limit, keep the body and drop the
+        // attributes rather than lose the message.
+        let attribute_bytes: usize = attributes.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        if message.body.len() + attribute_bytes > MAX_MESSAGE_BYTES {
+            attributes.retain(|k, _| k == ATTR_REASON_CODE);
+            if message.body.len() + 64 > MAX_MESSAGE_BYTES {
+                attributes.clear();
+            }
+        }
+        let outgoing = OutgoingMessage {
+            id: "0".into(),
+            body: message.body.clone(),
+            delay: None,
+            trace_header: message.trace_header.clone(),
+            attributes,
+        };
+        match self.dlq.send(&outgoing).await {
+            Ok(_) => {
+                acks.delete(&message.receipt_handle);
+                self.stats.record("unknown", Disposition::Poison);
+            }
+            Err(err) => {
+                // Leave it: it comes back, and after maxReceiveCount the redrive moves it anyway.
+                warn!(error = %err, "could not move poison message to the DLQ; it will be retried");
+                acks.visibility(&message.receipt_handle, Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn publish(&self, events: Vec<FleetEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(err) = self.events.publish(&events).await {
+            warn!(error = %err, count = events.len(), "could not publish fleet events");
+        }
+    }
+
+    fn fenced(&self, kind: &str) {
+        warn!("completion refused: another worker took the lease (fencing token moved on)");
+        self.stats.record(kind, Disposition::LostLease);
+    }
+
+    /// The outcome could not be recorded. Leave the message to reappear after a backoff: if the
+    /// write did land, the next claim sees a finished task and deletes the duplicate.
+    fn coordination_failed(
+        &self,
+        kind: &str,
+        handle: &str,
+        acks: &Acks,
+        err: &backup_core::AwsError,
+        receive_count: u32,
+    ) {
+        let class = match err.class {
+            ErrorClass::Retry(class) => class,
+            _ => RetryClass::Transient,
+        };
+        warn!(error = %err, "could not record the task outcome; it will be retried");
+        acks.visibility(handle, retry_delay(class, receive_count, None));
+        self.stats.record(kind, Disposition::Retried);
+    }
+}
+
+struct PollContext {
+    acks: Acks,
+    slots: Arc<Semaphore>,
+    drain: CancellationToken,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    last_activity: Arc<Mutex<Instant>>,
+}
+
+/// Extends the lease and the message visibility every interval until stopped. Returns true when
+/// the lease was lost, after cancelling the task.
+async fn heartbeat(
+    store: Arc<dyn TaskStore>,
+    lease: Lease,
+    receipt_handle: String,
+    acks: Acks,
+    config: RuntimeConfig,
+    task_cancel: CancellationToken,
+    stop: CancellationToken,
+) -> bool {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + config.heartbeat, config.heartbeat);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = ticks.tick() => {}
+        }
+        let until = Utc::now() + chrono::Duration::from_std(config.lease).unwrap_or_default();
+        match store.extend(&lease, until).await {
+            Ok(true) => acks.visibility(&receipt_handle, config.visibility_timeout),
+            Ok(false) => {
+                task_cancel.cancel();
+                return true;
+            }
+            Err(err) => warn!(error = %err, "heartbeat failed; retrying at the next interval"),
+        }
+    }
+}
+
+fn failure_event(detail_type: &str, envelope: &Envelope, reason: &str, attempts: u32) -> FleetEvent {
+    FleetEvent {
+        detail_type: detail_type.to_owned(),
+        detail: json!({
+            "task_id": envelope.task_id,
+            "run_id": envelope.run_id,
+            "kind": envelope.kind(),
+            "resource": envelope.task.resource(),
+            "reason": reason,
+            "attempts": attempts,
+        }),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

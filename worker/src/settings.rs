@@ -1,0 +1,103 @@
+//! Worker settings: flags, each also read from a `BACKUP_*` environment variable.
+
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct WorkerSettings {
+    /// URL of the task queue.
+    #[arg(long, env = "BACKUP_TASK_QUEUE_URL")]
+    pub task_queue_url: String,
+    /// URL of the task queue's DLQ (poison messages are moved there at once).
+    #[arg(long, env = "BACKUP_TASK_DLQ_URL")]
+    pub task_dlq_url: String,
+    /// DynamoDB table holding task state, leases and runs.
+    #[arg(long, env = "BACKUP_STATE_TABLE")]
+    pub state_table: String,
+    /// DynamoDB table holding the backup catalog.
+    #[arg(long, env = "BACKUP_CATALOG_TABLE")]
+    pub catalog_table: Option<String>,
+    /// The fleet's EventBridge bus for failure and backup events (none: events are not published).
+    #[arg(long, env = "BACKUP_EVENT_BUS")]
+    pub event_bus: Option<String>,
+    /// Tasks run at once by this process.
+    #[arg(long, env = "BACKUP_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Visibility timeout given to a message while its task runs (extended by the heartbeat).
+    #[arg(long, env = "BACKUP_VISIBILITY_TIMEOUT_SECS", default_value_t = 60)]
+    pub visibility_timeout_secs: u64,
+    /// Length of the DynamoDB lease (extended by the heartbeat).
+    #[arg(long, env = "BACKUP_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Interval of the heartbeat that extends visibility and lease of a running task.
+    #[arg(long, env = "BACKUP_HEARTBEAT_SECS", default_value_t = 20)]
+    pub heartbeat_secs: u64,
+    /// After SIGTERM, how long in-flight tasks may finish before they are handed back. Keep it
+    /// below ECS's stopTimeout (30 s by default).
+    #[arg(long, env = "BACKUP_DRAIN_DEADLINE_SECS", default_value_t = 25)]
+    pub drain_deadline_secs: u64,
+    /// Receives before SQS moves a message to the DLQ; read from the queue's redrive policy when
+    /// not given.
+    #[arg(long, env = "BACKUP_MAX_RECEIVE_COUNT")]
+    pub max_receive_count: Option<u32>,
+    /// Long-poll wait of each receive (at most 20 s).
+    #[arg(long, env = "BACKUP_RECEIVE_WAIT_SECS", default_value_t = 20)]
+    pub receive_wait_secs: u64,
+    /// Concurrent long polls (0: one per 10 slots of concurrency, at most 4).
+    #[arg(long, env = "BACKUP_POLLERS", default_value_t = 0)]
+    pub pollers: usize,
+    /// How long deletes and visibility changes may wait to be batched.
+    #[arg(long, env = "BACKUP_ACK_FLUSH_MS", default_value_t = 200)]
+    pub ack_flush_ms: u64,
+    /// Exit once no message has arrived for this many seconds and nothing runs.
+    #[arg(long, env = "BACKUP_EXIT_WHEN_IDLE_SECS")]
+    pub exit_when_idle: Option<u64>,
+    /// Write the exit summary (JSON) to this file as well as to the log.
+    #[arg(long, env = "BACKUP_SUMMARY_FILE")]
+    pub summary_file: Option<std::path::PathBuf>,
+}
+
+impl WorkerSettings {
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+    pub fn drain_deadline(&self) -> Duration {
+        Duration::from_secs(self.drain_deadline_secs)
+    }
+    pub fn pollers(&self) -> usize {
+        if self.pollers > 0 {
+            self.pollers
+        } else {
+            self.concurrency.div_ceil(10).clamp(1, 4)
+        }
+    }
+
+    /// Settings that cannot work together are refused at start, not discovered in production.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.concurrency == 0 {
+            return Err("concurrency must be at least 1".into());
+        }
+        if self.visibility_timeout_secs < 2 * self.heartbeat_secs {
+            return Err(format!(
+                "visibility timeout ({} s) must be at least twice the heartbeat interval ({} s), or a slow heartbeat lets the message reappear",
+                self.visibility_timeout_secs, self.heartbeat_secs
+            ));
+        }
+        if self.lease_secs < 2 * self.heartbeat_secs {
+            return Err(format!(
+                "lease ({} s) must be at least twice the heartbeat interval ({} s)",
+                self.lease_secs, self.heartbeat_secs
+            ));
+        }
+        if self.receive_wait_secs > 20 {
+            return Err("receive wait is at most 20 s (SQS limit)".into());
+        }
+        Ok(())
+    }
+}
