@@ -1,24 +1,82 @@
 #!/usr/bin/env bash
-# make demo: start the local emulator, bootstrap a fleet on it and show what was created.
-# (The full backup cycle with a report builds on this; see README.)
+# make demo: a full backup cycle against the local emulator, with a report.
+#
+# Starts the emulator (unless one answers), bootstraps a fleet, seeds a realistic estate, runs the
+# producer and two worker processes through the daily plan (cross-region copies, retention,
+# verification), prints a report, then runs the same window again to show that nothing new is
+# created. Leaves nothing running. DEMO_SMALL=1 seeds a smaller estate (CI).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/backup-fleet/target}"
-bin="$target/debug"
+bin="${CARGO_TARGET_DIR:-$HOME/.cache/backup-fleet/target}/debug"
+for b in backup-producer backup-worker backupctl; do
+  [ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing; run 'make build' (make demo does)" >&2; exit 1; }
+done
+# The demo owns a fresh emulator of its own, so that nothing else's resources are discovered.
+export MOTO_PORT="${DEMO_MOTO_PORT:-4577}"
+out="$repo/demo-out"
+rm -rf "$out"; mkdir -p "$out"
 
 started=0
-port="${MOTO_PORT:-4566}"
-if ! curl -s -o /dev/null "http://127.0.0.1:${port}/moto-api/config"; then
+workers=()
+cleanup() {
+  for pid in "${workers[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  if [ "$started" = 1 ]; then bash scripts/emulator.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+if curl -s -o /dev/null "http://127.0.0.1:${MOTO_PORT}/moto-api/config"; then
+  bash scripts/emulator.sh reset >/dev/null
+else
   bash scripts/emulator.sh start
   started=1
 fi
-cleanup() { if [ "$started" = 1 ]; then bash scripts/emulator.sh stop >/dev/null 2>&1 || true; fi; }
-trap cleanup EXIT
 eval "$(bash scripts/emulator.sh env)"
+export AWS_EC2_METADATA_DISABLED=true BACKUP_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}"
 
-prefix="demo-$(date +%s)"
-echo "== bootstrap (prefix $prefix)"
-"$bin/backupctl" bootstrap --prefix "$prefix" --format json
-echo "== bootstrap again: nothing changes"
-"$bin/backupctl" bootstrap --prefix "$prefix" --format env
+prefix="demo$(date +%s)"
+step() { printf '\n== %s\n' "$*"; }
+
+step "bootstrap fleet $prefix"
+"$bin/backupctl" bootstrap --prefix "$prefix" --format json > "$out/resources.json"
+eval "$("$bin/backupctl" bootstrap --prefix "$prefix" --format env)"
+cat "$out/resources.json"
+
+step "seed the estate (EC2 in us-east-1 and eu-west-1, RDS, Aurora, S3, pre-aged backups)"
+"$repo/.venv/bin/python" scripts/demo_seed.py "$prefix" "$BACKUP_CATALOG_TABLE" > "$out/estate.json"
+"$repo/.venv/bin/python" scripts/demo_util.py estate "$out/estate.json"
+sed "s/DEMO_BACKUP_BUCKET/${prefix}-backups/" demo/policy.toml > "$out/policy.toml"
+export BACKUP_POLICY_FILE="$out/policy.toml"
+
+run_cycle() {
+  local n=$1
+  step "cycle $n: expand the daily plan's window"
+  "$bin/backup-producer" run --plan daily --at "$at" --json > "$out/run$n.json"
+  "$repo/.venv/bin/python" scripts/demo_util.py run-summary "$out/run$n.json"
+  step "cycle $n: two workers until the queue is drained"
+  workers=()
+  for w in 1 2; do
+    "$bin/backup-worker" --concurrency 16 --exit-when-idle 6 --receive-wait-secs 2 --recheck-secs 2 \
+      --ack-flush-ms 100 --summary-file "$out/worker$n-$w.json" 2> "$out/worker$n-$w.log" &
+    workers+=("$!")
+  done
+  local start=$SECONDS
+  while kill -0 "${workers[0]}" 2>/dev/null || kill -0 "${workers[1]}" 2>/dev/null; do
+    sleep 3
+    "$bin/backupctl" status --runs 1 --json > "$out/status-progress.json" 2>/dev/null || true
+    "$repo/.venv/bin/python" scripts/demo_util.py progress "$out/status-progress.json" 2>/dev/null || true
+  done
+  for pid in "${workers[@]}"; do wait "$pid"; done
+  workers=()
+  echo "  workers finished in $((SECONDS - start))s"
+  run_id=$("$repo/.venv/bin/python" scripts/demo_util.py run-id "$out/run$n.json")
+  "$bin/backupctl" tasks list --run "$run_id" --json > "$out/tasks$n.json"
+  "$bin/backupctl" catalog list --all --json > "$out/catalog$n.json"
+  "$bin/backupctl" status --runs 1 --json > "$out/status$n.json"
+}
+
+at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+run_cycle 1
+run_cycle 2
+
+step "report"
+"$repo/.venv/bin/python" scripts/demo_report.py "$out"

@@ -166,7 +166,7 @@ cmd_start() {
         EMULATOR_REQUEST_LOG="${EMULATOR_REQUEST_LOG:-1}" \
         nohup "$VPY" -c '
 import os
-# Close every inherited descriptor (a caller's `flock` lock, a test runner's pipes): a
+# Close every inherited descriptor (the lock of a calling flock, the pipes of a test runner): a
 # long-lived server must not keep them open after its caller has finished.
 os.closerange(3, 65536)
 import logging, sys

@@ -2,7 +2,9 @@
 //! coordination cost (calls per task) without trusting its own bookkeeping.
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -31,9 +33,59 @@ impl CallCounter {
     }
 }
 
+/// The span of one AWS operation, kept in the request's config bag between hooks.
+#[derive(Debug, Clone)]
+struct CallSpan {
+    span: tracing::Span,
+    attempts: u32,
+}
+
+impl aws_smithy_types::config_bag::Storable for CallSpan {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "backup-fleet-call-counter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            let span = backup_telemetry::aws_call_span(metadata.service(), metadata.name());
+            cfg.interceptor_state().store_put(CallSpan { span, attempts: 0 });
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(call) = cfg.load::<CallSpan>().cloned() else { return Ok(()) };
+        let response = context.response();
+        let request_id = response.and_then(|r| {
+            r.headers().get("x-amzn-requestid").or_else(|| r.headers().get("x-amz-request-id")).map(str::to_owned)
+        });
+        let status = response.map(|r| r.status().as_u16());
+        let error = match (context.output_or_error(), status) {
+            (Some(Err(_)), Some(status)) => Some(format!("HTTP {status}")),
+            (Some(Err(_)), None) => Some("transport error".to_owned()),
+            _ => None,
+        };
+        // 429 and 503 are how AWS throttles over HTTP (SlowDown, RequestLimitExceeded on EC2 are
+        // 503; the JSON protocols' ThrottlingException is a 400 classified by the adapter).
+        let throttled = matches!(status, Some(429) | Some(503));
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            backup_telemetry::metrics().aws_call(metadata.service(), metadata.name(), throttled);
+        }
+        backup_telemetry::record_aws_result(&call.span, request_id.as_deref(), call.attempts.max(1), error.as_deref());
+        Ok(())
     }
 
     fn read_before_transmit(
@@ -44,6 +96,10 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
             self.record(metadata.service(), metadata.name());
+        }
+        if let Some(mut call) = cfg.load::<CallSpan>().cloned() {
+            call.attempts += 1;
+            cfg.interceptor_state().store_put(call);
         }
         Ok(())
     }

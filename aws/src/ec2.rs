@@ -13,23 +13,46 @@ use backup_core::ratelimit::RateLimiter;
 use backup_core::services::block::{BlockStorage, ImageInfo, InstanceInfo, NewInstance, NewVolume, SnapshotInfo, TagFilter, VolumeInfo};
 use backup_core::AwsError;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 use crate::classify::classify;
 use crate::config::AwsContext;
 
-#[derive(Clone, Debug)]
+/// Where the per-region EC2 clients come from: the shared context, or (tests with SDK-level
+/// mocks) a factory.
+#[derive(Clone)]
+enum Clients {
+    Aws(AwsContext),
+    Factory(Arc<dyn Fn(&str) -> aws_sdk_ec2::Client + Send + Sync>),
+}
+
+#[derive(Clone)]
 pub struct Ec2BlockStorage {
-    aws: AwsContext,
+    clients: Clients,
     limits: RateLimiter,
+}
+
+impl std::fmt::Debug for Ec2BlockStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ec2BlockStorage").field("limits", &self.limits).finish()
+    }
 }
 
 impl Ec2BlockStorage {
     pub fn new(aws: AwsContext, limits: RateLimiter) -> Self {
-        Self { aws, limits }
+        Self { clients: Clients::Aws(aws), limits }
+    }
+
+    /// Clients from `factory` (per region): for tests that mock the SDK.
+    pub fn with_clients(factory: impl Fn(&str) -> aws_sdk_ec2::Client + Send + Sync + 'static, limits: RateLimiter) -> Self {
+        Self { clients: Clients::Factory(Arc::new(factory)), limits }
     }
 
     fn client(&self, region: &str) -> aws_sdk_ec2::Client {
-        self.aws.clients_in(region).ec2
+        match &self.clients {
+            Clients::Aws(aws) => aws.clients_in(region).ec2,
+            Clients::Factory(factory) => factory(region),
+        }
     }
 }
 

@@ -36,53 +36,13 @@ impl SqsQueue {
     pub fn client(&self) -> &aws_sdk_sqs::Client {
         &self.client
     }
-}
 
-fn secs(duration: Duration, cap: Duration) -> i32 {
-    duration.min(cap).as_secs() as i32
-}
-
-fn millis_attr(
-    attributes: &std::collections::HashMap<MessageSystemAttributeName, String>,
-    name: MessageSystemAttributeName,
-) -> Option<DateTime<Utc>> {
-    attributes.get(&name).and_then(|v| v.parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-}
-
-fn string_attr(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
-}
-
-fn message_attributes(message: &OutgoingMessage) -> std::collections::HashMap<String, MessageAttributeValue> {
-    let mut attributes: std::collections::HashMap<String, MessageAttributeValue> =
-        message.attributes.iter().map(|(k, v)| (k.clone(), string_attr(v))).collect();
-    if let Some(trace) = &message.trace_header {
-        attributes.insert(ATTR_TRACE.to_owned(), string_attr(trace));
-    }
-    attributes
-}
-
-fn trace_system_attribute(message: &OutgoingMessage) -> Option<MessageSystemAttributeValue> {
-    message.trace_header.as_ref().map(|trace| {
-        MessageSystemAttributeValue::builder()
-            .data_type("String")
-            .string_value(trace)
-            .build()
-            .expect("data type is set")
-    })
-}
-
-#[async_trait]
-impl TaskQueue for SqsQueue {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError> {
+    async fn receive_with(&self, max: u32, wait: Duration, visibility: Option<i32>) -> Result<Vec<ReceivedMessage>, AwsError> {
         let output = self
             .client
             .receive_message()
             .queue_url(&self.url)
+            .set_visibility_timeout(visibility)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
@@ -128,6 +88,57 @@ impl TaskQueue for SqsQueue {
             })
             .collect())
     }
+}
+
+fn secs(duration: Duration, cap: Duration) -> i32 {
+    duration.min(cap).as_secs() as i32
+}
+
+fn millis_attr(
+    attributes: &std::collections::HashMap<MessageSystemAttributeName, String>,
+    name: MessageSystemAttributeName,
+) -> Option<DateTime<Utc>> {
+    attributes.get(&name).and_then(|v| v.parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+}
+
+fn string_attr(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+}
+
+fn message_attributes(message: &OutgoingMessage) -> std::collections::HashMap<String, MessageAttributeValue> {
+    let mut attributes: std::collections::HashMap<String, MessageAttributeValue> =
+        message.attributes.iter().map(|(k, v)| (k.clone(), string_attr(v))).collect();
+    if let Some(trace) = &message.trace_header {
+        attributes.insert(ATTR_TRACE.to_owned(), string_attr(trace));
+    }
+    attributes
+}
+
+fn trace_system_attribute(message: &OutgoingMessage) -> Option<MessageSystemAttributeValue> {
+    message.trace_header.as_ref().map(|trace| {
+        MessageSystemAttributeValue::builder()
+            .data_type("String")
+            .string_value(trace)
+            .build()
+            .expect("data type is set")
+    })
+}
+
+#[async_trait]
+impl TaskQueue for SqsQueue {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError> {
+        self.receive_with(max, wait, None).await
+    }
+
+    /// Receives with a visibility timeout of zero: the messages stay available to everyone.
+    async fn peek(&self, max: u32) -> Result<Vec<ReceivedMessage>, AwsError> {
+        self.receive_with(max, Duration::ZERO, Some(0)).await
+    }
+
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError> {
         if messages.is_empty() {

@@ -292,6 +292,7 @@ impl Plan {
             expires_at: self.expires_at(window_start),
             copy_to: self.copy_to.clone(),
             verify: self.verify,
+            retain: (!self.is_drill()).then(|| self.retain.clone()),
             account: None,
         }
     }

@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = backupctl::Cli::parse();
-    backup_telemetry::init("backupctl", backup_telemetry::LogFormat::Text, "warn");
+    let telemetry = backup_telemetry::init("backupctl", backup_telemetry::LogFormat::Text, "warn");
     let code = match backupctl::run(cli).await {
         Ok(code) => code,
         Err(err) => {
@@ -13,5 +13,7 @@ async fn main() {
             1
         }
     };
+    // process::exit skips destructors: flush telemetry first.
+    telemetry.shutdown();
     std::process::exit(code);
 }

@@ -19,6 +19,7 @@ fn ctx() -> BackupContext {
         expires_at: Some(at(2) + chrono::Duration::days(7)),
         copy_to: vec![CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30) }],
         verify: true,
+        retain: Some(RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() }),
         account: None,
     }
 }
@@ -116,6 +117,7 @@ pub fn sample(kind: TaskKind) -> Task {
         TaskKind::Prune => Task::Prune(Prune {
             plan: "daily".into(),
             resource: "vol-0123456789abcdef0".into(),
+            resource_type: ResourceType::Ec2Volume,
             region: "us-east-1".into(),
             rules: RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() },
             as_of: at(2),

@@ -175,6 +175,10 @@ pub struct BackupContext {
     /// Spawn a verification task once the artifact is complete.
     #[serde(default)]
     pub verify: bool,
+    /// The plan's retention: once the backup completes, the task prunes the resource's older
+    /// backups under these rules (and each copy prunes its region with the copy's rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<RetentionRules>,
     /// Account the resource lives in, when the plan spans accounts (role assumed by the worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRef>,
@@ -427,6 +431,7 @@ pub struct Prune {
     pub plan: String,
     /// The source resource whose artifacts are pruned (volume id, DB identifier, bucket...).
     pub resource: String,
+    pub resource_type: ResourceType,
     pub region: String,
     pub rules: RetentionRules,
     /// The instant the prune evaluates expiry against (the schedule window), so a re-run

@@ -314,3 +314,55 @@ fn unsafe_free_kill(pid: i32, signal: i32) -> i32 {
         _ => -1,
     }
 }
+
+/// The worker's backup services with the real adapters, pointed at this fleet's emulator
+/// resources (S3 multipart threshold lowered so tests exercise UploadPartCopy on small objects).
+pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
+    use backup_core::ratelimit::RateLimiter;
+    use std::sync::Arc;
+    backup_worker::handlers::services::Services {
+        block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(fleet.aws.clone(), RateLimiter::default())),
+        databases: Arc::new(backup_aws::rds::RdsDatabases::new(fleet.aws.clone(), RateLimiter::default())),
+        objects: Arc::new(backup_aws::s3::S3Objects::with_multipart(fleet.aws.clone(), 5 * 1024 * 1024, 5 * 1024 * 1024)),
+        catalog: Arc::new(backup_aws::catalog::DynamoCatalog::new(fleet.aws.clients().dynamodb, &fleet.resources.catalog_table)),
+        timing: backup_worker::handlers::services::Timing { recheck: Duration::from_secs(1) },
+    }
+}
+
+/// A handler context for running one task directly (first attempt, no checkpoint).
+pub fn context_for(task: &Task) -> backup_worker::TaskContext {
+    backup_worker::TaskContext {
+        task_id: task.id(),
+        run_id: RunId::new("test-run"),
+        attempt: 1,
+        checkpoint: None,
+        cancel: tokio_util::sync::CancellationToken::new(),
+        deadline: None,
+    }
+}
+
+/// Runs one task through the worker's exhaustive dispatch (as a worker would, minus the queue).
+pub async fn run_task(
+    services: &std::sync::Arc<backup_worker::Handlers>,
+    task: &Task,
+) -> Result<backup_worker::Outcome, backup_core::TaskError> {
+    let envelope = Envelope::new(task.clone(), RunId::new("test-run"), Origin::Operator { command: "test".into() }, chrono::Utc::now());
+    services.dispatch(&envelope, &context_for(task)).await
+}
+
+/// Runs a task and, depth first, every child it spawns; returns every (task, outcome) pair.
+pub async fn run_tree(
+    handlers: &std::sync::Arc<backup_worker::Handlers>,
+    root: Task,
+) -> Vec<(Task, Result<backup_worker::Outcome, backup_core::TaskError>)> {
+    let mut done = Vec::new();
+    let mut stack = vec![root];
+    while let Some(task) = stack.pop() {
+        let outcome = run_task(handlers, &task).await;
+        if let Ok(backup_worker::Outcome::Done { children, .. }) = &outcome {
+            stack.extend(children.iter().cloned());
+        }
+        done.push((task, outcome));
+    }
+    done
+}

@@ -3,7 +3,13 @@
 use anyhow::Context;
 use backup_aws::dynamo::{DynamoTaskStore, TASK_RETENTION};
 use backup_aws::eventbridge::EventBridgePublisher;
+use backup_aws::catalog::DynamoCatalog;
+use backup_aws::ec2::Ec2BlockStorage;
+use backup_aws::rds::RdsDatabases;
+use backup_aws::s3::S3Objects;
 use backup_aws::sqs::SqsQueue;
+use backup_core::ratelimit::RateLimiter;
+use backup_worker::handlers::services::{Services, Timing};
 use backup_aws::{AwsContext, AwsSettings};
 use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
 use backup_telemetry::LogFormat;
@@ -30,7 +36,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    backup_telemetry::init("backup-worker", cli.log_format, "info");
+    let telemetry = backup_telemetry::init("backup-worker", cli.log_format, "info");
     let settings = cli.settings;
     settings.validate().map_err(anyhow::Error::msg).context("invalid worker settings")?;
 
@@ -51,6 +57,20 @@ async fn main() -> anyhow::Result<()> {
         Some(bus) => Arc::new(EventBridgePublisher::new(clients.eventbridge.clone(), bus)),
         None => Arc::new(NoEvents),
     };
+    // Without a catalog the worker can only run canaries (a probe-only deployment).
+    let handlers = match &settings.catalog_table {
+        Some(table) => {
+            let limits = RateLimiter::aws_defaults(settings.rate_share);
+            Handlers::with_services(Services {
+                block: Arc::new(Ec2BlockStorage::new(aws.clone(), limits.clone())),
+                databases: Arc::new(RdsDatabases::new(aws.clone(), limits)),
+                objects: Arc::new(S3Objects::new(aws.clone())),
+                catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table)),
+                timing: Timing { recheck: Duration::from_secs(settings.recheck_secs) },
+            })
+        }
+        None => Handlers::canary_only(),
+    };
     let config = RuntimeConfig {
         concurrency: settings.concurrency,
         pollers: settings.pollers(),
@@ -69,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         dlq,
         store: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
         events,
-        handlers: Arc::new(Handlers::canary_only()),
+        handlers: Arc::new(handlers),
         config,
         owner: new_owner(),
         stats: Arc::new(Stats::default()),
@@ -98,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    telemetry.shutdown();
     Ok(())
 }
 

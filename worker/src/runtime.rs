@@ -9,7 +9,7 @@ use backup_core::ports::{
     TaskStore, Transition, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE, ATTR_RECEIVE_COUNT, ATTR_SOURCE_QUEUE,
 };
 use backup_core::{ErrorClass, RetryClass, TaskError};
-use backup_schemas::{Envelope, LeaseOwner, Origin, Task, TaskState, MAX_MESSAGE_BYTES};
+use backup_schemas::{Envelope, LeaseOwner, Origin, Task, TaskState, TraceContext, MAX_MESSAGE_BYTES};
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -142,10 +142,18 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let received = tokio::select! {
-                received = self.queue.receive(permits.len() as u32, self.config.receive_wait) => received,
-                _ = cx.shutdown.cancelled() => return,
-            };
+            // An in-flight long poll is not abandoned on shutdown: SQS would still deliver to it,
+            // and what it received would stay hidden for a whole visibility timeout. It finishes
+            // (within the receive wait), and anything it brought back is handed back at once.
+            let received = self.queue.receive(permits.len() as u32, self.config.receive_wait).await;
+            if cx.shutdown.is_cancelled() {
+                if let Ok(messages) = &received {
+                    for message in messages {
+                        cx.acks.visibility(&message.receipt_handle, Duration::ZERO);
+                    }
+                }
+                return;
+            }
             let messages = match received {
                 Ok(messages) => messages,
                 Err(err) => {
@@ -190,6 +198,19 @@ impl Worker {
             run_id = %envelope.run_id,
             receive_count = message.receive_count,
         );
+        // One trace per task across all its attempts: the header travels with the message (the
+        // AWSTraceHeader attribute, or the envelope when an SQS implementation dropped it).
+        let header = message.trace_header.clone().or_else(|| envelope.trace.as_ref().map(|t| t.xray.clone()));
+        if let Some(header) = header {
+            backup_telemetry::set_parent_from_xray(&span, &header);
+        }
+        if let Some(trace) = &envelope.trace {
+            backup_telemetry::add_links(&span, &trace.links);
+        }
+        if let Some(sent_at) = message.sent_at {
+            let lag = (Utc::now() - sent_at).num_milliseconds() as f64 / 1000.0;
+            backup_telemetry::metrics().queue_lag(envelope.kind().as_str(), lag);
+        }
         self.process_envelope(message, envelope, acks, drain).instrument(span).await;
     }
 
@@ -251,6 +272,7 @@ impl Worker {
         if lease.previous_state == Some(TaskState::Running) && lease.attempts > 1 {
             info!(fence = lease.fence, "took over a task whose previous lease expired");
             self.stats.takeover();
+            backup_telemetry::metrics().takeover();
         }
         if let Some(deadline) = envelope.deadline.filter(|d| *d < now) {
             let error = TaskError::permanent(format!("deadline {deadline} exceeded before the task could finish"));
@@ -295,15 +317,17 @@ impl Worker {
         stop_heartbeat.cancel();
         let lease_lost = heartbeat.await.unwrap_or(false);
         self.stats.task_time(started.elapsed().as_millis() as u64);
+        let elapsed = started.elapsed();
         if lease_lost {
             warn!("lease lost while running; leaving the task to its new owner");
             self.stats.record(kind, Disposition::LostLease);
             return;
         }
-        self.dispose(&message, &envelope, &lease, result, acks).await;
+        let outcome = self.dispose(&message, &envelope, &lease, result, acks).await;
+        backup_telemetry::metrics().task_finished(envelope.kind().as_str(), outcome.as_str(), elapsed);
     }
 
-    /// Applies the outcome: record first, then acknowledge the message.
+    /// Applies the outcome: record first, then acknowledge the message. Returns what happened.
     async fn dispose(
         &self,
         message: &ReceivedMessage,
@@ -311,107 +335,104 @@ impl Worker {
         lease: &Lease,
         result: HandlerResult,
         acks: &Acks,
-    ) {
-        let kind = envelope.kind().as_str();
+    ) -> Disposition {
+        let disposition = self.apply_outcome(message, envelope, lease, result, acks).await;
+        self.stats.record(envelope.kind().as_str(), disposition);
+        disposition
+    }
+
+    async fn apply_outcome(
+        &self,
+        message: &ReceivedMessage,
+        envelope: &Envelope,
+        lease: &Lease,
+        result: HandlerResult,
+        acks: &Acks,
+    ) -> Disposition {
         let handle = &message.receipt_handle;
         let now = Utc::now();
+        // Recording comes first; the message is acknowledged only once the record is written.
+        let record = |transition: Transition| async move { self.store.transition(lease, &transition, now).await };
         match result {
             Ok(Outcome::Done { result, children, events }) => {
                 if !children.is_empty() {
                     if let Err(err) = self.send_children(envelope, children).await {
                         let error = TaskError::from(err);
-                        return Box::pin(self.dispose(message, envelope, lease, Err(error), acks)).await;
+                        return Box::pin(self.apply_outcome(message, envelope, lease, Err(error), acks)).await;
                     }
                 }
-                match self.store.transition(lease, &Transition::Succeeded { result }, now).await {
+                match record(Transition::Succeeded { result }).await {
                     Ok(true) => {
                         acks.delete(handle);
-                        self.stats.record(kind, Disposition::Succeeded);
                         info!(outcome = "succeeded", "task succeeded");
                         self.publish(events).await;
+                        Disposition::Succeeded
                     }
-                    Ok(false) => self.fenced(kind),
-                    Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    Ok(false) => self.fenced(),
+                    Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
                 }
             }
             Ok(Outcome::Pending { checkpoint, recheck_after }) => {
                 let recheck_at = now + chrono::Duration::from_std(recheck_after).unwrap_or_default();
-                match self.store.transition(lease, &Transition::Waiting { checkpoint, recheck_at }, now).await {
+                match record(Transition::Waiting { checkpoint, recheck_at }).await {
                     Ok(true) => {
                         self.park(message, envelope, recheck_after, acks).await;
-                        self.stats.record(kind, Disposition::Parked);
                         info!(outcome = "waiting", recheck_secs = recheck_after.as_secs(), "task parked");
+                        Disposition::Parked
                     }
-                    Ok(false) => self.fenced(kind),
-                    Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    Ok(false) => self.fenced(),
+                    Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
                 }
             }
             Err(error) => match error.class {
-                ErrorClass::Retry(class) if message.receive_count >= self.config.max_receive_count => {
-                    let reason =
-                        format!("retries exhausted after {} receives: {}", message.receive_count, error.reason);
-                    match self.store.transition(lease, &Transition::Dead { reason: reason.clone() }, now).await {
+                ErrorClass::Retry(_) if message.receive_count >= self.config.max_receive_count => {
+                    let reason = format!("retries exhausted after {} receives: {}", message.receive_count, error.reason);
+                    match record(Transition::Dead { reason: reason.clone() }).await {
                         Ok(true) => {
                             // Visible again at once: the next receive exceeds maxReceiveCount and
                             // SQS's redrive policy moves the message to the DLQ, body intact.
                             acks.visibility(handle, Duration::ZERO);
-                            self.stats.record(kind, Disposition::Dead);
                             warn!(outcome = "dead", error = %error, "task is dead; the queue's redrive moves it to the DLQ");
-                            self.publish(vec![failure_event("Backup Task Dead", envelope, &reason, lease.attempts)])
-                                .await;
+                            self.publish(vec![failure_event("Backup Task Dead", envelope, &reason, lease.attempts)]).await;
+                            backup_telemetry::metrics().dlq_move("retries_exhausted");
+                            Disposition::Dead
                         }
-                        Ok(false) => self.fenced(kind),
-                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                        Ok(false) => self.fenced(),
+                        Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
                     }
-                    let _ = class;
                 }
                 ErrorClass::Retry(class) => {
                     let delay = retry_delay(class, message.receive_count, error.retry_after).min(MAX_VISIBILITY);
-                    match self
-                        .store
-                        .transition(lease, &Transition::Released { error: Some(error.to_string()) }, now)
-                        .await
-                    {
+                    match record(Transition::Released { error: Some(error.to_string()) }).await {
                         Ok(true) => {
                             acks.visibility(handle, delay);
-                            self.stats.record(kind, Disposition::Retried);
                             warn!(outcome = "retry", error = %error, delay_secs = delay.as_secs(), "task will be retried");
+                            Disposition::Retried
                         }
-                        Ok(false) => self.fenced(kind),
-                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                        Ok(false) => self.fenced(),
+                        Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
                     }
                 }
-                ErrorClass::Permanent => {
-                    match self.store.transition(lease, &Transition::Failed { reason: error.reason.clone() }, now).await
-                    {
-                        Ok(true) => {
-                            acks.delete(handle);
-                            self.stats.record(kind, Disposition::Failed);
-                            warn!(outcome = "failed", error = %error, "task failed permanently");
-                            self.publish(vec![failure_event(
-                                "Backup Task Failed",
-                                envelope,
-                                &error.reason,
-                                lease.attempts,
-                            )])
-                            .await;
-                        }
-                        Ok(false) => self.fenced(kind),
-                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                ErrorClass::Permanent => match record(Transition::Failed { reason: error.reason.clone() }).await {
+                    Ok(true) => {
+                        acks.delete(handle);
+                        warn!(outcome = "failed", error = %error, "task failed permanently");
+                        self.publish(vec![failure_event("Backup Task Failed", envelope, &error.reason, lease.attempts)]).await;
+                        Disposition::Failed
                     }
-                }
-                ErrorClass::Cancelled => {
-                    // Drain: give the lease and the message back so another worker starts at once.
-                    match self.store.transition(lease, &Transition::Released { error: None }, now).await {
-                        Ok(true) => {
-                            acks.visibility(handle, Duration::ZERO);
-                            self.stats.record(kind, Disposition::HandedBack);
-                            info!(outcome = "handed_back", "unfinished task handed back");
-                        }
-                        Ok(false) => self.fenced(kind),
-                        Err(err) => self.coordination_failed(kind, handle, acks, &err, message.receive_count),
+                    Ok(false) => self.fenced(),
+                    Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
+                },
+                // Drain: give the lease and the message back so another worker starts at once.
+                ErrorClass::Cancelled => match record(Transition::Released { error: None }).await {
+                    Ok(true) => {
+                        acks.visibility(handle, Duration::ZERO);
+                        info!(outcome = "handed_back", "unfinished task handed back");
+                        Disposition::HandedBack
                     }
-                }
+                    Ok(false) => self.fenced(),
+                    Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
+                },
             },
         }
     }
@@ -450,7 +471,9 @@ impl Worker {
         for (i, task) in children.into_iter().enumerate() {
             let mut child =
                 Envelope::new(task, parent.run_id.clone(), Origin::Parent { task_id: parent.task_id.clone() }, now);
-            child.trace = parent.trace.clone();
+            // Children continue the parent task's trace and link to the parent span.
+            let header = backup_telemetry::current_xray_header().or_else(|| parent.trace.as_ref().map(|t| t.xray.clone()));
+            child.trace = header.map(|xray| TraceContext { links: vec![xray.clone()], xray });
             let body = child.encode().map_err(|e| backup_core::AwsError {
                 service: "sqs",
                 operation: "SendMessageBatch",
@@ -462,7 +485,7 @@ impl Worker {
                 id: i.to_string(),
                 body,
                 delay: None,
-                trace_header: parent.trace.as_ref().map(|t| t.xray.clone()),
+                trace_header: child.trace.as_ref().map(|t| t.xray.clone()),
                 attributes: BTreeMap::new(),
             });
         }
@@ -515,6 +538,7 @@ impl Worker {
             Ok(_) => {
                 acks.delete(&message.receipt_handle);
                 self.stats.record("unknown", Disposition::Poison);
+                backup_telemetry::metrics().dlq_move(code_label(code));
             }
             Err(err) => {
                 // Leave it: it comes back, and after maxReceiveCount the redrive moves it anyway.
@@ -533,28 +557,21 @@ impl Worker {
         }
     }
 
-    fn fenced(&self, kind: &str) {
+    fn fenced(&self) -> Disposition {
         warn!("completion refused: another worker took the lease (fencing token moved on)");
-        self.stats.record(kind, Disposition::LostLease);
+        Disposition::LostLease
     }
 
     /// The outcome could not be recorded. Leave the message to reappear after a backoff: if the
     /// write did land, the next claim sees a finished task and deletes the duplicate.
-    fn coordination_failed(
-        &self,
-        kind: &str,
-        handle: &str,
-        acks: &Acks,
-        err: &backup_core::AwsError,
-        receive_count: u32,
-    ) {
+    fn coordination_failed(&self, handle: &str, acks: &Acks, err: &backup_core::AwsError, receive_count: u32) -> Disposition {
         let class = match err.class {
             ErrorClass::Retry(class) => class,
             _ => RetryClass::Transient,
         };
         warn!(error = %err, "could not record the task outcome; it will be retried");
         acks.visibility(handle, retry_delay(class, receive_count, None));
-        self.stats.record(kind, Disposition::Retried);
+        Disposition::Retried
     }
 }
 
@@ -608,6 +625,23 @@ fn failure_event(detail_type: &str, envelope: &Envelope, reason: &str, attempts:
             "attempts": attempts,
         }),
     }
+}
+
+/// Bounded metric label for a poison reason code.
+fn code_label(code: &str) -> &'static str {
+    const CODES: [&str; 10] = [
+        "too_large",
+        "not_json",
+        "not_an_object",
+        "missing_version",
+        "unsupported_version",
+        "missing_kind",
+        "unknown_kind",
+        "invalid_params",
+        "invalid_envelope",
+        "id_mismatch",
+    ];
+    CODES.into_iter().find(|c| *c == code).unwrap_or("other")
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -52,6 +52,13 @@ pub struct WorkerSettings {
     /// Exit once no message has arrived for this many seconds and nothing runs.
     #[arg(long, env = "BACKUP_EXIT_WHEN_IDLE_SECS")]
     pub exit_when_idle: Option<u64>,
+    /// How long a task waiting on a pending artifact (snapshot, copy, restore) waits between checks.
+    #[arg(long, env = "BACKUP_RECHECK_SECS", default_value_t = 60)]
+    pub recheck_secs: u64,
+    /// This process's share of the account's AWS API budget (client-side rate limits, e.g. 0.25
+    /// with four workers).
+    #[arg(long, env = "BACKUP_RATE_SHARE", default_value_t = 1.0)]
+    pub rate_share: f64,
     /// Write the exit summary (JSON) to this file as well as to the log.
     #[arg(long, env = "BACKUP_SUMMARY_FILE")]
     pub summary_file: Option<std::path::PathBuf>,

@@ -1,6 +1,166 @@
-//! RDS: DB instances, Aurora clusters and their manual snapshots (placeholder; being written).
+//! RDS: DB instances, Aurora clusters and their manual snapshots. One port for both flavours: a
+//! `cluster` flag picks the DB-cluster variant of each call, because RDS keeps two parallel APIs
+//! (`DescribeDBSnapshots` / `DescribeDBClusterSnapshots`, ...) with the same shape.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::{ArtifactStatus, Tags};
+use crate::error::AwsError;
+
+/// A DB instance snapshot (`cluster == false`) or a DB cluster snapshot (`cluster == true`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DbSnapshotInfo {
+    pub identifier: String,
+    pub arn: String,
+    pub region: String,
+    pub cluster: bool,
+    /// The DB instance or cluster the snapshot was taken of.
+    pub source_id: String,
+    pub status: ArtifactStatus,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    pub allocated_gib: Option<i32>,
+    pub engine: Option<String>,
+    /// `manual`, `automated`, `shared`, `public`, `awsbackup`.
+    pub snapshot_type: Option<String>,
+    pub tags: Tags,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DbInstanceInfo {
+    pub identifier: String,
+    pub arn: String,
+    pub region: String,
+    /// `available`, `creating`, `backing-up`, `stopped`, ...
+    pub status: Option<String>,
+    pub engine: Option<String>,
+    pub class: Option<String>,
+    /// The Aurora cluster this instance belongs to: such instances are backed up by cluster
+    /// snapshots only (CreateDBSnapshot refuses them).
+    pub cluster_id: Option<String>,
+    pub allocated_gib: Option<i32>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DbClusterInfo {
+    pub identifier: String,
+    pub arn: String,
+    pub region: String,
+    pub status: Option<String>,
+    pub engine: Option<String>,
+    /// Identifiers of the member DB instances.
+    pub members: Vec<String>,
+    pub allocated_gib: Option<i32>,
+    pub tags: Tags,
+}
+
+/// Maps an RDS snapshot status string to the fleet's lifecycle status. RDS reports progress as a
+/// separate integer percentage, passed in `percent`.
+pub fn snapshot_status(status: Option<&str>, percent: Option<i32>) -> ArtifactStatus {
+    match status.unwrap_or_default() {
+        "available" => ArtifactStatus::Complete,
+        s if s == "failed" || s == "error" || s.starts_with("incompatible") => {
+            ArtifactStatus::Failed { reason: format!("snapshot status is {s}") }
+        }
+        _ => ArtifactStatus::Pending { progress: percent.map(|p| format!("{p}%")) },
+    }
+}
 
 #[async_trait]
-pub trait DatabaseSnapshots: Send + Sync {}
+pub trait DatabaseSnapshots: Send + Sync {
+    /// A DB instance by identifier; `None` when it does not exist.
+    async fn instance(&self, region: &str, id: &str) -> Result<Option<DbInstanceInfo>, AwsError>;
+    /// A DB cluster by identifier; `None` when it does not exist.
+    async fn cluster(&self, region: &str, id: &str) -> Result<Option<DbClusterInfo>, AwsError>;
+    /// Every DB instance of the region (paginated to the end), with tags.
+    async fn list_instances(&self, region: &str) -> Result<Vec<DbInstanceInfo>, AwsError>;
+    /// Every DB cluster of the region (paginated to the end), with tags.
+    async fn list_clusters(&self, region: &str) -> Result<Vec<DbClusterInfo>, AwsError>;
+
+    /// A snapshot by identifier; `None` when it does not exist.
+    async fn snapshot(&self, region: &str, cluster: bool, identifier: &str)
+        -> Result<Option<DbSnapshotInfo>, AwsError>;
+    /// Manual snapshots of one DB instance / cluster, with tags.
+    async fn snapshots_of(&self, region: &str, cluster: bool, source_id: &str)
+        -> Result<Vec<DbSnapshotInfo>, AwsError>;
+    /// Manual snapshots carrying tag `key = value` (RDS cannot filter by tag: filtered client-side).
+    async fn snapshots_tagged(
+        &self,
+        region: &str,
+        cluster: bool,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<DbSnapshotInfo>, AwsError>;
+    /// Starts a manual snapshot of `source_id` named `identifier`, tagged with `tags`.
+    async fn create_snapshot(
+        &self,
+        region: &str,
+        cluster: bool,
+        source_id: &str,
+        identifier: &str,
+        tags: &Tags,
+    ) -> Result<DbSnapshotInfo, AwsError>;
+    /// Copies a snapshot (by ARN) from `source_region` into `dest_region` as `target_identifier`,
+    /// encrypted with `kms_key` when given; the copy carries exactly `tags` (source tags are not
+    /// copied).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_snapshot(
+        &self,
+        cluster: bool,
+        source_region: &str,
+        source_arn: &str,
+        dest_region: &str,
+        target_identifier: &str,
+        kms_key: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbSnapshotInfo, AwsError>;
+    /// Deletes a snapshot; one that does not exist counts as deleted.
+    async fn delete_snapshot(&self, region: &str, cluster: bool, identifier: &str) -> Result<(), AwsError>;
+
+    /// Restores a DB instance from an instance snapshot.
+    async fn restore_instance(
+        &self,
+        region: &str,
+        snapshot_identifier: &str,
+        target_id: &str,
+        class: Option<&str>,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbInstanceInfo, AwsError>;
+    /// Restores a DB cluster (without instances) from a cluster snapshot.
+    async fn restore_cluster(
+        &self,
+        region: &str,
+        snapshot_identifier: &str,
+        target_id: &str,
+        engine: &str,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbClusterInfo, AwsError>;
+    /// Deletes a DB instance without a final snapshot; one that does not exist counts as deleted.
+    async fn delete_instance(&self, region: &str, id: &str) -> Result<(), AwsError>;
+    /// Deletes a DB cluster without a final snapshot; one that does not exist counts as deleted.
+    async fn delete_cluster(&self, region: &str, id: &str) -> Result<(), AwsError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_snapshot_statuses() {
+        assert_eq!(snapshot_status(Some("available"), Some(100)), ArtifactStatus::Complete);
+        assert_eq!(
+            snapshot_status(Some("creating"), Some(40)),
+            ArtifactStatus::Pending { progress: Some("40%".into()) }
+        );
+        assert_eq!(snapshot_status(Some("copying"), None), ArtifactStatus::Pending { progress: None });
+        assert!(matches!(snapshot_status(Some("failed"), None), ArtifactStatus::Failed { .. }));
+        assert!(matches!(snapshot_status(Some("incompatible-restore"), None), ArtifactStatus::Failed { .. }));
+        assert!(matches!(snapshot_status(Some("error"), None), ArtifactStatus::Failed { .. }));
+    }
+}

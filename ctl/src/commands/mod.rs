@@ -1,15 +1,45 @@
 //! Command-line surface of `backupctl` and the dispatch to each command.
 
+use anyhow::Context as _;
+use backup_aws::catalog::DynamoCatalog;
+use backup_aws::dynamo::DynamoTaskStore;
+use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
-use clap::{Parser, Subcommand};
+use backup_core::ports::{Catalog, TaskQueue, TaskStore};
+use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
 
 pub mod bootstrap;
+pub mod canary;
+pub mod catalog;
+pub mod dlq;
+pub mod status;
+pub mod tasks;
 
 #[derive(Parser, Debug)]
 #[command(name = "backupctl", version, about = "Operate a backup-fleet deployment")]
 pub struct Cli {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the fleet lives; `backupctl bootstrap --format env` prints these variables.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FleetArgs {
+    #[arg(long, env = "BACKUP_TASK_QUEUE_URL", global = true, hide_env_values = true)]
+    pub task_queue_url: Option<String>,
+    #[arg(long, env = "BACKUP_TASK_DLQ_URL", global = true, hide_env_values = true)]
+    pub task_dlq_url: Option<String>,
+    #[arg(long, env = "BACKUP_EVENT_QUEUE_URL", global = true, hide_env_values = true)]
+    pub event_queue_url: Option<String>,
+    #[arg(long, env = "BACKUP_EVENT_DLQ_URL", global = true, hide_env_values = true)]
+    pub event_dlq_url: Option<String>,
+    #[arg(long, env = "BACKUP_STATE_TABLE", global = true, hide_env_values = true)]
+    pub state_table: Option<String>,
+    #[arg(long, env = "BACKUP_CATALOG_TABLE", global = true, hide_env_values = true)]
+    pub catalog_table: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -17,12 +47,82 @@ pub enum Command {
     /// Create (idempotently) the fleet's queues, DLQs, tables and event bus where the AWS
     /// configuration points, and print the BACKUP_* settings for the binaries.
     Bootstrap(bootstrap::Args),
+    /// Runs and their progress, queue depths and DLQs; --check exits 3 on a problem.
+    Status(status::Args),
+    /// One task's state.
+    Tasks {
+        #[command(subcommand)]
+        command: tasks::Command,
+    },
+    /// The catalog of backups.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::Command,
+    },
+    /// Inspect and replay dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::Command,
+    },
+    /// Send canary tasks and wait for them: the fleet's end-to-end health check.
+    Canary(canary::Args),
+}
+
+/// Exit code of a `--check` that found a problem.
+pub const EXIT_CHECK_FAILED: i32 = 3;
+
+/// AWS clients and fleet resources, built on demand so that `bootstrap` needs no settings.
+pub struct Fleet {
+    pub aws: AwsContext,
+    pub args: FleetArgs,
+}
+
+impl Fleet {
+    fn need<'a>(value: &'a Option<String>, var: &str) -> anyhow::Result<&'a str> {
+        value.as_deref().with_context(|| format!("{var} is not set (see `backupctl bootstrap --format env`)"))
+    }
+
+    pub fn queue(&self, url: &str) -> Arc<dyn TaskQueue> {
+        Arc::new(SqsQueue::new(self.aws.clients().sqs, url))
+    }
+
+    pub fn task_queue(&self) -> anyhow::Result<Arc<dyn TaskQueue>> {
+        Ok(self.queue(Self::need(&self.args.task_queue_url, "BACKUP_TASK_QUEUE_URL")?))
+    }
+
+    pub fn task_dlq(&self) -> anyhow::Result<Arc<dyn TaskQueue>> {
+        Ok(self.queue(Self::need(&self.args.task_dlq_url, "BACKUP_TASK_DLQ_URL")?))
+    }
+
+    pub fn event_queue(&self) -> anyhow::Result<Arc<dyn TaskQueue>> {
+        Ok(self.queue(Self::need(&self.args.event_queue_url, "BACKUP_EVENT_QUEUE_URL")?))
+    }
+
+    pub fn event_dlq(&self) -> anyhow::Result<Arc<dyn TaskQueue>> {
+        Ok(self.queue(Self::need(&self.args.event_dlq_url, "BACKUP_EVENT_DLQ_URL")?))
+    }
+
+    pub fn store(&self) -> anyhow::Result<Arc<dyn TaskStore>> {
+        let table = Self::need(&self.args.state_table, "BACKUP_STATE_TABLE")?;
+        Ok(Arc::new(DynamoTaskStore::new(self.aws.clients().dynamodb, table)))
+    }
+
+    pub fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
+        let table = Self::need(&self.args.catalog_table, "BACKUP_CATALOG_TABLE")?;
+        Ok(Arc::new(DynamoCatalog::new(self.aws.clients().dynamodb, table)))
+    }
 }
 
 /// Runs a command; the returned code is the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let aws = AwsContext::load(&AwsSettings::default()).await;
+    let fleet = Fleet { aws, args: cli.fleet };
     match cli.command {
-        Command::Bootstrap(args) => bootstrap::run(&aws, args).await,
+        Command::Bootstrap(args) => bootstrap::run(&fleet.aws, args).await,
+        Command::Status(args) => status::run(&fleet, args).await,
+        Command::Tasks { command } => tasks::run(&fleet, command).await,
+        Command::Catalog { command } => catalog::run(&fleet, command).await,
+        Command::Dlq { command } => dlq::run(&fleet, command).await,
+        Command::Canary(args) => canary::run(&fleet, args).await,
     }
 }

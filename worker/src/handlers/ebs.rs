@@ -7,12 +7,12 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::{AwsError, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, CopyAmi, CopySnapshot, CreateAmi, SnapshotInstance, SnapshotVolume, Task,
+    tags, ArtifactKind, ArtifactRef, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance, SnapshotVolume, Task,
 };
 use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
-use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, record, Services};
+use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, prune_after, record, Services};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -116,7 +116,8 @@ impl Handler<SnapshotVolume> for Services {
             }
             return outcome;
         }
-        let children = self.complete_snapshot(&snapshot, &p.volume_id, &p.ctx, ctx).await?;
+        let mut children = self.complete_snapshot(&snapshot, &p.volume_id, &p.ctx, ctx).await?;
+        children.extend(prune_after(&p.ctx, &p.volume_id, ResourceType::Ec2Volume, &p.region, None, snapshot.created_at));
         Ok(Outcome::done(json!({ "snapshot_id": snapshot.id, "region": p.region, "size_gib": snapshot.size_gib })).with_children(children))
     }
 }
@@ -147,6 +148,8 @@ impl Handler<SnapshotInstance> for Services {
         for snapshot in &snapshots {
             children.extend(self.complete_snapshot(snapshot, &p.instance_id, &p.ctx, ctx).await?);
         }
+        let newest = snapshots.iter().filter_map(|s| s.created_at).max();
+        children.extend(prune_after(&p.ctx, &p.instance_id, ResourceType::Ec2Instance, &p.region, None, newest));
         let ids: Vec<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
         Ok(Outcome::done(json!({ "snapshot_ids": ids, "region": p.region, "instance_id": p.instance_id })).with_children(children))
     }
@@ -191,7 +194,7 @@ impl Handler<CreateAmi> for Services {
         let mut entry = record(artifact.clone(), &p.instance_id, &p.region, &p.ctx, &ctx.task_id, image.created_at, None);
         entry.details.insert("snapshot_ids".into(), image.snapshot_ids.join(","));
         self.catalog.put(&entry).await?;
-        let children = follow_ups(&artifact, &p.instance_id, &p.ctx, |target| {
+        let mut children = follow_ups(&artifact, &p.instance_id, &p.ctx, |target| {
             Some(Task::CopyAmi(CopyAmi {
                 source_region: p.region.clone(),
                 image_id: image.id.clone(),
@@ -200,6 +203,7 @@ impl Handler<CreateAmi> for Services {
                 ctx: p.ctx.clone(),
             }))
         });
+        children.extend(prune_after(&p.ctx, &p.instance_id, ResourceType::Ec2Instance, &p.region, None, image.created_at));
         Ok(Outcome::done(json!({ "image_id": image.id, "snapshot_ids": image.snapshot_ids, "region": p.region })).with_children(children))
     }
 }
@@ -240,7 +244,9 @@ impl Handler<CopySnapshot> for Services {
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
         let verify = p.ctx.verify.then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
-        Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id })).with_children(verify))
+        let resource_type = if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
+        let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
+        Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id })).with_children(verify.into_iter().chain(prune)))
     }
 }
 
@@ -265,6 +271,9 @@ impl Handler<CopyAmi> for Services {
                     Err(err) if not_found(&err) => return Err(missing("image", &p.image_id, &p.source_region)),
                     Err(err) => return Err(err.into()),
                 };
+                // Tag at once as well: not every CopyImage implementation applies TagSpecifications
+                // (moto drops them), and the task-id tag is what a retry looks for.
+                self.block.tag(dest, std::slice::from_ref(&id), &tags).await?;
                 self.block.images(dest, &[id.clone()]).await?.into_iter().next().ok_or_else(|| {
                     TaskError::retry(backup_core::RetryClass::Transient, format!("image copy {id} not visible yet"))
                 })?
@@ -291,6 +300,7 @@ impl Handler<CopyAmi> for Services {
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
         let verify = p.ctx.verify.then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
-        Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id })).with_children(verify))
+        let prune = prune_after(&p.ctx, &p.source_resource, ResourceType::Ec2Instance, dest, Some(&p.target), image.created_at);
+        Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id })).with_children(verify.into_iter().chain(prune)))
     }
 }

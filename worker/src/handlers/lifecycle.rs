@@ -1,29 +1,375 @@
-//! Retention and verification (placeholder; being written).
+//! Retention and verification. A prune lists one resource's artifacts under one plan, joins them
+//! with the catalog, lets `backup_core::retention::decide` choose, and fans out one deletion task
+//! per expired artifact; each deletion re-checks every safety rule against AWS before deleting and
+//! reports what it really did. Verification checks one artifact and records the result.
 
 use async_trait::async_trait;
+use backup_core::artifacts::{is_managed, Tags, Verification};
+use backup_core::retention::{decide, summarize, Candidate, RetentionError};
+use backup_core::services::block::{ImageInfo, SnapshotInfo};
+use backup_core::services::database::DbSnapshotInfo;
 use backup_core::TaskError;
-use backup_schemas::{DeleteArtifact, Prune, Verify};
+use backup_schemas::{tags, ArtifactKind, ArtifactRef, DeleteArtifact, Prune, ResourceType, Task, Tier, Verify};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::handler::{Handler, HandlerResult, TaskContext};
+use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::Services;
 
-#[async_trait]
-impl Handler<Prune> for Services {
-    async fn run(&self, _p: &Prune, _ctx: &TaskContext) -> HandlerResult {
-        Err(TaskError::permanent("retention.prune is not available in this build"))
+/// Tag on an AMI's snapshots naming the image they back.
+pub const IMAGE_TAG: &str = "backup-fleet:image";
+
+fn tier_of(tags: &Tags) -> Option<Tier> {
+    tags.get(tags::TIER).and_then(|t| t.parse().ok())
+}
+
+fn expiry_of(tags: &Tags) -> Option<DateTime<Utc>> {
+    tags.get(tags::EXPIRES_AT).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+fn candidate(id: &str, kind: ArtifactKind, created_at: Option<DateTime<Utc>>, tags: &Tags, complete: bool, in_catalog: bool) -> Candidate {
+    Candidate {
+        id: id.to_owned(),
+        kind,
+        // An artifact without a creation time is treated as brand new: it is never the oldest.
+        created_at: created_at.unwrap_or_else(Utc::now),
+        tier: tier_of(tags),
+        expires_at: expiry_of(tags),
+        managed_tag: is_managed(tags),
+        plan_tag: tags.get(tags::PLAN).cloned(),
+        in_catalog,
+        legal_hold: tags.contains_key(tags::LEGAL_HOLD),
+        locked_until: None,
+        backs_image: None,
+        complete,
+    }
+}
+
+impl Services {
+    /// Every artifact of `resource` in `region`, as retention candidates. `Err` means the listing
+    /// was incomplete, and nothing may be deleted.
+    async fn retention_candidates(&self, p: &Prune) -> Result<Vec<Candidate>, TaskError> {
+        // The catalog's creation time is the fleet's own record of when the backup was taken;
+        // AWS's start time is only the fallback for artifacts the catalog does not know.
+        let catalogued: BTreeMap<(ArtifactKind, String, String), DateTime<Utc>> = self
+            .catalog
+            .by_resource(&p.resource)
+            .await?
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| ((r.artifact.kind, r.artifact.region, r.artifact.id), r.created_at))
+            .collect();
+        let in_catalog = |kind: ArtifactKind, id: &str| catalogued.contains_key(&(kind, p.region.clone(), id.to_owned()));
+        let created = |kind: ArtifactKind, id: &str, aws: Option<DateTime<Utc>>| {
+            catalogued.get(&(kind, p.region.clone(), id.to_owned())).copied().or(aws)
+        };
+        let mut candidates = Vec::new();
+        match p.resource_type {
+            ResourceType::Ec2Volume | ResourceType::Ec2Instance => {
+                let snapshots: Vec<SnapshotInfo> = self.block.snapshots_tagged(&p.region, tags::SOURCE, &p.resource).await?;
+                let images: Vec<ImageInfo> = self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?;
+                let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+                for snapshot in &snapshots {
+                    let mut c = candidate(
+                        &snapshot.id,
+                        ArtifactKind::EbsSnapshot,
+                        created(ArtifactKind::EbsSnapshot, &snapshot.id, snapshot.created_at),
+                        &snapshot.tags,
+                        snapshot.status.is_complete(),
+                        in_catalog(ArtifactKind::EbsSnapshot, &snapshot.id),
+                    );
+                    // A snapshot behind an image is deleted with its image, never on its own.
+                    if let Some(image) = snapshot.tags.get(IMAGE_TAG) {
+                        if live_images.contains(image.as_str()) {
+                            c.backs_image = Some(image.clone());
+                        } else {
+                            // Left behind by a deregistered image: judged by its own tags and catalog.
+                            c.in_catalog = c.in_catalog || in_catalog(ArtifactKind::Ami, image);
+                        }
+                    }
+                    candidates.push(c);
+                }
+                for image in &images {
+                    candidates.push(candidate(
+                        &image.id,
+                        ArtifactKind::Ami,
+                        created(ArtifactKind::Ami, &image.id, image.created_at),
+                        &image.tags,
+                        image.status.is_complete(),
+                        in_catalog(ArtifactKind::Ami, &image.id),
+                    ));
+                }
+            }
+            ResourceType::RdsInstance | ResourceType::RdsCluster => {
+                let cluster = p.resource_type == ResourceType::RdsCluster;
+                let kind = if cluster { ArtifactKind::RdsClusterSnapshot } else { ArtifactKind::RdsSnapshot };
+                let snapshots: Vec<DbSnapshotInfo> = self.databases.snapshots_of(&p.region, cluster, &p.resource).await?;
+                for snapshot in snapshots.iter().filter(|s| s.snapshot_type.as_deref() != Some("automated")) {
+                    candidates.push(candidate(
+                        &snapshot.identifier,
+                        kind,
+                        created(kind, &snapshot.identifier, snapshot.created_at),
+                        &snapshot.tags,
+                        snapshot.status.is_complete(),
+                        in_catalog(kind, &snapshot.identifier),
+                    ));
+                }
+            }
+            ResourceType::S3Bucket => {}
+        }
+        Ok(candidates)
     }
 }
 
 #[async_trait]
+impl Handler<Prune> for Services {
+    async fn run(&self, p: &Prune, _ctx: &TaskContext) -> HandlerResult {
+        if p.resource_type == ResourceType::S3Bucket {
+            // S3 backup copies expire through the backup bucket's lifecycle rules and Object Lock
+            // retention (Terraform sets both): deleting objects one by one would fight the lock.
+            return Ok(Outcome::done(json!({ "resource": p.resource, "skipped": "s3 retention is enforced by the backup bucket's lifecycle and Object Lock" })));
+        }
+        let candidates = match self.retention_candidates(p).await {
+            Ok(candidates) => candidates,
+            // Listing failed part-way: decide nothing. The retry lists again from scratch.
+            Err(err) => return Err(err),
+        };
+        let decision = match decide(&p.plan, &p.rules, &candidates, p.as_of, true) {
+            Ok(decision) => decision,
+            Err(RetentionError::IncompleteListing) => {
+                return Ok(Outcome::done(json!({ "resource": p.resource, "skipped": "incomplete listing" })))
+            }
+            Err(err) => return Err(TaskError::permanent(format!("retention for {}: {err}", p.resource))),
+        };
+        let kinds: BTreeMap<&str, ArtifactKind> = candidates.iter().map(|c| (c.id.as_str(), c.kind)).collect();
+        let children: Vec<Task> = decision
+            .delete
+            .iter()
+            .filter_map(|d| {
+                kinds.get(d.id.as_str()).map(|kind| {
+                    Task::DeleteArtifact(DeleteArtifact {
+                        plan: p.plan.clone(),
+                        artifact: ArtifactRef { kind: *kind, region: p.region.clone(), id: d.id.clone() },
+                        reason: d.reason.clone(),
+                    })
+                })
+            })
+            .collect();
+        tracing::info!(resource = %p.resource, summary = %summarize(&decision), "retention decided");
+        Ok(Outcome::done(json!({
+            "resource": p.resource,
+            "region": p.region,
+            "summary": summarize(&decision),
+            "delete": decision.delete.iter().map(|d| json!({"id": d.id, "reason": d.reason})).collect::<Vec<_>>(),
+            "keep": decision.keep.iter().map(|k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "ignored": decision.ignored.iter().map(|i| json!({"id": i.id, "why": format!("{:?}", i.why)})).collect::<Vec<_>>(),
+        }))
+        .with_children(children))
+    }
+}
+
+/// Why an artifact must not be deleted, re-checked against AWS right before deleting.
+fn refusal(tags: &Tags, plan: &str, in_catalog: bool) -> Option<String> {
+    if !is_managed(tags) {
+        return Some("not created by the fleet (no managed tag)".into());
+    }
+    if !in_catalog {
+        return Some("not in the fleet's catalog".into());
+    }
+    if tags.get(tags::PLAN).map(String::as_str) != Some(plan) {
+        return Some(format!("belongs to another plan ({:?})", tags.get(tags::PLAN)));
+    }
+    if tags.contains_key(tags::LEGAL_HOLD) {
+        return Some("under legal hold".into());
+    }
+    None
+}
+
+#[async_trait]
 impl Handler<DeleteArtifact> for Services {
-    async fn run(&self, _p: &DeleteArtifact, _ctx: &TaskContext) -> HandlerResult {
-        Err(TaskError::permanent("retention.delete is not available in this build"))
+    async fn run(&self, p: &DeleteArtifact, _ctx: &TaskContext) -> HandlerResult {
+        let artifact = &p.artifact;
+        let region = &artifact.region;
+        let record = self.catalog.get(artifact).await?;
+        let in_catalog = record.as_ref().is_some_and(|r| r.deleted_at.is_none());
+        let refused = |why: String| Ok(Outcome::done(json!({ "artifact": artifact, "deleted": false, "refused": why })));
+        let gone = || json!({ "artifact": artifact, "deleted": true, "already_gone": true });
+        match artifact.kind {
+            ArtifactKind::EbsSnapshot => {
+                let Some(snapshot) = self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() else {
+                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
+                    return Ok(Outcome::done(gone()));
+                };
+                if let Some(why) = refusal(&snapshot.tags, &p.plan, in_catalog) {
+                    return refused(why);
+                }
+                if let Some(image) = snapshot.tags.get(IMAGE_TAG) {
+                    if !self.block.images(region, std::slice::from_ref(image)).await?.is_empty() {
+                        return refused(format!("backs image {image}; deregister the image first"));
+                    }
+                }
+                if !snapshot.status.is_complete() {
+                    return refused("still in progress".into());
+                }
+                self.block.delete_snapshot(region, &snapshot.id).await?;
+            }
+            ArtifactKind::Ami => {
+                let Some(image) = self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() else {
+                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
+                    return Ok(Outcome::done(gone()));
+                };
+                if let Some(why) = refusal(&image.tags, &p.plan, in_catalog) {
+                    return refused(why);
+                }
+                // Deregister first: AWS refuses to delete a snapshot an image still uses.
+                self.block.deregister_image(region, &image.id).await?;
+                for snapshot in self.block.snapshots(region, &image.snapshot_ids).await? {
+                    if is_managed(&snapshot.tags) && !snapshot.tags.contains_key(tags::LEGAL_HOLD) {
+                        self.block.delete_snapshot(region, &snapshot.id).await?;
+                    }
+                }
+            }
+            ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot => {
+                let cluster = artifact.kind == ArtifactKind::RdsClusterSnapshot;
+                let Some(snapshot) = self.databases.snapshot(region, cluster, &artifact.id).await? else {
+                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
+                    return Ok(Outcome::done(gone()));
+                };
+                if let Some(why) = refusal(&snapshot.tags, &p.plan, in_catalog) {
+                    return refused(why);
+                }
+                if !snapshot.status.is_complete() {
+                    return refused("still in progress".into());
+                }
+                self.databases.delete_snapshot(region, cluster, &artifact.id).await?;
+            }
+            ArtifactKind::S3Object => {
+                return refused("S3 backup objects expire through the bucket's lifecycle rules and Object Lock".into());
+            }
+        }
+        self.catalog.mark_deleted(artifact, Utc::now()).await?;
+        tracing::info!(artifact = %artifact.id, reason = %p.reason, "deleted expired artifact");
+        Ok(Outcome::done(json!({ "artifact": artifact, "deleted": true, "reason": p.reason })))
+    }
+}
+
+struct Checks(BTreeMap<String, String>, bool);
+
+impl Checks {
+    fn new() -> Self {
+        Self(BTreeMap::new(), true)
+    }
+    fn check(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
+        let detail = detail.into();
+        self.0.insert(name.to_owned(), if ok { format!("ok: {detail}") } else { format!("FAILED: {detail}") });
+        self.1 &= ok;
+    }
+    fn tags(&mut self, tags: &Tags) {
+        let missing: Vec<&str> =
+            [tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE].into_iter().filter(|k| !tags.contains_key(*k)).collect();
+        self.check("tags", missing.is_empty(), if missing.is_empty() { "fleet tags present".to_owned() } else { format!("missing {missing:?}") });
     }
 }
 
 #[async_trait]
 impl Handler<Verify> for Services {
-    async fn run(&self, _p: &Verify, _ctx: &TaskContext) -> HandlerResult {
-        Err(TaskError::permanent("verify.artifact is not available in this build"))
+    async fn run(&self, p: &Verify, _ctx: &TaskContext) -> HandlerResult {
+        let artifact = &p.artifact;
+        let region = &artifact.region;
+        let record = self.catalog.get(artifact).await?;
+        let mut checks = Checks::new();
+        match artifact.kind {
+            ArtifactKind::EbsSnapshot => match self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
+                None => checks.check("exists", false, "snapshot not found"),
+                Some(snapshot) => {
+                    checks.check("exists", true, &snapshot.id);
+                    checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
+                    checks.tags(&snapshot.tags);
+                    let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
+                    // Copies are always made encrypted; a source snapshot inherits its volume's setting.
+                    checks.check("encrypted", snapshot.encrypted || !is_copy, if snapshot.encrypted { "encrypted" } else { "not encrypted" });
+                    match self.block.volume(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await? {
+                        Some(volume) if p.source_resource.starts_with("vol-") => checks.check(
+                            "size",
+                            snapshot.size_gib == Some(volume.size_gib),
+                            format!("snapshot {:?} GiB, volume {} GiB", snapshot.size_gib, volume.size_gib),
+                        ),
+                        _ => checks.check("size", snapshot.size_gib.unwrap_or(0) > 0, format!("{:?} GiB (source not comparable)", snapshot.size_gib)),
+                    }
+                }
+            },
+            ArtifactKind::Ami => match self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
+                None => checks.check("exists", false, "image not found"),
+                Some(image) => {
+                    checks.check("exists", true, &image.id);
+                    checks.check("complete", image.status.is_complete(), format!("{:?}", image.status));
+                    checks.tags(&image.tags);
+                    let snapshots = self.block.snapshots(region, &image.snapshot_ids).await?;
+                    checks.check(
+                        "snapshots",
+                        snapshots.len() == image.snapshot_ids.len() && snapshots.iter().all(|s| s.status.is_complete()),
+                        format!("{} of {} snapshots complete", snapshots.iter().filter(|s| s.status.is_complete()).count(), image.snapshot_ids.len()),
+                    );
+                }
+            },
+            ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot => {
+                let cluster = artifact.kind == ArtifactKind::RdsClusterSnapshot;
+                match self.databases.snapshot(region, cluster, &artifact.id).await? {
+                    None => checks.check("exists", false, "snapshot not found"),
+                    Some(snapshot) => {
+                        checks.check("exists", true, &snapshot.identifier);
+                        checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
+                        checks.tags(&snapshot.tags);
+                        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
+                        checks.check("encrypted", snapshot.encrypted || !is_copy, if snapshot.encrypted { "encrypted" } else { "not encrypted" });
+                        let source_gib = if cluster {
+                            self.databases.cluster(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await?.and_then(|c| c.allocated_gib)
+                        } else {
+                            self.databases.instance(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await?.and_then(|i| i.allocated_gib)
+                        };
+                        match source_gib {
+                            Some(gib) => checks.check("size", snapshot.allocated_gib == Some(gib), format!("snapshot {:?} GiB, source {gib} GiB", snapshot.allocated_gib)),
+                            None => checks.check("size", true, "source not available to compare"),
+                        }
+                    }
+                }
+            }
+            ArtifactKind::S3Object => {
+                // id = "<bucket>/<key>#<version>"
+                let (location, version) = artifact.id.rsplit_once('#').map_or((artifact.id.as_str(), None), |(l, v)| (l, Some(v)));
+                let (bucket, key) = location.split_once('/').unwrap_or((location, ""));
+                match self.objects.head(region, bucket, key, version.filter(|v| !v.is_empty())).await? {
+                    None => checks.check("exists", false, "object not found"),
+                    Some(head) => {
+                        checks.check("exists", true, location);
+                        let expected_checksum = record.as_ref().and_then(|r| r.details.get("checksum_sha256").cloned());
+                        match (&expected_checksum, &head.checksum_sha256) {
+                            (Some(expected), Some(actual)) => checks.check("checksum", expected == actual, format!("sha256 {actual}")),
+                            (Some(_), None) => checks.check("checksum", false, "object has no SHA-256 checksum"),
+                            (None, _) => checks.check("checksum", head.checksum_sha256.is_some(), "no checksum in the catalog to compare"),
+                        }
+                        if let Some(size) = record.as_ref().and_then(|r| r.size_bytes) {
+                            checks.check("size", head.size == size, format!("{} bytes, catalog {size}", head.size));
+                        }
+                    }
+                }
+            }
+        }
+        let verification = Verification { verified_at: Utc::now(), ok: checks.1, checks: checks.0 };
+        if record.is_some() {
+            self.catalog.set_verification(artifact, &verification).await?;
+        } else {
+            return Err(TaskError::permanent(format!("{} {} is not in the catalog: nothing to verify against", artifact.kind.as_str(), artifact.id)));
+        }
+        if !verification.ok {
+            return Err(TaskError::permanent(format!("verification of {} failed: {:?}", artifact.id, verification.checks)));
+        }
+        Ok(Outcome::done(json!({ "artifact": artifact, "verification": verification })))
     }
+}
+
+/// The catalog id of an S3 backup object: `<bucket>/<key>#<version id>`.
+pub fn s3_artifact_id(bucket: &str, key: &str, version: Option<&str>) -> String {
+    format!("{bucket}/{key}#{}", version.unwrap_or_default())
 }

@@ -7,7 +7,7 @@ use backup_core::services::block::BlockStorage;
 use backup_core::services::database::DatabaseSnapshots;
 use backup_core::services::objects::ObjectStore;
 use backup_core::TaskError;
-use backup_schemas::{tags, ArtifactRef, BackupContext, CopyTarget, Task, Verify};
+use backup_schemas::{tags, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,4 +98,31 @@ pub fn record(
 /// Maps a "does not exist" error on the source resource to a permanent failure with a clear reason.
 pub fn missing(what: &str, id: &str, region: &str) -> TaskError {
     TaskError::permanent(format!("{what} {id} does not exist in {region}"))
+}
+
+/// The prune of `resource`'s backups in `region` that follows a completed backup or copy, as of
+/// just after the new artifact (deterministic: a re-run spawns the same prune task).
+pub fn prune_after(
+    ctx: &BackupContext,
+    resource: &str,
+    resource_type: ResourceType,
+    region: &str,
+    copy: Option<&CopyTarget>,
+    created_at: Option<DateTime<Utc>>,
+) -> Option<Task> {
+    let rules = ctx.retain.clone()?;
+    let rules = match copy.and_then(|c| c.retain_days) {
+        // Copies keep their own retention; the plan's minimum applies to them too.
+        Some(days) => RetentionRules { days: Some(days), min_keep: rules.min_keep, ..RetentionRules::default() },
+        None => rules,
+    };
+    let as_of = created_at.unwrap_or(ctx.window).max(ctx.window) + chrono::Duration::seconds(1);
+    Some(Task::Prune(Prune {
+        plan: ctx.plan.clone(),
+        resource: resource.to_owned(),
+        resource_type,
+        region: region.to_owned(),
+        rules,
+        as_of,
+    }))
 }

@@ -1,0 +1,285 @@
+//! `backupctl dlq list|replay`. The native StartMessageMoveTask cannot filter or dry-run, which
+//! is why this exists. Replay sends first and deletes second, so a replay killed at any point
+//! loses nothing: at worst a message is in both queues, and task ids make the duplicate harmless.
+
+use backup_core::ports::{
+    OutgoingMessage, ReceivedMessage, TaskQueue, ATTR_FAILED_AT, ATTR_FIRST_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
+    ATTR_REPLAYED_AT, ATTR_SOURCE_QUEUE,
+};
+use backup_schemas::Envelope;
+use chrono::{DateTime, Utc};
+use clap::{Subcommand, ValueEnum};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Fleet;
+use crate::output;
+
+/// While a listing walks the DLQ, the messages it has seen stay hidden this long (then are made
+/// visible again explicitly), so a listing never consumes anything.
+const LISTING_VISIBILITY: Duration = Duration::from_secs(120);
+/// More messages than this need `--yes`.
+const CONFIRM_ABOVE: usize = 100;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueueName {
+    Tasks,
+    Events,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Filters {
+    #[arg(long, value_enum, default_value = "tasks")]
+    pub queue: QueueName,
+    /// Only messages of this task kind (e.g. ebs.snapshot_volume).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only messages whose reason contains this text (case-insensitive).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only messages that failed at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// What is in a DLQ, with reasons, attempts and failure times, without consuming it.
+    List {
+        #[command(flatten)]
+        filters: Filters,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the selected messages back to their source queue.
+    Replay {
+        #[command(flatten)]
+        filters: Filters,
+        /// Replay at most this many messages.
+        #[arg(long)]
+        max: Option<usize>,
+        /// Messages per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Show exactly what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm replays of more than 100 messages.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// One dead letter, as shown to operators.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub task_id: Option<String>,
+    pub kind: Option<String>,
+    pub resource: Option<String>,
+    pub reason: String,
+    pub reason_code: Option<String>,
+    pub attempts: Option<u32>,
+    pub first_failure: Option<DateTime<Utc>>,
+    pub last_failure: Option<DateTime<Utc>>,
+    pub source_queue: Option<String>,
+    #[serde(skip)]
+    pub message: ReceivedMessage,
+}
+
+fn attr_time(message: &ReceivedMessage, name: &str) -> Option<DateTime<Utc>> {
+    message.attributes.get(name).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads the whole DLQ without consuming it: messages are hidden while the walk goes on and made
+/// visible again at the end.
+async fn walk(dlq: &Arc<dyn TaskQueue>) -> anyhow::Result<Vec<ReceivedMessage>> {
+    let mut seen: Vec<ReceivedMessage> = Vec::new();
+    let mut empty_polls = 0;
+    while empty_polls < 2 {
+        let batch = dlq.receive(10, Duration::from_secs(1)).await?;
+        if batch.is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        empty_polls = 0;
+        let handles: Vec<(String, Duration)> = batch.iter().map(|m| (m.receipt_handle.clone(), LISTING_VISIBILITY)).collect();
+        for chunk in handles.chunks(10) {
+            dlq.change_visibility_batch(chunk).await?;
+        }
+        for message in batch {
+            if !seen.iter().any(|m| m.message_id == message.message_id) {
+                seen.push(message);
+            }
+        }
+        if seen.len() % 100 < 10 && seen.len() >= 100 {
+            eprintln!("read {} dead letters...", seen.len());
+        }
+    }
+    Ok(seen)
+}
+
+async fn release(dlq: &Arc<dyn TaskQueue>, messages: &[ReceivedMessage]) {
+    let handles: Vec<(String, Duration)> = messages.iter().map(|m| (m.receipt_handle.clone(), Duration::ZERO)).collect();
+    for chunk in handles.chunks(10) {
+        let _ = dlq.change_visibility_batch(chunk).await;
+    }
+}
+
+async fn describe(fleet: &Fleet, messages: Vec<ReceivedMessage>) -> anyhow::Result<Vec<DeadLetter>> {
+    let store = fleet.store().ok();
+    let mut letters = Vec::new();
+    for message in messages {
+        let envelope = Envelope::decode(&message.body).ok();
+        let record = match (&store, &envelope) {
+            (Some(store), Some(envelope)) => store.get(&envelope.task_id).await?,
+            _ => None,
+        };
+        let decode_reason = Envelope::decode(&message.body).err().map(|e| e.to_string());
+        let reason = message
+            .attributes
+            .get(ATTR_REASON)
+            .cloned()
+            .or_else(|| record.as_ref().and_then(|r| r.last_error.clone()))
+            .or(decode_reason)
+            .unwrap_or_else(|| "retries exhausted (moved by the queue's redrive policy)".to_owned());
+        letters.push(DeadLetter {
+            message_id: message.message_id.clone(),
+            task_id: envelope.as_ref().map(|e| e.task_id.to_string()),
+            kind: envelope.as_ref().map(|e| e.kind().to_string()),
+            resource: envelope.as_ref().map(|e| e.task.resource()),
+            reason,
+            reason_code: message.attributes.get(ATTR_REASON_CODE).cloned(),
+            attempts: record.as_ref().map(|r| r.attempts).or(Some(message.receive_count)),
+            first_failure: record.as_ref().and_then(|r| r.first_failed_at).or_else(|| attr_time(&message, ATTR_FIRST_FAILED_AT)).or_else(|| attr_time(&message, ATTR_FAILED_AT)),
+            last_failure: attr_time(&message, ATTR_FAILED_AT).or_else(|| record.as_ref().and_then(|r| r.updated_at)).or(message.sent_at),
+            source_queue: message.attributes.get(ATTR_SOURCE_QUEUE).cloned(),
+            message,
+        });
+    }
+    Ok(letters)
+}
+
+fn matches(letter: &DeadLetter, filters: &Filters) -> bool {
+    filters.kind.as_ref().is_none_or(|k| letter.kind.as_deref() == Some(k.as_str()))
+        && filters.reason.as_ref().is_none_or(|r| letter.reason.to_lowercase().contains(&r.to_lowercase()))
+        && filters.since.is_none_or(|since| letter.last_failure.is_some_and(|t| t >= since))
+}
+
+fn queues(fleet: &Fleet, name: QueueName) -> anyhow::Result<(Arc<dyn TaskQueue>, Arc<dyn TaskQueue>)> {
+    Ok(match name {
+        QueueName::Tasks => (fleet.task_dlq()?, fleet.task_queue()?),
+        QueueName::Events => (fleet.event_dlq()?, fleet.event_queue()?),
+    })
+}
+
+fn print_table(letters: &[&DeadLetter]) {
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|l| {
+            vec![
+                l.task_id.clone().unwrap_or_else(|| format!("msg {}", &l.message_id[..l.message_id.len().min(12)])),
+                l.kind.clone().unwrap_or_else(|| "-".into()),
+                l.attempts.map(|a| a.to_string()).unwrap_or_default(),
+                l.last_failure.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
+                l.reason.chars().take(80).collect(),
+            ]
+        })
+        .collect();
+    println!("{}", output::table(&["TASK", "KIND", "ATTEMPTS", "LAST FAILURE", "REASON"], &rows));
+}
+
+pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::List { filters, json } => {
+            let (dlq, _) = queues(fleet, filters.queue)?;
+            let messages = walk(&dlq).await?;
+            let result = describe(fleet, messages.clone()).await;
+            release(&dlq, &messages).await;
+            let letters = result?;
+            let selected: Vec<&DeadLetter> = letters.iter().filter(|l| matches(l, &filters)).collect();
+            if json {
+                output::json(&selected)?;
+            } else {
+                print_table(&selected);
+                eprintln!("{} of {} dead letters match", selected.len(), letters.len());
+            }
+            Ok(0)
+        }
+        Command::Replay { filters, max, rate, dry_run, yes, json } => {
+            let (dlq, default_source) = queues(fleet, filters.queue)?;
+            let messages = walk(&dlq).await?;
+            let letters = match describe(fleet, messages.clone()).await {
+                Ok(letters) => letters,
+                Err(err) => {
+                    release(&dlq, &messages).await;
+                    return Err(err);
+                }
+            };
+            let mut selected: Vec<&DeadLetter> = letters.iter().filter(|l| matches(l, &filters)).collect();
+            if let Some(max) = max {
+                selected.truncate(max);
+            }
+            let unselected: Vec<ReceivedMessage> =
+                letters.iter().filter(|l| !selected.iter().any(|s| s.message_id == l.message_id)).map(|l| l.message.clone()).collect();
+            release(&dlq, &unselected).await;
+            if dry_run || (selected.len() > CONFIRM_ABOVE && !yes) {
+                let chosen: Vec<ReceivedMessage> = selected.iter().map(|l| l.message.clone()).collect();
+                release(&dlq, &chosen).await;
+                if json {
+                    output::json(&serde_json::json!({ "dry_run": true, "would_replay": selected }))?;
+                } else {
+                    print_table(&selected);
+                    println!("dry run: {} message(s) would be replayed; nothing changed", selected.len());
+                }
+                if !dry_run {
+                    eprintln!("refusing to replay {} messages without --yes (more than {CONFIRM_ABOVE})", selected.len());
+                    return Ok(2);
+                }
+                return Ok(0);
+            }
+            let store = fleet.store().ok();
+            let pause = Duration::from_secs_f64(1.0 / rate.max(0.01));
+            let mut replayed = Vec::new();
+            for (i, letter) in selected.iter().enumerate() {
+                // A fresh attempt budget and a replay mark on the task, then send, then delete.
+                if let (Some(store), Some(task_id)) = (&store, &letter.task_id) {
+                    store.reopen_for_replay(&backup_schemas::TaskId::new(task_id), Utc::now()).await?;
+                }
+                let source: Arc<dyn TaskQueue> = match &letter.source_queue {
+                    Some(url) if url != default_source.url() => fleet.queue(url),
+                    _ => default_source.clone(),
+                };
+                let mut attributes = BTreeMap::from([(ATTR_REPLAYED_AT.to_owned(), Utc::now().to_rfc3339())]);
+                if let Some(first) = letter.first_failure {
+                    attributes.insert(ATTR_FIRST_FAILED_AT.to_owned(), first.to_rfc3339());
+                }
+                let outgoing = OutgoingMessage {
+                    id: "0".into(),
+                    body: letter.message.body.clone(),
+                    delay: None,
+                    trace_header: letter.message.trace_header.clone(),
+                    attributes,
+                };
+                source.send(&outgoing).await?;
+                dlq.delete_batch(std::slice::from_ref(&letter.message.receipt_handle)).await?;
+                replayed.push(*letter);
+                if !json && (i + 1) % 10 == 0 {
+                    eprintln!("replayed {}/{}", i + 1, selected.len());
+                }
+                tokio::time::sleep(pause).await;
+            }
+            if json {
+                output::json(&serde_json::json!({ "dry_run": false, "replayed": replayed }))?;
+            } else {
+                print_table(&replayed);
+                println!("replayed {} message(s)", replayed.len());
+            }
+            Ok(0)
+        }
+    }
+}

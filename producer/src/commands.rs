@@ -1,0 +1,503 @@
+//! `backup-producer` commands: `run` expands one plan window, `serve` consumes the events queue,
+//! `ingest` expands one event from a file, `rules` prints the EventBridge rules the policy needs.
+//! Exit codes: 0 success, 1 failure, 2 bad usage or invalid policy.
+
+use anyhow::{bail, Context as _};
+use backup_core::policy::{Plan, Policy};
+use backup_core::ports::{
+    Catalog, OutgoingMessage, RunRecord, TaskQueue, TaskStore, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
+    ATTR_SOURCE_QUEUE,
+};
+use backup_schemas::events::{parse_body, ParsedEvent};
+use backup_schemas::{ArtifactKind, Envelope, Origin, ResourceType, RunId, Task, TraceContext};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery::{Discovery, Resource};
+use crate::enqueue::{send, SendReport};
+use crate::events::{map_event, Decision, MappedTask};
+use crate::expand::{expand, Expansion};
+use crate::rules::rules;
+
+#[derive(Parser, Debug)]
+#[command(name = "backup-producer", version, about = "Expands backup plans and AWS events into backup-fleet tasks")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// Policy file (TOML).
+    #[arg(long, env = "BACKUP_POLICY_FILE", global = true)]
+    pub policy: Option<std::path::PathBuf>,
+    /// Policy text, when no file is given (containers pass it inline).
+    #[arg(long, env = "BACKUP_POLICY", hide_env_values = true, global = true)]
+    pub policy_text: Option<String>,
+    #[arg(long, env = "BACKUP_TASK_QUEUE_URL", global = true)]
+    pub task_queue_url: Option<String>,
+    #[arg(long, env = "BACKUP_EVENT_QUEUE_URL", global = true)]
+    pub event_queue_url: Option<String>,
+    #[arg(long, env = "BACKUP_EVENT_DLQ_URL", global = true)]
+    pub event_dlq_url: Option<String>,
+    #[arg(long, env = "BACKUP_STATE_TABLE", global = true)]
+    pub state_table: Option<String>,
+    #[arg(long, env = "BACKUP_CATALOG_TABLE", global = true)]
+    pub catalog_table: Option<String>,
+    /// Region of the S3 backup bucket (default: AWS_REGION).
+    #[arg(long, env = "BACKUP_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Log format: json (services) or text.
+    #[arg(long, env = "BACKUP_LOG_FORMAT", default_value = "json", global = true)]
+    pub log_format: backup_telemetry::LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Expand the window of a plan that contains --at (default now) and enqueue its tasks.
+    Run {
+        #[arg(long)]
+        plan: String,
+        /// An instant in the window to expand (RFC 3339).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// Print the tasks that would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Long-poll the events queue and turn events into tasks until SIGTERM.
+    Serve {
+        /// Exit once the queue has been empty for this many seconds.
+        #[arg(long, env = "BACKUP_EXIT_WHEN_IDLE_SECS")]
+        exit_when_idle: Option<u64>,
+        /// Long-poll wait per receive (at most 20 s).
+        #[arg(long, default_value_t = 20)]
+        wait_secs: u64,
+    },
+    /// Expand one event read from a file (an SQS body as EventBridge, SNS or S3 deliver it).
+    Ingest {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the EventBridge rules (schedules and event patterns) the policy needs.
+    Rules {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Everything a command needs from AWS, built once in `main`.
+pub struct Context {
+    pub settings: Settings,
+    pub region: String,
+    pub discovery: Discovery,
+    pub task_queue: Option<Arc<dyn TaskQueue>>,
+    pub event_queue: Option<Arc<dyn TaskQueue>>,
+    pub event_dlq: Option<Arc<dyn TaskQueue>>,
+    pub store: Option<Arc<dyn TaskStore>>,
+    pub catalog: Option<Arc<dyn Catalog>>,
+}
+
+impl Context {
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        let policy = match (&self.settings.policy, &self.settings.policy_text) {
+            (Some(path), _) => Policy::load(path, &self.region),
+            (None, Some(text)) => Policy::from_toml_str(text, &self.region),
+            (None, None) => bail!("no policy: pass --policy FILE or set BACKUP_POLICY_FILE / BACKUP_POLICY"),
+        };
+        policy.map_err(|e| anyhow::anyhow!("invalid policy: {e}"))
+    }
+
+    fn s3_region(&self) -> String {
+        self.settings.s3_region.clone().unwrap_or_else(|| self.region.clone())
+    }
+
+    fn task_queue(&self) -> anyhow::Result<&Arc<dyn TaskQueue>> {
+        self.task_queue.as_ref().context("BACKUP_TASK_QUEUE_URL is not set")
+    }
+}
+
+/// Usage errors exit 2, everything else 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub async fn run(cx: &Context, command: Command, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    match command {
+        Command::Run { plan, at, dry_run, json } => run_plan(cx, &plan, at.unwrap_or_else(Utc::now), dry_run, json).await,
+        Command::Serve { exit_when_idle, wait_secs } => serve(cx, exit_when_idle.map(Duration::from_secs), wait_secs, shutdown).await,
+        Command::Ingest { file, dry_run, json } => ingest(cx, &file, dry_run, json).await,
+        Command::Rules { json } => {
+            let rules = rules(&cx.policy()?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rules)?);
+            } else {
+                for rule in rules {
+                    println!("{}\n  {}", rule.name, rule.description);
+                    if let Some(schedule) = rule.schedule_expression {
+                        println!("  schedule: {schedule}");
+                    }
+                    if let Some(pattern) = rule.event_pattern {
+                        println!("  pattern:  {pattern}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The trace context of the current span (the expansion or event span) for a task message.
+fn current_trace() -> Option<TraceContext> {
+    backup_telemetry::current_xray_header().map(|xray| TraceContext { xray, links: Vec::new() })
+}
+
+/// Resources that only the catalog still knows: deleted sources whose backups must age out.
+async fn orphans(cx: &Context, plan: &Plan, before: DateTime<Utc>, live: &[Resource]) -> anyhow::Result<Vec<Resource>> {
+    let Some(catalog) = &cx.catalog else { return Ok(Vec::new()) };
+    let live: BTreeSet<&str> = live.iter().map(|r| r.id.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    for record in catalog.expiring_before(before).await? {
+        if record.plan != plan.name || record.copy_of.is_some() || live.contains(record.resource.as_str()) {
+            continue;
+        }
+        let resource_type = match record.artifact.kind {
+            ArtifactKind::EbsSnapshot if record.resource.starts_with("vol-") => ResourceType::Ec2Volume,
+            ArtifactKind::EbsSnapshot | ArtifactKind::Ami => ResourceType::Ec2Instance,
+            ArtifactKind::RdsSnapshot => ResourceType::RdsInstance,
+            ArtifactKind::RdsClusterSnapshot => ResourceType::RdsCluster,
+            ArtifactKind::S3Object => continue,
+        };
+        if seen.insert((record.resource_region.clone(), record.resource.clone())) {
+            found.push(Resource { resource_type, id: record.resource, region: record.resource_region, tags: BTreeMap::new() });
+        }
+    }
+    Ok(found)
+}
+
+#[derive(Serialize)]
+struct RunOutput<'a> {
+    plan: &'a str,
+    run_id: &'a RunId,
+    window: crate::expand::WindowView,
+    dry_run: bool,
+    discovered: usize,
+    tasks: Vec<serde_json::Value>,
+    sent: Option<SendReport>,
+}
+
+/// Expands the window of `plan_name` containing `at` and enqueues (or prints) its tasks.
+pub async fn run_plan(cx: &Context, plan_name: &str, at: DateTime<Utc>, dry_run: bool, json_out: bool) -> anyhow::Result<i32> {
+    let policy = cx.policy()?;
+    let Some(plan) = policy.plan(plan_name) else {
+        let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
+        return Err(UsageError(format!("no plan named {plan_name:?} (plans: {})", names.join(", "))).into());
+    };
+    let span = tracing::info_span!("expand", plan = %plan.name, window = tracing::field::Empty, tasks = tracing::field::Empty);
+    let _guard = span.enter();
+    let window = plan
+        .schedule
+        .window_containing(at)
+        .with_context(|| format!("schedule {} never fires around {at}", plan.schedule.expression()))?;
+    span.record("window", window.start.to_rfc3339());
+    let exclude: Vec<String> = policy.plans.iter().filter_map(|p| p.s3.as_ref().map(|s| s.backup_bucket.clone())).collect();
+    let mut resources = Vec::new();
+    for region in &plan.regions {
+        if !json_out {
+            eprintln!("discovering {} in {region}...", plan.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "));
+        }
+        resources.extend(cx.discovery.discover(plan, region, &exclude).await?);
+    }
+    let orphans = orphans(cx, plan, window.start, &resources).await?;
+    let expansion: Expansion = expand(plan, window, &resources, &orphans, &cx.s3_region());
+    span.record("tasks", expansion.tasks.len());
+    let run_id = RunId::for_window(&plan.name, window.start);
+    let now = Utc::now();
+    let envelopes: Vec<Envelope> = expansion
+        .tasks
+        .iter()
+        .cloned()
+        .map(|task| envelope(task, &run_id, Origin::Schedule { plan: plan.name.clone(), window: window.start }, plan, window.start, now, None))
+        .collect();
+
+    let sent = if dry_run {
+        None
+    } else {
+        if let Some(store) = &cx.store {
+            let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+            for e in &envelopes {
+                *expected.entry(e.kind().to_string()).or_default() += 1;
+            }
+            store
+                .put_run(&RunRecord { run_id: run_id.clone(), plan: Some(plan.name.clone()), window: Some(window.start), origin: "schedule".into(), created_at: now, expected })
+                .await?;
+        }
+        Some(send(cx.task_queue()?, &envelopes).await?)
+    };
+    let rows: Vec<serde_json::Value> = envelopes
+        .iter()
+        .map(|e| json!({ "task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource(), "region": task_region(&e.task) }))
+        .collect();
+    if json_out {
+        let output = RunOutput { plan: &plan.name, run_id: &run_id, window: expansion.window, dry_run, discovered: resources.len(), tasks: rows, sent };
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        println!(
+            "plan {} window {} .. {} run {}",
+            plan.name,
+            window.start.format("%Y-%m-%dT%H:%MZ"),
+            window.end.format("%Y-%m-%dT%H:%MZ"),
+            run_id
+        );
+        println!("{} resources selected, {} tasks", resources.len(), envelopes.len());
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| ["kind", "resource", "region", "task_id"].iter().map(|k| r[k].as_str().unwrap_or_default().to_owned()).collect())
+            .collect();
+        println!("{}", table_text(&["KIND", "RESOURCE", "REGION", "TASK"], &table));
+        match &sent {
+            Some(report) => println!("sent {} tasks in {} SendMessageBatch calls", report.sent, report.batches),
+            None => println!("dry run: nothing sent"),
+        }
+    }
+    Ok(0)
+}
+
+fn envelope(
+    task: Task,
+    run_id: &RunId,
+    origin: Origin,
+    plan: &Plan,
+    window_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Envelope {
+    let mut envelope = Envelope::new(task, run_id.clone(), origin, now);
+    envelope.deadline = plan.deadline.map(|d| window_start + d);
+    envelope.not_before = not_before;
+    envelope.trace = current_trace();
+    envelope
+}
+
+/// The region a task works in, for display.
+pub fn task_region(task: &Task) -> String {
+    match task {
+        Task::SnapshotVolume(p) => p.region.clone(),
+        Task::SnapshotInstance(p) => p.region.clone(),
+        Task::CreateAmi(p) => p.region.clone(),
+        Task::CopySnapshot(p) => p.target.region.clone(),
+        Task::CopyAmi(p) => p.target.region.clone(),
+        Task::SnapshotDbInstance(p) => p.region.clone(),
+        Task::SnapshotDbCluster(p) => p.region.clone(),
+        Task::CopyDbSnapshot(p) | Task::CopyDbClusterSnapshot(p) => p.target.region.clone(),
+        Task::ScanBucket(p) => p.region.clone(),
+        Task::CopyObjects(p) => p.region.clone(),
+        Task::CopyObject(p) => p.region.clone(),
+        Task::Prune(p) => p.region.clone(),
+        Task::DeleteArtifact(p) => p.artifact.region.clone(),
+        Task::Verify(p) => p.artifact.region.clone(),
+        Task::RestoreVolume(_) | Task::RestoreInstance(_) | Task::RestoreDbInstance(_) | Task::RestoreDbCluster(_) => String::new(),
+        Task::RestoreObjects(p) => p.region.clone(),
+        Task::RestoreDrill(p) => p.region.clone(),
+        Task::Canary(_) => String::new(),
+    }
+}
+
+fn table_text(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned();
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    out.join("\n")
+}
+
+/// Counters of the events loop, printed at exit.
+#[derive(Debug, Default, Serialize)]
+pub struct EventStats {
+    pub messages: u64,
+    pub events: u64,
+    pub expanded_plans: u64,
+    pub tasks_sent: u64,
+    pub not_selected: BTreeMap<String, u64>,
+    pub malformed: u64,
+    pub retried: u64,
+}
+
+/// Turns the decisions of one event into envelopes and sends them; expansions run the plan.
+async fn apply(cx: &Context, policy: &Policy, event: &ParsedEvent, decisions: Vec<Decision>, stats: &mut EventStats, send_tasks: bool) -> anyhow::Result<Vec<Envelope>> {
+    let now = Utc::now();
+    let mut envelopes = Vec::new();
+    for decision in decisions {
+        match decision {
+            Decision::NotSelected { reason } => *stats.not_selected.entry(reason).or_default() += 1,
+            Decision::Expand { plan, at } => {
+                stats.expanded_plans += 1;
+                if send_tasks {
+                    run_plan(cx, &plan, at, false, true).await?;
+                } else {
+                    run_plan(cx, &plan, at, true, true).await?;
+                }
+            }
+            Decision::Tasks { plan, tasks } => {
+                let Some(plan) = policy.plan(&plan) else { continue };
+                let run_id = RunId::new(format!("event:{}", event.id));
+                for MappedTask { task, not_before } in tasks {
+                    let origin = Origin::Event { event_id: event.id.clone(), source: event_source(event) };
+                    let mut e = envelope(task, &run_id, origin, plan, now, now, not_before);
+                    // Events carry no trace: link the task to the event id instead.
+                    let trace = e.trace.get_or_insert_with(|| TraceContext { xray: String::new(), links: Vec::new() });
+                    trace.links.push(event.id.clone());
+                    if trace.xray.is_empty() {
+                        e.trace = current_trace().map(|t| TraceContext { links: vec![event.id.clone()], ..t });
+                    }
+                    envelopes.push(e);
+                }
+            }
+        }
+    }
+    if send_tasks && !envelopes.is_empty() {
+        let report = send(cx.task_queue()?, &envelopes).await?;
+        stats.tasks_sent += report.sent as u64;
+    }
+    Ok(envelopes)
+}
+
+fn event_source(event: &ParsedEvent) -> String {
+    serde_json::to_value(&event.event).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: bool) -> anyhow::Result<i32> {
+    let body = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let policy = cx.policy()?;
+    let events = parse_body(&body).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+    let mut stats = EventStats::default();
+    let mut all = Vec::new();
+    for event in &events {
+        let decisions = map_event(&policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await?;
+        all.extend(apply(cx, &policy, event, decisions, &mut stats, !dry_run).await?);
+    }
+    if json_out {
+        let tasks: Vec<serde_json::Value> = all.iter().map(|e| json!({"task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource()})).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "events": events.len(), "dry_run": dry_run, "tasks": tasks, "stats": stats }))?);
+    } else {
+        println!("{} event(s), {} task(s){}", events.len(), all.len(), if dry_run { " (dry run: nothing sent)" } else { "" });
+        for e in &all {
+            println!("  {}  {}  {}", e.kind(), e.task.resource(), e.task_id);
+        }
+        for (reason, n) in &stats.not_selected {
+            println!("  not selected ({n}): {reason}");
+        }
+    }
+    Ok(0)
+}
+
+/// The events loop: receive, parse, map, send tasks, then delete. A malformed body goes to the
+/// events DLQ with its reason; an event no plan selects is acknowledged and counted; a failed
+/// lookup leaves the message for a retry (and the queue's redrive after too many).
+async fn serve(cx: &Context, exit_when_idle: Option<Duration>, wait_secs: u64, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    let queue = cx.event_queue.clone().context("BACKUP_EVENT_QUEUE_URL is not set")?;
+    let dlq = cx.event_dlq.clone().context("BACKUP_EVENT_DLQ_URL is not set")?;
+    let policy = cx.policy()?;
+    let mut stats = EventStats::default();
+    let mut idle_since = std::time::Instant::now();
+    tracing::info!(queue = queue.url(), plans = policy.plans.len(), "producer serving events");
+    loop {
+        if exit_when_idle.is_some_and(|idle| idle_since.elapsed() >= idle) {
+            tracing::info!("no events for the idle timeout; stopping");
+            break;
+        }
+        let received = tokio::select! {
+            r = queue.receive(10, Duration::from_secs(wait_secs.min(20))) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let messages = match received {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(error = %err, "receive failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if !messages.is_empty() {
+            idle_since = std::time::Instant::now();
+        }
+        let mut done = Vec::new();
+        let mut retry = Vec::new();
+        for message in messages {
+            stats.messages += 1;
+            let events = match parse_body(&message.body) {
+                Ok(events) => events,
+                Err(err) => {
+                    stats.malformed += 1;
+                    tracing::warn!(error = %err, message_id = %message.message_id, "malformed event; moving it to the events DLQ");
+                    let dead = OutgoingMessage {
+                        id: "0".into(),
+                        body: message.body.clone(),
+                        delay: None,
+                        trace_header: None,
+                        attributes: BTreeMap::from([
+                            (ATTR_REASON.to_owned(), err.to_string().chars().take(1024).collect()),
+                            (ATTR_REASON_CODE.to_owned(), "malformed_event".to_owned()),
+                            (ATTR_SOURCE_QUEUE.to_owned(), queue.url().to_owned()),
+                            (ATTR_FAILED_AT.to_owned(), Utc::now().to_rfc3339()),
+                        ]),
+                    };
+                    match dlq.send(&dead).await {
+                        Ok(_) => done.push(message.receipt_handle),
+                        Err(err) => tracing::warn!(error = %err, "could not dead-letter; the message will come back"),
+                    }
+                    continue;
+                }
+            };
+            let mut ok = true;
+            for event in &events {
+                stats.events += 1;
+                let span = tracing::info_span!("event", event_id = %event.id);
+                let result = async {
+                    let decisions = map_event(&policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await?;
+                    apply(cx, &policy, event, decisions, &mut stats, true).await
+                };
+                if let Err(err) = tracing::Instrument::instrument(result, span).await {
+                    tracing::warn!(error = %err, event_id = %event.id, "event not processed; it will be retried");
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                done.push(message.receipt_handle);
+            } else {
+                stats.retried += 1;
+                retry.push((message.receipt_handle, Duration::from_secs(30)));
+            }
+        }
+        for chunk in done.chunks(10) {
+            if let Err(err) = queue.delete_batch(chunk).await {
+                tracing::warn!(error = %err, "delete failed; duplicates are harmless (deterministic task ids)");
+            }
+        }
+        for chunk in retry.chunks(10) {
+            let _ = queue.change_visibility_batch(chunk).await;
+        }
+    }
+    tracing::info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "producer stopped");
+    Ok(0)
+}

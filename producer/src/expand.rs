@@ -1,0 +1,127 @@
+//! Schedule expansion: a plan, its window and the discovered resources in, tasks out. Pure and
+//! deterministic: the same window and estate always give the same task ids, so expanding a
+//! window twice enqueues nothing new in effect.
+
+use backup_core::policy::{InstanceBackup, Plan};
+use backup_core::schedule::Window;
+use backup_schemas::{
+    CreateAmi, Prune, ResourceType, RestoreDrill, RetentionRules, ScanBucket, SnapshotDbCluster, SnapshotDbInstance,
+    SnapshotInstance, SnapshotVolume, Task,
+};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+use crate::discovery::Resource;
+
+/// The tasks of one plan window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expansion {
+    pub plan: String,
+    pub window: WindowView,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct WindowView {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Window> for WindowView {
+    fn from(window: Window) -> Self {
+        Self { start: window.start, end: window.end }
+    }
+}
+
+/// One backup task per selected resource (each prunes its resource once done), and prune tasks
+/// for resources that only the catalog still knows (deleted sources whose backups must still age
+/// out), in the source region and every copy region.
+pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Resource], s3_region: &str) -> Expansion {
+    let ctx = plan.context(window.start);
+    let mut tasks = Vec::new();
+    if plan.is_drill() {
+        let sample = plan.drill.as_ref().map_or(1, |d| d.sample.max(1)) as usize;
+        // Deterministic sample: rotate through the estate window by window.
+        let mut sorted: Vec<&Resource> = resources.iter().collect();
+        sorted.sort_by(|a, b| (a.region.as_str(), a.id.as_str()).cmp(&(b.region.as_str(), b.id.as_str())));
+        if !sorted.is_empty() {
+            let offset = (window.start.timestamp() / 60) as usize % sorted.len();
+            for resource in sorted.iter().cycle().skip(offset).take(sample.min(sorted.len())) {
+                tasks.push(Task::RestoreDrill(RestoreDrill {
+                    plan: plan.name.clone(),
+                    resource: resource.id.clone(),
+                    resource_type: resource.resource_type,
+                    region: resource.region.clone(),
+                    window: window.start,
+                }));
+            }
+        }
+        return Expansion { plan: plan.name.clone(), window: window.into(), tasks };
+    }
+    for resource in resources {
+        let region = resource.region.clone();
+        let id = resource.id.clone();
+        let task = match resource.resource_type {
+            ResourceType::Ec2Volume => Task::SnapshotVolume(SnapshotVolume { region, volume_id: id, ctx: ctx.clone() }),
+            ResourceType::Ec2Instance => match plan.instance_backup {
+                InstanceBackup::Snapshots => Task::SnapshotInstance(SnapshotInstance {
+                    region,
+                    instance_id: id,
+                    exclude_boot_volume: false,
+                    ctx: ctx.clone(),
+                }),
+                InstanceBackup::Ami => Task::CreateAmi(CreateAmi { region, instance_id: id, reboot: false, ctx: ctx.clone() }),
+            },
+            ResourceType::RdsInstance => {
+                Task::SnapshotDbInstance(SnapshotDbInstance { region, db_instance_id: id, ctx: ctx.clone() })
+            }
+            ResourceType::RdsCluster => Task::SnapshotDbCluster(SnapshotDbCluster { region, db_cluster_id: id, ctx: ctx.clone() }),
+            ResourceType::S3Bucket => match plan.s3_destination(s3_region) {
+                Some(dest) => Task::ScanBucket(ScanBucket {
+                    region,
+                    bucket: id,
+                    prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
+                    continuation: None,
+                    page: 0,
+                    dest,
+                    ctx: ctx.clone(),
+                }),
+                None => continue,
+            },
+        };
+        tasks.push(task);
+    }
+    // Live resources are pruned by their own backup task once it completes (so the prune sees
+    // the new backup, and a failing backup never triggers deletions). Resources only the catalog
+    // still knows have no backup task: their prunes are expanded here, so their backups age out.
+    let mut pruned: BTreeSet<(String, String)> = BTreeSet::new();
+    for resource in orphans {
+        if resource.resource_type == ResourceType::S3Bucket {
+            continue;
+        }
+        let mut prune = |region: &str, rules: RetentionRules| {
+            if pruned.insert((region.to_owned(), resource.id.clone())) {
+                tasks.push(Task::Prune(Prune {
+                    plan: plan.name.clone(),
+                    resource: resource.id.clone(),
+                    resource_type: resource.resource_type,
+                    region: region.to_owned(),
+                    rules,
+                    // Evaluated as of the window's end: this window's own backups count as the
+                    // newest, and a re-run of the window decides the same.
+                    as_of: window.end,
+                }));
+            }
+        };
+        prune(&resource.region, plan.retain.clone());
+        for copy in &plan.copy_to {
+            // Copies keep their own retention; the plan's minimum applies to them too.
+            let rules = match copy.retain_days {
+                Some(days) => RetentionRules { days: Some(days), min_keep: plan.retain.min_keep, ..RetentionRules::default() },
+                None => plan.retain.clone(),
+            };
+            prune(&copy.region, rules);
+        }
+    }
+    Expansion { plan: plan.name.clone(), window: window.into(), tasks }
+}

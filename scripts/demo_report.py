@@ -1,0 +1,121 @@
+"""Prints the `make demo` report from the files in demo-out/ and asserts what it claims.
+
+Exit status 1 when an assertion fails, so CI can run the demo (DEMO_SMALL=1) as a test.
+"""
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+out = Path(sys.argv[1])
+load = lambda name: json.loads((out / name).read_text())
+estate, run1, run2 = load("estate.json"), load("run1.json"), load("run2.json")
+tasks1, catalog1, catalog2 = load("tasks1.json"), load("catalog1.json"), load("catalog2.json")
+status2 = load("status2.json")
+failures = []
+
+
+def check(ok, message):
+    print(("  ok    " if ok else "  FAIL  ") + message)
+    if not ok:
+        failures.append(message)
+
+
+def section(title):
+    print(f"\n--- {title}")
+
+
+live1 = [r for r in catalog1 if not r.get("deleted_at")]
+by_resource = defaultdict(list)
+for record in live1:
+    by_resource[record["resource"]].append(record)
+
+section("backups and copies per resource (cycle 1)")
+rows = []
+for kind in ("volumes", "instances", "rds_instances", "rds_clusters", "buckets"):
+    for resource in estate[kind]:
+        records = by_resource.get(resource["id"], [])
+        sources = [r for r in records if not r.get("copy_of")]
+        copies = [r for r in records if r.get("copy_of")]
+        regions = sorted({r["artifact"]["region"] for r in copies})
+        label = "selected" if resource["selected"] else "not selected"
+        print(f"  {resource['id']:<40} {resource.get('region', 'us-east-1'):<10} {label:<13} backups={len(sources):<4} copies={len(copies):<4} {','.join(regions)}")
+        if resource["selected"]:
+            check(len(sources) >= 1, f"{resource['id']} has a backup")
+            if kind == "buckets":
+                check(len(sources) >= resource["objects"], f"{resource['id']}: {len(sources)} objects backed up of {resource['objects']}")
+            else:
+                check(any(r == "us-west-2" for r in regions), f"{resource['id']} has a copy in us-west-2")
+        else:
+            check(not records, f"{resource['id']} (not selected) has no backups")
+
+section("retention (cycle 1)")
+by_kind = defaultdict(list)
+for task in tasks1:
+    by_kind[task.get("kind")].append(task)
+deleted = []
+for task in by_kind.get("retention.delete", []):
+    result = task.get("result") or {}
+    if result.get("deleted"):
+        deleted.append(result["artifact"]["id"])
+        print(f"  deleted  {result['artifact']['id']:<24} {result.get('reason', '')}")
+    else:
+        print(f"  refused  {result.get('artifact', {}).get('id')}: {result.get('refused')}")
+for task in by_kind.get("retention.prune", []):
+    result = task.get("result") or {}
+    if result.get("keep") or result.get("delete") or result.get("ignored"):
+        print(f"  {task.get('resource')} in {result.get('region')}: {result.get('summary')}")
+        for kept in result.get("keep", []):
+            print(f"    kept     {kept['id']:<24} {', '.join(kept['reasons'])}")
+        for ignored in result.get("ignored", []):
+            print(f"    ignored  {ignored['id']:<24} {ignored['why']}")
+check(any(s in deleted for s in estate["pre_aged"]), "retention deleted at least one pre-aged backup")
+for snapshot in estate["untouchable"]:
+    check(snapshot not in deleted, f"{snapshot} (foreign or under legal hold) was not deleted")
+
+section("tasks (cycle 1)")
+states = Counter(t["state"] for t in tasks1)
+for kind, tasks in sorted(by_kind.items()):
+    print(f"  {kind:<28} {dict(Counter(t['state'] for t in tasks))}")
+print(f"  total {len(tasks1)}: {dict(states)}")
+check(states.get("FAILED", 0) == 0 and states.get("DEAD", 0) == 0, "no task failed")
+
+section("coordination cost (cycle 1, both workers)")
+calls = Counter()
+finished = 0
+cpu_tasks = 0
+for w in (1, 2):
+    summary = load(f"worker1-{w}.json")
+    for op, n in summary["aws_calls"].items():
+        calls[op] += n
+    for kind, dispositions in summary["counts"]["tasks"].items():
+        finished += sum(v for k, v in dispositions.items() if k in ("succeeded", "failed", "dead"))
+coordination = {op: n for op, n in calls.items() if op.split(".")[0].lower() in ("sqs", "dynamodb") and "catalog" not in op}
+sqs_dynamo = sum(n for op, n in calls.items() if op.split(".")[0].lower() in ("sqs",)) + calls.get("DynamoDB.UpdateItem", 0)
+for op, n in sorted(calls.items()):
+    print(f"  {op:<40} {n}")
+if finished:
+    print(f"  tasks finished: {finished}; SQS calls + task-state writes per task: {sqs_dynamo / finished:.2f} "
+          "(the rest is the backup work itself: catalog writes, EC2/RDS/S3 calls)")
+
+section("second run of the same window")
+live2 = [r for r in catalog2 if not r.get("deleted_at")]
+print(f"  cycle 1 enqueued {len(run1['tasks'])} tasks, cycle 2 enqueued {len(run2['tasks'])} (the same ids)")
+print(f"  catalogued artifacts: {len(live1)} after cycle 1, {len(live2)} after cycle 2")
+check(sorted(t["task_id"] for t in run1["tasks"]) == sorted(t["task_id"] for t in run2["tasks"]), "the same window expands to the same task ids")
+check(len(live1) == len(live2), "the second run created nothing new")
+dups = sum(v for w in (1, 2) for v in [load(f"worker2-{w}.json")["counts"]["tasks"].get(k, {}).get("duplicate", 0) for k in load(f"worker2-{w}.json")["counts"]["tasks"]])
+print(f"  duplicates recognised and deleted without running: {dups}")
+
+section("queues")
+for queue in status2["queues"]:
+    d = queue["depth"]
+    print(f"  {queue['name']:<12} visible={d['visible']} in_flight={d['in_flight']}")
+    if queue["name"].endswith("dlq"):
+        check(d["visible"] + d["in_flight"] == 0, f"{queue['name']} is empty")
+
+print()
+if failures:
+    print(f"demo report: {len(failures)} check(s) FAILED")
+    sys.exit(1)
+print("demo report: all checks passed")

@@ -1,0 +1,16 @@
+"""Small JSON helpers for scripts/demo.sh (kept out of the shell script for readability)."""
+import json
+import sys
+
+command, path = sys.argv[1], sys.argv[2]
+data = json.load(open(path))
+if command == "run-summary":
+    print(f"run {data['run_id']}: {len(data['tasks'])} tasks, {data['sent']['batches']} SendMessageBatch calls")
+elif command == "run-id":
+    print(data["run_id"])
+elif command == "progress":
+    run = data["runs"][0] if data["runs"] else {"by_state": {}}
+    queues = {q["name"]: q["depth"]["visible"] + q["depth"]["in_flight"] for q in data["queues"]}
+    print(f"  ... tasks {dict(run['by_state'])}, task queue {queues.get('tasks', 0)}", flush=True)
+elif command == "estate":
+    print({k: len(v) for k, v in data.items() if isinstance(v, list)})
