@@ -9,16 +9,17 @@ export CARGO_TERM_COLOR ?= never
 export MOTO_PORT ?= 4566
 CARGO ?= cargo
 
-.PHONY: all build test fmt-check lint unit integration infra-check demo bench emulator-start emulator-stop schemas clean-emulator
+.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench emulator-start emulator-stop schemas
 
 all: build
 
 build:
 	$(CARGO) build --workspace --bins --locked
 
-## make test: formatting, clippy (warnings are errors), unit tests, Terraform checks, and the
-## integration tests against the local emulator (started if none answers, stopped afterwards).
-test: fmt-check lint unit infra-check integration
+## make test: formatting, clippy (warnings are errors), unit tests, Terraform and IAM checks, the
+## integration tests against the local emulator (started if none answers, stopped afterwards), and
+## the demo on a small estate, which asserts its own report.
+test: fmt-check lint unit infra-check integration demo-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,7 +30,7 @@ lint:
 unit:
 	$(CARGO) test --workspace --locked --exclude backup-tests
 
-infra-check:
+infra-check: build
 	bash scripts/check-terraform.sh
 
 integration: build
@@ -42,6 +43,9 @@ schemas:
 ## make demo: a full backup cycle against the local emulator, with a report.
 demo: build
 	bash scripts/demo.sh
+
+demo-check: build
+	DEMO_SMALL=1 bash scripts/demo.sh
 
 ## make bench: coordination cost, CPU, memory and throughput of the fleet (not part of make test).
 bench:

@@ -6,6 +6,10 @@
 #   2. conventions: every module has main/variables/outputs/versions.tf and a README that
 #      documents each of its inputs and outputs; every variable has a type and a description,
 #      every output a description; rules.json examples have the `backup-producer rules --json` shape;
+#   2b. the Terraform against the code (scripts/check_iam.py, scripts/check_terraform_contract.py):
+#      the IAM actions granted to the worker, producer and operator roles equal the AWS actions the
+#      Rust adapters call; the queues, tables, TTL and BACKUP_* environment agree with what
+#      `backupctl bootstrap --dry-run` prints (needs the built CLI: `make build`; cargo on PATH);
 #   3. checkov (offline) reports no failed check on terraform/ and on the Dockerfile; skips must be
 #      written in the code as `#checkov:skip=CKV_...:reason`;
 #   4. `terraform fmt -check -recursive`, only when terraform is on PATH (CI need not have it).
@@ -17,7 +21,9 @@
 #
 # Environment:
 #   PYTHON                  interpreter used to create the venvs (default python3)
-#   CHECK_TERRAFORM_SKIP_CHECKOV=1   run only steps 1, 2 and 4 (quick local loop)
+#   CHECK_TERRAFORM_SKIP_CHECKOV=1   run only steps 1, 2, 2b and 4 (quick local loop)
+#   BACKUPCTL               the backupctl binary for step 2b (default
+#                           ${CARGO_TARGET_DIR:-$HOME/.cache/backup-fleet/target}/debug/backupctl)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -255,6 +261,14 @@ for e in errors:
 print(f"check-terraform: {len(parsed)} .tf files parsed, {len(errors)} problem(s)", file=sys.stderr)
 sys.exit(1 if errors else 0)
 PY
+
+# --- 2b: the Terraform against the code -----------------------------------------------------------
+
+log "IAM actions vs the AWS calls in the code (scripts/check_iam.py)"
+"$VPY" "$REPO/scripts/check_iam.py" "$REPO" || die "IAM grants differ from the code's AWS calls (see above)"
+
+log "Terraform vs \`backupctl bootstrap --dry-run\` (scripts/check_terraform_contract.py)"
+"$VPY" "$REPO/scripts/check_terraform_contract.py" "$REPO" || die "Terraform and backupctl bootstrap disagree (see above)"
 
 # --- 3: checkov ----------------------------------------------------------------------------------
 

@@ -176,6 +176,19 @@ try:
     os.setsid()
 except OSError:
     pass
+# DynamoDB conditional writes are atomic in AWS; moto checks the condition and applies the write
+# without a lock, so two concurrent claims of one task could both succeed. Serialising the
+# write handlers of moto restores the real semantics the fleet relies on.
+import threading
+from moto.dynamodb.responses import DynamoHandler
+_write_lock = threading.Lock()
+def _serialised(handler):
+    def locked(self, *args, **kwargs):
+        with _write_lock:
+            return handler(self, *args, **kwargs)
+    return locked
+for _name in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items", "execute_statement"):
+    setattr(DynamoHandler, _name, _serialised(getattr(DynamoHandler, _name)))
 if os.environ.get("EMULATOR_REQUEST_LOG") == "0":
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 from moto.server import main

@@ -55,18 +55,31 @@ pub struct FleetResources {
     pub event_bus: String,
 }
 
+/// The environment variables every binary reads the fleet's resources from (Terraform's ECS
+/// task definitions set the same names).
+pub const ENV_VARS: [&str; 7] = [
+    "BACKUP_TASK_QUEUE_URL",
+    "BACKUP_TASK_DLQ_URL",
+    "BACKUP_EVENT_QUEUE_URL",
+    "BACKUP_EVENT_DLQ_URL",
+    "BACKUP_STATE_TABLE",
+    "BACKUP_CATALOG_TABLE",
+    "BACKUP_EVENT_BUS",
+];
+
 impl FleetResources {
     /// `(env var, value)` pairs, the names every binary reads.
     pub fn env(&self) -> Vec<(&'static str, &str)> {
-        vec![
-            ("BACKUP_TASK_QUEUE_URL", &self.task_queue_url),
-            ("BACKUP_TASK_DLQ_URL", &self.task_dlq_url),
-            ("BACKUP_EVENT_QUEUE_URL", &self.event_queue_url),
-            ("BACKUP_EVENT_DLQ_URL", &self.event_dlq_url),
-            ("BACKUP_STATE_TABLE", &self.state_table),
-            ("BACKUP_CATALOG_TABLE", &self.catalog_table),
-            ("BACKUP_EVENT_BUS", &self.event_bus),
-        ]
+        let values = [
+            &self.task_queue_url,
+            &self.task_dlq_url,
+            &self.event_queue_url,
+            &self.event_dlq_url,
+            &self.state_table,
+            &self.catalog_table,
+            &self.event_bus,
+        ];
+        ENV_VARS.into_iter().zip(values.map(String::as_str)).collect()
     }
 }
 

@@ -178,10 +178,12 @@ impl Catalog for DynamoCatalog {
                     _ => break,
                 }
             }
-            records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
             records
         };
-        records.retain(|r| query.plan.as_ref().is_none_or(|p| &r.plan == p) && (query.include_deleted || r.deleted_at.is_none()));
+        records.retain(|r| {
+            query.plan.as_ref().is_none_or(|p| &r.plan == p) && (query.include_deleted || r.deleted_at.is_none())
+        });
         Ok(records)
     }
 
@@ -194,7 +196,10 @@ impl Catalog for DynamoCatalog {
             .set_key(Some(key(source)))
             .update_expression("ADD copy_refs :c")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":c", AttributeValue::Ss(vec![serde_json::to_string(copy).expect("ref serialises")]))
+            .expression_attribute_values(
+                ":c",
+                AttributeValue::Ss(vec![serde_json::to_string(copy).expect("ref serialises")]),
+            )
             .send()
             .await;
         match result {

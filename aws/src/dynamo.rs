@@ -386,7 +386,7 @@ impl TaskStore for DynamoTaskStore {
                 _ => break,
             }
         }
-        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         runs.truncate(limit);
         Ok(runs)
     }

@@ -10,7 +10,9 @@ use aws_sdk_ec2::types::{
 };
 use backup_core::artifacts::{ArtifactStatus, Tags};
 use backup_core::ratelimit::RateLimiter;
-use backup_core::services::block::{BlockStorage, ImageInfo, InstanceInfo, NewInstance, NewVolume, SnapshotInfo, TagFilter, VolumeInfo};
+use backup_core::services::block::{
+    BlockStorage, ImageInfo, InstanceInfo, NewInstance, NewVolume, SnapshotInfo, TagFilter, VolumeInfo,
+};
 use backup_core::AwsError;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -44,7 +46,10 @@ impl Ec2BlockStorage {
     }
 
     /// Clients from `factory` (per region): for tests that mock the SDK.
-    pub fn with_clients(factory: impl Fn(&str) -> aws_sdk_ec2::Client + Send + Sync + 'static, limits: RateLimiter) -> Self {
+    pub fn with_clients(
+        factory: impl Fn(&str) -> aws_sdk_ec2::Client + Send + Sync + 'static,
+        limits: RateLimiter,
+    ) -> Self {
         Self { clients: Clients::Factory(Arc::new(factory)), limits }
     }
 
@@ -58,6 +63,13 @@ impl Ec2BlockStorage {
 
 pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// SDK retries disabled, for calls that create something and take no idempotency token. When a
+/// reply is lost after AWS acted, an SDK retry would make a second artifact; instead the error
+/// reaches the fleet, whose retry first looks for the artifact tagged with the task id.
+fn without_sdk_retries() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }
 
 fn tags_of(tags: Option<&[Tag]>) -> Tags {
@@ -174,7 +186,12 @@ fn instance_info(region: &str, instance: &Instance) -> InstanceInfo {
 }
 
 impl Ec2BlockStorage {
-    async fn describe_snapshots(&self, region: &str, filter: Option<Filter>, ids: &[String]) -> Result<Vec<SnapshotInfo>, AwsError> {
+    async fn describe_snapshots(
+        &self,
+        region: &str,
+        filter: Option<Filter>,
+        ids: &[String],
+    ) -> Result<Vec<SnapshotInfo>, AwsError> {
         let mut snapshots = Vec::new();
         let mut token = None;
         loop {
@@ -196,7 +213,12 @@ impl Ec2BlockStorage {
         }
     }
 
-    async fn describe_images(&self, region: &str, filter: Option<Filter>, ids: &[String]) -> Result<Vec<ImageInfo>, AwsError> {
+    async fn describe_images(
+        &self,
+        region: &str,
+        filter: Option<Filter>,
+        ids: &[String],
+    ) -> Result<Vec<ImageInfo>, AwsError> {
         let output = self
             .client(region)
             .describe_images()
@@ -209,7 +231,12 @@ impl Ec2BlockStorage {
         Ok(output.images().iter().map(|i| image_info(region, i)).collect())
     }
 
-    async fn describe_instances(&self, region: &str, filters: Vec<Filter>, ids: Vec<String>) -> Result<Vec<InstanceInfo>, AwsError> {
+    async fn describe_instances(
+        &self,
+        region: &str,
+        filters: Vec<Filter>,
+        ids: Vec<String>,
+    ) -> Result<Vec<InstanceInfo>, AwsError> {
         let mut instances = Vec::new();
         let mut token = None;
         loop {
@@ -232,7 +259,12 @@ impl Ec2BlockStorage {
         }
     }
 
-    async fn describe_volumes(&self, region: &str, filters: Vec<Filter>, ids: Vec<String>) -> Result<Vec<VolumeInfo>, AwsError> {
+    async fn describe_volumes(
+        &self,
+        region: &str,
+        filters: Vec<Filter>,
+        ids: Vec<String>,
+    ) -> Result<Vec<VolumeInfo>, AwsError> {
         let mut volumes = Vec::new();
         let mut token = None;
         loop {
@@ -284,7 +316,15 @@ impl BlockStorage for Ec2BlockStorage {
     async fn list_instances(&self, region: &str, tag_filters: &[TagFilter]) -> Result<Vec<InstanceInfo>, AwsError> {
         let mut all = filters(tag_filters);
         // Terminated instances linger in DescribeInstances for an hour; they have nothing to back up.
-        all.push(Filter::builder().name("instance-state-name").values("pending").values("running").values("stopping").values("stopped").build());
+        all.push(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        );
         self.describe_instances(region, all, vec![]).await
     }
 
@@ -303,7 +343,13 @@ impl BlockStorage for Ec2BlockStorage {
         }
     }
 
-    async fn create_snapshot(&self, region: &str, volume_id: &str, description: &str, tags: &Tags) -> Result<SnapshotInfo, AwsError> {
+    async fn create_snapshot(
+        &self,
+        region: &str,
+        volume_id: &str,
+        description: &str,
+        tags: &Tags,
+    ) -> Result<SnapshotInfo, AwsError> {
         self.limits.acquire(region, "ec2:CreateSnapshot").await;
         let output = self
             .client(region)
@@ -311,6 +357,8 @@ impl BlockStorage for Ec2BlockStorage {
             .volume_id(volume_id)
             .description(description)
             .tag_specifications(tag_spec(ResourceType::Snapshot, tags))
+            .customize()
+            .config_override(without_sdk_retries())
             .send()
             .await
             .map_err(|e| classify("ec2", "CreateSnapshot", e))?;
@@ -341,9 +389,16 @@ impl BlockStorage for Ec2BlockStorage {
         let output = self
             .client(region)
             .create_snapshots()
-            .instance_specification(InstanceSpecification::builder().instance_id(instance_id).exclude_boot_volume(exclude_boot_volume).build())
+            .instance_specification(
+                InstanceSpecification::builder()
+                    .instance_id(instance_id)
+                    .exclude_boot_volume(exclude_boot_volume)
+                    .build(),
+            )
             .description(description)
             .tag_specifications(tag_spec(ResourceType::Snapshot, tags))
+            .customize()
+            .config_override(without_sdk_retries())
             .send()
             .await
             .map_err(|e| classify("ec2", "CreateSnapshots", e))?;
@@ -369,6 +424,8 @@ impl BlockStorage for Ec2BlockStorage {
             .set_kms_key_id(kms_key.map(str::to_owned))
             .description(description)
             .tag_specifications(tag_spec(ResourceType::Snapshot, tags))
+            .customize()
+            .config_override(without_sdk_retries())
             .send()
             .await
             .map_err(|e| classify("ec2", "CopySnapshot", e))?;
@@ -405,7 +462,14 @@ impl BlockStorage for Ec2BlockStorage {
         }
     }
 
-    async fn create_image(&self, region: &str, instance_id: &str, name: &str, no_reboot: bool, tags: &Tags) -> Result<String, AwsError> {
+    async fn create_image(
+        &self,
+        region: &str,
+        instance_id: &str,
+        name: &str,
+        no_reboot: bool,
+        tags: &Tags,
+    ) -> Result<String, AwsError> {
         // Only the image is tagged here: a snapshot TagSpecification on CreateImage is not
         // supported everywhere; the handler tags the image's snapshots once they exist.
         let output = self
@@ -415,6 +479,8 @@ impl BlockStorage for Ec2BlockStorage {
             .name(name)
             .no_reboot(no_reboot)
             .tag_specifications(tag_spec(ResourceType::Image, tags))
+            .customize()
+            .config_override(without_sdk_retries())
             .send()
             .await
             .map_err(|e| classify("ec2", "CreateImage", e))?;

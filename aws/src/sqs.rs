@@ -37,7 +37,12 @@ impl SqsQueue {
         &self.client
     }
 
-    async fn receive_with(&self, max: u32, wait: Duration, visibility: Option<i32>) -> Result<Vec<ReceivedMessage>, AwsError> {
+    async fn receive_with(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Option<i32>,
+    ) -> Result<Vec<ReceivedMessage>, AwsError> {
         let output = self
             .client
             .receive_message()
@@ -138,7 +143,6 @@ impl TaskQueue for SqsQueue {
     async fn peek(&self, max: u32) -> Result<Vec<ReceivedMessage>, AwsError> {
         self.receive_with(max, Duration::ZERO, Some(0)).await
     }
-
 
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError> {
         if messages.is_empty() {

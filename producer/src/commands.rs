@@ -137,8 +137,12 @@ pub struct UsageError(pub String);
 
 pub async fn run(cx: &Context, command: Command, shutdown: CancellationToken) -> anyhow::Result<i32> {
     match command {
-        Command::Run { plan, at, dry_run, json } => run_plan(cx, &plan, at.unwrap_or_else(Utc::now), dry_run, json).await,
-        Command::Serve { exit_when_idle, wait_secs } => serve(cx, exit_when_idle.map(Duration::from_secs), wait_secs, shutdown).await,
+        Command::Run { plan, at, dry_run, json } => {
+            run_plan(cx, &plan, at.unwrap_or_else(Utc::now), dry_run, json).await
+        }
+        Command::Serve { exit_when_idle, wait_secs } => {
+            serve(cx, exit_when_idle.map(Duration::from_secs), wait_secs, shutdown).await
+        }
         Command::Ingest { file, dry_run, json } => ingest(cx, &file, dry_run, json).await,
         Command::Rules { json } => {
             let rules = rules(&cx.policy()?);
@@ -183,7 +187,12 @@ async fn orphans(cx: &Context, plan: &Plan, before: DateTime<Utc>, live: &[Resou
             ArtifactKind::S3Object => continue,
         };
         if seen.insert((record.resource_region.clone(), record.resource.clone())) {
-            found.push(Resource { resource_type, id: record.resource, region: record.resource_region, tags: BTreeMap::new() });
+            found.push(Resource {
+                resource_type,
+                id: record.resource,
+                region: record.resource_region,
+                tags: BTreeMap::new(),
+            });
         }
     }
     Ok(found)
@@ -201,37 +210,71 @@ struct RunOutput<'a> {
 }
 
 /// Expands the window of `plan_name` containing `at` and enqueues (or prints) its tasks.
-pub async fn run_plan(cx: &Context, plan_name: &str, at: DateTime<Utc>, dry_run: bool, json_out: bool) -> anyhow::Result<i32> {
+pub async fn run_plan(
+    cx: &Context,
+    plan_name: &str,
+    at: DateTime<Utc>,
+    dry_run: bool,
+    json_out: bool,
+) -> anyhow::Result<i32> {
     let policy = cx.policy()?;
     let Some(plan) = policy.plan(plan_name) else {
         let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
         return Err(UsageError(format!("no plan named {plan_name:?} (plans: {})", names.join(", "))).into());
     };
-    let span = tracing::info_span!("expand", plan = %plan.name, window = tracing::field::Empty, tasks = tracing::field::Empty);
-    let _guard = span.enter();
+    let span =
+        tracing::info_span!("expand", plan = %plan.name, window = tracing::field::Empty, tasks = tracing::field::Empty);
+    tracing::Instrument::instrument(expand_and_send(cx, &policy, plan, at, dry_run, json_out, span.clone()), span).await
+}
+
+/// The body of `run_plan`, inside the expansion span (its trace is what every task carries).
+async fn expand_and_send(
+    cx: &Context,
+    policy: &Policy,
+    plan: &Plan,
+    at: DateTime<Utc>,
+    dry_run: bool,
+    json_out: bool,
+    span: tracing::Span,
+) -> anyhow::Result<i32> {
     let window = plan
         .schedule
         .window_containing(at)
         .with_context(|| format!("schedule {} never fires around {at}", plan.schedule.expression()))?;
     span.record("window", window.start.to_rfc3339());
-    let exclude: Vec<String> = policy.plans.iter().filter_map(|p| p.s3.as_ref().map(|s| s.backup_bucket.clone())).collect();
+    let exclude: Vec<String> =
+        policy.plans.iter().filter_map(|p| p.s3.as_ref().map(|s| s.backup_bucket.clone())).collect();
     let mut resources = Vec::new();
     for region in &plan.regions {
         if !json_out {
-            eprintln!("discovering {} in {region}...", plan.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "discovering {} in {region}...",
+                plan.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            );
         }
         resources.extend(cx.discovery.discover(plan, region, &exclude).await?);
     }
     let orphans = orphans(cx, plan, window.start, &resources).await?;
     let expansion: Expansion = expand(plan, window, &resources, &orphans, &cx.s3_region());
     span.record("tasks", expansion.tasks.len());
+    tracing::info!(resources = resources.len(), tasks = expansion.tasks.len(), window = %window.start, "window expanded");
     let run_id = RunId::for_window(&plan.name, window.start);
     let now = Utc::now();
     let envelopes: Vec<Envelope> = expansion
         .tasks
         .iter()
         .cloned()
-        .map(|task| envelope(task, &run_id, Origin::Schedule { plan: plan.name.clone(), window: window.start }, plan, window.start, now, None))
+        .map(|task| {
+            envelope(
+                task,
+                &run_id,
+                Origin::Schedule { plan: plan.name.clone(), window: window.start },
+                plan,
+                window.start,
+                now,
+                None,
+            )
+        })
         .collect();
 
     let sent = if dry_run {
@@ -243,7 +286,14 @@ pub async fn run_plan(cx: &Context, plan_name: &str, at: DateTime<Utc>, dry_run:
                 *expected.entry(e.kind().to_string()).or_default() += 1;
             }
             store
-                .put_run(&RunRecord { run_id: run_id.clone(), plan: Some(plan.name.clone()), window: Some(window.start), origin: "schedule".into(), created_at: now, expected })
+                .put_run(&RunRecord {
+                    run_id: run_id.clone(),
+                    plan: Some(plan.name.clone()),
+                    window: Some(window.start),
+                    origin: "schedule".into(),
+                    created_at: now,
+                    expected,
+                })
                 .await?;
         }
         Some(send(cx.task_queue()?, &envelopes).await?)
@@ -253,7 +303,15 @@ pub async fn run_plan(cx: &Context, plan_name: &str, at: DateTime<Utc>, dry_run:
         .map(|e| json!({ "task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource(), "region": task_region(&e.task) }))
         .collect();
     if json_out {
-        let output = RunOutput { plan: &plan.name, run_id: &run_id, window: expansion.window, dry_run, discovered: resources.len(), tasks: rows, sent };
+        let output = RunOutput {
+            plan: &plan.name,
+            run_id: &run_id,
+            window: expansion.window,
+            dry_run,
+            discovered: resources.len(),
+            tasks: rows,
+            sent,
+        };
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         println!(
@@ -266,7 +324,12 @@ pub async fn run_plan(cx: &Context, plan_name: &str, at: DateTime<Utc>, dry_run:
         println!("{} resources selected, {} tasks", resources.len(), envelopes.len());
         let table: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| ["kind", "resource", "region", "task_id"].iter().map(|k| r[k].as_str().unwrap_or_default().to_owned()).collect())
+            .map(|r| {
+                ["kind", "resource", "region", "task_id"]
+                    .iter()
+                    .map(|k| r[k].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
             .collect();
         println!("{}", table_text(&["KIND", "RESOURCE", "REGION", "TASK"], &table));
         match &sent {
@@ -310,7 +373,9 @@ pub fn task_region(task: &Task) -> String {
         Task::Prune(p) => p.region.clone(),
         Task::DeleteArtifact(p) => p.artifact.region.clone(),
         Task::Verify(p) => p.artifact.region.clone(),
-        Task::RestoreVolume(_) | Task::RestoreInstance(_) | Task::RestoreDbInstance(_) | Task::RestoreDbCluster(_) => String::new(),
+        Task::RestoreVolume(_) | Task::RestoreInstance(_) | Task::RestoreDbInstance(_) | Task::RestoreDbCluster(_) => {
+            String::new()
+        }
         Task::RestoreObjects(p) => p.region.clone(),
         Task::RestoreDrill(p) => p.region.clone(),
         Task::Canary(_) => String::new(),
@@ -324,7 +389,16 @@ fn table_text(headers: &[&str], rows: &[Vec<String>]) -> String {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
     let mut out = vec![line(headers.to_vec())];
     out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
     out.join("\n")
@@ -343,7 +417,14 @@ pub struct EventStats {
 }
 
 /// Turns the decisions of one event into envelopes and sends them; expansions run the plan.
-async fn apply(cx: &Context, policy: &Policy, event: &ParsedEvent, decisions: Vec<Decision>, stats: &mut EventStats, send_tasks: bool) -> anyhow::Result<Vec<Envelope>> {
+async fn apply(
+    cx: &Context,
+    policy: &Policy,
+    event: &ParsedEvent,
+    decisions: Vec<Decision>,
+    stats: &mut EventStats,
+    send_tasks: bool,
+) -> anyhow::Result<Vec<Envelope>> {
     let now = Utc::now();
     let mut envelopes = Vec::new();
     for decision in decisions {
@@ -396,10 +477,23 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
         all.extend(apply(cx, &policy, event, decisions, &mut stats, !dry_run).await?);
     }
     if json_out {
-        let tasks: Vec<serde_json::Value> = all.iter().map(|e| json!({"task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource()})).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "events": events.len(), "dry_run": dry_run, "tasks": tasks, "stats": stats }))?);
+        let tasks: Vec<serde_json::Value> = all
+            .iter()
+            .map(|e| json!({"task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "events": events.len(), "dry_run": dry_run, "tasks": tasks, "stats": stats })
+            )?
+        );
     } else {
-        println!("{} event(s), {} task(s){}", events.len(), all.len(), if dry_run { " (dry run: nothing sent)" } else { "" });
+        println!(
+            "{} event(s), {} task(s){}",
+            events.len(),
+            all.len(),
+            if dry_run { " (dry run: nothing sent)" } else { "" }
+        );
         for e in &all {
             println!("  {}  {}  {}", e.kind(), e.task.resource(), e.task_id);
         }
@@ -413,7 +507,12 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
 /// The events loop: receive, parse, map, send tasks, then delete. A malformed body goes to the
 /// events DLQ with its reason; an event no plan selects is acknowledged and counted; a failed
 /// lookup leaves the message for a retry (and the queue's redrive after too many).
-async fn serve(cx: &Context, exit_when_idle: Option<Duration>, wait_secs: u64, shutdown: CancellationToken) -> anyhow::Result<i32> {
+async fn serve(
+    cx: &Context,
+    exit_when_idle: Option<Duration>,
+    wait_secs: u64,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
     let queue = cx.event_queue.clone().context("BACKUP_EVENT_QUEUE_URL is not set")?;
     let dlq = cx.event_dlq.clone().context("BACKUP_EVENT_DLQ_URL is not set")?;
     let policy = cx.policy()?;

@@ -49,7 +49,12 @@ fn tag_filters(selector: &Selector) -> Vec<TagFilter> {
 
 impl Discovery {
     /// Every resource of the plan's types selected in `region`.
-    pub async fn discover(&self, plan: &Plan, region: &str, exclude_buckets: &[String]) -> Result<Vec<Resource>, AwsError> {
+    pub async fn discover(
+        &self,
+        plan: &Plan,
+        region: &str,
+        exclude_buckets: &[String],
+    ) -> Result<Vec<Resource>, AwsError> {
         let mut found = Vec::new();
         let filters = tag_filters(&plan.select);
         let mut push = |resource_type: ResourceType, id: String, tags: BTreeMap<String, String>| {

@@ -1,7 +1,7 @@
 //! Sends task envelopes with SendMessageBatch: ten per call, several calls in flight, failed
 //! entries retried, and every message carrying the trace header.
 
-use backup_core::ports::{OutgoingMessage, TaskQueue};
+use backup_core::ports::{BatchFailures, OutgoingMessage, TaskQueue};
 use backup_core::AwsError;
 use backup_schemas::{EncodeError, Envelope};
 use futures::stream::{self, StreamExt};
@@ -50,7 +50,7 @@ pub async fn send(queue: &Arc<dyn TaskQueue>, envelopes: &[Envelope]) -> Result<
         }
         let batches: Vec<Vec<OutgoingMessage>> = pending.chunks(10).map(<[OutgoingMessage]>::to_vec).collect();
         report.batches += batches.len();
-        let results: Vec<Result<(Vec<OutgoingMessage>, Vec<(String, String)>), AwsError>> = stream::iter(batches)
+        let results: Vec<Result<(Vec<OutgoingMessage>, BatchFailures), AwsError>> = stream::iter(batches)
             .map(|batch| {
                 let queue = queue.clone();
                 async move { queue.send_batch(&batch).await.map(|failed| (batch, failed)) }

@@ -11,7 +11,8 @@ use backup_schemas::events::{
 };
 use backup_schemas::{
     tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, CopyObject, CopySnapshot, CreateAmi, ObjectRef,
-    ResourceType, ScanBucket, SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotVolume, Task, Tier, Verify,
+    ResourceType, ScanBucket, SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotVolume, Task, Tier,
+    Verify,
 };
 use chrono::{DateTime, DurationRound, Utc};
 use std::collections::BTreeMap;
@@ -46,11 +47,18 @@ fn not_selected(reason: impl Into<String>) -> Vec<Decision> {
 }
 
 /// Backup plans (not drills) that take a resource of this type, in this region, with these tags.
-fn selecting<'a>(policy: &'a Policy, resource_type: ResourceType, region: &str, tags: &BTreeMap<String, String>) -> Vec<&'a Plan> {
+fn selecting<'a>(
+    policy: &'a Policy,
+    resource_type: ResourceType,
+    region: &str,
+    tags: &BTreeMap<String, String>,
+) -> Vec<&'a Plan> {
     policy
         .plans
         .iter()
-        .filter(|p| !p.is_drill() && p.covers(resource_type) && p.regions.iter().any(|r| r == region) && p.select.matches(tags))
+        .filter(|p| {
+            !p.is_drill() && p.covers(resource_type) && p.regions.iter().any(|r| r == region) && p.select.matches(tags)
+        })
         .collect()
 }
 
@@ -93,8 +101,12 @@ pub async fn map_event(
             }
             let region = n.snapshot_region.clone().unwrap_or(region);
             match n.event {
-                EbsSnapshotEvent::CreateSnapshot => ebs_follow_ups(policy, discovery, &region, &[n.snapshot_id.clone()], false, now).await,
-                EbsSnapshotEvent::CopySnapshot => ebs_follow_ups(policy, discovery, &region, &[n.snapshot_id.clone()], true, now).await,
+                EbsSnapshotEvent::CreateSnapshot => {
+                    ebs_follow_ups(policy, discovery, &region, std::slice::from_ref(&n.snapshot_id), false, now).await
+                }
+                EbsSnapshotEvent::CopySnapshot => {
+                    ebs_follow_ups(policy, discovery, &region, std::slice::from_ref(&n.snapshot_id), true, now).await
+                }
                 _ => Ok(not_selected(format!("EBS {} events need no action", n.event.as_str()))),
             }
         }
@@ -111,7 +123,8 @@ pub async fn map_event(
                 RdsSourceType::DbClusterSnapshot => true,
                 _ => return Ok(not_selected("RDS event about something other than a snapshot")),
             };
-            let region = rds.source_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).map(str::to_owned).unwrap_or(region);
+            let region =
+                rds.source_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).map(str::to_owned).unwrap_or(region);
             let identifier = rds.source_identifier.rsplit(':').next().unwrap_or(&rds.source_identifier);
             let Some(snapshot) = discovery.databases.snapshot(&region, cluster, identifier).await? else {
                 return Ok(not_selected("snapshot no longer exists"));
@@ -123,7 +136,8 @@ pub async fn map_event(
                 return Ok(not_selected("snapshot's plan is not in the policy"));
             };
             let ctx = follow_up_context(plan, snapshot.created_at, now);
-            let source_resource = snapshot.tags.get(tags::SOURCE).cloned().unwrap_or_else(|| snapshot.source_id.clone());
+            let source_resource =
+                snapshot.tags.get(tags::SOURCE).cloned().unwrap_or_else(|| snapshot.source_id.clone());
             let kind = if cluster { ArtifactKind::RdsClusterSnapshot } else { ArtifactKind::RdsSnapshot };
             let mut tasks: Vec<MappedTask> = Vec::new();
             if snapshot.tags.contains_key(tags::COPIED_FROM) {
@@ -137,7 +151,11 @@ pub async fn map_event(
                         target: target.clone(),
                         ctx: ctx.clone(),
                     };
-                    tasks.push(task(if cluster { Task::CopyDbClusterSnapshot(copy) } else { Task::CopyDbSnapshot(copy) }));
+                    tasks.push(task(if cluster {
+                        Task::CopyDbClusterSnapshot(copy)
+                    } else {
+                        Task::CopyDbSnapshot(copy)
+                    }));
                 }
             }
             if plan.verify {
@@ -173,9 +191,12 @@ pub async fn map_event(
                             exclude_boot_volume: false,
                             ctx,
                         }),
-                        InstanceBackup::Ami => {
-                            Task::CreateAmi(CreateAmi { region: region.clone(), instance_id: instance_id.clone(), reboot: false, ctx })
-                        }
+                        InstanceBackup::Ami => Task::CreateAmi(CreateAmi {
+                            region: region.clone(),
+                            instance_id: instance_id.clone(),
+                            reboot: false,
+                            ctx,
+                        }),
                     };
                     Decision::Tasks { plan: plan.name.clone(), tasks: vec![task(t)] }
                 })
@@ -189,7 +210,9 @@ pub async fn map_event(
             let plans: Vec<&Plan> = selecting(policy, ResourceType::S3Bucket, &region, &tags)
                 .into_iter()
                 .filter(|p| p.s3.as_ref().is_some_and(|s| s.backup_bucket != object.bucket))
-                .filter(|p| p.s3.as_ref().and_then(|s| s.prefix.as_deref()).is_none_or(|prefix| object.key.starts_with(prefix)))
+                .filter(|p| {
+                    p.s3.as_ref().and_then(|s| s.prefix.as_deref()).is_none_or(|prefix| object.key.starts_with(prefix))
+                })
                 .collect();
             if plans.is_empty() {
                 return Ok(not_selected("bucket not selected by any plan"));
@@ -199,10 +222,21 @@ pub async fn map_event(
                 .filter_map(|plan| {
                     let dest = plan.s3_destination(s3_region)?;
                     let ctx = event_context(plan, at);
-                    let object = ObjectRef { key: object.key.clone(), size: object.size.unwrap_or(0), etag: object.etag.clone(), version_id: object.version_id.clone() };
+                    let object = ObjectRef {
+                        key: object.key.clone(),
+                        size: object.size.unwrap_or(0),
+                        etag: object.etag.clone(),
+                        version_id: object.version_id.clone(),
+                    };
                     Some(Decision::Tasks {
                         plan: plan.name.clone(),
-                        tasks: vec![task(Task::CopyObject(CopyObject { region: region.clone(), bucket: event_bucket(&event.event), object, dest, ctx }))],
+                        tasks: vec![task(Task::CopyObject(CopyObject {
+                            region: region.clone(),
+                            bucket: event_bucket(&event.event),
+                            object,
+                            dest,
+                            ctx,
+                        }))],
                     })
                 })
                 .collect())
@@ -230,19 +264,40 @@ pub async fn map_event(
                     ResourceType::S3Bucket => Some(discovery.objects.bucket_tags(&region, &id).await?),
                 };
                 let Some(tags) = tags else { continue };
-                for plan in selecting(policy, resource_type, &region, &tags).into_iter().filter(|p| p.backup_on_create) {
+                for plan in selecting(policy, resource_type, &region, &tags).into_iter().filter(|p| p.backup_on_create)
+                {
                     let ctx = event_context(plan, at);
                     // New databases take minutes to become available; snapshotting earlier only fails.
                     let not_before = matches!(resource_type, ResourceType::RdsInstance | ResourceType::RdsCluster)
                         .then(|| at + chrono::Duration::minutes(15));
                     let t = match resource_type {
-                        ResourceType::Ec2Volume => Task::SnapshotVolume(SnapshotVolume { region: region.clone(), volume_id: id.clone(), ctx }),
+                        ResourceType::Ec2Volume => {
+                            Task::SnapshotVolume(SnapshotVolume { region: region.clone(), volume_id: id.clone(), ctx })
+                        }
                         ResourceType::Ec2Instance => match plan.instance_backup {
-                            InstanceBackup::Snapshots => Task::SnapshotInstance(SnapshotInstance { region: region.clone(), instance_id: id.clone(), exclude_boot_volume: false, ctx }),
-                            InstanceBackup::Ami => Task::CreateAmi(CreateAmi { region: region.clone(), instance_id: id.clone(), reboot: false, ctx }),
+                            InstanceBackup::Snapshots => Task::SnapshotInstance(SnapshotInstance {
+                                region: region.clone(),
+                                instance_id: id.clone(),
+                                exclude_boot_volume: false,
+                                ctx,
+                            }),
+                            InstanceBackup::Ami => Task::CreateAmi(CreateAmi {
+                                region: region.clone(),
+                                instance_id: id.clone(),
+                                reboot: false,
+                                ctx,
+                            }),
                         },
-                        ResourceType::RdsInstance => Task::SnapshotDbInstance(SnapshotDbInstance { region: region.clone(), db_instance_id: id.clone(), ctx }),
-                        ResourceType::RdsCluster => Task::SnapshotDbCluster(SnapshotDbCluster { region: region.clone(), db_cluster_id: id.clone(), ctx }),
+                        ResourceType::RdsInstance => Task::SnapshotDbInstance(SnapshotDbInstance {
+                            region: region.clone(),
+                            db_instance_id: id.clone(),
+                            ctx,
+                        }),
+                        ResourceType::RdsCluster => Task::SnapshotDbCluster(SnapshotDbCluster {
+                            region: region.clone(),
+                            db_cluster_id: id.clone(),
+                            ctx,
+                        }),
                         ResourceType::S3Bucket => match plan.s3_destination(s3_region) {
                             Some(dest) => Task::ScanBucket(ScanBucket {
                                 region: region.clone(),
@@ -256,7 +311,10 @@ pub async fn map_event(
                             None => continue,
                         },
                     };
-                    decisions.push(Decision::Tasks { plan: plan.name.clone(), tasks: vec![MappedTask { task: t, not_before }] });
+                    decisions.push(Decision::Tasks {
+                        plan: plan.name.clone(),
+                        tasks: vec![MappedTask { task: t, not_before }],
+                    });
                 }
             }
             if decisions.is_empty() {
@@ -309,7 +367,11 @@ async fn ebs_follow_ups(
         }
         if plan.verify && !part_of_image {
             tasks.push(task(Task::Verify(Verify {
-                artifact: ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: region.to_owned(), id: snapshot.id.clone() },
+                artifact: ArtifactRef {
+                    kind: ArtifactKind::EbsSnapshot,
+                    region: region.to_owned(),
+                    id: snapshot.id.clone(),
+                },
                 source_resource,
             })));
         }
@@ -317,5 +379,9 @@ async fn ebs_follow_ups(
     if by_plan.values().all(Vec::is_empty) {
         return Ok(not_selected("not a completed fleet snapshot"));
     }
-    Ok(by_plan.into_iter().filter(|(_, t)| !t.is_empty()).map(|(plan, tasks)| Decision::Tasks { plan, tasks }).collect())
+    Ok(by_plan
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(plan, tasks)| Decision::Tasks { plan, tasks })
+        .collect())
 }

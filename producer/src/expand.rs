@@ -70,12 +70,16 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
                     exclude_boot_volume: false,
                     ctx: ctx.clone(),
                 }),
-                InstanceBackup::Ami => Task::CreateAmi(CreateAmi { region, instance_id: id, reboot: false, ctx: ctx.clone() }),
+                InstanceBackup::Ami => {
+                    Task::CreateAmi(CreateAmi { region, instance_id: id, reboot: false, ctx: ctx.clone() })
+                }
             },
             ResourceType::RdsInstance => {
                 Task::SnapshotDbInstance(SnapshotDbInstance { region, db_instance_id: id, ctx: ctx.clone() })
             }
-            ResourceType::RdsCluster => Task::SnapshotDbCluster(SnapshotDbCluster { region, db_cluster_id: id, ctx: ctx.clone() }),
+            ResourceType::RdsCluster => {
+                Task::SnapshotDbCluster(SnapshotDbCluster { region, db_cluster_id: id, ctx: ctx.clone() })
+            }
             ResourceType::S3Bucket => match plan.s3_destination(s3_region) {
                 Some(dest) => Task::ScanBucket(ScanBucket {
                     region,
@@ -117,7 +121,9 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
         for copy in &plan.copy_to {
             // Copies keep their own retention; the plan's minimum applies to them too.
             let rules = match copy.retain_days {
-                Some(days) => RetentionRules { days: Some(days), min_keep: plan.retain.min_keep, ..RetentionRules::default() },
+                Some(days) => {
+                    RetentionRules { days: Some(days), min_keep: plan.retain.min_keep, ..RetentionRules::default() }
+                }
                 None => plan.retain.clone(),
             };
             prune(&copy.region, rules);

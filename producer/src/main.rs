@@ -22,7 +22,9 @@ async fn main() {
     let aws = AwsContext::load(&AwsSettings::default()).await;
     let clients = aws.clients();
     let limits = RateLimiter::aws_defaults(1.0);
-    let queue = |url: &Option<String>| url.as_ref().map(|u| Arc::new(SqsQueue::new(clients.sqs.clone(), u)) as Arc<dyn TaskQueue>);
+    let queue = |url: &Option<String>| {
+        url.as_ref().map(|u| Arc::new(SqsQueue::new(clients.sqs.clone(), u)) as Arc<dyn TaskQueue>)
+    };
     let settings = cli.settings.clone();
     let cx = Context {
         region: aws.region(),
@@ -34,14 +36,21 @@ async fn main() {
         task_queue: queue(&settings.task_queue_url),
         event_queue: queue(&settings.event_queue_url),
         event_dlq: queue(&settings.event_dlq_url),
-        store: settings.state_table.as_ref().map(|t| Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), t)) as Arc<dyn TaskStore>),
-        catalog: settings.catalog_table.as_ref().map(|t| Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), t)) as Arc<dyn Catalog>),
+        store: settings
+            .state_table
+            .as_ref()
+            .map(|t| Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), t)) as Arc<dyn TaskStore>),
+        catalog: settings
+            .catalog_table
+            .as_ref()
+            .map(|t| Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), t)) as Arc<dyn Catalog>),
         settings,
     };
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -17,7 +17,11 @@ fn ctx() -> BackupContext {
         tier: Tier::Daily,
         window: at(2),
         expires_at: Some(at(2) + chrono::Duration::days(7)),
-        copy_to: vec![CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30) }],
+        copy_to: vec![CopyTarget {
+            region: "us-west-2".into(),
+            kms_key: Some("alias/backup".into()),
+            retain_days: Some(30),
+        }],
         verify: true,
         retain: Some(RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() }),
         account: None,
@@ -34,16 +38,27 @@ fn dest() -> S3Destination {
 }
 
 fn object(key: &str) -> ObjectRef {
-    ObjectRef { key: key.into(), size: 1024, etag: Some("\"9b2cf535f27731c974343645a3985328\"".into()), version_id: None }
+    ObjectRef {
+        key: key.into(),
+        size: 1024,
+        etag: Some("\"9b2cf535f27731c974343645a3985328\"".into()),
+        version_id: None,
+    }
 }
 
 /// A representative task of `kind`.
 pub fn sample(kind: TaskKind) -> Task {
-    let snapshot = ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: "us-east-1".into(), id: "snap-0123456789abcdef0".into() };
+    let snapshot = ArtifactRef {
+        kind: ArtifactKind::EbsSnapshot,
+        region: "us-east-1".into(),
+        id: "snap-0123456789abcdef0".into(),
+    };
     match kind {
-        TaskKind::SnapshotVolume => {
-            Task::SnapshotVolume(SnapshotVolume { region: "us-east-1".into(), volume_id: "vol-0123456789abcdef0".into(), ctx: ctx() })
-        }
+        TaskKind::SnapshotVolume => Task::SnapshotVolume(SnapshotVolume {
+            region: "us-east-1".into(),
+            volume_id: "vol-0123456789abcdef0".into(),
+            ctx: ctx(),
+        }),
         TaskKind::SnapshotInstance => Task::SnapshotInstance(SnapshotInstance {
             region: "us-east-1".into(),
             instance_id: "i-0123456789abcdef0".into(),
@@ -70,12 +85,16 @@ pub fn sample(kind: TaskKind) -> Task {
             target: ctx().copy_to[0].clone(),
             ctx: ctx(),
         }),
-        TaskKind::SnapshotDbInstance => {
-            Task::SnapshotDbInstance(SnapshotDbInstance { region: "us-east-1".into(), db_instance_id: "orders-db".into(), ctx: ctx() })
-        }
-        TaskKind::SnapshotDbCluster => {
-            Task::SnapshotDbCluster(SnapshotDbCluster { region: "us-east-1".into(), db_cluster_id: "orders-aurora".into(), ctx: ctx() })
-        }
+        TaskKind::SnapshotDbInstance => Task::SnapshotDbInstance(SnapshotDbInstance {
+            region: "us-east-1".into(),
+            db_instance_id: "orders-db".into(),
+            ctx: ctx(),
+        }),
+        TaskKind::SnapshotDbCluster => Task::SnapshotDbCluster(SnapshotDbCluster {
+            region: "us-east-1".into(),
+            db_cluster_id: "orders-aurora".into(),
+            ctx: ctx(),
+        }),
         TaskKind::CopyDbSnapshot => Task::CopyDbSnapshot(CopyDbSnapshot {
             source_region: "us-east-1".into(),
             snapshot_arn: "arn:aws:rds:us-east-1:123456789012:snapshot:bf-orders-db-0123".into(),
@@ -122,10 +141,14 @@ pub fn sample(kind: TaskKind) -> Task {
             rules: RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() },
             as_of: at(2),
         }),
-        TaskKind::DeleteArtifact => {
-            Task::DeleteArtifact(DeleteArtifact { plan: "daily".into(), artifact: snapshot, reason: "older than 7 days".into() })
+        TaskKind::DeleteArtifact => Task::DeleteArtifact(DeleteArtifact {
+            plan: "daily".into(),
+            artifact: snapshot,
+            reason: "older than 7 days".into(),
+        }),
+        TaskKind::Verify => {
+            Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() })
         }
-        TaskKind::Verify => Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() }),
         TaskKind::RestoreVolume => Task::RestoreVolume(RestoreVolume {
             restore_id: "restore-1".into(),
             source: RestoreSource::Artifact(snapshot),
@@ -176,7 +199,9 @@ pub fn sample(kind: TaskKind) -> Task {
             region: "us-east-1".into(),
             window: at(3),
         }),
-        TaskKind::Canary => Task::Canary(Canary { nonce: "probe-1".into(), sleep_ms: 0, mode: CanaryMode::Succeed, spawn: 0 }),
+        TaskKind::Canary => {
+            Task::Canary(Canary { nonce: "probe-1".into(), sleep_ms: 0, mode: CanaryMode::Succeed, spawn: 0 })
+        }
     }
 }
 
@@ -188,7 +213,10 @@ pub fn sample_envelope(kind: TaskKind) -> Envelope {
         Origin::Schedule { plan: "daily".into(), window: at(2) },
         at(2),
     );
-    envelope.trace = Some(TraceContext { xray: "Root=1-6740f2c0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1".into(), links: vec![] });
+    envelope.trace = Some(TraceContext {
+        xray: "Root=1-6740f2c0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1".into(),
+        links: vec![],
+    });
     debug_assert_eq!(envelope.task_id, TaskId::derive(kind.as_str(), &envelope.task.identity()));
     envelope
 }

@@ -23,6 +23,7 @@ fn ctx(plan: &str, window_day: u32, copies: bool) -> BackupContext {
             vec![]
         },
         verify: true,
+        retain: None,
         account: None,
     }
 }
@@ -49,7 +50,17 @@ async fn volume(fleet: &Fleet, size: i32, tags: &[(&str, &str)]) -> String {
 }
 
 async fn instance(fleet: &Fleet) -> String {
-    let out = fleet.aws.clients().ec2.run_instances().image_id("ami-12345678").min_count(1).max_count(1).send().await.unwrap();
+    let out = fleet
+        .aws
+        .clients()
+        .ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
     out.instances()[0].instance_id().unwrap().to_owned()
 }
 
@@ -63,16 +74,24 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let volume_id = volume(&fleet, 20, &[("backup", "daily")]).await;
-    let task = Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.clone(), ctx: ctx("daily", 20, true) });
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 20, true),
+    });
 
     let outcome = run_task(&handlers, &task).await.expect("snapshot succeeds");
-    let Outcome::Done { result, children, .. } = &outcome else { panic!("moto completes snapshots at once: {outcome:?}") };
+    let Outcome::Done { result, children, .. } = &outcome else {
+        panic!("moto completes snapshots at once: {outcome:?}")
+    };
     let snapshot_id = result["snapshot_id"].as_str().unwrap().to_owned();
     let tagged = block.snapshots_tagged(REGION, tags::TASK_ID, task.id().as_str()).await.unwrap();
     assert_eq!(tagged.len(), 1);
     let snapshot = &tagged[0];
     assert_eq!(snapshot.id, snapshot_id);
-    for (key, value) in [(tags::MANAGED, "true"), (tags::PLAN, "daily"), (tags::SOURCE, volume_id.as_str()), (tags::TIER, "daily")] {
+    for (key, value) in
+        [(tags::MANAGED, "true"), (tags::PLAN, "daily"), (tags::SOURCE, volume_id.as_str()), (tags::TIER, "daily")]
+    {
         assert_eq!(snapshot.tags.get(key).map(String::as_str), Some(value), "tag {key}");
     }
     assert_eq!(snapshot.tags.get(tags::EXPIRES_AT).map(String::as_str), Some("2026-11-27T02:00:00Z"));
@@ -87,7 +106,9 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
     assert_eq!(block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap().len(), 1);
 
     // The copy and the verifications, followed through.
-    for (task, outcome) in run_tree(&handlers, children[0].clone()).await.into_iter().chain(run_tree(&handlers, children[1].clone()).await) {
+    for (task, outcome) in
+        run_tree(&handlers, children[0].clone()).await.into_iter().chain(run_tree(&handlers, children[1].clone()).await)
+    {
         outcome.unwrap_or_else(|e| panic!("{} failed: {e}", task.kind()));
     }
     let copies = block.snapshots_tagged(DR_REGION, tags::COPIED_FROM, &snapshot_id).await.unwrap();
@@ -95,10 +116,18 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
     assert!(copies[0].encrypted);
     assert_eq!(copies[0].kms_key.as_deref(), Some("alias/backup"));
     assert_eq!(copies[0].tags.get(tags::SOURCE_REGION).map(String::as_str), Some(REGION));
-    assert_eq!(copies[0].tags.get(tags::EXPIRES_AT).map(String::as_str), Some("2026-12-20T02:00:00Z"), "the copy keeps its own retention");
+    assert_eq!(
+        copies[0].tags.get(tags::EXPIRES_AT).map(String::as_str),
+        Some("2026-12-20T02:00:00Z"),
+        "the copy keeps its own retention"
+    );
     let copy_task = children[0].clone();
     run_task(&handlers, &copy_task).await.unwrap();
-    assert_eq!(block.snapshots_tagged(DR_REGION, tags::COPIED_FROM, &snapshot_id).await.unwrap().len(), 1, "a re-run copies nothing");
+    assert_eq!(
+        block.snapshots_tagged(DR_REGION, tags::COPIED_FROM, &snapshot_id).await.unwrap().len(),
+        1,
+        "a re-run copies nothing"
+    );
 
     let catalog = services(&fleet).catalog;
     let records = catalog.by_resource(&volume_id).await.unwrap();
@@ -107,7 +136,10 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
     assert_eq!(source.copies.len(), 1);
     assert_eq!(source.size_bytes, Some(20 * 1024 * 1024 * 1024));
     assert!(source.verification.as_ref().is_some_and(|v| v.ok), "verified: {:?}", source.verification);
-    assert_eq!(catalog.list(&CatalogQuery { plan: Some("daily".into()), ..Default::default() }).await.unwrap().len(), 2);
+    assert_eq!(
+        catalog.list(&CatalogQuery { plan: Some("daily".into()), ..Default::default() }).await.unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -116,8 +148,23 @@ async fn instance_snapshot_set_covers_every_volume_once() {
     let handlers = handlers(&fleet);
     let instance_id = instance(&fleet).await;
     let extra = volume(&fleet, 4, &[]).await;
-    fleet.aws.clients().ec2.attach_volume().instance_id(&instance_id).volume_id(&extra).device("/dev/sdf").send().await.unwrap();
-    let task = Task::SnapshotInstance(SnapshotInstance { region: REGION.into(), instance_id: instance_id.clone(), exclude_boot_volume: false, ctx: ctx("daily", 20, false) });
+    fleet
+        .aws
+        .clients()
+        .ec2
+        .attach_volume()
+        .instance_id(&instance_id)
+        .volume_id(&extra)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+    let task = Task::SnapshotInstance(SnapshotInstance {
+        region: REGION.into(),
+        instance_id: instance_id.clone(),
+        exclude_boot_volume: false,
+        ctx: ctx("daily", 20, false),
+    });
     let outcome = run_task(&handlers, &task).await.unwrap();
     let Outcome::Done { result, children, .. } = outcome else { panic!() };
     let ids = result["snapshot_ids"].as_array().unwrap();
@@ -125,7 +172,11 @@ async fn instance_snapshot_set_covers_every_volume_once() {
     assert_eq!(children.iter().filter(|t| t.kind() == TaskKind::Verify).count(), 2);
     run_task(&handlers, &task).await.unwrap();
     let block = services(&fleet).block;
-    assert_eq!(block.snapshots_tagged(REGION, tags::TASK_ID, task.id().as_str()).await.unwrap().len(), 2, "re-run makes no new set");
+    assert_eq!(
+        block.snapshots_tagged(REGION, tags::TASK_ID, task.id().as_str()).await.unwrap().len(),
+        2,
+        "re-run makes no new set"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +185,12 @@ async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let instance_id = instance(&fleet).await;
-    let task = Task::CreateAmi(CreateAmi { region: REGION.into(), instance_id: instance_id.clone(), reboot: false, ctx: ctx("weekly", 20, true) });
+    let task = Task::CreateAmi(CreateAmi {
+        region: REGION.into(),
+        instance_id: instance_id.clone(),
+        reboot: false,
+        ctx: ctx("weekly", 20, true),
+    });
     let outcome = run_task(&handlers, &task).await.unwrap();
     let Outcome::Done { result, children, .. } = outcome else { panic!() };
     let image_id = result["image_id"].as_str().unwrap().to_owned();
@@ -143,11 +199,19 @@ async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
     let snapshots = block.snapshots(REGION, &images[0].snapshot_ids).await.unwrap();
     assert!(!snapshots.is_empty());
     for snapshot in &snapshots {
-        assert_eq!(snapshot.tags.get("backup-fleet:image").map(String::as_str), Some(image_id.as_str()), "AMI snapshots carry their image");
+        assert_eq!(
+            snapshot.tags.get("backup-fleet:image").map(String::as_str),
+            Some(image_id.as_str()),
+            "AMI snapshots carry their image"
+        );
         assert_eq!(snapshot.tags.get(tags::MANAGED).map(String::as_str), Some("true"));
     }
     run_task(&handlers, &task).await.unwrap();
-    assert_eq!(block.images_tagged(REGION, tags::SOURCE, &instance_id).await.unwrap().len(), 1, "a re-run makes no second image");
+    assert_eq!(
+        block.images_tagged(REGION, tags::SOURCE, &instance_id).await.unwrap().len(),
+        1,
+        "a re-run makes no second image"
+    );
 
     let copy = children.iter().find(|t| t.kind() == TaskKind::CopyAmi).unwrap().clone();
     run_task(&handlers, &copy).await.unwrap();
@@ -159,7 +223,11 @@ async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
 #[tokio::test]
 async fn missing_volume_fails_permanently_with_a_clear_reason() {
     let fleet = Fleet::new("ebsmissing").await;
-    let task = Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: "vol-0000000000000dead".into(), ctx: ctx("daily", 20, false) });
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: "vol-0000000000000dead".into(),
+        ctx: ctx("daily", 20, false),
+    });
     let err = run_task(&handlers(&fleet), &task).await.expect_err("no such volume");
     assert_eq!(err.class, backup_core::ErrorClass::Permanent);
     assert!(err.reason.contains("vol-0000000000000dead does not exist"), "{}", err.reason);
@@ -174,18 +242,35 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
     // Ten daily backups, Nov 1..10, made by the fleet.
     let mut made = Vec::new();
     for day in 1..=10 {
-        let task = Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.clone(), ctx: ctx("daily", day, false) });
+        let task = Task::SnapshotVolume(SnapshotVolume {
+            region: REGION.into(),
+            volume_id: volume_id.clone(),
+            ctx: ctx("daily", day, false),
+        });
         let Outcome::Done { result, .. } = run_task(&handlers, &task).await.unwrap() else { panic!() };
         made.push(result["snapshot_id"].as_str().unwrap().to_owned());
     }
     // moto stamps snapshots with the real time; age them through the creation time retention reads:
     // the snapshot's start time is "now", so drive retention by count instead of days.
     let held = made[0].clone();
-    svc.block.tag(REGION, std::slice::from_ref(&held), &[(tags::LEGAL_HOLD.to_owned(), "case-42".to_owned())].into()).await.unwrap();
+    svc.block
+        .tag(REGION, std::slice::from_ref(&held), &[(tags::LEGAL_HOLD.to_owned(), "case-42".to_owned())].into())
+        .await
+        .unwrap();
     // A foreign snapshot of the same volume, tagged to look like ours but absent from the catalog.
     let foreign = svc
         .block
-        .create_snapshot(REGION, &volume_id, "made by someone else", &[(tags::SOURCE.to_owned(), volume_id.clone()), (tags::MANAGED.to_owned(), "true".to_owned()), (tags::PLAN.to_owned(), "daily".to_owned())].into())
+        .create_snapshot(
+            REGION,
+            &volume_id,
+            "made by someone else",
+            &[
+                (tags::SOURCE.to_owned(), volume_id.clone()),
+                (tags::MANAGED.to_owned(), "true".to_owned()),
+                (tags::PLAN.to_owned(), "daily".to_owned()),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
 
@@ -201,14 +286,17 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
     let deleted: Vec<String> = results
         .iter()
         .filter_map(|(_, outcome)| match outcome {
-            Ok(Outcome::Done { result, .. }) if result["deleted"] == true => result["artifact"]["id"].as_str().map(str::to_owned),
+            Ok(Outcome::Done { result, .. }) if result["deleted"] == true => {
+                result["artifact"]["id"].as_str().map(str::to_owned)
+            }
             _ => None,
         })
         .collect();
     for (task, outcome) in &results {
         outcome.as_ref().unwrap_or_else(|e| panic!("{} failed: {e}", task.kind()));
     }
-    let remaining: Vec<String> = svc.block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap().into_iter().map(|s| s.id).collect();
+    let remaining: Vec<String> =
+        svc.block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap().into_iter().map(|s| s.id).collect();
     assert!(remaining.contains(&held), "the held snapshot survives");
     assert!(remaining.contains(&foreign.id), "the foreign snapshot survives");
     // count = 3 keeps the three newest; the held one is kept too (and counts as one of the pool).
@@ -216,7 +304,12 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
     assert!(!deleted.contains(&held) && !deleted.contains(&foreign.id));
     for id in &deleted {
         assert!(!remaining.contains(id), "{id} was reported deleted and is gone");
-        let record = svc.catalog.get(&ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: REGION.into(), id: id.clone() }).await.unwrap().unwrap();
+        let record = svc
+            .catalog
+            .get(&ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: REGION.into(), id: id.clone() })
+            .await
+            .unwrap()
+            .unwrap();
         assert!(record.deleted_at.is_some(), "the catalog records the deletion");
     }
 }

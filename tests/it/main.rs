@@ -2,7 +2,10 @@
 //! none answers). One binary, one module per area, every test on its own resources.
 
 mod bootstrap;
+mod chaos;
 mod ebs;
+mod producer;
 mod rds;
+mod restore;
 mod s3;
 mod worker;

@@ -33,6 +33,7 @@ fn ctx(copy_to: Vec<CopyTarget>) -> BackupContext {
         expires_at: Some(window() + ChronoDuration::days(7)),
         copy_to,
         verify: true,
+        retain: None,
         account: None,
     }
 }

@@ -44,6 +44,7 @@ fn ctx() -> BackupContext {
         expires_at: Some(window + chrono::Duration::days(30)),
         copy_to: vec![],
         verify: false,
+        retain: None,
         account: None,
     }
 }

@@ -2,6 +2,8 @@
 //! its own uniquely named queues, tables and bus, and starts the fleet's real binaries as
 //! processes (so tests can SIGKILL and SIGTERM them).
 
+pub mod fault_proxy;
+
 use backup_aws::bootstrap::{bootstrap, BootstrapSettings, FleetResources};
 use backup_aws::dynamo::DynamoTaskStore;
 use backup_aws::sqs::SqsQueue;
@@ -323,8 +325,15 @@ pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
     backup_worker::handlers::services::Services {
         block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(fleet.aws.clone(), RateLimiter::default())),
         databases: Arc::new(backup_aws::rds::RdsDatabases::new(fleet.aws.clone(), RateLimiter::default())),
-        objects: Arc::new(backup_aws::s3::S3Objects::with_multipart(fleet.aws.clone(), 5 * 1024 * 1024, 5 * 1024 * 1024)),
-        catalog: Arc::new(backup_aws::catalog::DynamoCatalog::new(fleet.aws.clients().dynamodb, &fleet.resources.catalog_table)),
+        objects: Arc::new(backup_aws::s3::S3Objects::with_multipart(
+            fleet.aws.clone(),
+            5 * 1024 * 1024,
+            5 * 1024 * 1024,
+        )),
+        catalog: Arc::new(backup_aws::catalog::DynamoCatalog::new(
+            fleet.aws.clients().dynamodb,
+            &fleet.resources.catalog_table,
+        )),
         timing: backup_worker::handlers::services::Timing { recheck: Duration::from_secs(1) },
     }
 }
@@ -346,7 +355,12 @@ pub async fn run_task(
     services: &std::sync::Arc<backup_worker::Handlers>,
     task: &Task,
 ) -> Result<backup_worker::Outcome, backup_core::TaskError> {
-    let envelope = Envelope::new(task.clone(), RunId::new("test-run"), Origin::Operator { command: "test".into() }, chrono::Utc::now());
+    let envelope = Envelope::new(
+        task.clone(),
+        RunId::new("test-run"),
+        Origin::Operator { command: "test".into() },
+        chrono::Utc::now(),
+    );
     services.dispatch(&envelope, &context_for(task)).await
 }
 
@@ -365,4 +379,44 @@ pub async fn run_tree(
         done.push((task, outcome));
     }
     done
+}
+
+/// Output of a fleet binary run to completion.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs a fleet binary (`backup-producer`, `backupctl`) to completion with this fleet's settings.
+pub async fn run_binary(name: &str, env: &[(String, String)], args: &[&str]) -> Finished {
+    let output = tokio::process::Command::new(binary(name))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run fleet binary");
+    Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Writes a policy file for one test and returns its path.
+pub fn policy_file(prefix: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("backup-fleet-tests").join(prefix);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).expect("write policy");
+    path
 }

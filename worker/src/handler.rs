@@ -108,9 +108,9 @@ impl Handlers {
     }
 
     fn services(&self, task: &Task) -> Result<&Services, TaskError> {
-        self.services
-            .as_deref()
-            .ok_or_else(|| TaskError::permanent(format!("this worker runs canaries only and cannot run {}", task.kind())))
+        self.services.as_deref().ok_or_else(|| {
+            TaskError::permanent(format!("this worker runs canaries only and cannot run {}", task.kind()))
+        })
     }
 
     /// The one exhaustive dispatch: a new task kind does not compile until it is handled here.

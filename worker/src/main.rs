@@ -1,19 +1,19 @@
 //! `backup-worker`: parse settings, build AWS clients, install the shutdown signal, run.
 
 use anyhow::Context;
-use backup_aws::dynamo::{DynamoTaskStore, TASK_RETENTION};
-use backup_aws::eventbridge::EventBridgePublisher;
 use backup_aws::catalog::DynamoCatalog;
+use backup_aws::dynamo::{DynamoTaskStore, TASK_RETENTION};
 use backup_aws::ec2::Ec2BlockStorage;
+use backup_aws::eventbridge::EventBridgePublisher;
 use backup_aws::rds::RdsDatabases;
 use backup_aws::s3::S3Objects;
 use backup_aws::sqs::SqsQueue;
-use backup_core::ratelimit::RateLimiter;
-use backup_worker::handlers::services::{Services, Timing};
 use backup_aws::{AwsContext, AwsSettings};
 use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
+use backup_core::ratelimit::RateLimiter;
 use backup_telemetry::LogFormat;
 use backup_worker::handler::Handlers;
+use backup_worker::handlers::services::{Services, Timing};
 use backup_worker::runtime::{new_owner, RuntimeConfig, Worker};
 use backup_worker::stats::Stats;
 use backup_worker::WorkerSettings;

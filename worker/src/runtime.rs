@@ -386,14 +386,16 @@ impl Worker {
             }
             Err(error) => match error.class {
                 ErrorClass::Retry(_) if message.receive_count >= self.config.max_receive_count => {
-                    let reason = format!("retries exhausted after {} receives: {}", message.receive_count, error.reason);
+                    let reason =
+                        format!("retries exhausted after {} receives: {}", message.receive_count, error.reason);
                     match record(Transition::Dead { reason: reason.clone() }).await {
                         Ok(true) => {
                             // Visible again at once: the next receive exceeds maxReceiveCount and
                             // SQS's redrive policy moves the message to the DLQ, body intact.
                             acks.visibility(handle, Duration::ZERO);
                             warn!(outcome = "dead", error = %error, "task is dead; the queue's redrive moves it to the DLQ");
-                            self.publish(vec![failure_event("Backup Task Dead", envelope, &reason, lease.attempts)]).await;
+                            self.publish(vec![failure_event("Backup Task Dead", envelope, &reason, lease.attempts)])
+                                .await;
                             backup_telemetry::metrics().dlq_move("retries_exhausted");
                             Disposition::Dead
                         }
@@ -417,7 +419,13 @@ impl Worker {
                     Ok(true) => {
                         acks.delete(handle);
                         warn!(outcome = "failed", error = %error, "task failed permanently");
-                        self.publish(vec![failure_event("Backup Task Failed", envelope, &error.reason, lease.attempts)]).await;
+                        self.publish(vec![failure_event(
+                            "Backup Task Failed",
+                            envelope,
+                            &error.reason,
+                            lease.attempts,
+                        )])
+                        .await;
                         Disposition::Failed
                     }
                     Ok(false) => self.fenced(),
@@ -472,7 +480,8 @@ impl Worker {
             let mut child =
                 Envelope::new(task, parent.run_id.clone(), Origin::Parent { task_id: parent.task_id.clone() }, now);
             // Children continue the parent task's trace and link to the parent span.
-            let header = backup_telemetry::current_xray_header().or_else(|| parent.trace.as_ref().map(|t| t.xray.clone()));
+            let header =
+                backup_telemetry::current_xray_header().or_else(|| parent.trace.as_ref().map(|t| t.xray.clone()));
             child.trace = header.map(|xray| TraceContext { links: vec![xray.clone()], xray });
             let body = child.encode().map_err(|e| backup_core::AwsError {
                 service: "sqs",
@@ -564,7 +573,13 @@ impl Worker {
 
     /// The outcome could not be recorded. Leave the message to reappear after a backoff: if the
     /// write did land, the next claim sees a finished task and deletes the duplicate.
-    fn coordination_failed(&self, handle: &str, acks: &Acks, err: &backup_core::AwsError, receive_count: u32) -> Disposition {
+    fn coordination_failed(
+        &self,
+        handle: &str,
+        acks: &Acks,
+        err: &backup_core::AwsError,
+        receive_count: u32,
+    ) -> Disposition {
         let class = match err.class {
             ErrorClass::Retry(class) => class,
             _ => RetryClass::Transient,

@@ -135,6 +135,7 @@ fn backup(copy_to: Vec<CopyTarget>, verify: bool) -> BackupContext {
         expires_at: Some(window() + chrono::Duration::days(7)),
         copy_to,
         verify,
+        retain: None,
         account: None,
     }
 }

@@ -301,6 +301,7 @@ fn event() -> CopyObject {
             expires_at: None,
             copy_to: vec![],
             verify: false,
+            retain: None,
             account: None,
         },
     }

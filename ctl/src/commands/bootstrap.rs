@@ -25,6 +25,9 @@ pub struct Args {
     /// Visibility timeout of the task queue, seconds (at least twice the worker heartbeat).
     #[arg(long, default_value_t = 60)]
     pub visibility_timeout_secs: u32,
+    /// Print what would be created and with which settings (JSON); create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
@@ -34,6 +37,28 @@ pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
     let mut settings = BootstrapSettings::new(&args.prefix);
     settings.task_max_receive_count = args.max_receive_count;
     settings.task_visibility_timeout_secs = args.visibility_timeout_secs;
+    if args.dry_run {
+        let p = &args.prefix;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "queues": {
+                    "tasks": { "name": format!("{p}-tasks"), "visibility_timeout_secs": settings.task_visibility_timeout_secs, "max_receive_count": settings.task_max_receive_count, "retention_secs": settings.retention_secs, "receive_wait_secs": settings.receive_wait_secs },
+                    "tasks_dlq": { "name": format!("{p}-tasks-dlq"), "retention_secs": settings.dlq_retention_secs },
+                    "events": { "name": format!("{p}-events"), "visibility_timeout_secs": settings.event_visibility_timeout_secs, "max_receive_count": settings.event_max_receive_count, "retention_secs": settings.retention_secs, "receive_wait_secs": settings.receive_wait_secs },
+                    "events_dlq": { "name": format!("{p}-events-dlq"), "retention_secs": settings.dlq_retention_secs },
+                },
+                "tables": {
+                    "state": { "name": format!("{p}-state"), "hash_key": "pk", "range_key": "sk", "indexes": { "by_run": ["run_id", "sk"] } },
+                    "catalog": { "name": format!("{p}-catalog"), "hash_key": "pk", "indexes": { "by_resource": ["resource", "created_at"], "by_expiry": ["expiry_bucket", "expires_at"] } },
+                },
+                "ttl_attribute": backup_aws::dynamo::TTL_ATTRIBUTE,
+                "event_bus": format!("{p}-bus"),
+                "env": backup_aws::bootstrap::ENV_VARS,
+            }))?
+        );
+        return Ok(0);
+    }
     eprintln!(
         "bootstrapping fleet {:?} in {}{}",
         args.prefix,

@@ -28,8 +28,14 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
     let mut ids = Vec::new();
     let mut messages = Vec::new();
     for i in 0..args.count {
-        let task = Task::Canary(Canary { nonce: format!("{run_id}/{i}/{:08x}", rand_u32()), sleep_ms: 0, mode: CanaryMode::Succeed, spawn: 0 });
-        let envelope = Envelope::new(task, run_id.clone(), Origin::Operator { command: "backupctl canary".into() }, Utc::now());
+        let task = Task::Canary(Canary {
+            nonce: format!("{run_id}/{i}/{:08x}", rand_u32()),
+            sleep_ms: 0,
+            mode: CanaryMode::Succeed,
+            spawn: 0,
+        });
+        let envelope =
+            Envelope::new(task, run_id.clone(), Origin::Operator { command: "backupctl canary".into() }, Utc::now());
         ids.push(envelope.task_id.clone());
         messages.push(OutgoingMessage { id: i.to_string(), body: envelope.encode()?, ..Default::default() });
     }
@@ -61,9 +67,16 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
     let succeeded = done.iter().filter(|(_, s)| *s == TaskState::Succeeded).count();
     let healthy = succeeded == ids.len();
     if args.json {
-        output::json(&json!({ "sent": ids.len(), "succeeded": succeeded, "finished": done.len(), "healthy": healthy, "seconds": started.elapsed().as_secs_f64(), "run_id": run_id }))?;
+        output::json(
+            &json!({ "sent": ids.len(), "succeeded": succeeded, "finished": done.len(), "healthy": healthy, "seconds": started.elapsed().as_secs_f64(), "run_id": run_id }),
+        )?;
     } else {
-        println!("{succeeded}/{} canaries succeeded in {:.1}s{}", ids.len(), started.elapsed().as_secs_f64(), if healthy { "" } else { ": the fleet is NOT healthy" });
+        println!(
+            "{succeeded}/{} canaries succeeded in {:.1}s{}",
+            ids.len(),
+            started.elapsed().as_secs_f64(),
+            if healthy { "" } else { ": the fleet is NOT healthy" }
+        );
     }
     Ok(if healthy { 0 } else { 1 })
 }
@@ -71,6 +84,7 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     hasher.finish() as u32
 }

@@ -53,7 +53,10 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
         .collect();
     println!(
         "{}",
-        output::table(&["RESOURCE", "KIND", "ARTIFACT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""], &rows)
+        output::table(
+            &["RESOURCE", "KIND", "ARTIFACT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""],
+            &rows
+        )
     );
     eprintln!("{} backups", records.len());
     Ok(0)

@@ -107,7 +107,8 @@ async fn walk(dlq: &Arc<dyn TaskQueue>) -> anyhow::Result<Vec<ReceivedMessage>> 
             continue;
         }
         empty_polls = 0;
-        let handles: Vec<(String, Duration)> = batch.iter().map(|m| (m.receipt_handle.clone(), LISTING_VISIBILITY)).collect();
+        let handles: Vec<(String, Duration)> =
+            batch.iter().map(|m| (m.receipt_handle.clone(), LISTING_VISIBILITY)).collect();
         for chunk in handles.chunks(10) {
             dlq.change_visibility_batch(chunk).await?;
         }
@@ -124,7 +125,8 @@ async fn walk(dlq: &Arc<dyn TaskQueue>) -> anyhow::Result<Vec<ReceivedMessage>> 
 }
 
 async fn release(dlq: &Arc<dyn TaskQueue>, messages: &[ReceivedMessage]) {
-    let handles: Vec<(String, Duration)> = messages.iter().map(|m| (m.receipt_handle.clone(), Duration::ZERO)).collect();
+    let handles: Vec<(String, Duration)> =
+        messages.iter().map(|m| (m.receipt_handle.clone(), Duration::ZERO)).collect();
     for chunk in handles.chunks(10) {
         let _ = dlq.change_visibility_batch(chunk).await;
     }
@@ -155,8 +157,14 @@ async fn describe(fleet: &Fleet, messages: Vec<ReceivedMessage>) -> anyhow::Resu
             reason,
             reason_code: message.attributes.get(ATTR_REASON_CODE).cloned(),
             attempts: record.as_ref().map(|r| r.attempts).or(Some(message.receive_count)),
-            first_failure: record.as_ref().and_then(|r| r.first_failed_at).or_else(|| attr_time(&message, ATTR_FIRST_FAILED_AT)).or_else(|| attr_time(&message, ATTR_FAILED_AT)),
-            last_failure: attr_time(&message, ATTR_FAILED_AT).or_else(|| record.as_ref().and_then(|r| r.updated_at)).or(message.sent_at),
+            first_failure: record
+                .as_ref()
+                .and_then(|r| r.first_failed_at)
+                .or_else(|| attr_time(&message, ATTR_FIRST_FAILED_AT))
+                .or_else(|| attr_time(&message, ATTR_FAILED_AT)),
+            last_failure: attr_time(&message, ATTR_FAILED_AT)
+                .or_else(|| record.as_ref().and_then(|r| r.updated_at))
+                .or(message.sent_at),
             source_queue: message.attributes.get(ATTR_SOURCE_QUEUE).cloned(),
             message,
         });
@@ -224,8 +232,11 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             if let Some(max) = max {
                 selected.truncate(max);
             }
-            let unselected: Vec<ReceivedMessage> =
-                letters.iter().filter(|l| !selected.iter().any(|s| s.message_id == l.message_id)).map(|l| l.message.clone()).collect();
+            let unselected: Vec<ReceivedMessage> = letters
+                .iter()
+                .filter(|l| !selected.iter().any(|s| s.message_id == l.message_id))
+                .map(|l| l.message.clone())
+                .collect();
             release(&dlq, &unselected).await;
             if dry_run || (selected.len() > CONFIRM_ABOVE && !yes) {
                 let chosen: Vec<ReceivedMessage> = selected.iter().map(|l| l.message.clone()).collect();
@@ -237,7 +248,10 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                     println!("dry run: {} message(s) would be replayed; nothing changed", selected.len());
                 }
                 if !dry_run {
-                    eprintln!("refusing to replay {} messages without --yes (more than {CONFIRM_ABOVE})", selected.len());
+                    eprintln!(
+                        "refusing to replay {} messages without --yes (more than {CONFIRM_ABOVE})",
+                        selected.len()
+                    );
                     return Ok(2);
                 }
                 return Ok(0);

@@ -13,6 +13,8 @@ pub mod bootstrap;
 pub mod canary;
 pub mod catalog;
 pub mod dlq;
+pub mod report;
+pub mod restore;
 pub mod status;
 pub mod tasks;
 
@@ -66,6 +68,16 @@ pub enum Command {
     },
     /// Send canary tasks and wait for them: the fleet's end-to-end health check.
     Canary(canary::Args),
+    /// Restore a backup as a fleet task (a volume, instance, DB instance or cluster, S3 objects).
+    Restore {
+        #[command(subcommand)]
+        command: restore::Command,
+    },
+    /// Recovery reports: RPO per resource (exit 3 on a violation), restore drill outcomes.
+    Report {
+        #[command(subcommand)]
+        command: report::Command,
+    },
 }
 
 /// Exit code of a `--check` that found a problem.
@@ -124,5 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Catalog { command } => catalog::run(&fleet, command).await,
         Command::Dlq { command } => dlq::run(&fleet, command).await,
         Command::Canary(args) => canary::run(&fleet, args).await,
+        Command::Restore { command } => restore::run(&fleet, command).await,
+        Command::Report { command } => report::run(&fleet, command).await,
     }
 }

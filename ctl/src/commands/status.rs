@@ -82,7 +82,11 @@ pub async fn collect(fleet: &Fleet, run: Option<String>, runs: usize) -> anyhow:
         let mut by_kind: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for task in &tasks {
             *by_state.entry(task.state.to_string()).or_default() += 1;
-            *by_kind.entry(task.kind.clone().unwrap_or_default()).or_default().entry(task.state.to_string()).or_default() += 1;
+            *by_kind
+                .entry(task.kind.clone().unwrap_or_default())
+                .or_default()
+                .entry(task.state.to_string())
+                .or_default() += 1;
         }
         let expected = record.expected.values().sum::<u64>();
         // Tasks not claimed yet have no item: they are pending in the queue.
@@ -90,7 +94,14 @@ pub async fn collect(fleet: &Fleet, run: Option<String>, runs: usize) -> anyhow:
         if expected > seen {
             *by_state.entry(TaskState::Pending.to_string()).or_default() += expected - seen;
         }
-        statuses.push(RunStatus { run_id: record.run_id, plan: record.plan, created_at: record.created_at, expected, by_state, by_kind });
+        statuses.push(RunStatus {
+            run_id: record.run_id,
+            plan: record.plan,
+            created_at: record.created_at,
+            expected,
+            by_state,
+            by_kind,
+        });
     }
     let mut problems = Vec::new();
     for q in queues.iter().filter(|q| q.name.ends_with("dlq") && q.depth.visible + q.depth.in_flight > 0) {
@@ -131,7 +142,11 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
             .runs
             .iter()
             .map(|r| {
-                let mut row = vec![r.run_id.to_string(), r.created_at.format("%Y-%m-%d %H:%M").to_string(), r.expected.to_string()];
+                let mut row = vec![
+                    r.run_id.to_string(),
+                    r.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    r.expected.to_string(),
+                ];
                 row.extend(states.iter().map(|s| r.by_state.get(*s).copied().unwrap_or(0).to_string()));
                 row
             })

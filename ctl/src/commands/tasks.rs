@@ -63,7 +63,13 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn list(fleet: &Fleet, run: &str, state: Option<String>, kind: Option<String>, json: bool) -> anyhow::Result<i32> {
+async fn list(
+    fleet: &Fleet,
+    run: &str,
+    state: Option<String>,
+    kind: Option<String>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let state: Option<backup_schemas::TaskState> =
         state.map(|s| s.parse()).transpose().map_err(|e: String| anyhow::anyhow!(e))?;
     let mut tasks = fleet.store()?.tasks_of_run(&backup_schemas::RunId::new(run)).await?;

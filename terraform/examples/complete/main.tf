@@ -123,7 +123,7 @@ module "iam" {
   kms_key_arn             = module.kms.key_arn
   additional_kms_key_arns = concat(var.source_kms_key_arns, var.replication_enabled ? [module.kms_dr[0].key_arn] : [])
   event_bus_arn           = module.events.event_bus_arn
-  cross_account_role_arns = var.cross_account_role_arns
+  operator_principal_arns = var.operator_principal_arns
   log_group_arns          = module.fleet.log_group_arns
   metrics_log_group_arn   = module.fleet.metrics_log_group_arn
   ecr_repository_arns     = var.ecr_repository_arns

@@ -58,6 +58,11 @@ output "dashboard_name" {
   value       = module.monitoring.dashboard_name
 }
 
+output "operator_role_arn" {
+  description = "Role to assume to run `backupctl` against this stack."
+  value       = module.iam.operator_role_arn
+}
+
 output "queue_settings" {
   description = "Queue settings as applied (compare with `backupctl bootstrap`'s defaults)."
   value       = module.queues.settings

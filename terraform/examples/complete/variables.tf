@@ -188,8 +188,8 @@ variable "source_kms_key_arns" {
   default     = []
 }
 
-variable "cross_account_role_arns" {
-  description = "Roles in other accounts the producer may assume for discovery."
+variable "operator_principal_arns" {
+  description = "IAM roles/users allowed to assume the operator role (`backupctl`). Empty: any principal of the account whose own policy allows it."
   type        = list(string)
   default     = []
 }

@@ -105,6 +105,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "backup" {
       noncurrent_days = var.noncurrent_version_expiration_days
     }
 
+    # A worker killed mid-copy (scale-in, SIGKILL after the drain deadline) cannot abort its
+    # multipart copy; its parts are billed until this rule removes them.
     abort_incomplete_multipart_upload {
       days_after_initiation = var.abort_incomplete_multipart_upload_days
     }

@@ -9,13 +9,15 @@ locals {
 
   # Tag keys every artifact of the fleet carries (the worker sets them on create).
   managed_tag       = "backup-fleet:managed"
+  restored_from_tag = "backup-fleet:restored-from"
   restore_drill_tag = "backup-fleet:restore-drill"
   legal_hold_tag    = "backup-fleet:legal-hold"
 
   #############################################################################################
   # THE ACTION LISTS. Each role's AWS actions live here, and only here: every statement below
   # takes its `actions` from one of these groups (keys = statement groups). A test compares the
-  # union of each map's values with the calls the Rust code makes.
+  # union of the worker, producer and operator maps with the calls the Rust code makes
+  # (scripts/check_iam.py).
   #############################################################################################
 
   # backup-worker (task role)
@@ -31,16 +33,13 @@ locals {
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]
     ec2_read = [
       "ec2:DescribeVolumes",
       "ec2:DescribeInstances",
       "ec2:DescribeSnapshots",
       "ec2:DescribeImages",
-      "ec2:DescribeAvailabilityZones",
     ]
     # Source resources unconditioned; the snapshots/AMIs they create must be tagged managed=true.
     ec2_backup_create = [
@@ -66,6 +65,11 @@ locals {
       "ec2:DeleteSnapshot",
       "ec2:DeregisterImage",
     ]
+    # A restored instance is stopped after launch: only instances tagged
+    # backup-fleet:managed=true that carry backup-fleet:restored-from.
+    ec2_restore_stop = [
+      "ec2:StopInstances",
+    ]
     # Only resources tagged backup-fleet:restore-drill.
     ec2_restore_cleanup = [
       "ec2:TerminateInstances",
@@ -83,6 +87,11 @@ locals {
       "rds:CreateDBClusterSnapshot",
       "rds:CopyDBSnapshot",
       "rds:CopyDBClusterSnapshot",
+    ]
+    # RDS authorizes the tags of a create/copy/restore call as rds:AddTagsToResource (the code
+    # never calls AddTagsToResource itself): only when the request tags the new resource
+    # backup-fleet:managed=true.
+    rds_tag_on_create = [
       "rds:AddTagsToResource",
     ]
     rds_restore = [
@@ -105,12 +114,18 @@ locals {
       "s3:GetObject",
       "s3:GetObjectVersion",
       "s3:GetObjectTagging",
-      "s3:GetObjectAttributes",
+      "s3:GetObjectVersionTagging",
     ]
     s3_write = [
       "s3:PutObject",
       "s3:PutObjectTagging",
       "s3:PutObjectRetention",
+    ]
+    # Backup bucket only: abort a failed multipart copy; hide a copy that failed verification
+    # behind a delete marker. No s3:DeleteObjectVersion: versions stay (and Object Lock keeps them).
+    s3_cleanup = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
     ]
     kms = [
       "kms:Decrypt",
@@ -164,9 +179,44 @@ locals {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    # Only when cross_account_role_arns is not empty.
-    sts = [
-      "sts:AssumeRole",
+    # No sts:AssumeRole: multi-account discovery is not implemented in the producer yet.
+  }
+
+  # backup-fleet-operator (people running `backupctl`: status, tasks, catalog list, dlq
+  # list/replay, canary). Not an ECS role: assumed by the account's principals or
+  # var.operator_principal_arns.
+  operator_actions = {
+    # status (depths, peek), dlq list/replay (receive, then restore visibility): all four queues.
+    sqs_read = [
+      "sqs:ReceiveMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    # canary and dlq replay: only the two source queues (tasks, events).
+    sqs_send = [
+      "sqs:SendMessage",
+    ]
+    # dlq replay removes the replayed message: only the two DLQs.
+    sqs_delete = [
+      "sqs:DeleteMessage",
+    ]
+    # status, tasks show/list, canary, dlq list, catalog list --resource: both tables and indexes.
+    dynamodb_read = [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+    ]
+    # catalog list (no filter): the catalog table only.
+    dynamodb_scan = [
+      "dynamodb:Scan",
+    ]
+    # dlq replay re-opens the task's item: the state table only.
+    dynamodb_reopen = [
+      "dynamodb:UpdateItem",
+    ]
+    # The queues and tables are SSE-KMS: only through SQS and DynamoDB.
+    kms = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
     ]
   }
 
@@ -219,8 +269,15 @@ locals {
   rds_cluster_snapshots = "${local.rds_arn}:cluster-snapshot:*"
 
   worker_queue_arns = [var.task_queue_arn, var.task_dlq_arn]
+  source_queue_arns = [var.task_queue_arn, var.events_queue_arn]
+  dlq_arns          = [var.task_dlq_arn, var.events_dlq_arn]
+  fleet_queue_arns  = concat(local.source_queue_arns, local.dlq_arns)
   table_arns        = [var.state_table_arn, var.catalog_table_arn]
   table_index_arns  = [for t in local.table_arns : "${t}/index/*"]
+
+  # Who may assume the operator role: the listed principals, else the account (any principal of
+  # the account whose own policy allows sts:AssumeRole on the role).
+  operator_principals = length(var.operator_principal_arns) > 0 ? var.operator_principal_arns : ["arn:${local.partition}:iam::${local.account_id}:root"]
 
   worker_read_bucket_arns = distinct(concat([var.backup_bucket_arn], var.source_bucket_arns))
   worker_kms_key_arns     = distinct(concat([var.kms_key_arn], var.additional_kms_key_arns))
@@ -491,6 +548,26 @@ data "aws_iam_policy_document" "worker_ec2" {
     }
   }
 
+  # Restores stop the instance they launched: only instances the fleet restored (managed=true, set
+  # on launch by Ec2RestoreCreateTagged, and a restored-from tag).
+  statement {
+    sid       = "Ec2StopRestored"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_restore_stop
+    resources = ["${local.ec2_arn}:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.restored_from_tag}"
+      values   = ["false"]
+    }
+  }
+
   statement {
     sid       = "Ec2RestoreDrillCleanup"
     effect    = "Allow"
@@ -518,6 +595,21 @@ data "aws_iam_policy_document" "worker_rds" {
     effect    = "Allow"
     actions   = local.worker_actions.rds_snapshot_create
     resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots]
+  }
+
+  # Tags passed to CreateDB*Snapshot, CopyDB*Snapshot and RestoreDB*From*Snapshot are authorized as
+  # rds:AddTagsToResource on the new resource: only when they mark it backup-fleet:managed=true.
+  statement {
+    sid       = "RdsTagOnCreate"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_tag_on_create
+    resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_tag}"
+      values   = ["true"]
+    }
   }
 
   statement {
@@ -581,6 +673,15 @@ data "aws_iam_policy_document" "worker_s3" {
     sid       = "S3WriteBackupBucket"
     effect    = "Allow"
     actions   = local.worker_actions.s3_write
+    resources = ["${var.backup_bucket_arn}/*"]
+  }
+
+  # Aborting a failed multipart copy, and a delete marker over a copy that failed verification
+  # (DeleteObject without a version id). Backup bucket only; no DeleteObjectVersion.
+  statement {
+    sid       = "S3CleanupBackupBucket"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_cleanup
     resources = ["${var.backup_bucket_arn}/*"]
   }
 }
@@ -686,16 +787,6 @@ data "aws_iam_policy_document" "producer" {
     actions   = local.producer_actions.kms
     resources = [var.kms_key_arn]
   }
-
-  dynamic "statement" {
-    for_each = length(var.cross_account_role_arns) > 0 ? [1] : []
-    content {
-      sid       = "CrossAccountDiscovery"
-      effect    = "Allow"
-      actions   = local.producer_actions.sts
-      resources = var.cross_account_role_arns
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "producer" {
@@ -708,4 +799,92 @@ resource "aws_iam_role_policy" "producer_telemetry" {
   name   = "telemetry"
   role   = aws_iam_role.producer.id
   policy = data.aws_iam_policy_document.telemetry.json
+}
+
+###############################################################################################
+# Operator role (people running `backupctl`)
+###############################################################################################
+
+data "aws_iam_policy_document" "operator_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = local.operator_principals
+    }
+  }
+}
+
+resource "aws_iam_role" "operator" {
+  name                 = "${var.name}-operator"
+  description          = "backup-fleet operators: backupctl status, tasks, catalog, dlq, canary."
+  assume_role_policy   = data.aws_iam_policy_document.operator_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "operator" {
+  statement {
+    sid       = "InspectQueues"
+    effect    = "Allow"
+    actions   = local.operator_actions.sqs_read
+    resources = local.fleet_queue_arns
+  }
+
+  statement {
+    sid       = "SendToSourceQueues"
+    effect    = "Allow"
+    actions   = local.operator_actions.sqs_send
+    resources = local.source_queue_arns
+  }
+
+  statement {
+    sid       = "DeleteReplayedDeadLetters"
+    effect    = "Allow"
+    actions   = local.operator_actions.sqs_delete
+    resources = local.dlq_arns
+  }
+
+  statement {
+    sid       = "ReadTables"
+    effect    = "Allow"
+    actions   = local.operator_actions.dynamodb_read
+    resources = concat(local.table_arns, local.table_index_arns)
+  }
+
+  statement {
+    sid       = "ScanCatalog"
+    effect    = "Allow"
+    actions   = local.operator_actions.dynamodb_scan
+    resources = [var.catalog_table_arn]
+  }
+
+  statement {
+    sid       = "ReopenTasksForReplay"
+    effect    = "Allow"
+    actions   = local.operator_actions.dynamodb_reopen
+    resources = [var.state_table_arn]
+  }
+
+  statement {
+    sid       = "QueueAndTableEncryption"
+    effect    = "Allow"
+    actions   = local.operator_actions.kms
+    resources = [var.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${local.region}.amazonaws.com", "dynamodb.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "operator" {
+  name   = "operator"
+  role   = aws_iam_role.operator.id
+  policy = data.aws_iam_policy_document.operator.json
 }

@@ -23,6 +23,16 @@ output "producer_role_name" {
   value       = aws_iam_role.producer.name
 }
 
+output "operator_role_arn" {
+  description = "ARN of the operator role (assume it to run `backupctl`)."
+  value       = aws_iam_role.operator.arn
+}
+
+output "operator_role_name" {
+  description = "Name of the operator role."
+  value       = aws_iam_role.operator.name
+}
+
 output "worker_actions" {
   description = "The worker role's actions, by statement group (the single source of truth in this module)."
   value       = local.worker_actions
@@ -31,6 +41,11 @@ output "worker_actions" {
 output "producer_actions" {
   description = "The producer role's actions, by statement group."
   value       = local.producer_actions
+}
+
+output "operator_actions" {
+  description = "The operator role's actions, by statement group."
+  value       = local.operator_actions
 }
 
 output "telemetry_actions" {
@@ -51,4 +66,9 @@ output "worker_policy_arns" {
 output "producer_policy_json" {
   description = "The producer role's inline policy document."
   value       = data.aws_iam_policy_document.producer.json
+}
+
+output "operator_policy_json" {
+  description = "The operator role's inline policy document."
+  value       = data.aws_iam_policy_document.operator.json
 }

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix of the roles: `<name>-execution`, `<name>-worker`, `<name>-producer`."
+  description = "Name prefix of the roles: `<name>-execution`, `<name>-worker`, `<name>-producer`, `<name>-operator`."
   type        = string
 
   validation {
@@ -85,14 +85,14 @@ variable "event_bus_arn" {
   type        = string
 }
 
-variable "cross_account_role_arns" {
-  description = "Role ARNs in other accounts the producer may assume for discovery. Empty: no sts:AssumeRole at all."
+variable "operator_principal_arns" {
+  description = "IAM principals (roles, users, or another account's root) allowed to assume the operator role (`<name>-operator`, for `backupctl`). Empty: the account root, i.e. any principal of this account whose own policy allows sts:AssumeRole on the role."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for r in var.cross_account_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", r))])
-    error_message = "cross_account_role_arns must be IAM role ARNs."
+    condition     = alltrue([for p in var.operator_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+)$", p))])
+    error_message = "operator_principal_arns must be IAM role, user or account-root ARNs."
   }
 }
 

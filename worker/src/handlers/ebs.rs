@@ -7,7 +7,8 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::{AwsError, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance, SnapshotVolume, Task,
+    tags, ArtifactKind, ArtifactRef, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance, SnapshotVolume,
+    Task,
 };
 use serde_json::json;
 
@@ -52,7 +53,10 @@ impl Services {
                 .iter()
                 .map(|s| json!({ "snapshot_id": s.id, "progress": match &s.status { ArtifactStatus::Pending { progress } => progress.clone(), _ => Some("100%".into()) } }))
                 .collect();
-            return Some(Ok(Outcome::Pending { checkpoint: json!({ "snapshots": progress }), recheck_after: self.timing.recheck }));
+            return Some(Ok(Outcome::Pending {
+                checkpoint: json!({ "snapshots": progress }),
+                recheck_after: self.timing.recheck,
+            }));
         }
         None
     }
@@ -66,7 +70,8 @@ impl Services {
         ctx: &TaskContext,
     ) -> Result<Vec<Task>, TaskError> {
         let artifact = snapshot_ref(snapshot);
-        let mut entry = record(artifact.clone(), resource, &snapshot.region, ctx_backup, &ctx.task_id, snapshot.created_at, None);
+        let mut entry =
+            record(artifact.clone(), resource, &snapshot.region, ctx_backup, &ctx.task_id, snapshot.created_at, None);
         entry.size_bytes = snapshot.size_gib.map(|g| g as u64 * GIB);
         entry.encrypted = Some(snapshot.encrypted);
         if let Some(volume) = &snapshot.volume_id {
@@ -102,7 +107,12 @@ impl Handler<SnapshotVolume> for Services {
             Some(snapshot) => snapshot,
             None => {
                 let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.volume_id, None);
-                let description = format!("backup-fleet {} {} of {}", p.ctx.plan, p.ctx.window.format("%Y-%m-%dT%H:%MZ"), p.volume_id);
+                let description = format!(
+                    "backup-fleet {} {} of {}",
+                    p.ctx.plan,
+                    p.ctx.window.format("%Y-%m-%dT%H:%MZ"),
+                    p.volume_id
+                );
                 match self.block.create_snapshot(&p.region, &p.volume_id, &description, &tags).await {
                     Ok(snapshot) => snapshot,
                     Err(err) if not_found(&err) => return Err(missing("volume", &p.volume_id, &p.region)),
@@ -117,8 +127,16 @@ impl Handler<SnapshotVolume> for Services {
             return outcome;
         }
         let mut children = self.complete_snapshot(&snapshot, &p.volume_id, &p.ctx, ctx).await?;
-        children.extend(prune_after(&p.ctx, &p.volume_id, ResourceType::Ec2Volume, &p.region, None, snapshot.created_at));
-        Ok(Outcome::done(json!({ "snapshot_id": snapshot.id, "region": p.region, "size_gib": snapshot.size_gib })).with_children(children))
+        children.extend(prune_after(
+            &p.ctx,
+            &p.volume_id,
+            ResourceType::Ec2Volume,
+            &p.region,
+            None,
+            snapshot.created_at,
+        ));
+        Ok(Outcome::done(json!({ "snapshot_id": snapshot.id, "region": p.region, "size_gib": snapshot.size_gib }))
+            .with_children(children))
     }
 }
 
@@ -128,8 +146,13 @@ impl Handler<SnapshotInstance> for Services {
         let mut snapshots = self.block.snapshots_tagged(&p.region, tags::TASK_ID, ctx.task_id.as_str()).await?;
         if snapshots.is_empty() {
             let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.instance_id, None);
-            let description = format!("backup-fleet {} {} of {}", p.ctx.plan, p.ctx.window.format("%Y-%m-%dT%H:%MZ"), p.instance_id);
-            snapshots = match self.block.create_snapshot_set(&p.region, &p.instance_id, p.exclude_boot_volume, &description, &tags).await {
+            let description =
+                format!("backup-fleet {} {} of {}", p.ctx.plan, p.ctx.window.format("%Y-%m-%dT%H:%MZ"), p.instance_id);
+            snapshots = match self
+                .block
+                .create_snapshot_set(&p.region, &p.instance_id, p.exclude_boot_volume, &description, &tags)
+                .await
+            {
                 Ok(snapshots) => snapshots,
                 Err(err) if not_found(&err) => return Err(missing("instance", &p.instance_id, &p.region)),
                 Err(err) => return Err(err.into()),
@@ -151,7 +174,8 @@ impl Handler<SnapshotInstance> for Services {
         let newest = snapshots.iter().filter_map(|s| s.created_at).max();
         children.extend(prune_after(&p.ctx, &p.instance_id, ResourceType::Ec2Instance, &p.region, None, newest));
         let ids: Vec<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
-        Ok(Outcome::done(json!({ "snapshot_ids": ids, "region": p.region, "instance_id": p.instance_id })).with_children(children))
+        Ok(Outcome::done(json!({ "snapshot_ids": ids, "region": p.region, "instance_id": p.instance_id }))
+            .with_children(children))
     }
 }
 
@@ -163,15 +187,21 @@ impl Handler<CreateAmi> for Services {
         let image = match first(existing, |i| i.created_at) {
             Some(image) => image,
             None => {
-                let name = format!("bf-{}-{}-{}", p.instance_id, p.ctx.window.format("%Y%m%d%H%M"), ctx.task_id.short());
+                let name =
+                    format!("bf-{}-{}-{}", p.instance_id, p.ctx.window.format("%Y%m%d%H%M"), ctx.task_id.short());
                 let image_id = match self.block.create_image(&p.region, &p.instance_id, &name, !p.reboot, &tags).await {
                     Ok(id) => id,
                     Err(err) if not_found(&err) => return Err(missing("instance", &p.instance_id, &p.region)),
                     Err(err) => return Err(err.into()),
                 };
-                self.block.images(&p.region, &[image_id.clone()]).await?.into_iter().next().ok_or_else(|| {
-                    TaskError::retry(backup_core::RetryClass::Transient, format!("image {image_id} not visible yet"))
-                })?
+                self.block.images(&p.region, std::slice::from_ref(&image_id)).await?.into_iter().next().ok_or_else(
+                    || {
+                        TaskError::retry(
+                            backup_core::RetryClass::Transient,
+                            format!("image {image_id} not visible yet"),
+                        )
+                    },
+                )?
             }
         };
         match &image.status {
@@ -181,7 +211,10 @@ impl Handler<CreateAmi> for Services {
                 return Err(TaskError::permanent(format!("image {} failed: {reason}", image.id)));
             }
             ArtifactStatus::Pending { .. } => {
-                return Ok(Outcome::Pending { checkpoint: json!({ "image_id": image.id }), recheck_after: self.timing.recheck });
+                return Ok(Outcome::Pending {
+                    checkpoint: json!({ "image_id": image.id }),
+                    recheck_after: self.timing.recheck,
+                });
             }
             ArtifactStatus::Complete => {}
         }
@@ -191,7 +224,8 @@ impl Handler<CreateAmi> for Services {
         self.block.tag(&p.region, &image.snapshot_ids, &snapshot_tags).await?;
 
         let artifact = image_ref(&image);
-        let mut entry = record(artifact.clone(), &p.instance_id, &p.region, &p.ctx, &ctx.task_id, image.created_at, None);
+        let mut entry =
+            record(artifact.clone(), &p.instance_id, &p.region, &p.ctx, &ctx.task_id, image.created_at, None);
         entry.details.insert("snapshot_ids".into(), image.snapshot_ids.join(","));
         self.catalog.put(&entry).await?;
         let mut children = follow_ups(&artifact, &p.instance_id, &p.ctx, |target| {
@@ -203,8 +237,16 @@ impl Handler<CreateAmi> for Services {
                 ctx: p.ctx.clone(),
             }))
         });
-        children.extend(prune_after(&p.ctx, &p.instance_id, ResourceType::Ec2Instance, &p.region, None, image.created_at));
-        Ok(Outcome::done(json!({ "image_id": image.id, "snapshot_ids": image.snapshot_ids, "region": p.region })).with_children(children))
+        children.extend(prune_after(
+            &p.ctx,
+            &p.instance_id,
+            ResourceType::Ec2Instance,
+            &p.region,
+            None,
+            image.created_at,
+        ));
+        Ok(Outcome::done(json!({ "image_id": image.id, "snapshot_ids": image.snapshot_ids, "region": p.region }))
+            .with_children(children))
     }
 }
 
@@ -217,14 +259,29 @@ impl Handler<CopySnapshot> for Services {
         let copy = match first(existing, |s| s.created_at) {
             Some(copy) => copy,
             None => {
-                let tags = copy_tags(artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at), &p.source_region, &p.snapshot_id);
+                let tags = copy_tags(
+                    artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
+                    &p.source_region,
+                    &p.snapshot_id,
+                );
                 let description = format!("backup-fleet copy of {} from {}", p.snapshot_id, p.source_region);
-                let id = match self.block.copy_snapshot(&p.source_region, &p.snapshot_id, dest, p.target.kms_key.as_deref(), &description, &tags).await {
+                let id = match self
+                    .block
+                    .copy_snapshot(
+                        &p.source_region,
+                        &p.snapshot_id,
+                        dest,
+                        p.target.kms_key.as_deref(),
+                        &description,
+                        &tags,
+                    )
+                    .await
+                {
                     Ok(id) => id,
                     Err(err) if not_found(&err) => return Err(missing("snapshot", &p.snapshot_id, &p.source_region)),
                     Err(err) => return Err(err.into()),
                 };
-                self.block.snapshots(dest, &[id.clone()]).await?.into_iter().next().ok_or_else(|| {
+                self.block.snapshots(dest, std::slice::from_ref(&id)).await?.into_iter().next().ok_or_else(|| {
                     TaskError::retry(backup_core::RetryClass::Transient, format!("copy {id} not visible yet"))
                 })?
             }
@@ -235,18 +292,32 @@ impl Handler<CopySnapshot> for Services {
             }
             return outcome;
         }
-        let source = ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: p.source_region.clone(), id: p.snapshot_id.clone() };
+        let source =
+            ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: p.source_region.clone(), id: p.snapshot_id.clone() };
         let artifact = snapshot_ref(&copy);
-        let mut entry = record(artifact.clone(), &p.source_resource, &p.source_region, &p.ctx, &ctx.task_id, copy.created_at, expires_at);
+        let mut entry = record(
+            artifact.clone(),
+            &p.source_resource,
+            &p.source_region,
+            &p.ctx,
+            &ctx.task_id,
+            copy.created_at,
+            expires_at,
+        );
         entry.size_bytes = copy.size_gib.map(|g| g as u64 * GIB);
         entry.encrypted = Some(copy.encrypted);
         entry.copy_of = Some(source.clone());
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
-        let verify = p.ctx.verify.then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
-        let resource_type = if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
+        let verify = p
+            .ctx
+            .verify
+            .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
+        let resource_type =
+            if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
-        Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id })).with_children(verify.into_iter().chain(prune)))
+        Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id }))
+            .with_children(verify.into_iter().chain(prune)))
     }
 }
 
@@ -255,7 +326,11 @@ impl Handler<CopyAmi> for Services {
     async fn run(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
         let dest = &p.target.region;
         let expires_at = copy_expiry(&p.ctx, &p.target);
-        let tags = copy_tags(artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at), &p.source_region, &p.image_id);
+        let tags = copy_tags(
+            artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
+            &p.source_region,
+            &p.image_id,
+        );
         let existing = self.block.images_tagged(dest, tags::TASK_ID, ctx.task_id.as_str()).await?;
         let image = match first(existing, |i| i.created_at) {
             Some(image) => image,
@@ -264,7 +339,15 @@ impl Handler<CopyAmi> for Services {
                 // The task id is the client token: CopyImage itself refuses to copy twice.
                 let id = match self
                     .block
-                    .copy_image(&p.source_region, &p.image_id, dest, &name, p.target.kms_key.as_deref(), &tags, ctx.task_id.as_str())
+                    .copy_image(
+                        &p.source_region,
+                        &p.image_id,
+                        dest,
+                        &name,
+                        p.target.kms_key.as_deref(),
+                        &tags,
+                        ctx.task_id.as_str(),
+                    )
                     .await
                 {
                     Ok(id) => id,
@@ -274,7 +357,7 @@ impl Handler<CopyAmi> for Services {
                 // Tag at once as well: not every CopyImage implementation applies TagSpecifications
                 // (moto drops them), and the task-id tag is what a retry looks for.
                 self.block.tag(dest, std::slice::from_ref(&id), &tags).await?;
-                self.block.images(dest, &[id.clone()]).await?.into_iter().next().ok_or_else(|| {
+                self.block.images(dest, std::slice::from_ref(&id)).await?.into_iter().next().ok_or_else(|| {
                     TaskError::retry(backup_core::RetryClass::Transient, format!("image copy {id} not visible yet"))
                 })?
             }
@@ -285,7 +368,10 @@ impl Handler<CopyAmi> for Services {
                 return Err(TaskError::permanent(format!("image copy {} failed: {reason}", image.id)));
             }
             ArtifactStatus::Pending { .. } => {
-                return Ok(Outcome::Pending { checkpoint: json!({ "image_id": image.id }), recheck_after: self.timing.recheck });
+                return Ok(Outcome::Pending {
+                    checkpoint: json!({ "image_id": image.id }),
+                    recheck_after: self.timing.recheck,
+                });
             }
             ArtifactStatus::Complete => {}
         }
@@ -294,13 +380,26 @@ impl Handler<CopyAmi> for Services {
         self.block.tag(dest, &image.snapshot_ids, &snapshot_tags).await?;
         let source = ArtifactRef { kind: ArtifactKind::Ami, region: p.source_region.clone(), id: p.image_id.clone() };
         let artifact = image_ref(&image);
-        let mut entry = record(artifact.clone(), &p.source_resource, &p.source_region, &p.ctx, &ctx.task_id, image.created_at, expires_at);
+        let mut entry = record(
+            artifact.clone(),
+            &p.source_resource,
+            &p.source_region,
+            &p.ctx,
+            &ctx.task_id,
+            image.created_at,
+            expires_at,
+        );
         entry.copy_of = Some(source.clone());
         entry.details.insert("snapshot_ids".into(), image.snapshot_ids.join(","));
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
-        let verify = p.ctx.verify.then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
-        let prune = prune_after(&p.ctx, &p.source_resource, ResourceType::Ec2Instance, dest, Some(&p.target), image.created_at);
-        Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id })).with_children(verify.into_iter().chain(prune)))
+        let verify = p
+            .ctx
+            .verify
+            .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
+        let prune =
+            prune_after(&p.ctx, &p.source_resource, ResourceType::Ec2Instance, dest, Some(&p.target), image.created_at);
+        Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id }))
+            .with_children(verify.into_iter().chain(prune)))
     }
 }

@@ -28,7 +28,14 @@ fn expiry_of(tags: &Tags) -> Option<DateTime<Utc>> {
     tags.get(tags::EXPIRES_AT).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
 }
 
-fn candidate(id: &str, kind: ArtifactKind, created_at: Option<DateTime<Utc>>, tags: &Tags, complete: bool, in_catalog: bool) -> Candidate {
+fn candidate(
+    id: &str,
+    kind: ArtifactKind,
+    created_at: Option<DateTime<Utc>>,
+    tags: &Tags,
+    complete: bool,
+    in_catalog: bool,
+) -> Candidate {
     Candidate {
         id: id.to_owned(),
         kind,
@@ -60,14 +67,16 @@ impl Services {
             .filter(|r| r.deleted_at.is_none())
             .map(|r| ((r.artifact.kind, r.artifact.region, r.artifact.id), r.created_at))
             .collect();
-        let in_catalog = |kind: ArtifactKind, id: &str| catalogued.contains_key(&(kind, p.region.clone(), id.to_owned()));
+        let in_catalog =
+            |kind: ArtifactKind, id: &str| catalogued.contains_key(&(kind, p.region.clone(), id.to_owned()));
         let created = |kind: ArtifactKind, id: &str, aws: Option<DateTime<Utc>>| {
             catalogued.get(&(kind, p.region.clone(), id.to_owned())).copied().or(aws)
         };
         let mut candidates = Vec::new();
         match p.resource_type {
             ResourceType::Ec2Volume | ResourceType::Ec2Instance => {
-                let snapshots: Vec<SnapshotInfo> = self.block.snapshots_tagged(&p.region, tags::SOURCE, &p.resource).await?;
+                let snapshots: Vec<SnapshotInfo> =
+                    self.block.snapshots_tagged(&p.region, tags::SOURCE, &p.resource).await?;
                 let images: Vec<ImageInfo> = self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?;
                 let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
                 for snapshot in &snapshots {
@@ -104,7 +113,8 @@ impl Services {
             ResourceType::RdsInstance | ResourceType::RdsCluster => {
                 let cluster = p.resource_type == ResourceType::RdsCluster;
                 let kind = if cluster { ArtifactKind::RdsClusterSnapshot } else { ArtifactKind::RdsSnapshot };
-                let snapshots: Vec<DbSnapshotInfo> = self.databases.snapshots_of(&p.region, cluster, &p.resource).await?;
+                let snapshots: Vec<DbSnapshotInfo> =
+                    self.databases.snapshots_of(&p.region, cluster, &p.resource).await?;
                 for snapshot in snapshots.iter().filter(|s| s.snapshot_type.as_deref() != Some("automated")) {
                     candidates.push(candidate(
                         &snapshot.identifier,
@@ -128,7 +138,9 @@ impl Handler<Prune> for Services {
         if p.resource_type == ResourceType::S3Bucket {
             // S3 backup copies expire through the backup bucket's lifecycle rules and Object Lock
             // retention (Terraform sets both): deleting objects one by one would fight the lock.
-            return Ok(Outcome::done(json!({ "resource": p.resource, "skipped": "s3 retention is enforced by the backup bucket's lifecycle and Object Lock" })));
+            return Ok(Outcome::done(
+                json!({ "resource": p.resource, "skipped": "s3 retention is enforced by the backup bucket's lifecycle and Object Lock" }),
+            ));
         }
         let candidates = match self.retention_candidates(p).await {
             Ok(candidates) => candidates,
@@ -193,11 +205,14 @@ impl Handler<DeleteArtifact> for Services {
         let region = &artifact.region;
         let record = self.catalog.get(artifact).await?;
         let in_catalog = record.as_ref().is_some_and(|r| r.deleted_at.is_none());
-        let refused = |why: String| Ok(Outcome::done(json!({ "artifact": artifact, "deleted": false, "refused": why })));
+        let refused =
+            |why: String| Ok(Outcome::done(json!({ "artifact": artifact, "deleted": false, "refused": why })));
         let gone = || json!({ "artifact": artifact, "deleted": true, "already_gone": true });
         match artifact.kind {
             ArtifactKind::EbsSnapshot => {
-                let Some(snapshot) = self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() else {
+                let Some(snapshot) =
+                    self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next()
+                else {
                     self.catalog.mark_deleted(artifact, Utc::now()).await?;
                     return Ok(Outcome::done(gone()));
                 };
@@ -215,7 +230,9 @@ impl Handler<DeleteArtifact> for Services {
                 self.block.delete_snapshot(region, &snapshot.id).await?;
             }
             ArtifactKind::Ami => {
-                let Some(image) = self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() else {
+                let Some(image) =
+                    self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next()
+                else {
                     self.catalog.mark_deleted(artifact, Utc::now()).await?;
                     return Ok(Outcome::done(gone()));
                 };
@@ -266,9 +283,15 @@ impl Checks {
         self.1 &= ok;
     }
     fn tags(&mut self, tags: &Tags) {
-        let missing: Vec<&str> =
-            [tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE].into_iter().filter(|k| !tags.contains_key(*k)).collect();
-        self.check("tags", missing.is_empty(), if missing.is_empty() { "fleet tags present".to_owned() } else { format!("missing {missing:?}") });
+        let missing: Vec<&str> = [tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE]
+            .into_iter()
+            .filter(|k| !tags.contains_key(*k))
+            .collect();
+        self.check(
+            "tags",
+            missing.is_empty(),
+            if missing.is_empty() { "fleet tags present".to_owned() } else { format!("missing {missing:?}") },
+        );
     }
 }
 
@@ -280,39 +303,60 @@ impl Handler<Verify> for Services {
         let record = self.catalog.get(artifact).await?;
         let mut checks = Checks::new();
         match artifact.kind {
-            ArtifactKind::EbsSnapshot => match self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
-                None => checks.check("exists", false, "snapshot not found"),
-                Some(snapshot) => {
-                    checks.check("exists", true, &snapshot.id);
-                    checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
-                    checks.tags(&snapshot.tags);
-                    let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
-                    // Copies are always made encrypted; a source snapshot inherits its volume's setting.
-                    checks.check("encrypted", snapshot.encrypted || !is_copy, if snapshot.encrypted { "encrypted" } else { "not encrypted" });
-                    match self.block.volume(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await? {
-                        Some(volume) if p.source_resource.starts_with("vol-") => checks.check(
-                            "size",
-                            snapshot.size_gib == Some(volume.size_gib),
-                            format!("snapshot {:?} GiB, volume {} GiB", snapshot.size_gib, volume.size_gib),
-                        ),
-                        _ => checks.check("size", snapshot.size_gib.unwrap_or(0) > 0, format!("{:?} GiB (source not comparable)", snapshot.size_gib)),
+            ArtifactKind::EbsSnapshot => {
+                match self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
+                    None => checks.check("exists", false, "snapshot not found"),
+                    Some(snapshot) => {
+                        checks.check("exists", true, &snapshot.id);
+                        checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
+                        checks.tags(&snapshot.tags);
+                        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
+                        // Copies are always made encrypted; a source snapshot inherits its volume's setting.
+                        checks.check(
+                            "encrypted",
+                            snapshot.encrypted || !is_copy,
+                            if snapshot.encrypted { "encrypted" } else { "not encrypted" },
+                        );
+                        match self
+                            .block
+                            .volume(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
+                            .await?
+                        {
+                            Some(volume) if p.source_resource.starts_with("vol-") => checks.check(
+                                "size",
+                                snapshot.size_gib == Some(volume.size_gib),
+                                format!("snapshot {:?} GiB, volume {} GiB", snapshot.size_gib, volume.size_gib),
+                            ),
+                            _ => checks.check(
+                                "size",
+                                snapshot.size_gib.unwrap_or(0) > 0,
+                                format!("{:?} GiB (source not comparable)", snapshot.size_gib),
+                            ),
+                        }
                     }
                 }
-            },
-            ArtifactKind::Ami => match self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
-                None => checks.check("exists", false, "image not found"),
-                Some(image) => {
-                    checks.check("exists", true, &image.id);
-                    checks.check("complete", image.status.is_complete(), format!("{:?}", image.status));
-                    checks.tags(&image.tags);
-                    let snapshots = self.block.snapshots(region, &image.snapshot_ids).await?;
-                    checks.check(
-                        "snapshots",
-                        snapshots.len() == image.snapshot_ids.len() && snapshots.iter().all(|s| s.status.is_complete()),
-                        format!("{} of {} snapshots complete", snapshots.iter().filter(|s| s.status.is_complete()).count(), image.snapshot_ids.len()),
-                    );
+            }
+            ArtifactKind::Ami => {
+                match self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
+                    None => checks.check("exists", false, "image not found"),
+                    Some(image) => {
+                        checks.check("exists", true, &image.id);
+                        checks.check("complete", image.status.is_complete(), format!("{:?}", image.status));
+                        checks.tags(&image.tags);
+                        let snapshots = self.block.snapshots(region, &image.snapshot_ids).await?;
+                        checks.check(
+                            "snapshots",
+                            snapshots.len() == image.snapshot_ids.len()
+                                && snapshots.iter().all(|s| s.status.is_complete()),
+                            format!(
+                                "{} of {} snapshots complete",
+                                snapshots.iter().filter(|s| s.status.is_complete()).count(),
+                                image.snapshot_ids.len()
+                            ),
+                        );
+                    }
                 }
-            },
+            }
             ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot => {
                 let cluster = artifact.kind == ArtifactKind::RdsClusterSnapshot;
                 match self.databases.snapshot(region, cluster, &artifact.id).await? {
@@ -322,14 +366,28 @@ impl Handler<Verify> for Services {
                         checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
                         checks.tags(&snapshot.tags);
                         let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
-                        checks.check("encrypted", snapshot.encrypted || !is_copy, if snapshot.encrypted { "encrypted" } else { "not encrypted" });
+                        checks.check(
+                            "encrypted",
+                            snapshot.encrypted || !is_copy,
+                            if snapshot.encrypted { "encrypted" } else { "not encrypted" },
+                        );
                         let source_gib = if cluster {
-                            self.databases.cluster(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await?.and_then(|c| c.allocated_gib)
+                            self.databases
+                                .cluster(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
+                                .await?
+                                .and_then(|c| c.allocated_gib)
                         } else {
-                            self.databases.instance(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource).await?.and_then(|i| i.allocated_gib)
+                            self.databases
+                                .instance(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
+                                .await?
+                                .and_then(|i| i.allocated_gib)
                         };
                         match source_gib {
-                            Some(gib) => checks.check("size", snapshot.allocated_gib == Some(gib), format!("snapshot {:?} GiB, source {gib} GiB", snapshot.allocated_gib)),
+                            Some(gib) => checks.check(
+                                "size",
+                                snapshot.allocated_gib == Some(gib),
+                                format!("snapshot {:?} GiB, source {gib} GiB", snapshot.allocated_gib),
+                            ),
                             None => checks.check("size", true, "source not available to compare"),
                         }
                     }
@@ -337,7 +395,8 @@ impl Handler<Verify> for Services {
             }
             ArtifactKind::S3Object => {
                 // id = "<bucket>/<key>#<version>"
-                let (location, version) = artifact.id.rsplit_once('#').map_or((artifact.id.as_str(), None), |(l, v)| (l, Some(v)));
+                let (location, version) =
+                    artifact.id.rsplit_once('#').map_or((artifact.id.as_str(), None), |(l, v)| (l, Some(v)));
                 let (bucket, key) = location.split_once('/').unwrap_or((location, ""));
                 match self.objects.head(region, bucket, key, version.filter(|v| !v.is_empty())).await? {
                     None => checks.check("exists", false, "object not found"),
@@ -345,9 +404,15 @@ impl Handler<Verify> for Services {
                         checks.check("exists", true, location);
                         let expected_checksum = record.as_ref().and_then(|r| r.details.get("checksum_sha256").cloned());
                         match (&expected_checksum, &head.checksum_sha256) {
-                            (Some(expected), Some(actual)) => checks.check("checksum", expected == actual, format!("sha256 {actual}")),
+                            (Some(expected), Some(actual)) => {
+                                checks.check("checksum", expected == actual, format!("sha256 {actual}"))
+                            }
                             (Some(_), None) => checks.check("checksum", false, "object has no SHA-256 checksum"),
-                            (None, _) => checks.check("checksum", head.checksum_sha256.is_some(), "no checksum in the catalog to compare"),
+                            (None, _) => checks.check(
+                                "checksum",
+                                head.checksum_sha256.is_some(),
+                                "no checksum in the catalog to compare",
+                            ),
                         }
                         if let Some(size) = record.as_ref().and_then(|r| r.size_bytes) {
                             checks.check("size", head.size == size, format!("{} bytes, catalog {size}", head.size));
@@ -360,10 +425,17 @@ impl Handler<Verify> for Services {
         if record.is_some() {
             self.catalog.set_verification(artifact, &verification).await?;
         } else {
-            return Err(TaskError::permanent(format!("{} {} is not in the catalog: nothing to verify against", artifact.kind.as_str(), artifact.id)));
+            return Err(TaskError::permanent(format!(
+                "{} {} is not in the catalog: nothing to verify against",
+                artifact.kind.as_str(),
+                artifact.id
+            )));
         }
         if !verification.ok {
-            return Err(TaskError::permanent(format!("verification of {} failed: {:?}", artifact.id, verification.checks)));
+            return Err(TaskError::permanent(format!(
+                "verification of {} failed: {:?}",
+                artifact.id, verification.checks
+            )));
         }
         Ok(Outcome::done(json!({ "artifact": artifact, "verification": verification })))
     }

@@ -12,8 +12,8 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus};
 use backup_core::services::database::DbSnapshotInfo;
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ResourceType, SnapshotDbCluster, SnapshotDbInstance, Task,
-    TaskId,
+    tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ResourceType, SnapshotDbCluster,
+    SnapshotDbInstance, Task, TaskId,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -285,7 +285,8 @@ impl Services {
             Some(if db.cluster { Task::CopyDbClusterSnapshot(copy) } else { Task::CopyDbSnapshot(copy) })
         });
         let resource_type = if db.cluster { ResourceType::RdsCluster } else { ResourceType::RdsInstance };
-        let children = children.into_iter().chain(prune_after(backup, db.id, resource_type, db.region, None, snapshot.created_at));
+        let children =
+            children.into_iter().chain(prune_after(backup, db.id, resource_type, db.region, None, snapshot.created_at));
         Ok(Outcome::done(json!({
             "identifier": snapshot.identifier,
             "arn": snapshot.arn,

@@ -452,6 +452,7 @@ mod tests {
                 expires_at: None,
                 copy_to: vec![],
                 verify: false,
+                retain: None,
                 account: None,
             },
         }

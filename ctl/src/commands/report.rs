@@ -1,0 +1,544 @@
+//! `backupctl report rpo|drills`: what the catalog says about recovery.
+//!
+//! - `rpo`: per resource and plan, the age of the newest good source backup against the plan's
+//!   schedule (its `nominal_period()` plus a grace, 25% by default); any resource past it is a
+//!   violation and the command exits 3. "Good" means not deleted and verified when the plan
+//!   verifies (verification passed), or not failed when it does not. S3 backups are incremental
+//!   (an unchanged object is not copied again), so a bucket is also fresh as of the newest plan
+//!   window whose scan succeeded, when the fleet's state table still holds it.
+//! - `drills`: restore drill outcomes and time to restore, from the checks the drill handler
+//!   writes into the drilled backups' catalog verification (`drill`, `restore_seconds`,
+//!   `drill_task`, `drill_plan`, `drill_resource_type`); one drill per `drill_task`.
+
+use backup_core::artifacts::{CatalogQuery, CatalogRecord};
+use backup_core::policy::{Plan, Policy};
+use backup_core::ports::TaskStore;
+use backup_schemas::{ArtifactKind, ScanBucket, Task, TaskState};
+use chrono::{DateTime, Duration, Utc};
+use clap::Subcommand;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Fleet, EXIT_CHECK_FAILED};
+use crate::output;
+
+/// Check keys written by the drill handler (`backup-worker`, `handlers/restore.rs`).
+const CHECK_DRILL: &str = "drill";
+const CHECK_RESTORE_SECONDS: &str = "restore_seconds";
+const CHECK_DRILL_TASK: &str = "drill_task";
+const CHECK_DRILL_PLAN: &str = "drill_plan";
+const CHECK_DRILL_TYPE: &str = "drill_resource_type";
+
+/// Plan windows looked back for a successful S3 scan.
+const SCAN_WINDOWS: usize = 3;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Age of each resource's newest good backup against its plan's schedule; exit 3 on a violation.
+    Rpo {
+        /// Policy file (TOML).
+        #[arg(long, env = "BACKUP_POLICY_FILE")]
+        policy: Option<PathBuf>,
+        /// Policy text, when no file is given.
+        #[arg(long, env = "BACKUP_POLICY", hide_env_values = true)]
+        policy_text: Option<String>,
+        /// Allowed lateness past the schedule's period: a percentage of it (`25%`) or a duration
+        /// (`90m`, `2h`, `1d`).
+        #[arg(long, default_value = "25%")]
+        grace: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore drill outcomes and time to restore per resource type.
+    Drills {
+        /// Exit 3 when the latest drill of any resource failed.
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Rpo { policy, policy_text, grace, json } => rpo(fleet, policy, policy_text, &grace, json).await,
+        Command::Drills { check, json } => drills(fleet, check, json).await,
+    }
+}
+
+/// A grace: a share of the period, or a fixed duration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Grace {
+    Percent(f64),
+    Fixed(Duration),
+}
+
+impl Grace {
+    pub fn parse(text: &str) -> Result<Grace, String> {
+        let text = text.trim();
+        let bad = || format!("--grace {text:?}: expected a percentage (25%) or a duration (90m, 2h, 1d)");
+        if let Some(percent) = text.strip_suffix('%') {
+            let value: f64 = percent.trim().parse().map_err(|_| bad())?;
+            return if value >= 0.0 { Ok(Grace::Percent(value)) } else { Err(bad()) };
+        }
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        let number: i64 = number.parse().map_err(|_| bad())?;
+        let duration = match unit {
+            "s" => Duration::seconds(number),
+            "m" => Duration::minutes(number),
+            "h" => Duration::hours(number),
+            "d" => Duration::days(number),
+            _ => return Err(bad()),
+        };
+        Ok(Grace::Fixed(duration))
+    }
+
+    pub fn threshold(self, period: Duration) -> Duration {
+        match self {
+            Grace::Percent(p) => period + Duration::milliseconds((period.num_milliseconds() as f64 * p / 100.0) as i64),
+            Grace::Fixed(d) => period + d,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RpoRow {
+    pub resource: String,
+    pub region: String,
+    pub plan: String,
+    /// `ok`, `violation`, or `unknown-plan` (the plan is not in the policy: not judged).
+    pub status: String,
+    pub latest_backup: Option<String>,
+    pub latest_at: Option<DateTime<Utc>>,
+    pub age_secs: Option<i64>,
+    pub threshold_secs: Option<i64>,
+    /// What the freshness rests on: `backup` (a catalogued artifact) or `scan` (an S3 scan of a
+    /// plan window that succeeded without finding changes to copy).
+    pub basis: Option<String>,
+    pub verified: Option<bool>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RpoReport {
+    pub generated_at: DateTime<Utc>,
+    pub resources: Vec<RpoRow>,
+    pub violations: usize,
+}
+
+fn load_policy(path: Option<PathBuf>, text: Option<String>, region: &str) -> anyhow::Result<Result<Policy, String>> {
+    let policy = match (path, text) {
+        (Some(path), _) => Policy::load(path, region),
+        (None, Some(text)) => Policy::from_toml_str(&text, region),
+        (None, None) => {
+            return Ok(Err("no policy: pass --policy FILE or set BACKUP_POLICY_FILE / BACKUP_POLICY".into()))
+        }
+    };
+    Ok(policy.map_err(|e| format!("invalid policy: {e}")))
+}
+
+/// Whether a backup was verified: by a verification task, or (S3 copies) as it was copied.
+fn verified(record: &CatalogRecord) -> bool {
+    match &record.verification {
+        Some(v) => v.ok,
+        None => record.details.contains_key("verified_by"),
+    }
+}
+
+/// Whether a source backup counts for the RPO under `plan`: live, verified when the plan verifies,
+/// and never one whose verification (or drill) failed.
+fn counts(record: &CatalogRecord, plan: Option<&Plan>) -> bool {
+    let verify = plan.is_none_or(|p| p.verify);
+    let failed = record.verification.as_ref().is_some_and(|v| !v.ok);
+    record.deleted_at.is_none() && !failed && (verified(record) || !verify)
+}
+
+/// The newest window start (within `SCAN_WINDOWS` windows of `now`) whose S3 scan of `bucket`
+/// succeeded.
+async fn scanned_at(
+    store: &Arc<dyn TaskStore>,
+    plan: &Plan,
+    bucket: &str,
+    region: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let mut at = now;
+    for _ in 0..SCAN_WINDOWS {
+        let Some(window) = plan.schedule.window_containing(at) else { return Ok(None) };
+        // Only the fields of the task's identity matter for its id; the destination does not.
+        let scan = Task::ScanBucket(ScanBucket {
+            region: region.to_owned(),
+            bucket: bucket.to_owned(),
+            prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
+            continuation: None,
+            page: 0,
+            dest: plan.s3_destination(region).unwrap_or_else(|| backup_schemas::S3Destination {
+                bucket: String::new(),
+                region: region.to_owned(),
+                storage_class: None,
+                lock_days: None,
+            }),
+            ctx: plan.context(window.start),
+        });
+        if store.get(&scan.id()).await?.is_some_and(|r| r.state == TaskState::Succeeded) {
+            return Ok(Some(window.start));
+        }
+        at = window.start - Duration::seconds(1);
+    }
+    Ok(None)
+}
+
+async fn rpo(
+    fleet: &Fleet,
+    path: Option<PathBuf>,
+    text: Option<String>,
+    grace: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let grace = match Grace::parse(grace) {
+        Ok(grace) => grace,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(2);
+        }
+    };
+    let policy = match load_policy(path, text, &fleet.aws.region())? {
+        Ok(policy) => policy,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(2);
+        }
+    };
+    let store = fleet.store().ok();
+    let now = Utc::now();
+    let records = fleet.catalog()?.list(&CatalogQuery::default()).await?;
+    // Source backups only, per (resource, region, plan): copies are judged with their source.
+    let mut groups: BTreeMap<(String, String, String), Vec<&CatalogRecord>> = BTreeMap::new();
+    for record in records.iter().filter(|r| r.copy_of.is_none()) {
+        groups
+            .entry((record.resource.clone(), record.resource_region.clone(), record.plan.clone()))
+            .or_default()
+            .push(record);
+    }
+    let mut rows = Vec::new();
+    for ((resource, region, plan_name), group) in groups {
+        let plan = policy.plan(&plan_name);
+        let latest = group.iter().filter(|r| counts(r, plan)).max_by_key(|r| r.created_at);
+        let mut row = RpoRow {
+            resource: resource.clone(),
+            region: region.clone(),
+            plan: plan_name.clone(),
+            status: "ok".into(),
+            latest_backup: latest.map(|r| r.artifact.id.clone()),
+            latest_at: latest.map(|r| r.created_at),
+            age_secs: None,
+            threshold_secs: None,
+            basis: latest.map(|_| "backup".into()),
+            verified: latest.map(|r| verified(r)),
+            note: None,
+        };
+        let Some(plan) = plan else {
+            row.status = "unknown-plan".into();
+            row.note = Some(format!("plan {plan_name:?} is not in the policy"));
+            rows.push(row);
+            continue;
+        };
+        let threshold = grace.threshold(plan.schedule.nominal_period());
+        row.threshold_secs = Some(threshold.num_seconds());
+        let mut fresh_at = row.latest_at;
+        if group.iter().all(|r| r.artifact.kind == ArtifactKind::S3Object) {
+            if let Some(store) = &store {
+                if let Some(scanned) = scanned_at(store, plan, &resource, &region, now).await? {
+                    if fresh_at.is_none_or(|t| scanned > t) {
+                        fresh_at = Some(scanned);
+                        row.basis = Some("scan".into());
+                    }
+                }
+            }
+        }
+        match fresh_at {
+            Some(at) => {
+                let age = now - at;
+                row.age_secs = Some(age.num_seconds());
+                if age > threshold {
+                    row.status = "violation".into();
+                    row.note = Some(format!("newest good backup is {} old, over {}", human(age), human(threshold)));
+                }
+            }
+            None => {
+                row.status = "violation".into();
+                row.note = Some(format!("no good backup ({} in the catalog, none live and passing)", group.len()));
+            }
+        }
+        rows.push(row);
+    }
+    let violations = rows.iter().filter(|r| r.status == "violation").count();
+    let report = RpoReport { generated_at: now, resources: rows, violations };
+    if json {
+        output::json(&report)?;
+    } else {
+        let table: Vec<Vec<String>> = report
+            .resources
+            .iter()
+            .map(|r| {
+                vec![
+                    r.resource.clone(),
+                    r.region.clone(),
+                    r.plan.clone(),
+                    r.latest_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
+                    r.age_secs.map(|s| human(Duration::seconds(s))).unwrap_or_else(|| "-".into()),
+                    r.threshold_secs.map(|s| human(Duration::seconds(s))).unwrap_or_else(|| "-".into()),
+                    r.status.to_uppercase(),
+                ]
+            })
+            .collect();
+        println!("{}", output::table(&["RESOURCE", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table));
+        eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
+    }
+    Ok(if report.violations > 0 { EXIT_CHECK_FAILED } else { 0 })
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.num_seconds();
+    if secs >= 2 * 86_400 {
+        format!("{:.1}d", secs as f64 / 86_400.0)
+    } else if secs >= 2 * 3600 {
+        format!("{:.1}h", secs as f64 / 3600.0)
+    } else if secs >= 120 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Drill {
+    pub task_id: String,
+    pub plan: Option<String>,
+    pub resource: String,
+    pub region: String,
+    pub resource_type: Option<String>,
+    pub ok: bool,
+    pub restore_seconds: Option<f64>,
+    pub at: DateTime<Utc>,
+    pub artifacts: Vec<String>,
+    pub outcome: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DrillSummary {
+    pub drills: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub restore_seconds_avg: Option<f64>,
+    pub restore_seconds_max: Option<f64>,
+    pub last_at: Option<DateTime<Utc>>,
+    pub last_ok: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DrillReport {
+    pub drills: Vec<Drill>,
+    pub by_type: BTreeMap<String, DrillSummary>,
+    /// Resources whose latest drill failed.
+    pub failing: Vec<String>,
+}
+
+/// Drills as recorded in the catalog, one per drill task, newest first.
+pub fn collect_drills(records: &[CatalogRecord]) -> Vec<Drill> {
+    let mut by_task: BTreeMap<String, Drill> = BTreeMap::new();
+    for record in records {
+        let Some(verification) = &record.verification else { continue };
+        let Some(task) = verification.checks.get(CHECK_DRILL_TASK) else { continue };
+        let drill = by_task.entry(task.clone()).or_insert_with(|| {
+            let outcome = verification.checks.get(CHECK_DRILL).cloned().unwrap_or_default();
+            Drill {
+                task_id: task.clone(),
+                plan: verification.checks.get(CHECK_DRILL_PLAN).cloned(),
+                resource: record.resource.clone(),
+                region: record.resource_region.clone(),
+                resource_type: verification.checks.get(CHECK_DRILL_TYPE).cloned(),
+                ok: outcome.starts_with("ok"),
+                restore_seconds: verification.checks.get(CHECK_RESTORE_SECONDS).and_then(|s| s.parse().ok()),
+                at: verification.verified_at,
+                artifacts: Vec::new(),
+                outcome,
+            }
+        });
+        drill.artifacts.push(record.artifact.id.clone());
+    }
+    let mut drills: Vec<Drill> = by_task.into_values().collect();
+    drills.sort_by(|a, b| b.at.cmp(&a.at).then(a.task_id.cmp(&b.task_id)));
+    drills
+}
+
+pub fn summarize(drills: Vec<Drill>) -> DrillReport {
+    let mut by_type: BTreeMap<String, DrillSummary> = BTreeMap::new();
+    let mut latest: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for drill in &drills {
+        let summary = by_type.entry(drill.resource_type.clone().unwrap_or_else(|| "unknown".into())).or_default();
+        summary.drills += 1;
+        if drill.ok {
+            summary.passed += 1;
+        } else {
+            summary.failed += 1;
+        }
+        if summary.last_at.is_none_or(|t| drill.at > t) {
+            summary.last_at = Some(drill.at);
+            summary.last_ok = Some(drill.ok);
+        }
+        // Newest first: the first seen per resource is its latest.
+        latest.entry((drill.resource.clone(), drill.region.clone())).or_insert(drill.ok);
+    }
+    for (kind, summary) in by_type.iter_mut() {
+        let seconds: Vec<f64> = drills
+            .iter()
+            .filter(|d| d.resource_type.as_deref().unwrap_or("unknown") == kind && d.ok)
+            .filter_map(|d| d.restore_seconds)
+            .collect();
+        if !seconds.is_empty() {
+            summary.restore_seconds_avg = Some(seconds.iter().sum::<f64>() / seconds.len() as f64);
+            summary.restore_seconds_max = seconds.iter().copied().reduce(f64::max);
+        }
+    }
+    let failing = latest.into_iter().filter(|(_, ok)| !ok).map(|((resource, _), _)| resource).collect();
+    DrillReport { drills, by_type, failing }
+}
+
+async fn drills(fleet: &Fleet, check: bool, json: bool) -> anyhow::Result<i32> {
+    // Deleted backups keep their drill history.
+    let records = fleet.catalog()?.list(&CatalogQuery { include_deleted: true, ..Default::default() }).await?;
+    let report = summarize(collect_drills(&records));
+    if json {
+        output::json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .by_type
+            .iter()
+            .map(|(kind, s)| {
+                vec![
+                    kind.clone(),
+                    s.drills.to_string(),
+                    s.passed.to_string(),
+                    s.failed.to_string(),
+                    s.restore_seconds_avg.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                    s.restore_seconds_max.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                    s.last_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            output::table(&["TYPE", "DRILLS", "PASSED", "FAILED", "AVG RESTORE S", "MAX RESTORE S", "LAST"], &rows)
+        );
+        let recent: Vec<Vec<String>> = report
+            .drills
+            .iter()
+            .take(20)
+            .map(|d| {
+                vec![
+                    d.at.format("%Y-%m-%d %H:%M").to_string(),
+                    d.resource.clone(),
+                    d.resource_type.clone().unwrap_or_default(),
+                    if d.ok { "ok".into() } else { "FAILED".into() },
+                    d.restore_seconds.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                    d.outcome.chars().take(80).collect(),
+                ]
+            })
+            .collect();
+        println!();
+        println!("{}", output::table(&["WHEN", "RESOURCE", "TYPE", "RESULT", "RESTORE S", "OUTCOME"], &recent));
+        if !report.failing.is_empty() {
+            eprintln!("latest drill failed for: {}", report.failing.join(", "));
+        }
+    }
+    Ok(if check && !report.failing.is_empty() { EXIT_CHECK_FAILED } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backup_core::artifacts::Verification;
+    use backup_schemas::{ArtifactRef, TaskId};
+
+    fn record(id: &str, kind: ArtifactKind, checks: Option<(bool, &[(&str, &str)])>) -> CatalogRecord {
+        CatalogRecord {
+            artifact: ArtifactRef { kind, region: "us-east-1".into(), id: id.into() },
+            resource: "res".into(),
+            resource_region: "us-east-1".into(),
+            plan: "daily".into(),
+            tier: "daily".into(),
+            task_id: TaskId::new("t-1"),
+            created_at: Utc::now(),
+            expires_at: None,
+            size_bytes: None,
+            encrypted: None,
+            copy_of: None,
+            copies: vec![],
+            details: Default::default(),
+            verification: checks.map(|(ok, checks)| Verification {
+                verified_at: Utc::now(),
+                ok,
+                checks: checks.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            }),
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn what_counts_for_the_rpo() {
+        let unverified = record("snap-1", ArtifactKind::EbsSnapshot, None);
+        assert!(!counts(&unverified, None), "plans verify by default: an unverified backup waits");
+        let failed = record("snap-2", ArtifactKind::EbsSnapshot, Some((false, &[])));
+        assert!(!counts(&failed, None));
+        assert!(counts(&record("snap-3", ArtifactKind::EbsSnapshot, Some((true, &[]))), None));
+        // S3 copies are verified as they are copied (no verification task).
+        let mut copy = record("b/k#v", ArtifactKind::S3Object, None);
+        copy.details.insert("verified_by".into(), "sha256".into());
+        assert!(counts(&copy, None));
+    }
+
+    #[test]
+    fn drills_group_by_task_and_the_latest_per_resource_decides_failing() {
+        let drill = |id: &str, task: &str, outcome: &str, seconds: &str| {
+            let checks: Vec<(&str, &str)> = vec![
+                (CHECK_DRILL, outcome),
+                (CHECK_DRILL_TASK, task),
+                (CHECK_RESTORE_SECONDS, seconds),
+                (CHECK_DRILL_TYPE, "ec2-instance"),
+            ];
+            record(id, ArtifactKind::EbsSnapshot, Some((outcome.starts_with("ok"), &checks)))
+        };
+        // One drill of a two-snapshot set, then a failed one of the same resource.
+        let mut records = vec![
+            drill("snap-a", "t-1", "ok: 4 checks passed", "12.0"),
+            drill("snap-b", "t-1", "ok: 4 checks passed", "12.0"),
+        ];
+        let mut failed = drill("snap-c", "t-2", "FAILED: size", "3.0");
+        failed.verification.as_mut().unwrap().verified_at = Utc::now() + Duration::minutes(5);
+        records.push(failed);
+        let drills = collect_drills(&records);
+        assert_eq!(drills.len(), 2);
+        assert_eq!(drills[0].task_id, "t-2", "newest first");
+        assert_eq!(drills[1].artifacts, ["snap-a", "snap-b"]);
+        let report = summarize(drills);
+        let summary = &report.by_type["ec2-instance"];
+        assert_eq!((summary.drills, summary.passed, summary.failed), (2, 1, 1));
+        assert_eq!(summary.restore_seconds_avg, Some(12.0), "time to restore of passing drills");
+        assert_eq!(report.failing, ["res"]);
+    }
+
+    #[test]
+    fn grace_parses_percentages_and_durations() {
+        assert_eq!(Grace::parse("25%"), Ok(Grace::Percent(25.0)));
+        assert_eq!(Grace::parse("90m"), Ok(Grace::Fixed(Duration::minutes(90))));
+        assert_eq!(Grace::parse("1d"), Ok(Grace::Fixed(Duration::days(1))));
+        assert!(Grace::parse("soon").is_err());
+        assert!(Grace::parse("-5%").is_err());
+        assert_eq!(Grace::Percent(25.0).threshold(Duration::hours(24)), Duration::hours(30));
+        assert_eq!(Grace::Fixed(Duration::hours(2)).threshold(Duration::hours(24)), Duration::hours(26));
+    }
+}

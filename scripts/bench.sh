@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# make bench: throughput, coordination cost, CPU and memory of the fleet against a dedicated local
+# emulator (not part of `make test`). Results: a table on stdout, JSON in .bench/result-<time>.json,
+# a dated row appended to docs/BENCHMARKS.md (which explains every figure).
+#
+# Environment:
+#   BENCH_PROFILE     cargo profile to build and measure (default bench-fast, optimised; `debug`
+#                     or `dev` for a quick check of the harness: CPU figures are then meaningless)
+#   BENCH_MOTO_PORT   port of the dedicated emulator (default 4588; started here, stopped at exit)
+#   BENCH_TASKS       canary tasks per fleet size K (default 2000)
+#   BENCH_KS          fleet sizes (default 1,2,4)
+#   BENCH_RECORD=0    do not append the row to docs/BENCHMARKS.md
+#   BENCH_SKIP_BUILD=1  use the binaries already built for the profile
+#   CARGO             cargo command (default cargo; e.g. "flock -o /tmp/cargo.lock cargo")
+#   CARGO_TARGET_DIR  default ~/.cache/backup-fleet/target
+# More knobs (BENCH_CONCURRENCY, BENCH_BACKLOG, ...) are read by backup-bench; see docs/BENCHMARKS.md.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/backup-fleet/target}"
+read -r -a CARGO_CMD <<<"${CARGO:-cargo}"
+
+PROFILE="${BENCH_PROFILE:-bench-fast}"
+case "$PROFILE" in
+debug | dev) CARGO_PROFILE=dev PROFILE_DIR=debug ;;
+release) CARGO_PROFILE=release PROFILE_DIR=release ;;
+*) CARGO_PROFILE="$PROFILE" PROFILE_DIR="$PROFILE" ;;
+esac
+
+export MOTO_PORT="${BENCH_MOTO_PORT:-4588}"
+case "$MOTO_PORT" in
+4566 | 4577) die "BENCH_MOTO_PORT=$MOTO_PORT is a shared emulator port; the benchmark needs its own" ;;
+esac
+
+# --- build -------------------------------------------------------------------------------------
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+    log "building backup-worker and backup-bench (profile $CARGO_PROFILE)"
+    "${CARGO_CMD[@]}" build --locked --profile "$CARGO_PROFILE" --bins -p backup-worker -p backup-tests
+fi
+BIN_DIR="$CARGO_TARGET_DIR/$PROFILE_DIR"
+WORKER="$BIN_DIR/backup-worker"
+BENCH="$BIN_DIR/backup-bench"
+[[ -x "$WORKER" ]] || die "$WORKER is missing (build with: cargo build --profile $CARGO_PROFILE --bins -p backup-worker -p backup-tests)"
+[[ -x "$BENCH" ]] || die "$BENCH is missing"
+
+# --- emulator ----------------------------------------------------------------------------------
+# A dedicated server: the benchmark fills it with queues and tables and measures its speed, so it
+# must neither disturb nor be disturbed by the one the tests use. Stopped at exit only if started
+# here.
+started_emulator=0
+cleanup() {
+    if [[ "$started_emulator" == 1 ]]; then
+        bash "$REPO/scripts/emulator.sh" stop || true
+    fi
+}
+trap cleanup EXIT
+if bash scripts/emulator.sh status >/dev/null 2>&1; then
+    log "an emulator already answers on port $MOTO_PORT; using it (not stopping it afterwards)"
+else
+    # No request log: one line per request is measurable overhead at benchmark rates.
+    EMULATOR_REQUEST_LOG=0 bash scripts/emulator.sh start
+    started_emulator=1
+fi
+
+EMULATOR_VERSION="$("$REPO/.venv/bin/python" -c 'import moto; print("moto", moto.__version__)' 2>/dev/null || echo "moto (unknown)")"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    COMMIT="$COMMIT+dirty"
+fi
+
+args=(--worker "$WORKER")
+[[ "${BENCH_RECORD:-1}" == 0 ]] && args+=(--no-record)
+
+mkdir -p "$REPO/.bench"
+log "running $BENCH (emulator port $MOTO_PORT)"
+BENCH_PROFILE="$PROFILE_DIR" \
+    BENCH_EMULATOR_VERSION="$EMULATOR_VERSION" \
+    BENCH_COMMIT="$COMMIT" \
+    "$BENCH" "${args[@]}"
