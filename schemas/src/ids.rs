@@ -51,13 +51,14 @@ string_id!(
 );
 
 impl TaskId {
-    /// Derives the id from the kind name and the canonical JSON of the task's identity. serde_json's
-    /// default map is ordered, so the same identity always serialises to the same bytes.
+    /// Derives the id from the kind name and the canonical JSON of the task's identity (object
+    /// keys sorted: serde_json's map order depends on whether any crate in the build enables its
+    /// `preserve_order` feature, and an id must not depend on what it was compiled with).
     pub fn derive(kind: &str, identity: &serde_json::Value) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(kind.as_bytes());
         hasher.update(b"\n");
-        hasher.update(identity.to_string().as_bytes());
+        hasher.update(canonical_json(identity).to_string().as_bytes());
         let digest = hasher.finalize();
         Self(format!("t-{}", hex::encode(&digest[..16])))
     }
@@ -73,5 +74,22 @@ impl RunId {
     /// Deterministic run id for a plan window, so expanding a window twice lands in the same run.
     pub fn for_window(plan: &str, window_start: chrono::DateTime<chrono::Utc>) -> Self {
         Self(format!("{plan}@{}", window_start.format("%Y-%m-%dT%H:%MZ")))
+    }
+}
+
+/// `value` with every object's keys in sorted order, whatever map type serde_json was built with.
+pub fn canonical_json(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut sorted = serde_json::Map::new();
+            for key in keys {
+                sorted.insert(key.clone(), canonical_json(&map[key]));
+            }
+            serde_json::Value::Object(sorted)
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(canonical_json).collect()),
+        other => other.clone(),
     }
 }

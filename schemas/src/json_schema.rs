@@ -24,7 +24,9 @@ pub fn files() -> Vec<(String, String)> {
 }
 
 fn pretty(schema: &schemars::Schema) -> String {
-    let mut text = serde_json::to_string_pretty(schema).expect("schema serialises");
+    // Sorted keys: the files must not depend on serde_json's map feature in a given build.
+    let value = crate::ids::canonical_json(&serde_json::to_value(schema).expect("schema serialises"));
+    let mut text = serde_json::to_string_pretty(&value).expect("schema serialises");
     text.push('\n');
     text
 }
