@@ -43,10 +43,17 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
     "${CARGO_CMD[@]}" build --locked --profile "$CARGO_PROFILE" --bins -p backup-worker -p backup-tests
 fi
 BIN_DIR="$CARGO_TARGET_DIR/$PROFILE_DIR"
-WORKER="$BIN_DIR/backup-worker"
-BENCH="$BIN_DIR/backup-bench"
-[[ -x "$WORKER" ]] || die "$WORKER is missing (build with: cargo build --profile $CARGO_PROFILE --bins -p backup-worker -p backup-tests)"
-[[ -x "$BENCH" ]] || die "$BENCH is missing"
+for bin in backup-worker backup-bench; do
+    [[ -x "$BIN_DIR/$bin" ]] ||
+        die "$BIN_DIR/$bin is missing (build with: cargo build --profile $CARGO_PROFILE --bins -p backup-worker -p backup-tests)"
+done
+# Private copies, taken right after the build: another checkout sharing CARGO_TARGET_DIR may
+# rebuild the shared binaries at any time (backup-bench refuses to run if it was built elsewhere).
+PRIVATE="$REPO/.bench/bin"
+mkdir -p "$PRIVATE"
+cp -f "$BIN_DIR/backup-worker" "$BIN_DIR/backup-bench" "$PRIVATE/"
+WORKER="$PRIVATE/backup-worker"
+BENCH="$PRIVATE/backup-bench"
 
 # --- emulator ----------------------------------------------------------------------------------
 # A dedicated server: the benchmark fills it with queues and tables and measures its speed, so it
@@ -73,10 +80,9 @@ if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
     COMMIT="$COMMIT+dirty"
 fi
 
-args=(--worker "$WORKER")
+args=(--worker "$WORKER" --repo "$REPO")
 [[ "${BENCH_RECORD:-1}" == 0 ]] && args+=(--no-record)
 
-mkdir -p "$REPO/.bench"
 log "running $BENCH (emulator port $MOTO_PORT)"
 BENCH_PROFILE="$PROFILE_DIR" \
     BENCH_EMULATOR_VERSION="$EMULATOR_VERSION" \

@@ -123,7 +123,7 @@ impl TaskStore for DynamoTaskStore {
                 "SET #state = :running, #owner = :owner, lease_until = :until, \
                  fence = if_not_exists(fence, :zero) + :one, attempts = if_not_exists(attempts, :zero) + :one, \
                  task_id = :task_id, run_id = :run_id, #kind = :kind, #resource = :resource, \
-                 receive_count = :receive_count, created_at = if_not_exists(created_at, :now), \
+                 receive_count = :receive_count, message_id = :message_id, created_at = if_not_exists(created_at, :now), \
                  updated_at = :now, #ttl = :ttl",
             )
             .condition_expression(
@@ -148,6 +148,7 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":kind", s(request.kind.as_str()))
             .expression_attribute_values(":resource", s(&request.resource))
             .expression_attribute_values(":receive_count", n(request.receive_count))
+            .expression_attribute_values(":message_id", s(&request.message_id))
             .expression_attribute_values(":now", s(&now_text))
             .expression_attribute_values(":ttl", ttl_after(request.now, request.retain))
             .return_values(ReturnValue::AllOld)
@@ -181,6 +182,7 @@ impl TaskStore for DynamoTaskStore {
                     return Ok(ClaimOutcome::LeasedElsewhere {
                         owner: get_s(&old, "owner").unwrap_or("unknown").to_owned(),
                         until,
+                        message_id: get_s(&old, "message_id").map(str::to_owned),
                     });
                 }
                 Err(classify("dynamodb", "UpdateItem", err))

@@ -107,6 +107,9 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// The message's receive count, recorded for operators.
     pub receive_count: u32,
+    /// The SQS message the claim comes from: a duplicate message of a leased task can then be
+    /// told apart from the holder's own message coming back.
+    pub message_id: String,
     /// Delete the item (TTL attribute) this long after it was last written.
     pub retain: Duration,
     pub replayed: bool,
@@ -119,8 +122,8 @@ pub enum ClaimOutcome {
     Claimed(Lease),
     /// The task already reached a terminal state: the message is a duplicate.
     Finished(TaskState),
-    /// Another worker holds a live lease until this instant.
-    LeasedElsewhere { owner: String, until: DateTime<Utc> },
+    /// Another worker holds a live lease until this instant, through `message_id`.
+    LeasedElsewhere { owner: String, until: DateTime<Utc>, message_id: Option<String> },
 }
 
 /// A held lease: completing or extending requires owner and fence to match.

@@ -113,6 +113,7 @@ async fn a_stale_worker_cannot_complete_after_its_lease_was_taken() {
         now: Utc::now(),
         lease: Duration::from_millis(800),
         receive_count: 1,
+        message_id: format!("message-of-{owner}"),
         retain: Duration::from_secs(3600),
         replayed: false,
     };
@@ -330,5 +331,29 @@ async fn poison_messages_go_to_the_dlq_with_their_reason_while_good_ones_succeed
         );
         assert!(!message.attributes.get(ATTR_REASON).map(String::is_empty).unwrap_or(true), "a readable reason");
     }
+    assert_queue_empty(&fleet).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_of_a_long_running_task_is_deleted_not_dead_lettered() {
+    // Few receives allowed: handing the duplicate back every lease period would exhaust them.
+    let fleet = Fleet::with("longdup", |s| {
+        s.task_visibility_timeout_secs = 4;
+        s.task_max_receive_count = 3;
+    })
+    .await;
+    let task = canary("longdup", CanaryMode::Succeed, 15_000);
+    fleet.send(&task).await;
+    let mut worker = start(&fleet, "w", fast(6));
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    fleet.send(&task).await;
+    finish(&mut worker).await;
+    assert_eq!(fleet.task(&task.task_id).await.unwrap().state, TaskState::Succeeded);
+    assert_eq!(worker.count(CANARY, "succeeded"), 1);
+    assert_eq!(worker.count(CANARY, "duplicate"), 1, "the second message was recognised as a duplicate");
+    assert!(
+        fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(),
+        "a healthy task's duplicate is never dead-lettered"
+    );
     assert_queue_empty(&fleet).await;
 }

@@ -127,6 +127,9 @@ pub struct FaultCounts {
     pub requests: BTreeMap<String, u64>,
     /// Faults injected, by kind and service.
     pub faults: BTreeMap<(FaultKind, String), u64>,
+    /// Faults injected, by kind and `service:Operation` (`ec2:CreateSnapshot`; REST requests,
+    /// which carry no operation name, as `s3:GET` etc.).
+    pub by_operation: BTreeMap<(FaultKind, String), u64>,
     /// Requests the upstream failed to answer (not injected); the client connection was dropped.
     pub upstream_errors: u64,
 }
@@ -174,7 +177,17 @@ impl fmt::Display for FaultCounts {
                 write!(f, "; {kind} {} ({})", self.total(kind), by_service(pairs))?;
             }
         }
-        write!(f, "; upstream errors {}", self.upstream_errors)
+        write!(f, "; upstream errors {}", self.upstream_errors)?;
+        let errors: Vec<String> = self
+            .by_operation
+            .iter()
+            .filter(|((kind, _), _)| *kind != FaultKind::Latency)
+            .map(|((kind, op), n)| format!("{op} {kind} {n}"))
+            .collect();
+        if !errors.is_empty() {
+            write!(f, "; by operation: {}", errors.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -293,7 +306,7 @@ enum Next {
 
 impl Shared {
     /// Rolls the dice for one request: an optional delay, then what to do.
-    fn decide(&self, service: &str, operation: Option<&str>) -> (Option<Duration>, Action, u32) {
+    fn decide(&self, service: &str, operation: Option<&str>, method: &str) -> (Option<Duration>, Action, u32) {
         let config = self.config.lock().expect("config").clone();
         let mut counts = self.counts.lock().expect("counts");
         *counts.requests.entry(service.to_owned()).or_default() += 1;
@@ -322,7 +335,11 @@ impl Shared {
                 }
             }
         }
-        let mut count = |kind: FaultKind| *counts.faults.entry((kind, service.to_owned())).or_default() += 1;
+        let label = format!("{service}:{}", operation.unwrap_or(method));
+        let mut count = |kind: FaultKind| {
+            *counts.faults.entry((kind, service.to_owned())).or_default() += 1;
+            *counts.by_operation.entry((kind, label.clone())).or_default() += 1;
+        };
         if delay.is_some() {
             count(FaultKind::Latency);
         }
@@ -340,7 +357,7 @@ impl Shared {
     async fn exchange(&self, stream: &mut TcpStream, head: RequestHead, body: Bytes) -> io::Result<Next> {
         let service = service_of(&head);
         let operation = operation_of(&head, &body);
-        let (delay, action, variant) = self.decide(&service, operation.as_deref());
+        let (delay, action, variant) = self.decide(&service, operation.as_deref(), &head.method);
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
@@ -1141,6 +1158,8 @@ mod tests {
         let counts = proxy.counts();
         assert_eq!(counts.injected(), 3, "{counts}");
         assert_eq!(counts.get(FaultKind::Throttle, "sqs"), 2);
+        assert_eq!(counts.by_operation.get(&(FaultKind::Throttle, "sqs:ListQueues".into())), Some(&2));
+        assert_eq!(counts.by_operation.get(&(FaultKind::Throttle, "ec2:DescribeVolumes".into())), Some(&1));
     }
 
     #[tokio::test]

@@ -238,6 +238,7 @@ impl Worker {
             now,
             lease: self.config.lease,
             receive_count: message.receive_count,
+            message_id: message.message_id.clone(),
             retain: self.config.task_retention,
             replayed: matches!(envelope.origin, Origin::Replay { .. }),
         };
@@ -249,7 +250,19 @@ impl Worker {
                 self.stats.record(kind, Disposition::Duplicate);
                 return;
             }
-            Ok(ClaimOutcome::LeasedElsewhere { owner, until }) => {
+            Ok(ClaimOutcome::LeasedElsewhere { owner, message_id: Some(holder), .. })
+                if holder != message.message_id =>
+            {
+                // Another message of the same task, which a live lease is working through. Its
+                // holder's own message stays until the task is finished (and comes back for a
+                // takeover if the holder dies), so this copy is redundant. Handing it back instead
+                // would let a long task's duplicate use up its receives and be dead-lettered.
+                info!(%owner, "duplicate message of a task leased elsewhere; deleting it");
+                acks.delete(&message.receipt_handle);
+                self.stats.record(kind, Disposition::Duplicate);
+                return;
+            }
+            Ok(ClaimOutcome::LeasedElsewhere { owner, until, .. }) => {
                 // Hand the message back for as long as the other lease lives (plus a margin), so
                 // it reappears exactly when a takeover becomes possible.
                 let remaining = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);

@@ -2,8 +2,10 @@
 //! against the local emulator, with the emulator's own ceiling for the same call mix so the
 //! throughput figure means something on any machine. See docs/BENCHMARKS.md.
 //!
-//! Usage: `backup-bench --worker <path of backup-worker> [--no-record]`; `scripts/bench.sh` builds
-//! both binaries with one profile, starts a dedicated emulator and runs this. Knobs (environment):
+//! Usage: `backup-bench --worker <path of backup-worker> [--repo <checkout>] [--no-record]`;
+//! `scripts/bench.sh` builds both binaries with one profile, starts a dedicated emulator and runs
+//! this. Results go under `--repo` (default: the checkout this binary was built from, which it must
+//! be: a shared CARGO_TARGET_DIR can hold a build from another checkout). Knobs (environment):
 //! `BENCH_TASKS` (2000 per K), `BENCH_KS` (1,2,4), `BENCH_CONCURRENCY` (32), `BENCH_BACKLOG`
 //! (200 visible messages at most), `BENCH_IDLE_SECS` (5), `BENCH_RECEIVE_WAIT` (the worker's
 //! default), `BENCH_LATENCY_SAMPLE` (200), `BENCH_RESOURCES` (10000), `BENCH_PROFILE`,
@@ -47,6 +49,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 #[derive(Clone, Debug)]
 struct Config {
     worker: PathBuf,
+    /// The checkout results are written to (`.bench/`, `docs/BENCHMARKS.md`).
+    repo: PathBuf,
     record: bool,
     tasks: usize,
     ks: Vec<usize>,
@@ -60,6 +64,8 @@ struct Config {
     emulator_version: String,
     commit: String,
     worker_log: String,
+    /// Which parts to run: memory, fleet, producer.
+    phases: Vec<String>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -74,21 +80,36 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         let mut worker = std::env::var("BENCH_WORKER").ok().map(PathBuf::from);
+        let mut repo = std::env::var("BENCH_REPO").ok().map(PathBuf::from);
         let mut record = true;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--worker" => worker = Some(PathBuf::from(args.next().context("--worker needs a path")?)),
+                "--repo" => repo = Some(PathBuf::from(args.next().context("--repo needs a directory")?)),
                 "--no-record" => record = false,
                 "-h" | "--help" => {
-                    println!("usage: backup-bench --worker <path of backup-worker> [--no-record]\n(see docs/BENCHMARKS.md for the BENCH_* knobs)");
+                    println!("usage: backup-bench --worker <path of backup-worker> [--repo <checkout>] [--no-record]\n(see docs/BENCHMARKS.md for the BENCH_* knobs)");
                     std::process::exit(0);
                 }
-                other => bail!("unknown argument {other:?} (usage: backup-bench --worker <path> [--no-record])"),
+                other => bail!(
+                    "unknown argument {other:?} (usage: backup-bench --worker <path> [--repo <dir>] [--no-record])"
+                ),
             }
         }
         let worker = worker.context("--worker <path of the backup-worker binary> is required")?;
         ensure!(worker.is_file(), "{} is not a file: build backup-worker first", worker.display());
+        // Another checkout sharing the target directory may have rebuilt this binary: its figures
+        // and its record would then belong to that checkout's code.
+        let built_from = repo_root();
+        let repo = repo.unwrap_or_else(|| built_from.clone());
+        let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+        ensure!(
+            same(&repo, &built_from),
+            "this backup-bench was built from {}, not {}: another checkout sharing CARGO_TARGET_DIR rebuilt it; rebuild and rerun",
+            built_from.display(),
+            repo.display()
+        );
         let ks: Vec<usize> = std::env::var("BENCH_KS")
             .unwrap_or_else(|_| "1,2,4".into())
             .split(',')
@@ -101,6 +122,7 @@ impl Config {
         };
         Ok(Self {
             worker,
+            repo,
             record,
             tasks: env_or("BENCH_TASKS", 2000)?,
             ks,
@@ -111,10 +133,19 @@ impl Config {
             latency_sample: env_or("BENCH_LATENCY_SAMPLE", 200)?,
             resources: env_or("BENCH_RESOURCES", 10_000)?,
             profile: std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "unknown".into()),
-            emulator_version: std::env::var("BENCH_EMULATOR_VERSION").unwrap_or_else(|_| emulator_version()),
-            commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| git_commit()),
+            emulator_version: std::env::var("BENCH_EMULATOR_VERSION").unwrap_or_else(|_| emulator_version(&built_from)),
+            commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| git_commit(&built_from)),
             worker_log: std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "info".into()),
+            phases: std::env::var("BENCH_PHASES")
+                .unwrap_or_else(|_| "memory,fleet,producer".into())
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .collect(),
         })
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
     }
 
     fn is_debug(&self) -> bool {
@@ -369,6 +400,8 @@ struct FleetRun {
     feeder_batches: u64,
     feeder_depth_calls: u64,
     max_visible: u64,
+    /// Visible messages the feeder aimed for.
+    target_visible: u64,
     cpu_ticks: u64,
     /// CPU the workers had used when the first task was sent (start-up: AWS config, clients).
     startup_ticks: u64,
@@ -425,9 +458,11 @@ async fn fleet_run(config: &Config, k: usize, clk_tck: u64, bench_dir: &Path) ->
     wait_started(&mut workers, Duration::from_secs(60)).await?;
     let startup_ticks: u64 = workers.iter().filter_map(|w| read_proc(w.pid())).map(|(ticks, _, _)| ticks).sum();
 
-    // Feed: keep at most `backlog` messages visible, so the emulator's receive stays fast, until
-    // every task is sent; then wait for the queue to be empty (every message deleted, so every
-    // task recorded SUCCEEDED first).
+    // Feed: keep one full receive per poller visible (K × pollers × 10, at most `backlog`): enough
+    // to keep every slot busy, and the same depth as the ceiling loop's, which matters because
+    // the emulator's calls slow down with queue depth. Then wait for the queue to be empty (every
+    // message deleted, so every task recorded SUCCEEDED first).
+    let target = config.backlog.min((k * config.pollers() * 10) as u64);
     let queue = fleet.queue();
     let tasks = config.tasks;
     let sample_every = (tasks / config.latency_sample.max(1)).max(1);
@@ -445,8 +480,9 @@ async fn fleet_run(config: &Config, k: usize, clk_tck: u64, bench_dir: &Path) ->
                 break started.elapsed();
             }
         } else {
-            let room = config.backlog.saturating_sub(depth.visible + depth.delayed) as usize;
-            let n = room.min(tasks - sent);
+            // Whole batches of 10 only, as a producer sends them (the last one may be partial).
+            let room = target.saturating_sub(depth.visible + depth.delayed) as usize;
+            let n = if tasks - sent <= room { tasks - sent } else { room / 10 * 10 };
             if n > 0 {
                 let (ids, calls) = send_canaries(&queue, n, 0).await?;
                 for (i, id) in ids.into_iter().enumerate() {
@@ -483,6 +519,7 @@ async fn fleet_run(config: &Config, k: usize, clk_tck: u64, bench_dir: &Path) ->
         feeder_batches: batches,
         feeder_depth_calls: depth_calls,
         max_visible,
+        target_visible: target,
         cpu_ticks: 0,
         startup_ticks,
         clk_tck,
@@ -631,6 +668,7 @@ async fn ceiling_run(tasks: usize, loops: usize) -> anyhow::Result<CeilingRun> {
                             now: Utc::now(),
                             lease: Duration::from_secs(60),
                             receive_count: message.receive_count,
+                            message_id: message.message_id.clone(),
                             retain: backup_aws::dynamo::TASK_RETENTION,
                             replayed: false,
                         };
@@ -764,7 +802,7 @@ struct ProducerRun {
     expand_secs: f64,
     encode_secs: f64,
     send_secs: f64,
-    /// Tasks per `enqueue::send` call (the queue is purged in between).
+    /// Tasks per `enqueue::send` call (each chunk to a fresh queue).
     chunk: usize,
     batches_reported: usize,
     send_batch_calls: u64,
@@ -832,20 +870,28 @@ async fn producer_run(config: &Config) -> anyhow::Result<ProducerRun> {
 
     // The emulator's SendMessageBatch slows down linearly with the queue's depth (about 1 s per
     // call at 6,000 queued), so the tasks go out in chunks of `backlog` through the producer's
-    // own `enqueue::send`, and the queue is purged between chunks (purges are not timed).
+    // own `enqueue::send`, each chunk to a fresh queue (the emulator allows one PurgeQueue a
+    // minute, like SQS); creating and deleting the queues is not timed.
     let fleet = Fleet::new("benchprod").await;
-    let sqs = fleet.queue();
-    let queue: Arc<dyn TaskQueue> = Arc::new(sqs.clone());
+    let client = fleet.queue().client().clone();
     let chunk = ((config.backlog as usize) / 10 * 10).max(10);
     let before = fleet.aws.calls().snapshot();
     let (mut send_secs, mut batches_reported, mut sent) = (0.0, 0, 0);
-    for part in envelopes.chunks(chunk) {
+    for (i, part) in envelopes.chunks(chunk).enumerate() {
+        let created = client
+            .create_queue()
+            .queue_name(format!("{}-send-{i}", fleet.prefix))
+            .send()
+            .await
+            .context("CreateQueue")?;
+        let url = created.queue_url.context("CreateQueue returned no URL")?;
+        let queue: Arc<dyn TaskQueue> = Arc::new(backup_aws::sqs::SqsQueue::new(client.clone(), &url));
         let start = Instant::now();
         let report = backup_producer::enqueue::send(&queue, part).await?;
         send_secs += start.elapsed().as_secs_f64();
         batches_reported += report.batches;
         sent += report.sent;
-        sqs.client().purge_queue().queue_url(sqs.url()).send().await.context("PurgeQueue")?;
+        client.delete_queue().queue_url(&url).send().await.context("DeleteQueue")?;
     }
     let key = |snapshot: &BTreeMap<(String, String), u64>| -> u64 {
         snapshot
@@ -913,8 +959,8 @@ impl Cost {
 // Machine description
 // ---------------------------------------------------------------------------------------------
 
-fn emulator_version() -> String {
-    let python = repo_root().join(".venv/bin/python");
+fn emulator_version(repo: &Path) -> String {
+    let python = repo.join(".venv/bin/python");
     Command::new(python)
         .args(["-c", "import moto; print(moto.__version__)"])
         .output()
@@ -925,11 +971,11 @@ fn emulator_version() -> String {
         .unwrap_or_else(|| "moto (unknown version)".into())
 }
 
-fn git_commit() -> String {
+fn git_commit(repo: &Path) -> String {
     let run = |args: &[&str]| {
         Command::new("git")
             .args(args)
-            .current_dir(repo_root())
+            .current_dir(repo)
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -994,12 +1040,23 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// A rate for the record: 2.4M, 31.8k, 375.
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let root = repo_root();
+    let root = config.repo.clone();
     let timestamp = Utc::now();
     let stamp = timestamp.format("%Y%m%dT%H%M%SZ").to_string();
     let bench_dir = root.join(".bench").join(format!("run-{stamp}"));
@@ -1016,11 +1073,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.ks
     );
 
-    eprintln!("[1/4] memory: one worker idle, then {MEMORY_TASKS} tasks in flight");
-    let memory = memory_run(&config, &bench_dir).await?;
+    let memory = if config.runs("memory") {
+        eprintln!("[1/4] memory: one worker idle, then {MEMORY_TASKS} tasks in flight");
+        Some(memory_run(&config, &bench_dir).await?)
+    } else {
+        None
+    };
 
     let mut runs = Vec::new();
-    for (i, &k) in config.ks.iter().enumerate() {
+    let ks = if config.runs("fleet") { config.ks.clone() } else { Vec::new() };
+    for (i, &k) in ks.iter().enumerate() {
         eprintln!("[2/4] fleet throughput: K={k} ({}/{})", i + 1, config.ks.len());
         let mut run = fleet_run(&config, k, clk_tck, &bench_dir).await?;
         let loops = k * config.pollers();
@@ -1029,65 +1091,76 @@ async fn run(config: Config) -> anyhow::Result<()> {
         runs.push(run);
     }
 
-    eprintln!("[4/4] producer: expanding {} resources and sending the tasks", config.resources);
-    let producer = producer_run(&config).await?;
+    let producer = if config.runs("producer") {
+        eprintln!("[4/4] producer: expanding {} resources and sending the tasks", config.resources);
+        Some(producer_run(&config).await?)
+    } else {
+        None
+    };
 
     // ---- budgets ----
     let mut budgets = Vec::new();
     let per_k = |f: &dyn Fn(&FleetRun) -> String| {
         runs.iter().map(|r| format!("K={} {}", r.k, f(r))).collect::<Vec<_>>().join(", ")
     };
-    let (_, min_fraction) = worst(runs.iter().filter_map(|r| r.fraction().map(|f| (r.k, f))).collect(), false);
-    budgets.push(Budget {
-        name: "fleet throughput / emulator ceiling".into(),
-        limit: format!(">= {:.0}%", BUDGET_FRACTION * 100.0),
-        value: per_k(&|r| r.fraction().map_or("-".into(), |f| format!("{:.0}%", f * 100.0))),
-        pass: min_fraction >= BUDGET_FRACTION,
-    });
-    let (_, max_calls) = worst(runs.iter().map(|r| (r.k, r.total_calls_per_task())).collect(), true);
-    budgets.push(Budget {
-        name: "coordination calls per task".into(),
-        limit: format!("<= {BUDGET_CALLS_PER_TASK}"),
-        value: per_k(&|r| format!("{:.2}", r.total_calls_per_task())),
-        pass: max_calls <= BUDGET_CALLS_PER_TASK,
-    });
-    let (_, max_cpu) = worst(runs.iter().map(|r| (r.k, r.cpu_ms_per_task())).collect(), true);
-    budgets.push(Budget {
-        name: format!(
-            "worker CPU per task{}",
-            if config.is_debug() { " (debug build: not representative)" } else { "" }
-        ),
-        limit: format!("<= {BUDGET_CPU_MS} ms"),
-        value: per_k(&|r| format!("{:.2} ms", r.cpu_ms_per_task())),
-        pass: max_cpu <= BUDGET_CPU_MS,
-    });
-    let (_, max_cost) =
-        worst(runs.iter().map(|r| (r.k, Cost::from_calls(&r.calls_per_task()).per_million())).collect(), true);
-    budgets.push(Budget {
-        name: "coordination cost per million tasks".into(),
-        limit: format!("<= ${BUDGET_COST_PER_MILLION:.2}"),
-        value: per_k(&|r| format!("${:.2}", Cost::from_calls(&r.calls_per_task()).per_million())),
-        pass: max_cost <= BUDGET_COST_PER_MILLION,
-    });
-    budgets.push(Budget {
-        name: "worker RSS idle".into(),
-        limit: format!("<= {BUDGET_RSS_IDLE_MIB:.0} MiB"),
-        value: format!("{:.1} MiB", mib(memory.idle_rss_kib)),
-        pass: mib(memory.idle_rss_kib) <= BUDGET_RSS_IDLE_MIB,
-    });
-    budgets.push(Budget {
-        name: format!("worker peak RSS (VmHWM), {MEMORY_TASKS} tasks in flight"),
-        limit: format!("<= {BUDGET_RSS_BUSY_MIB:.0} MiB"),
-        value: format!("{:.1} MiB (max in flight seen: {})", mib(memory.busy_hwm_kib), memory.max_in_flight),
-        pass: mib(memory.busy_hwm_kib) <= BUDGET_RSS_BUSY_MIB,
-    });
-    let expected_batches = producer.tasks.div_ceil(10);
-    budgets.push(Budget {
-        name: format!("producer SendMessageBatch calls for {} tasks", producer.tasks),
-        limit: format!("= {expected_batches} (tasks/10)"),
-        value: format!("{} counted, {} reported", producer.send_batch_calls, producer.batches_reported),
-        pass: producer.send_batch_calls as usize == expected_batches && producer.batches_reported == expected_batches,
-    });
+    if !runs.is_empty() {
+        let (_, min_fraction) = worst(runs.iter().filter_map(|r| r.fraction().map(|f| (r.k, f))).collect(), false);
+        budgets.push(Budget {
+            name: "fleet throughput / emulator ceiling".into(),
+            limit: format!(">= {:.0}%", BUDGET_FRACTION * 100.0),
+            value: per_k(&|r| r.fraction().map_or("-".into(), |f| format!("{:.0}%", f * 100.0))),
+            pass: min_fraction >= BUDGET_FRACTION,
+        });
+        let (_, max_calls) = worst(runs.iter().map(|r| (r.k, r.total_calls_per_task())).collect(), true);
+        budgets.push(Budget {
+            name: "coordination calls per task".into(),
+            limit: format!("<= {BUDGET_CALLS_PER_TASK}"),
+            value: per_k(&|r| format!("{:.2}", r.total_calls_per_task())),
+            pass: max_calls <= BUDGET_CALLS_PER_TASK,
+        });
+        let (_, max_cpu) = worst(runs.iter().map(|r| (r.k, r.cpu_ms_per_task())).collect(), true);
+        budgets.push(Budget {
+            name: format!(
+                "worker CPU per task{}",
+                if config.is_debug() { " (debug build: not representative)" } else { "" }
+            ),
+            limit: format!("<= {BUDGET_CPU_MS} ms"),
+            value: per_k(&|r| format!("{:.2} ms", r.cpu_ms_per_task())),
+            pass: max_cpu <= BUDGET_CPU_MS,
+        });
+        let (_, max_cost) =
+            worst(runs.iter().map(|r| (r.k, Cost::from_calls(&r.calls_per_task()).per_million())).collect(), true);
+        budgets.push(Budget {
+            name: "coordination cost per million tasks".into(),
+            limit: format!("<= ${BUDGET_COST_PER_MILLION:.2}"),
+            value: per_k(&|r| format!("${:.2}", Cost::from_calls(&r.calls_per_task()).per_million())),
+            pass: max_cost <= BUDGET_COST_PER_MILLION,
+        });
+    }
+    if let Some(memory) = &memory {
+        budgets.push(Budget {
+            name: "worker RSS idle".into(),
+            limit: format!("<= {BUDGET_RSS_IDLE_MIB:.0} MiB"),
+            value: format!("{:.1} MiB", mib(memory.idle_rss_kib)),
+            pass: mib(memory.idle_rss_kib) <= BUDGET_RSS_IDLE_MIB,
+        });
+        budgets.push(Budget {
+            name: format!("worker peak RSS (VmHWM), {MEMORY_TASKS} tasks in flight"),
+            limit: format!("<= {BUDGET_RSS_BUSY_MIB:.0} MiB"),
+            value: format!("{:.1} MiB (max in flight seen: {})", mib(memory.busy_hwm_kib), memory.max_in_flight),
+            pass: mib(memory.busy_hwm_kib) <= BUDGET_RSS_BUSY_MIB,
+        });
+    }
+    if let Some(producer) = &producer {
+        let expected_batches = producer.tasks.div_ceil(10);
+        budgets.push(Budget {
+            name: format!("producer SendMessageBatch calls for {} tasks", producer.tasks),
+            limit: format!("= {expected_batches} (tasks/10)"),
+            value: format!("{} counted, {} reported", producer.send_batch_calls, producer.batches_reported),
+            pass: producer.send_batch_calls as usize == expected_batches
+                && producer.batches_reported == expected_batches,
+        });
+    }
 
     // ---- the table ----
     let mut out = String::new();
@@ -1107,7 +1180,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "\n1+3. Fleet throughput: {} canary tasks per K, worker --concurrency {} ({} pollers), feeder keeps <= {} visible",
+        "\n1+3. Fleet throughput: {} canary tasks per K, worker --concurrency {} ({} pollers), feeder keeps K x pollers x 10 (<= {}) visible",
         config.tasks,
         config.concurrency,
         config.pollers(),
@@ -1158,12 +1231,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             r.dispositions.iter().filter(|(d, _)| d.as_str() != "succeeded").map(|(d, n)| format!("{d} {n}")).collect();
         writeln!(
             out,
-            "  K={}: received {}, {}; feeder {} SendMessageBatch + {} GetQueueAttributes (bench only), max visible {}{}",
+            "  K={}: received {}, {}; feeder {} SendMessageBatch + {} GetQueueAttributes (bench only), visible target {} max {}{}",
             r.k,
             r.received,
             if other.is_empty() { "no other dispositions".into() } else { other.join(", ") },
             r.feeder_batches,
             r.feeder_depth_calls,
+            r.target_visible,
             r.max_visible,
             if r.latency_missing > 0 { format!(", {} sampled tasks not SUCCEEDED", r.latency_missing) } else { String::new() },
         )?;
@@ -1230,8 +1304,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         )?;
     }
 
-    writeln!(out, "\n2. Memory (one worker)")?;
-    writeln!(
+    if let Some(memory) = &memory {
+        writeln!(out, "\n2. Memory (one worker)")?;
+        writeln!(
         out,
         "  idle (3 s after start, --concurrency {MEMORY_TASKS}): VmRSS {:.1} MiB\n  {MEMORY_TASKS} canaries sleeping {MEMORY_SLEEP_MS} ms: VmHWM {:.1} MiB, max sampled VmRSS {:.1} MiB, max in flight seen {}, {} succeeded",
         mib(memory.idle_rss_kib),
@@ -1240,11 +1315,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         memory.max_in_flight,
         memory.succeeded
     )?;
+    }
 
-    writeln!(out, "\n4. Producer: {} synthetic resources -> {} tasks", producer.resources, producer.tasks)?;
-    writeln!(
+    if let Some(producer) = &producer {
+        let expected_batches = producer.tasks.div_ceil(10);
+        writeln!(out, "\n4. Producer: {} synthetic resources -> {} tasks", producer.resources, producer.tasks)?;
+        writeln!(
         out,
-        "  expand: {:.1} ms ({:.0} tasks/s); envelopes + encode: {:.1} ms ({:.0} tasks/s, {:.0} bytes/task)\n  send to the emulator (enqueue::send, {} tasks per call, queue purged between): {:.2} s ({:.0} tasks/s), {} SendMessageBatch calls counted, {} reported (tasks/10 = {expected_batches})",
+        "  expand: {:.1} ms ({:.0} tasks/s); envelopes + encode: {:.1} ms ({:.0} tasks/s, {:.0} bytes/task)\n  send to the emulator (enqueue::send, {} tasks per call, each to a fresh queue): {:.2} s ({:.0} tasks/s), {} SendMessageBatch calls counted, {} reported (tasks/10 = {expected_batches})",
         producer.expand_secs * 1000.0,
         producer.tasks as f64 / producer.expand_secs,
         producer.encode_secs * 1000.0,
@@ -1256,6 +1334,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         producer.send_batch_calls,
         producer.batches_reported,
     )?;
+    }
 
     writeln!(out, "\n5. Budgets")?;
     for b in &budgets {
@@ -1280,6 +1359,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 "feeder_send_message_batch": r.feeder_batches,
                 "feeder_get_queue_attributes": r.feeder_depth_calls,
                 "max_visible": r.max_visible,
+                "target_visible": r.target_visible,
                 "calls_per_task": r.calls_per_task(),
                 "total_calls_per_task": r.total_calls_per_task(),
                 "cpu_ticks": r.cpu_ticks,
@@ -1331,7 +1411,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "latency_sample": config.latency_sample,
         },
         "fleet": fleet_json,
-        "memory": {
+        "memory": memory.as_ref().map(|memory| json!({
             "idle_rss_mib": mib(memory.idle_rss_kib),
             "busy_hwm_mib": mib(memory.busy_hwm_kib),
             "busy_rss_max_mib": mib(memory.busy_rss_max_kib),
@@ -1339,8 +1419,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "sleep_ms": MEMORY_SLEEP_MS,
             "max_in_flight_seen": memory.max_in_flight,
             "succeeded": memory.succeeded,
-        },
-        "producer": {
+        })),
+        "producer": producer.as_ref().map(|producer| json!({
             "resources": producer.resources,
             "tasks": producer.tasks,
             "expand_secs": producer.expand_secs,
@@ -1353,7 +1433,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "send_tasks_per_sec": producer.tasks as f64 / producer.send_secs,
             "send_message_batch_calls": producer.send_batch_calls,
             "batches_reported": producer.batches_reported,
-        },
+        })),
         "budgets": budgets.iter().map(|b| json!({"name": b.name, "limit": b.limit, "value": b.value, "pass": b.pass})).collect::<Vec<_>>(),
     });
     let json_path = root.join(".bench").join(format!("result-{stamp}.json"));
@@ -1361,8 +1441,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("\nJSON: {}", json_path.display());
     println!("worker logs and summaries: {}", bench_dir.display());
 
-    if config.record {
-        let row = markdown_row(&config, &timestamp, &machine, &runs, &memory, &producer, &budgets);
+    if config.record && (memory.is_none() || producer.is_none() || runs.is_empty()) {
+        println!("not recorded in docs/BENCHMARKS.md: only a full run (every phase) is recorded");
+    } else if let (true, Some(memory), Some(producer)) = (config.record, &memory, &producer) {
+        let row = markdown_row(&config, &timestamp, &machine, &runs, memory, producer, &budgets);
         let path = root.join("docs/BENCHMARKS.md");
         let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         if !text.ends_with('\n') {
@@ -1421,10 +1503,10 @@ fn markdown_row(
         format!("{:.1} / {:.1}", mib(memory.idle_rss_kib), mib(memory.busy_hwm_kib)),
         per_k(&|r| format!("${:.2}", Cost::from_calls(&r.calls_per_task()).per_million())),
         format!(
-            "{:.0} / {:.0} / {:.0}; {} batches",
-            producer.tasks as f64 / producer.expand_secs,
-            producer.tasks as f64 / producer.encode_secs,
-            producer.tasks as f64 / producer.send_secs,
+            "{} / {} / {}; {} batches",
+            rate(producer.tasks as f64 / producer.expand_secs),
+            rate(producer.tasks as f64 / producer.encode_secs),
+            rate(producer.tasks as f64 / producer.send_secs),
             producer.send_batch_calls
         ),
         if misses.is_empty() { "all PASS".into() } else { format!("MISS: {}", misses.join("; ")) },
