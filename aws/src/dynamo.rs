@@ -91,6 +91,7 @@ pub(crate) fn task_record(item: &Item) -> Option<TaskRecord> {
         result: get_json(item, "result"),
         checkpoint: get_json(item, "checkpoint"),
         created_at: get_time(item, "created_at"),
+        enqueued_at: get_time(item, "enqueued_at"),
         updated_at: get_time(item, "updated_at"),
         first_failed_at: get_time(item, "first_failed_at"),
         replays: get_n(item, "replays").unwrap_or(0) as u32,
@@ -124,6 +125,7 @@ impl TaskStore for DynamoTaskStore {
                  fence = if_not_exists(fence, :zero) + :one, attempts = if_not_exists(attempts, :zero) + :one, \
                  task_id = :task_id, run_id = :run_id, #kind = :kind, #resource = :resource, \
                  receive_count = :receive_count, message_id = :message_id, created_at = if_not_exists(created_at, :now), \
+                 enqueued_at = if_not_exists(enqueued_at, :enqueued_at), \
                  updated_at = :now, #ttl = :ttl",
             )
             .condition_expression(
@@ -149,6 +151,7 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":resource", s(&request.resource))
             .expression_attribute_values(":receive_count", n(request.receive_count))
             .expression_attribute_values(":message_id", s(&request.message_id))
+            .expression_attribute_values(":enqueued_at", s(request.enqueued_at.to_rfc3339()))
             .expression_attribute_values(":now", s(&now_text))
             .expression_attribute_values(":ttl", ttl_after(request.now, request.retain))
             .return_values(ReturnValue::AllOld)

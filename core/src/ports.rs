@@ -110,6 +110,9 @@ pub struct ClaimRequest {
     /// The SQS message the claim comes from: a duplicate message of a leased task can then be
     /// told apart from the holder's own message coming back.
     pub message_id: String,
+    /// When the task was first enqueued (the envelope's `created_at`), kept on the item so that
+    /// enqueue-to-done latency can be read back.
+    pub enqueued_at: DateTime<Utc>,
     /// Delete the item (TTL attribute) this long after it was last written.
     pub retain: Duration,
     pub replayed: bool,
@@ -181,6 +184,7 @@ pub struct TaskRecord {
     pub result: Option<Value>,
     pub checkpoint: Option<Value>,
     pub created_at: Option<DateTime<Utc>>,
+    pub enqueued_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub first_failed_at: Option<DateTime<Utc>>,
     pub replays: u32,

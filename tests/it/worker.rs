@@ -114,6 +114,7 @@ async fn a_stale_worker_cannot_complete_after_its_lease_was_taken() {
         lease: Duration::from_millis(800),
         receive_count: 1,
         message_id: format!("message-of-{owner}"),
+        enqueued_at: Utc::now(),
         retain: Duration::from_secs(3600),
         replayed: false,
     };

@@ -41,6 +41,9 @@ pub struct RuntimeConfig {
     pub task_retention: Duration,
 }
 
+/// How long a poller waits for more free slots before a receive (see `poll`).
+const RECEIVE_GATHER: Duration = Duration::from_millis(25);
+
 /// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 const MAX_DELAY: Duration = Duration::from_secs(900);
@@ -135,12 +138,23 @@ impl Worker {
                 permit = cx.slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
                 _ = cx.shutdown.cancelled() => return,
             };
+            // Gather free slots for a moment before receiving: under load slots free up one at a
+            // time, and a receive per slot would cost a ReceiveMessage call per task instead of a
+            // tenth of one.
             let mut permits = vec![first];
-            while permits.len() < 10 {
-                match cx.slots.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
+            let wanted = 10.min(self.config.concurrency.div_ceil(self.config.pollers.max(1))).max(1);
+            let gather_until = Instant::now() + RECEIVE_GATHER;
+            loop {
+                while permits.len() < 10 {
+                    match cx.slots.clone().try_acquire_owned() {
+                        Ok(permit) => permits.push(permit),
+                        Err(_) => break,
+                    }
                 }
+                if permits.len() >= wanted || Instant::now() >= gather_until || cx.shutdown.is_cancelled() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             // An in-flight long poll is not abandoned on shutdown: SQS would still deliver to it,
             // and what it received would stay hidden for a whole visibility timeout. It finishes
@@ -239,6 +253,7 @@ impl Worker {
             lease: self.config.lease,
             receive_count: message.receive_count,
             message_id: message.message_id.clone(),
+            enqueued_at: envelope.created_at,
             retain: self.config.task_retention,
             replayed: matches!(envelope.origin, Origin::Replay { .. }),
         };

@@ -9,7 +9,8 @@
 //! `BENCH_TASKS` (2000 per K), `BENCH_KS` (1,2,4), `BENCH_CONCURRENCY` (32), `BENCH_BACKLOG`
 //! (200 visible messages at most), `BENCH_IDLE_SECS` (5), `BENCH_RECEIVE_WAIT` (the worker's
 //! default), `BENCH_LATENCY_SAMPLE` (200), `BENCH_RESOURCES` (10000), `BENCH_PROFILE`,
-//! `BENCH_EMULATOR_VERSION`, `BENCH_COMMIT`, `MOTO_PORT` (4588 when unset: never the shared 4566).
+//! `BENCH_PHASES` (memory,fleet,producer), `BENCH_WORKER_LOG` (info), `BENCH_EMULATOR_VERSION`,
+//! `BENCH_COMMIT`, `MOTO_PORT` (4588 when unset: never the shared 4566).
 
 use anyhow::{bail, ensure, Context as _};
 use backup_core::policy::Policy;
@@ -669,6 +670,7 @@ async fn ceiling_run(tasks: usize, loops: usize) -> anyhow::Result<CeilingRun> {
                             lease: Duration::from_secs(60),
                             receive_count: message.receive_count,
                             message_id: message.message_id.clone(),
+                            enqueued_at: envelope.created_at,
                             retain: backup_aws::dynamo::TASK_RETENTION,
                             replayed: false,
                         };
