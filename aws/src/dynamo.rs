@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use backup_core::ports::{ClaimOutcome, ClaimRequest, Lease, RunRecord, TaskRecord, TaskStore, Transition};
+use backup_core::ports::{ClaimOutcome, ClaimRequest, Lease, RunRecord, SlotPool, TaskRecord, TaskStore, Transition};
 use backup_core::AwsError;
 use backup_schemas::{RunId, TaskId, TaskState};
 use chrono::{DateTime, TimeZone, Utc};
@@ -455,5 +455,40 @@ fn conditional<O>(
             Ok(false)
         }
         Err(err) => Err(classify("dynamodb", operation, err)),
+    }
+}
+
+/// Slot pools live in the state table: `pk = slots#<pool>`, the holders as a string set.
+#[async_trait]
+impl SlotPool for DynamoTaskStore {
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{pool}")))
+            .key("sk", s("slots"))
+            .update_expression("ADD holders :holder")
+            .condition_expression("attribute_not_exists(holders) OR size(holders) < :limit OR contains(holders, :id)")
+            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_string()]))
+            .expression_attribute_values(":id", s(holder.as_str()))
+            .expression_attribute_values(":limit", n(limit))
+            .send()
+            .await;
+        conditional(result, "UpdateItem")
+    }
+
+    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{pool}")))
+            .key("sk", s("slots"))
+            .update_expression("DELETE holders :holder")
+            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_string()]))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb", "UpdateItem", e))?;
+        Ok(())
     }
 }

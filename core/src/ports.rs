@@ -259,3 +259,39 @@ pub trait Catalog: Send + Sync {
     async fn set_verification(&self, artifact: &ArtifactRef, verification: &Verification) -> Result<(), AwsError>;
     async fn mark_deleted(&self, artifact: &ArtifactRef, at: DateTime<Utc>) -> Result<(), AwsError>;
 }
+
+/// Fleet-wide caps on operations in flight (e.g. at most 20 snapshot copies per destination
+/// region, an AWS limit), shared by every worker. Holding a slot is idempotent per holder, so a
+/// retried or taken-over task takes the slot it already has.
+#[async_trait]
+pub trait SlotPool: Send + Sync {
+    /// Takes a slot of `pool` for `holder` unless `limit` holders already have one.
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError>;
+    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError>;
+}
+
+/// A `SlotPool` inside one process (tests, and tools that run tasks without a fleet).
+#[derive(Debug, Default)]
+pub struct LocalSlots {
+    pools: std::sync::Mutex<BTreeMap<String, std::collections::BTreeSet<TaskId>>>,
+}
+
+#[async_trait]
+impl SlotPool for LocalSlots {
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError> {
+        let mut pools = self.pools.lock().expect("slot pools poisoned");
+        let holders = pools.entry(pool.to_owned()).or_default();
+        if holders.contains(holder) || holders.len() < limit as usize {
+            holders.insert(holder.clone());
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
+        if let Some(holders) = self.pools.lock().expect("slot pools poisoned").get_mut(pool) {
+            holders.remove(holder);
+        }
+        Ok(())
+    }
+}

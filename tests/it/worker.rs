@@ -358,3 +358,21 @@ async fn a_duplicate_of_a_long_running_task_is_deleted_not_dead_lettered() {
     );
     assert_queue_empty(&fleet).await;
 }
+
+#[tokio::test]
+async fn copy_slots_cap_the_fleet_wide_copies_in_flight() {
+    use backup_core::ports::SlotPool;
+    let fleet = fast_fleet("slots").await;
+    let store = fleet.store();
+    let pool = "ebs-copy:us-west-2";
+    let ids: Vec<backup_schemas::TaskId> =
+        (0..21).map(|i| backup_schemas::TaskId::new(format!("t-slot-{i}"))).collect();
+    for id in &ids[..20] {
+        assert!(store.acquire(pool, id, 20).await.unwrap(), "a slot for {id}");
+    }
+    assert!(!store.acquire(pool, &ids[20], 20).await.unwrap(), "the 21st copy waits");
+    assert!(store.acquire(pool, &ids[3], 20).await.unwrap(), "a holder retaking its slot is not refused");
+    store.release(pool, &ids[3]).await.unwrap();
+    assert!(store.acquire(pool, &ids[20], 20).await.unwrap(), "a released slot is taken");
+    assert!(store.acquire("ebs-copy:eu-west-1", &ids[0], 20).await.unwrap(), "regions have their own pools");
+}

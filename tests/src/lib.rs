@@ -334,6 +334,7 @@ pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
             fleet.aws.clients().dynamodb,
             &fleet.resources.catalog_table,
         )),
+        slots: Arc::new(fleet.store()),
         timing: backup_worker::handlers::services::Timing { recheck: Duration::from_secs(1) },
     }
 }

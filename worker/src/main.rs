@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 databases: Arc::new(RdsDatabases::new(aws.clone(), limits)),
                 objects: Arc::new(S3Objects::new(aws.clone())),
                 catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table)),
+                slots: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
                 timing: Timing { recheck: Duration::from_secs(settings.recheck_secs) },
             })
         }

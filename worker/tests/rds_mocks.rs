@@ -119,6 +119,7 @@ async fn services(rds: Client, catalog: Arc<MemoryCatalog>) -> Services {
         databases: Arc::new(RdsDatabases::with_clients(move |_region| rds.clone(), RateLimiter::aws_defaults(1.0))),
         objects: Arc::new(S3Objects::new(unused)),
         catalog,
+        slots: Arc::new(backup_core::ports::LocalSlots::default()),
         timing: Timing { recheck: RECHECK },
     }
 }

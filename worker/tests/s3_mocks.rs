@@ -279,6 +279,7 @@ async fn services(s3: Client, catalog: Arc<MemoryCatalog>) -> Services {
         databases: Arc::new(backup_aws::rds::RdsDatabases::new(unused, RateLimiter::default())),
         objects: Arc::new(S3Objects::from_client(s3)),
         catalog,
+        slots: Arc::new(backup_core::ports::LocalSlots::default()),
         timing: Timing::default(),
     }
 }

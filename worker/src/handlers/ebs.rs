@@ -265,6 +265,7 @@ impl Handler<CopySnapshot> for Services {
                     &p.snapshot_id,
                 );
                 let description = format!("backup-fleet copy of {} from {}", p.snapshot_id, p.source_region);
+                self.copy_slot("ebs", dest, &ctx.task_id).await?;
                 let id = match self
                     .block
                     .copy_snapshot(
@@ -289,9 +290,11 @@ impl Handler<CopySnapshot> for Services {
         if let Some(outcome) = self.snapshots_outcome(std::slice::from_ref(&copy)) {
             if outcome.is_err() {
                 self.discard_failed(dest, std::slice::from_ref(&copy)).await;
+                self.release_copy_slot("ebs", dest, &ctx.task_id).await;
             }
             return outcome;
         }
+        self.release_copy_slot("ebs", dest, &ctx.task_id).await;
         let source =
             ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: p.source_region.clone(), id: p.snapshot_id.clone() };
         let artifact = snapshot_ref(&copy);
@@ -337,6 +340,7 @@ impl Handler<CopyAmi> for Services {
             None => {
                 let name = format!("bf-copy-{}-{}", p.image_id, ctx.task_id.short());
                 // The task id is the client token: CopyImage itself refuses to copy twice.
+                self.copy_slot("ebs", dest, &ctx.task_id).await?;
                 let id = match self
                     .block
                     .copy_image(
@@ -364,6 +368,7 @@ impl Handler<CopyAmi> for Services {
         };
         match &image.status {
             ArtifactStatus::Failed { reason } => {
+                self.release_copy_slot("ebs", dest, &ctx.task_id).await;
                 let _ = self.block.deregister_image(dest, &image.id).await;
                 return Err(TaskError::permanent(format!("image copy {} failed: {reason}", image.id)));
             }
@@ -373,7 +378,7 @@ impl Handler<CopyAmi> for Services {
                     recheck_after: self.timing.recheck,
                 });
             }
-            ArtifactStatus::Complete => {}
+            ArtifactStatus::Complete => self.release_copy_slot("ebs", dest, &ctx.task_id).await,
         }
         let mut snapshot_tags = tags.clone();
         snapshot_tags.insert("backup-fleet:image".into(), image.id.clone());

@@ -375,7 +375,10 @@ impl Services {
         let identifier = copy_identifier(source.identifier, &ctx.task_id, cluster);
         let copy = match self.databases.snapshot(dest, cluster, &identifier).await? {
             Some(existing) => owned(existing, ctx)?,
-            None => match self.start_db_copy(p, &source, &identifier, ctx).await? {
+            None => match {
+                self.copy_slot("rds", dest, &ctx.task_id).await?;
+                self.start_db_copy(p, &source, &identifier, ctx).await?
+            } {
                 Some(copy) => copy,
                 None => {
                     return Ok(Outcome::Pending {
@@ -386,8 +389,12 @@ impl Services {
             },
         };
         if let Some(outcome) = self.park_or_fail(&copy, "copy").await {
+            if outcome.is_err() {
+                self.release_copy_slot("rds", dest, &ctx.task_id).await;
+            }
             return outcome;
         }
+        self.release_copy_slot("rds", dest, &ctx.task_id).await;
 
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let original =

@@ -2,7 +2,7 @@
 //! implements `Handler<P>` for each backup, lifecycle and restore kind, one module per area.
 
 use backup_core::artifacts::{CatalogRecord, Tags};
-use backup_core::ports::Catalog;
+use backup_core::ports::{Catalog, SlotPool};
 use backup_core::services::block::BlockStorage;
 use backup_core::services::database::DatabaseSnapshots;
 use backup_core::services::objects::ObjectStore;
@@ -30,6 +30,8 @@ pub struct Services {
     pub databases: Arc<dyn DatabaseSnapshots>,
     pub objects: Arc<dyn ObjectStore>,
     pub catalog: Arc<dyn Catalog>,
+    /// Fleet-wide in-flight caps (copies per destination region).
+    pub slots: Arc<dyn SlotPool>,
     pub timing: Timing,
 }
 
@@ -125,4 +127,36 @@ pub fn prune_after(
         rules,
         as_of,
     }))
+}
+
+/// AWS allows at most 20 concurrent EBS snapshot copies, and 20 RDS snapshot copies, per
+/// destination region (DESIGN.md section 7); the fleet stays under that across all workers.
+pub const COPIES_IN_FLIGHT: u32 = 20;
+
+/// The slot pool of copies of `service` ("ebs" or "rds") into `region`.
+pub fn copy_pool(service: &str, region: &str) -> String {
+    format!("{service}-copy:{region}")
+}
+
+impl Services {
+    /// Takes a copy slot for `task`, or asks to be retried later when the region is at its cap.
+    pub async fn copy_slot(&self, service: &str, region: &str, task: &backup_schemas::TaskId) -> Result<(), TaskError> {
+        if self.slots.acquire(&copy_pool(service, region), task, COPIES_IN_FLIGHT).await? {
+            Ok(())
+        } else {
+            Err(TaskError::retry(
+                backup_core::RetryClass::Busy,
+                format!("{COPIES_IN_FLIGHT} {service} copies already in flight to {region}"),
+            )
+            .with_retry_after(Duration::from_secs(30)))
+        }
+    }
+
+    /// Gives the copy slot back once the copy is finished (or failed); best effort, as a slot held
+    /// by a finished task only delays other copies, never loses one.
+    pub async fn release_copy_slot(&self, service: &str, region: &str, task: &backup_schemas::TaskId) {
+        if let Err(err) = self.slots.release(&copy_pool(service, region), task).await {
+            tracing::warn!(error = %err, "could not release a copy slot");
+        }
+    }
 }
