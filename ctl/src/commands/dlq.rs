@@ -20,6 +20,14 @@ use crate::output;
 /// While a listing walks the DLQ, the messages it has seen stay hidden this long (then are made
 /// visible again explicitly), so a listing never consumes anything.
 const LISTING_VISIBILITY: Duration = Duration::from_secs(120);
+
+/// How long messages being replayed stay hidden: the replay's duration at its rate, with a
+/// margin, and at least `BACKUP_DLQ_HOLD_SECS` (default 60 s).
+fn hold_for(count: usize, pause: Duration) -> Duration {
+    let minimum = std::env::var("BACKUP_DLQ_HOLD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let needed = pause.mul_f64(count as f64 * 1.5) + Duration::from_secs(5);
+    needed.max(Duration::from_secs(minimum)).min(Duration::from_secs(12 * 3600))
+}
 /// More messages than this need `--yes`.
 const CONFIRM_ABOVE: usize = 100;
 
@@ -258,6 +266,15 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             }
             let store = fleet.store().ok();
             let pause = Duration::from_secs_f64(1.0 / rate.max(0.01));
+            // Keep the selected messages hidden for as long as the replay will take (and a
+            // margin), so that nothing else picks them up meanwhile; a replay killed midway
+            // leaves them to reappear in the DLQ when the hold ends.
+            let hold = hold_for(selected.len(), pause);
+            let chosen: Vec<(String, Duration)> =
+                selected.iter().map(|l| (l.message.receipt_handle.clone(), hold)).collect();
+            for chunk in chosen.chunks(10) {
+                dlq.change_visibility_batch(chunk).await?;
+            }
             let mut replayed = Vec::new();
             for (i, letter) in selected.iter().enumerate() {
                 // A fresh attempt budget and a replay mark on the task, then send, then delete.
