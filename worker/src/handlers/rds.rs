@@ -375,18 +375,19 @@ impl Services {
         let identifier = copy_identifier(source.identifier, &ctx.task_id, cluster);
         let copy = match self.databases.snapshot(dest, cluster, &identifier).await? {
             Some(existing) => owned(existing, ctx)?,
-            None => match {
+            None => {
                 self.copy_slot("rds", dest, &ctx.task_id).await?;
-                self.start_db_copy(p, &source, &identifier, ctx).await?
-            } {
-                Some(copy) => copy,
-                None => {
-                    return Ok(Outcome::Pending {
-                        checkpoint: json!({ "identifier": identifier, "waiting_for_source": p.snapshot_arn }),
-                        recheck_after: self.timing.recheck,
-                    })
+                let started = self.start_db_copy(p, &source, &identifier, ctx).await?;
+                match started {
+                    Some(copy) => copy,
+                    None => {
+                        return Ok(Outcome::Pending {
+                            checkpoint: json!({ "identifier": identifier, "waiting_for_source": p.snapshot_arn }),
+                            recheck_after: self.timing.recheck,
+                        })
+                    }
                 }
-            },
+            }
         };
         if let Some(outcome) = self.park_or_fail(&copy, "copy").await {
             if outcome.is_err() {
