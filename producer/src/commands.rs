@@ -462,6 +462,21 @@ async fn apply(
     Ok(envelopes)
 }
 
+/// Maps one event; a lookup that failed permanently (the bucket, snapshot or instance is gone or
+/// unreadable) means no plan can select it: counted as not selected instead of retried forever.
+async fn map_checked(
+    cx: &Context,
+    policy: &Policy,
+    event: &ParsedEvent,
+) -> Result<Vec<Decision>, backup_core::AwsError> {
+    match map_event(policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await {
+        Err(err) if err.class == backup_core::ErrorClass::Permanent => Ok(vec![Decision::NotSelected {
+            reason: format!("lookup failed: {}.{} {}", err.service, err.operation, err.code),
+        }]),
+        other => other,
+    }
+}
+
 fn event_source(event: &ParsedEvent) -> String {
     serde_json::to_value(&event.event).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -473,7 +488,7 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
     let mut stats = EventStats::default();
     let mut all = Vec::new();
     for event in &events {
-        let decisions = map_event(&policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await?;
+        let decisions = map_checked(cx, &policy, event).await?;
         all.extend(apply(cx, &policy, event, decisions, &mut stats, !dry_run).await?);
     }
     if json_out {
@@ -572,7 +587,7 @@ async fn serve(
                 stats.events += 1;
                 let span = tracing::info_span!("event", event_id = %event.id);
                 let result = async {
-                    let decisions = map_event(&policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await?;
+                    let decisions = map_checked(cx, &policy, event).await?;
                     apply(cx, &policy, event, decisions, &mut stats, true).await
                 };
                 if let Err(err) = tracing::Instrument::instrument(result, span).await {

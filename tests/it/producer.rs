@@ -232,3 +232,97 @@ async fn events_map_to_tasks_or_are_counted_and_malformed_ones_reach_the_events_
     }
     assert_eq!(events_queue.depth().await.unwrap().visible, 0, "every event was acknowledged");
 }
+
+/// The SQS bodies a fixture stands for: the file itself, or for Lambda / ReceiveMessage envelopes
+/// the bodies inside them (as an SQS consumer would see them).
+fn bodies_of(text: &str) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    let records = value["Records"].as_array().or_else(|| value["Messages"].as_array());
+    match records {
+        Some(records)
+            if records.iter().any(|r| r.get("body").is_some() || r.get("Sns").is_some() || r.get("Body").is_some()) =>
+        {
+            records
+                .iter()
+                .filter_map(|r| {
+                    r["body"]
+                        .as_str()
+                        .or_else(|| r["Body"].as_str())
+                        .or_else(|| r["Sns"]["Message"].as_str())
+                        .map(str::to_owned)
+                })
+                .collect()
+        }
+        _ => vec![text.to_owned()],
+    }
+}
+
+#[tokio::test]
+async fn every_sample_event_maps_to_tasks_or_to_a_counted_not_selected() {
+    let fleet = Fleet::new("fixtures").await;
+    let policy = policy_file(
+        &fleet.prefix,
+        r#"
+[[plan]]
+name = "everything"
+schedule = "cron(0 3 * * ? *)"
+resources = ["ec2-volume", "ec2-instance", "rds-instance", "rds-cluster", "s3-bucket"]
+regions = ["us-east-1", "us-west-2", "eu-west-1"]
+select.tags = { backup = "fixtures" }
+retain = { days = 7 }
+final_snapshot_on_stop = true
+s3 = { backup_bucket = "fixture-backups" }
+"#,
+    );
+    let env = env_with_policy(&fleet, &policy);
+    let root = backup_tests::repo_root().join("schemas/fixtures/aws-events");
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for file in std::fs::read_dir(&dir).unwrap() {
+                files.push(file.unwrap().path());
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 80, "fixtures found: {}", files.len());
+    let scratch = std::env::temp_dir().join("backup-fleet-tests").join(&fleet.prefix);
+    let (mut mapped, mut not_selected, mut not_events) = (0, 0, 0);
+    for file in &files {
+        for (i, body) in bodies_of(&std::fs::read_to_string(file).unwrap()).into_iter().enumerate() {
+            let path = scratch.join(format!("body-{i}.json"));
+            std::fs::write(&path, &body).unwrap();
+            let out =
+                run_binary("backup-producer", &env, &["ingest", path.to_str().unwrap(), "--dry-run", "--json"]).await;
+            let name = file.strip_prefix(&root).unwrap().display();
+            match out.status.code() {
+                Some(0) => {
+                    let json = out.json();
+                    let tasks = json["tasks"].as_array().unwrap().len();
+                    let counted = json["stats"]["not_selected"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .filter_map(|v| v.as_u64())
+                        .sum::<u64>();
+                    assert!(tasks > 0 || counted > 0, "{name}: neither tasks nor a counted not-selected: {json}");
+                    if tasks > 0 {
+                        mapped += 1;
+                    } else {
+                        not_selected += 1;
+                    }
+                }
+                // Not an event at all (a plain SNS message, say): a clear error, exit 2.
+                Some(2) => {
+                    assert!(out.stderr.contains("error:"), "{name}: {}", out.stderr);
+                    not_events += 1;
+                }
+                other => panic!("{name}: ingest exited {other:?}: {}", out.stderr),
+            }
+        }
+    }
+    // Nothing is selected in this estate except what the fixtures name themselves (the scheduled
+    // events name rules no plan owns), so most map to a counted not-selected.
+    assert!(not_selected > 50, "mapped {mapped}, not selected {not_selected}, not events {not_events}");
+}
