@@ -9,4 +9,5 @@ mod producer;
 mod rds;
 mod restore;
 mod s3;
+mod telemetry;
 mod worker;
