@@ -10,11 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Request bodies received, by path.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A minimal OTLP/HTTP collector: records every request body by path, answers 200.
-async fn collector() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+async fn collector() -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let received: Received = Arc::default();
     let store = received.clone();
     tokio::spawn(async move {
         loop {
