@@ -3,7 +3,7 @@
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -49,18 +49,6 @@ impl Intercept for CallCounter {
         "backup-fleet-call-counter"
     }
 
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(metadata) = cfg.load::<Metadata>() {
-            let span = backup_telemetry::aws_call_span(metadata.service(), metadata.name());
-            cfg.interceptor_state().store_put(CallSpan { span, attempts: 0 });
-        }
-        Ok(())
-    }
-
     fn read_after_execution(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -94,13 +82,21 @@ impl Intercept for CallCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(metadata) = cfg.load::<Metadata>() {
-            self.record(metadata.service(), metadata.name());
-        }
-        if let Some(mut call) = cfg.load::<CallSpan>().cloned() {
-            call.attempts += 1;
-            cfg.interceptor_state().store_put(call);
-        }
+        let Some(metadata) = cfg.load::<Metadata>().cloned() else { return Ok(()) };
+        self.record(metadata.service(), metadata.name());
+        // The span opens at the first attempt: a client-level interceptor's
+        // `read_before_execution` runs before the operation's configuration (and its Metadata)
+        // is in the bag.
+        let call = match cfg.load::<CallSpan>().cloned() {
+            Some(mut call) => {
+                call.attempts += 1;
+                call
+            }
+            None => {
+                CallSpan { span: backup_telemetry::aws_call_span(metadata.service(), metadata.name()), attempts: 1 }
+            }
+        };
+        cfg.interceptor_state().store_put(call);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Traces as exported (OTLP/HTTP, decoded here): one trace runs from `backup-producer run`
-//! through the queue to the worker's task spans, with X-Ray-format ids, and a fan-out child
-//! continues it with a link to its parent.
+//! through the queue to the worker's task spans and the AWS calls they made, with X-Ray-format
+//! ids, and a fan-out child continues it with a link to its parent.
 
 use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, Tag, TagSpecification};
 use backup_tests::{policy_file, run_binary, Fleet, FleetProcess, REGION};
@@ -102,7 +102,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn exported_spans_form_one_xray_trace_from_the_producer_to_the_worker_and_its_children() {
+async fn exported_spans_form_one_xray_trace_from_the_producer_to_the_worker_and_its_aws_calls() {
     let fleet = Fleet::new("otlp").await;
     let (endpoint, received) = collector().await;
     let value = fleet.prefix.clone();
@@ -165,4 +165,11 @@ async fn exported_spans_form_one_xray_trace_from_the_producer_to_the_worker_and_
         );
     }
     assert!(trace.iter().any(|s| s.name == "task" && !s.links.is_empty()), "the fan-out child links to its parent");
+    // The AWS calls a task made are spans of the same trace, under the task.
+    let task_ids: std::collections::BTreeSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    let snapshot_call = trace
+        .iter()
+        .find(|s| s.name == "EC2.CreateSnapshot")
+        .unwrap_or_else(|| panic!("the CreateSnapshot call is a span of the trace: {trace:#?}"));
+    assert!(task_ids.contains(snapshot_call.parent.as_str()), "under the task span: {snapshot_call:?}");
 }
