@@ -50,6 +50,8 @@ IAM_NAMES = {
     ("s3", "CreateMultipartUpload"): ["PutObject", "PutObjectTagging"],
     ("s3", "CompleteMultipartUpload"): ["PutObject"],
     ("s3", "AbortMultipartUpload"): ["AbortMultipartUpload"],
+    # The adapter deletes with and without a version id (a delete marker, and a drill's clean-up).
+    ("s3", "DeleteObject"): ["DeleteObject", "DeleteObjectVersion"],
     ("s3", "GetBucketLocation"): ["GetBucketLocation"],
     # RDS authorizes the tags given to a create/copy/restore call as rds:AddTagsToResource on the
     # new resource (the adapters tag on create and never call AddTagsToResource themselves).

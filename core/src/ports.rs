@@ -115,7 +115,6 @@ pub struct ClaimRequest {
     pub enqueued_at: DateTime<Utc>,
     /// Delete the item (TTL attribute) this long after it was last written.
     pub retain: Duration,
-    pub replayed: bool,
 }
 
 /// What a claim found.

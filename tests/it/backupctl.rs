@@ -30,7 +30,6 @@ async fn fill_dlq(fleet: &Fleet, canaries: usize, poison: usize) -> (Vec<Envelop
                 message_id: format!("m{i}"),
                 enqueued_at: envelope.created_at,
                 retain: Duration::from_secs(3600),
-                replayed: false,
             })
             .await
             .unwrap()

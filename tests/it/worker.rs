@@ -116,7 +116,6 @@ async fn a_stale_worker_cannot_complete_after_its_lease_was_taken() {
         message_id: format!("message-of-{owner}"),
         enqueued_at: Utc::now(),
         retain: Duration::from_secs(3600),
-        replayed: false,
     };
     let ClaimOutcome::Claimed(stale) = store.claim(&request("stale")).await.unwrap() else { panic!("first claim") };
     assert!(

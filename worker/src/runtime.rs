@@ -255,7 +255,6 @@ impl Worker {
             message_id: message.message_id.clone(),
             enqueued_at: envelope.created_at,
             retain: self.config.task_retention,
-            replayed: matches!(envelope.origin, Origin::Replay { .. }),
         };
         let lease = match self.store.claim(&request).await {
             Ok(ClaimOutcome::Claimed(lease)) => lease,

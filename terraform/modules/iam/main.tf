@@ -127,6 +127,10 @@ locals {
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
     ]
+    # Restore drills remove the object versions they restored (under drills/ only).
+    s3_drill_cleanup = [
+      "s3:DeleteObjectVersion",
+    ]
     kms = [
       "kms:Decrypt",
       "kms:DescribeKey",
@@ -683,6 +687,15 @@ data "aws_iam_policy_document" "worker_s3" {
     effect    = "Allow"
     actions   = local.worker_actions.s3_cleanup
     resources = ["${var.backup_bucket_arn}/*"]
+  }
+
+  # Restore drills restore S3 objects under drills/<task>/ in the backup bucket and delete those
+  # versions when they clean up. Scoped to that prefix: backup versions are never deletable.
+  statement {
+    sid       = "S3DrillCleanup"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_drill_cleanup
+    resources = ["${var.backup_bucket_arn}/drills/*"]
   }
 }
 

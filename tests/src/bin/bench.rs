@@ -672,7 +672,6 @@ async fn ceiling_run(tasks: usize, loops: usize) -> anyhow::Result<CeilingRun> {
                             message_id: message.message_id.clone(),
                             enqueued_at: envelope.created_at,
                             retain: backup_aws::dynamo::TASK_RETENTION,
-                            replayed: false,
                         };
                         // A second delivery of a message (the emulator can hand one message to
                         // two concurrent receives) is deleted without running, as the worker does.
