@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         drain_deadline: settings.drain_deadline(),
         max_receive_count,
         ack_flush: Duration::from_millis(settings.ack_flush_ms),
+        receive_gather: Duration::from_millis(settings.receive_gather_ms),
         exit_when_idle: settings.exit_when_idle.map(Duration::from_secs),
         task_retention: TASK_RETENTION,
     };

@@ -36,13 +36,12 @@ pub struct RuntimeConfig {
     pub drain_deadline: Duration,
     pub max_receive_count: u32,
     pub ack_flush: Duration,
+    /// How long a poller gathers free slots before a receive (see `poll`).
+    pub receive_gather: Duration,
     pub exit_when_idle: Option<Duration>,
     /// How long task items are kept (TTL) after their last write.
     pub task_retention: Duration,
 }
-
-/// How long a poller waits for more free slots before a receive (see `poll`).
-const RECEIVE_GATHER: Duration = Duration::from_millis(25);
 
 /// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -143,7 +142,9 @@ impl Worker {
             // tenth of one.
             let mut permits = vec![first];
             let wanted = 10.min(self.config.concurrency.div_ceil(self.config.pollers.max(1))).max(1);
-            let gather_until = Instant::now() + RECEIVE_GATHER;
+            // Waits on the semaphore, not a timer loop: a saturated worker's pollers would
+            // otherwise wake hundreds of times a second for nothing.
+            let gather_until = tokio::time::Instant::now() + self.config.receive_gather;
             loop {
                 while permits.len() < 10 {
                     match cx.slots.clone().try_acquire_owned() {
@@ -151,10 +152,14 @@ impl Worker {
                         Err(_) => break,
                     }
                 }
-                if permits.len() >= wanted || Instant::now() >= gather_until || cx.shutdown.is_cancelled() {
+                if permits.len() >= wanted {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::select! {
+                    permit = cx.slots.clone().acquire_owned() => permits.push(permit.expect("semaphore is never closed")),
+                    _ = tokio::time::sleep_until(gather_until) => break,
+                    _ = cx.shutdown.cancelled() => break,
+                }
             }
             // An in-flight long poll is not abandoned on shutdown: SQS would still deliver to it,
             // and what it received would stay hidden for a whole visibility timeout. It finishes
