@@ -282,6 +282,19 @@ impl Checks {
         self.0.insert(name.to_owned(), if ok { format!("ok: {detail}") } else { format!("FAILED: {detail}") });
         self.1 &= ok;
     }
+    /// The checks every AWS artifact gets: it exists, it is complete, it carries the fleet tags.
+    fn present(&mut self, id: &str, complete: bool, status: impl std::fmt::Debug, tags: &Tags) {
+        self.check("exists", true, id);
+        self.check("complete", complete, format!("{status:?}"));
+        self.tags(tags);
+    }
+
+    /// Copies are always made encrypted; a source snapshot inherits its volume's or database's
+    /// setting, so only a copy must be.
+    fn encrypted(&mut self, encrypted: bool, is_copy: bool) {
+        self.check("encrypted", encrypted || !is_copy, if encrypted { "encrypted" } else { "not encrypted" });
+    }
+
     fn tags(&mut self, tags: &Tags) {
         let missing: Vec<&str> = [tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE]
             .into_iter()
@@ -301,27 +314,18 @@ impl Handler<Verify> for Services {
         let artifact = &p.artifact;
         let region = &artifact.region;
         let record = self.catalog.get(artifact).await?;
+        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
+        // The source resource lives where the catalog says (a DR copy's source is elsewhere).
+        let source_region = record.as_ref().map_or(region, |r| &r.resource_region);
         let mut checks = Checks::new();
         match artifact.kind {
             ArtifactKind::EbsSnapshot => {
                 match self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
                     None => checks.check("exists", false, "snapshot not found"),
                     Some(snapshot) => {
-                        checks.check("exists", true, &snapshot.id);
-                        checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
-                        checks.tags(&snapshot.tags);
-                        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
-                        // Copies are always made encrypted; a source snapshot inherits its volume's setting.
-                        checks.check(
-                            "encrypted",
-                            snapshot.encrypted || !is_copy,
-                            if snapshot.encrypted { "encrypted" } else { "not encrypted" },
-                        );
-                        match self
-                            .block
-                            .volume(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
-                            .await?
-                        {
+                        checks.present(&snapshot.id, snapshot.status.is_complete(), &snapshot.status, &snapshot.tags);
+                        checks.encrypted(snapshot.encrypted, is_copy);
+                        match self.block.volume(source_region, &p.source_resource).await? {
                             Some(volume) if p.source_resource.starts_with("vol-") => checks.check(
                                 "size",
                                 snapshot.size_gib == Some(volume.size_gib),
@@ -340,9 +344,7 @@ impl Handler<Verify> for Services {
                 match self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next() {
                     None => checks.check("exists", false, "image not found"),
                     Some(image) => {
-                        checks.check("exists", true, &image.id);
-                        checks.check("complete", image.status.is_complete(), format!("{:?}", image.status));
-                        checks.tags(&image.tags);
+                        checks.present(&image.id, image.status.is_complete(), &image.status, &image.tags);
                         let snapshots = self.block.snapshots(region, &image.snapshot_ids).await?;
                         checks.check(
                             "snapshots",
@@ -362,23 +364,21 @@ impl Handler<Verify> for Services {
                 match self.databases.snapshot(region, cluster, &artifact.id).await? {
                     None => checks.check("exists", false, "snapshot not found"),
                     Some(snapshot) => {
-                        checks.check("exists", true, &snapshot.identifier);
-                        checks.check("complete", snapshot.status.is_complete(), format!("{:?}", snapshot.status));
-                        checks.tags(&snapshot.tags);
-                        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
-                        checks.check(
-                            "encrypted",
-                            snapshot.encrypted || !is_copy,
-                            if snapshot.encrypted { "encrypted" } else { "not encrypted" },
+                        checks.present(
+                            &snapshot.identifier,
+                            snapshot.status.is_complete(),
+                            &snapshot.status,
+                            &snapshot.tags,
                         );
+                        checks.encrypted(snapshot.encrypted, is_copy);
                         let source_gib = if cluster {
                             self.databases
-                                .cluster(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
+                                .cluster(source_region, &p.source_resource)
                                 .await?
                                 .and_then(|c| c.allocated_gib)
                         } else {
                             self.databases
-                                .instance(record.as_ref().map_or(region, |r| &r.resource_region), &p.source_resource)
+                                .instance(source_region, &p.source_resource)
                                 .await?
                                 .and_then(|i| i.allocated_gib)
                         };

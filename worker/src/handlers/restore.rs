@@ -1164,6 +1164,25 @@ impl Services {
         Ok(DrillStep::Validated(checks))
     }
 
+    /// Whether the drill's database (instance or cluster) exists, is not being deleted already,
+    /// and is ours: only what carries this task's id may be deleted (and must be accounted for).
+    async fn live_drill_database(
+        &self,
+        region: &str,
+        cluster: bool,
+        target: &str,
+        task: &str,
+    ) -> Result<bool, TaskError> {
+        let live = |tags: &Tags, status: Option<&str>| {
+            tags.get(tags::TASK_ID).map(String::as_str) == Some(task) && status != Some("deleting")
+        };
+        Ok(if cluster {
+            self.databases.cluster(region, target).await?.is_some_and(|c| live(&c.tags, c.status.as_deref()))
+        } else {
+            self.databases.instance(region, target).await?.is_some_and(|db| live(&db.tags, db.status.as_deref()))
+        })
+    }
+
     /// Deletes everything this drill restored, found by the task id (EC2 tags, the RDS identifier,
     /// the S3 prefix) rather than by what this attempt remembers, then confirms nothing is left.
     async fn drill_cleanup(
@@ -1207,36 +1226,20 @@ impl Services {
                         .map(|i| i.id),
                 );
             }
-            ResourceType::RdsInstance => {
-                // Only what carries this task's id is ours to delete (and to account for).
+            ResourceType::RdsInstance | ResourceType::RdsCluster => {
+                // A drill's cluster has no instances (restores make none), so it deletes at once.
+                let cluster = p.resource_type == ResourceType::RdsCluster;
                 let target = drill_identifier(&ctx.task_id);
-                let ours = |tags: &Tags| tags.get(tags::TASK_ID).map(String::as_str) == Some(task);
-                if let Some(db) = self.databases.instance(region, &target).await?.filter(|db| ours(&db.tags)) {
-                    if db.status.as_deref() != Some("deleting") {
-                        self.databases.delete_instance(region, &target).await?;
-                        deleted.push(target.clone());
-                    }
-                }
-                if let Some(db) = self.databases.instance(region, &target).await?.filter(|db| ours(&db.tags)) {
-                    if db.status.as_deref() != Some("deleting") {
-                        left.push(target);
-                    }
-                }
-            }
-            ResourceType::RdsCluster => {
-                let target = drill_identifier(&ctx.task_id);
-                let ours = |tags: &Tags| tags.get(tags::TASK_ID).map(String::as_str) == Some(task);
-                if let Some(cluster) = self.databases.cluster(region, &target).await?.filter(|c| ours(&c.tags)) {
-                    // A drill's cluster has no instances (restores make none), so it deletes at once.
-                    if cluster.status.as_deref() != Some("deleting") {
+                if self.live_drill_database(region, cluster, &target, task).await? {
+                    if cluster {
                         self.databases.delete_cluster(region, &target).await?;
-                        deleted.push(target.clone());
+                    } else {
+                        self.databases.delete_instance(region, &target).await?;
                     }
+                    deleted.push(target.clone());
                 }
-                if let Some(cluster) = self.databases.cluster(region, &target).await?.filter(|c| ours(&c.tags)) {
-                    if cluster.status.as_deref() != Some("deleting") {
-                        left.push(target);
-                    }
+                if self.live_drill_database(region, cluster, &target, task).await? {
+                    left.push(target);
                 }
             }
             ResourceType::S3Bucket => {
