@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 export MOTO_PORT ?= 4566
 CARGO ?= cargo
 
-.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench emulator-start emulator-stop schemas
+.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas
 
 all: build
 
@@ -50,6 +50,11 @@ demo-check: build
 ## make bench: coordination cost, CPU, memory and throughput of the fleet (not part of make test).
 bench:
 	bash scripts/bench.sh
+
+## make soak: an hour of steady, mixed work with injected faults; fails if worker memory grows or
+## any task ends in the wrong place (not part of make test; see docs/BENCHMARKS.md).
+soak:
+	BENCH_PHASES=soak bash scripts/bench.sh
 
 emulator-start:
 	bash scripts/emulator.sh start

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: throughput, coordination cost, CPU and memory of the fleet against a dedicated local
-# emulator (not part of `make test`). Results: a table on stdout, JSON in .bench/result-<time>.json,
+# emulator, and the real pipeline on a seeded estate (not part of `make test`). `make soak` is the
+# same script with BENCH_PHASES=soak: an hour of mixed work, failing on memory growth. Results: a table on stdout, JSON in .bench/result-<time>.json,
 # a dated row appended to docs/BENCHMARKS.md (which explains every figure).
 #
 # Environment:
@@ -39,20 +40,21 @@ esac
 
 # --- build -------------------------------------------------------------------------------------
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building backup-worker and backup-bench (profile $CARGO_PROFILE)"
-    "${CARGO_CMD[@]}" build --locked --profile "$CARGO_PROFILE" --bins -p backup-worker -p backup-tests
+    log "building backup-worker, backup-producer and backup-bench (profile $CARGO_PROFILE)"
+    "${CARGO_CMD[@]}" build --locked --profile "$CARGO_PROFILE" --bins -p backup-worker -p backup-producer -p backup-tests
 fi
 BIN_DIR="$CARGO_TARGET_DIR/$PROFILE_DIR"
-for bin in backup-worker backup-bench; do
+for bin in backup-worker backup-producer backup-bench; do
     [[ -x "$BIN_DIR/$bin" ]] ||
-        die "$BIN_DIR/$bin is missing (build with: cargo build --profile $CARGO_PROFILE --bins -p backup-worker -p backup-tests)"
+        die "$BIN_DIR/$bin is missing (build with: cargo build --profile $CARGO_PROFILE --bins -p backup-worker -p backup-producer -p backup-tests)"
 done
 # Private copies, taken right after the build: another checkout sharing CARGO_TARGET_DIR may
 # rebuild the shared binaries at any time (backup-bench refuses to run if it was built elsewhere).
 PRIVATE="$REPO/.bench/bin"
 mkdir -p "$PRIVATE"
-cp -f "$BIN_DIR/backup-worker" "$BIN_DIR/backup-bench" "$PRIVATE/"
+cp -f "$BIN_DIR/backup-worker" "$BIN_DIR/backup-producer" "$BIN_DIR/backup-bench" "$PRIVATE/"
 WORKER="$PRIVATE/backup-worker"
+PRODUCER="$PRIVATE/backup-producer"
 BENCH="$PRIVATE/backup-bench"
 
 # --- emulator ----------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
     COMMIT="$COMMIT+dirty"
 fi
 
-args=(--worker "$WORKER" --repo "$REPO")
+args=(--worker "$WORKER" --producer "$PRODUCER" --repo "$REPO")
 [[ "${BENCH_RECORD:-1}" == 0 ]] && args+=(--no-record)
 
 log "running $BENCH (emulator port $MOTO_PORT)"

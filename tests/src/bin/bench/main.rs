@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
+mod estate;
+mod soak;
+
 /// Budgets (docs/BENCHMARKS.md has the same table).
 const BUDGET_FRACTION: f64 = 0.80;
 const BUDGET_CALLS_PER_TASK: f64 = 2.5;
@@ -50,6 +53,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 #[derive(Clone, Debug)]
 struct Config {
     worker: PathBuf,
+    /// The backup-producer binary (the estate phase runs it).
+    producer: Option<PathBuf>,
     /// The checkout results are written to (`.bench/`, `docs/BENCHMARKS.md`).
     repo: PathBuf,
     record: bool,
@@ -81,20 +86,24 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         let mut worker = std::env::var("BENCH_WORKER").ok().map(PathBuf::from);
+        let mut producer = std::env::var("BENCH_PRODUCER").ok().map(PathBuf::from);
         let mut repo = std::env::var("BENCH_REPO").ok().map(PathBuf::from);
         let mut record = true;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--worker" => worker = Some(PathBuf::from(args.next().context("--worker needs a path")?)),
+                "--producer" => {
+                    producer = Some(PathBuf::from(args.next().context("--producer needs a path")?))
+                }
                 "--repo" => repo = Some(PathBuf::from(args.next().context("--repo needs a directory")?)),
                 "--no-record" => record = false,
                 "-h" | "--help" => {
-                    println!("usage: backup-bench --worker <path of backup-worker> [--repo <checkout>] [--no-record]\n(see docs/BENCHMARKS.md for the BENCH_* knobs)");
+                    println!("usage: backup-bench --worker <path of backup-worker> [--producer <path of backup-producer>] [--repo <checkout>] [--no-record]\n(see docs/BENCHMARKS.md for the BENCH_* knobs)");
                     std::process::exit(0);
                 }
                 other => bail!(
-                    "unknown argument {other:?} (usage: backup-bench --worker <path> [--repo <dir>] [--no-record])"
+                    "unknown argument {other:?} (usage: backup-bench --worker <path> [--producer <path>] [--repo <dir>] [--no-record])"
                 ),
             }
         }
@@ -123,6 +132,7 @@ impl Config {
         };
         Ok(Self {
             worker,
+            producer,
             repo,
             record,
             tasks: env_or("BENCH_TASKS", 2000)?,
@@ -138,11 +148,30 @@ impl Config {
             commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| git_commit(&built_from)),
             worker_log: std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "info".into()),
             phases: std::env::var("BENCH_PHASES")
-                .unwrap_or_else(|_| "memory,fleet,producer".into())
+                .unwrap_or_else(|_| "memory,fleet,producer,estate".into())
                 .split(',')
                 .map(|p| p.trim().to_owned())
                 .collect(),
         })
+    }
+
+    fn check_phases(&self) -> anyhow::Result<()> {
+        for phase in &self.phases {
+            ensure!(
+                ["memory", "fleet", "producer", "estate", "soak"].contains(&phase.as_str()),
+                "BENCH_PHASES: unknown phase {phase:?} (memory, fleet, producer, estate, or soak alone)"
+            );
+        }
+        if self.runs("estate") {
+            let producer =
+                self.producer.as_ref().context("the estate phase needs --producer <path of backup-producer>")?;
+            ensure!(producer.is_file(), "{} is not a file: build backup-producer first", producer.display());
+        }
+        ensure!(
+            !self.runs("soak") || self.phases.len() == 1,
+            "BENCH_PHASES: soak runs alone (it takes an hour: `make soak`)"
+        );
+        Ok(())
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -153,9 +182,11 @@ impl Config {
         matches!(self.profile.as_str(), "debug" | "dev")
     }
 
-    /// The worker's poller count for a concurrency (mirrors `WorkerSettings::pollers`).
-    fn pollers(&self) -> usize {
-        self.concurrency.div_ceil(10).clamp(1, 4)
+    /// Batches of ten that fill one worker's slots: the ceiling loops per worker, and the
+    /// full receives per worker the feeder keeps visible (independent of how many pollers the
+    /// worker runs, so that poller settings can be compared at the same parallelism).
+    fn batches_per_worker(&self) -> usize {
+        self.concurrency.div_ceil(10)
     }
 }
 
@@ -165,6 +196,7 @@ fn main() -> anyhow::Result<()> {
         std::env::set_var("MOTO_PORT", "4588");
     }
     let config = Config::from_env()?;
+    config.check_phases()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config))
 }
@@ -262,7 +294,7 @@ fn clock_ticks() -> u64 {
 
 fn spawn_worker(
     config: &Config,
-    fleet: &Fleet,
+    env: &[(String, String)],
     dir: &Path,
     name: &str,
     args: &[String],
@@ -275,7 +307,7 @@ fn spawn_worker(
         .args(args)
         .arg("--summary-file")
         .arg(&summary_path)
-        .envs(fleet.env())
+        .envs(env.iter().cloned())
         .env("RUST_LOG", &config.worker_log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -452,18 +484,19 @@ async fn fleet_run(config: &Config, k: usize, clk_tck: u64, bench_dir: &Path) ->
     let fleet = Fleet::new(&format!("bench{k}")).await;
     let dir = bench_dir.join(format!("fleet-k{k}"));
     let args = worker_args(config, config.concurrency, config.idle_secs);
-    let mut workers: Vec<FleetProcess> =
-        (0..k).map(|i| spawn_worker(config, &fleet, &dir, &format!("w{i}"), &args)).collect::<anyhow::Result<_>>()?;
+    let mut workers: Vec<FleetProcess> = (0..k)
+        .map(|i| spawn_worker(config, &fleet.env(), &dir, &format!("w{i}"), &args))
+        .collect::<anyhow::Result<_>>()?;
     let monitor = Monitor::default();
     let stop_sampling = monitor.spawn(workers.iter().map(FleetProcess::pid).collect(), Duration::from_millis(200));
     wait_started(&mut workers, Duration::from_secs(60)).await?;
     let startup_ticks: u64 = workers.iter().filter_map(|w| read_proc(w.pid())).map(|(ticks, _, _)| ticks).sum();
 
-    // Feed: keep one full receive per poller visible (K × pollers × 10, at most `backlog`): enough
+    // Feed: keep a full receive per ten slots visible (K × ⌈concurrency/10⌉ × 10, at most `backlog`): enough
     // to keep every slot busy, and the same depth as the ceiling loop's, which matters because
     // the emulator's calls slow down with queue depth. Then wait for the queue to be empty (every
     // message deleted, so every task recorded SUCCEEDED first).
-    let target = config.backlog.min((k * config.pollers() * 10) as u64);
+    let target = config.backlog.min((k * config.batches_per_worker() * 10) as u64);
     let queue = fleet.queue();
     let tasks = config.tasks;
     let sample_every = (tasks / config.latency_sample.max(1)).max(1);
@@ -746,7 +779,7 @@ async fn memory_run(config: &Config, bench_dir: &Path) -> anyhow::Result<MemoryR
     let dir = bench_dir.join("memory");
     // Idle exit well after the idle measurement (3 s) and the send that follows it.
     let args = worker_args(config, MEMORY_TASKS, 10);
-    let mut workers = vec![spawn_worker(config, &fleet, &dir, "w", &args)?];
+    let mut workers = vec![spawn_worker(config, &fleet.env(), &dir, "w", &args)?];
     let pid = workers[0].pid();
     wait_started(&mut workers, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1063,6 +1096,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bench_dir = root.join(".bench").join(format!("run-{stamp}"));
     std::fs::create_dir_all(&bench_dir)?;
     let clk_tck = clock_ticks();
+    if config.runs("soak") {
+        let soak = soak::SoakConfig::from_env()?;
+        if !soak::run(&config, &soak, &bench_dir).await? {
+            bail!("the soak failed: see FAIL above");
+        }
+        return Ok(());
+    }
     let machine = machine();
     let endpoint = backup_tests::emulator_endpoint();
     eprintln!(
@@ -1075,7 +1115,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let memory = if config.runs("memory") {
-        eprintln!("[1/4] memory: one worker idle, then {MEMORY_TASKS} tasks in flight");
+        eprintln!("[1/5] memory: one worker idle, then {MEMORY_TASKS} tasks in flight");
         Some(memory_run(&config, &bench_dir).await?)
     } else {
         None
@@ -1084,20 +1124,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     let ks = if config.runs("fleet") { config.ks.clone() } else { Vec::new() };
     for (i, &k) in ks.iter().enumerate() {
-        eprintln!("[2/4] fleet throughput: K={k} ({}/{})", i + 1, config.ks.len());
+        eprintln!("[2/5] fleet throughput: K={k} ({}/{})", i + 1, config.ks.len());
         let mut run = fleet_run(&config, k, clk_tck, &bench_dir).await?;
-        let loops = k * config.pollers();
-        eprintln!("[3/4] emulator ceiling: {loops} loops (K={k} × {} pollers)", config.pollers());
+        let loops = k * config.batches_per_worker();
+        eprintln!("[3/5] emulator ceiling: {loops} loops of 10 (K={k} × {} batches)", config.batches_per_worker());
         run.ceiling = Some(ceiling_run(config.tasks, loops).await?);
         runs.push(run);
     }
 
+    let estate_config = estate::EstateConfig::from_env()?;
     let producer = if config.runs("producer") {
-        eprintln!("[4/4] producer: expanding {} resources and sending the tasks", config.resources);
+        eprintln!("[4/5] producer: expanding {} resources and sending the tasks", config.resources);
         Some(producer_run(&config).await?)
     } else {
         None
     };
+
+    let mut estates = Vec::new();
+    if let (true, Some(producer_bin)) = (config.runs("estate"), config.producer.as_ref()) {
+        for (i, &k) in config.ks.iter().enumerate() {
+            eprintln!(
+                "[5/5] estate: {} volumes in two regions and {} S3 objects, the real producer, K={k} workers ({}/{})",
+                estate_config.volumes,
+                estate_config.objects,
+                i + 1,
+                config.ks.len()
+            );
+            estates.push(estate::run(&config, &estate_config, k, producer_bin, clk_tck, &bench_dir).await?);
+        }
+    }
 
     // ---- budgets ----
     let mut budgets = Vec::new();
@@ -1163,6 +1218,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
 
+    if !estates.is_empty() {
+        let problems: Vec<String> =
+            estates.iter().flat_map(|e| e.problems.iter().map(move |p| format!("K={}: {p}", e.k))).collect();
+        budgets.push(Budget {
+            name: "estate: one snapshot and one DR copy per volume, every object backed up, no failed task".into(),
+            limit: "all".into(),
+            value: if problems.is_empty() { "all".into() } else { problems.join("; ") },
+            pass: problems.is_empty(),
+        });
+    }
+
     // ---- the table ----
     let mut out = String::new();
     let debug_note =
@@ -1181,10 +1247,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "\n1+3. Fleet throughput: {} canary tasks per K, worker --concurrency {} ({} pollers), feeder keeps K x pollers x 10 (<= {}) visible",
+        "\n1+3. Fleet throughput: {} canary tasks per K, worker --concurrency {} ({} batches of 10), feeder keeps K x batches x 10 (<= {}) visible",
         config.tasks,
         config.concurrency,
-        config.pollers(),
+        config.batches_per_worker(),
         config.backlog
     )?;
     writeln!(
@@ -1337,7 +1403,55 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     }
 
-    writeln!(out, "\n5. Budgets")?;
+    if !estates.is_empty() {
+        writeln!(
+            out,
+            "\n5. Estate: {} volumes (two regions) + {} S3 objects, the real producer and workers (each --rate-share 1/K)",
+            estate_config.volumes, estate_config.objects
+        )?;
+        writeln!(
+            out,
+            "{:>3} {:>9} {:>8} {:>8} {:>13} {:>11} {:>11} {:>9} {:>12}",
+            "K", "tasks", "secs", "tasks/s", "coord calls", "AWS calls", "CPU ms", "peak MiB", "producer s"
+        )?;
+        for e in &estates {
+            let (coordination, work) = e.calls_per_task();
+            writeln!(
+                out,
+                "{:>3} {:>9} {:>8.1} {:>8.1} {:>13.2} {:>11.2} {:>11.2} {:>9.1} {:>12.2}",
+                e.k,
+                e.executed(),
+                e.seconds,
+                e.tasks_per_sec(),
+                coordination,
+                work,
+                e.cpu_ms_per_task(),
+                mib(e.peak_rss_kib),
+                e.producer_secs
+            )?;
+        }
+        writeln!(out, "  (calls and CPU per executed task; \"AWS calls\" are the backup work: EC2, S3, ...)")?;
+        for e in &estates {
+            let kinds: Vec<String> = e
+                .tasks
+                .iter()
+                .map(|(kind, d)| {
+                    format!("{kind} {}", d.iter().map(|(d, n)| format!("{d} {n}")).collect::<Vec<_>>().join("/"))
+                })
+                .collect();
+            writeln!(
+                out,
+                "  K={}: producer sent {} tasks ({:.0} ms CPU); seeding took {:.1} s; {}",
+                e.k,
+                e.producer_tasks,
+                e.producer_cpu_ms,
+                e.seed_secs,
+                kinds.join(", ")
+            )?;
+        }
+    }
+
+    writeln!(out, "\n6. Budgets")?;
     for b in &budgets {
         writeln!(out, "  {} {:<55} {:<14} {}", if b.pass { "PASS" } else { "MISS" }, b.name, b.limit, b.value)?;
     }
@@ -1405,7 +1519,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "tasks_per_k": config.tasks,
             "ks": config.ks,
             "concurrency": config.concurrency,
-            "pollers": config.pollers(),
+            "batches_per_worker": config.batches_per_worker(),
+            "worker_pollers_env": std::env::var("BACKUP_POLLERS").ok(),
+            "worker_receive_gather_ms_env": std::env::var("BACKUP_RECEIVE_GATHER_MS").ok(),
             "backlog": config.backlog,
             "idle_secs": config.idle_secs,
             "receive_wait_secs": config.receive_wait,
@@ -1435,6 +1551,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "send_message_batch_calls": producer.send_batch_calls,
             "batches_reported": producer.batches_reported,
         })),
+        "estate": estates.iter().map(estate::EstateRun::json).collect::<Vec<_>>(),
         "budgets": budgets.iter().map(|b| json!({"name": b.name, "limit": b.limit, "value": b.value, "pass": b.pass})).collect::<Vec<_>>(),
     });
     let json_path = root.join(".bench").join(format!("result-{stamp}.json"));
@@ -1442,7 +1559,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("\nJSON: {}", json_path.display());
     println!("worker logs and summaries: {}", bench_dir.display());
 
-    if config.record && (memory.is_none() || producer.is_none() || runs.is_empty()) {
+    if config.record && (memory.is_none() || producer.is_none() || runs.is_empty() || estates.is_empty()) {
         println!("not recorded in docs/BENCHMARKS.md: only a full run (every phase) is recorded");
     } else if let (true, Some(memory), Some(producer)) = (config.record, &memory, &producer) {
         let row = markdown_row(&config, &timestamp, &machine, &runs, memory, producer, &budgets);
@@ -1454,9 +1571,50 @@ async fn run(config: Config) -> anyhow::Result<()> {
         text.push_str(&row);
         text.push('\n');
         std::fs::write(&path, text)?;
+        insert_row(&root, ESTATE_ROWS_END, &estate_row(&config, &timestamp, &estate_config, &estates))?;
         println!("recorded in {}", path.display());
     }
     Ok(())
+}
+
+/// Marks the end of the estate table in docs/BENCHMARKS.md.
+const ESTATE_ROWS_END: &str = "<!-- estate rows end -->";
+
+/// Inserts a table row just before `marker` in docs/BENCHMARKS.md (tables other than the last).
+fn insert_row(repo: &Path, marker: &str, cells: &[String]) -> anyhow::Result<()> {
+    let row = format!("| {} |\n", cells.iter().map(|c| c.replace('|', "/")).collect::<Vec<_>>().join(" | "));
+    let path = repo.join("docs/BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let at = text.find(marker).with_context(|| format!("{} has no `{marker}` marker", path.display()))?;
+    std::fs::write(&path, format!("{}{row}{}", &text[..at], &text[at..]))?;
+    Ok(())
+}
+
+fn estate_row(
+    config: &Config,
+    timestamp: &DateTime<Utc>,
+    estate: &estate::EstateConfig,
+    runs: &[estate::EstateRun],
+) -> Vec<String> {
+    let per_k = |f: &dyn Fn(&estate::EstateRun) -> String| {
+        runs.iter().map(|r| format!("{}: {}", r.k, f(r))).collect::<Vec<_>>().join("<br>")
+    };
+    let problems: Vec<&String> = runs.iter().flat_map(|r| &r.problems).collect();
+    vec![
+        timestamp.format("%Y-%m-%d %H:%M").to_string(),
+        config.commit.clone(),
+        config.profile.clone(),
+        format!("{} volumes, {} objects", estate.volumes, estate.objects),
+        per_k(&|r| format!("{} in {:.0} s ({:.1}/s)", r.executed(), r.seconds, r.tasks_per_sec())),
+        per_k(&|r| {
+            let (coordination, work) = r.calls_per_task();
+            format!("{coordination:.2} + {work:.2}")
+        }),
+        per_k(&|r| format!("{:.2}", r.cpu_ms_per_task())),
+        per_k(&|r| format!("{:.1}", mib(r.peak_rss_kib))),
+        per_k(&|r| format!("{} tasks in {:.1} s", r.producer_tasks, r.producer_secs)),
+        if problems.is_empty() { "all exactly once".into() } else { format!("{problems:?}") },
+    ]
 }
 
 fn markdown_row(
