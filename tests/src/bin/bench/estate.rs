@@ -26,6 +26,9 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 /// emulator are not discovered again.
 const SELECT_TAG: &str = "bench-estate";
 
+/// Worker dispositions that end a task.
+const TERMINAL: [&str; 3] = ["succeeded", "failed", "dead"];
+
 #[derive(Clone, Debug)]
 pub(crate) struct EstateConfig {
     pub(crate) volumes: usize,
@@ -60,8 +63,10 @@ pub(crate) struct EstateRun {
 }
 
 impl EstateRun {
+    /// Tasks that reached an end (attempts that were retried, parked or handed back are not
+    /// tasks, and duplicates did nothing).
     pub(crate) fn executed(&self) -> u64 {
-        self.tasks.values().flat_map(|d| d.iter()).filter(|(d, _)| d.as_str() != "duplicate").map(|(_, n)| n).sum()
+        self.tasks.values().flat_map(|d| d.iter()).filter(|(d, _)| TERMINAL.contains(&d.as_str())).map(|(_, n)| n).sum()
     }
 
     pub(crate) fn tasks_per_sec(&self) -> f64 {
@@ -315,7 +320,7 @@ pub(crate) async fn run(
     }
     for (kind, dispositions) in &run.tasks {
         for (disposition, n) in dispositions {
-            if !["succeeded", "duplicate"].contains(&disposition.as_str()) {
+            if ["failed", "dead", "poison"].contains(&disposition.as_str()) {
                 run.problems.push(format!("{n} {kind} tasks ended {disposition}"));
             }
         }
