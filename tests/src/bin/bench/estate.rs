@@ -33,11 +33,26 @@ const TERMINAL: [&str; 3] = ["succeeded", "failed", "dead"];
 pub(crate) struct EstateConfig {
     pub(crate) volumes: usize,
     pub(crate) objects: usize,
+    /// Fleet sizes to run the estate with.
+    pub(crate) ks: Vec<usize>,
 }
 
 impl EstateConfig {
-    pub(crate) fn from_env() -> anyhow::Result<Self> {
-        Ok(Self { volumes: super::env_or("BENCH_VOLUMES", 400)?, objects: super::env_or("BENCH_OBJECTS", 200)? })
+    /// The emulator makes real tasks slow (a deep queue, linear scans of every snapshot): 400
+    /// volumes took 9 minutes at K = 4. So the default estate is small and runs at the largest K
+    /// only; its throughput is bounded by the shared API rate limits, not by K, anyway.
+    pub(crate) fn from_env(fleet_ks: &[usize]) -> anyhow::Result<Self> {
+        let ks = match std::env::var("BENCH_ESTATE_KS") {
+            Ok(v) if !v.trim().is_empty() => v
+                .split(',')
+                .map(|k| {
+                    k.trim().parse::<usize>().map_err(|_| anyhow::anyhow!("BENCH_ESTATE_KS: {k:?} is not a number"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            _ => fleet_ks.iter().max().copied().into_iter().collect(),
+        };
+        ensure!(ks.iter().all(|k| *k >= 1), "BENCH_ESTATE_KS: K must be at least 1");
+        Ok(Self { volumes: super::env_or("BENCH_VOLUMES", 200)?, objects: super::env_or("BENCH_OBJECTS", 100)?, ks })
     }
 }
 

@@ -1148,7 +1148,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         runs.push(run);
     }
 
-    let estate_config = estate::EstateConfig::from_env()?;
+    let estate_config = estate::EstateConfig::from_env(&config.ks)?;
     let producer = if config.runs("producer") {
         eprintln!("[4/5] producer: expanding {} resources and sending the tasks", config.resources);
         Some(producer_run(&config).await?)
@@ -1158,13 +1158,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut estates = Vec::new();
     if let (true, Some(producer_bin)) = (config.runs("estate"), config.producer.as_ref()) {
-        for (i, &k) in config.ks.iter().enumerate() {
+        for (i, &k) in estate_config.ks.iter().enumerate() {
             eprintln!(
                 "[5/5] estate: {} volumes in two regions and {} S3 objects, the real producer, K={k} workers ({}/{})",
                 estate_config.volumes,
                 estate_config.objects,
                 i + 1,
-                config.ks.len()
+                estate_config.ks.len()
             );
             estates.push(estate::run(&config, &estate_config, k, producer_bin, clk_tck, &bench_dir).await?);
         }
