@@ -13,6 +13,12 @@
 #   PYTHON                     interpreter used to create the venv (default python3)
 #   EMULATOR_START_TIMEOUT     seconds to wait for readiness (default 60)
 #   EMULATOR_REQUEST_LOG=0     do not log one line per request to the log file
+#   EMULATOR_REALISM           realism layer (scripts/emulator_realism.py): unset, empty, `off` or `0`
+#                              = plain moto; `on` = AWS-like pending states, eventual consistency and
+#                              quotas with the default settings; a JSON object = those settings merged
+#                              over the defaults; `@file.json` = the same from a file. Read at `start`
+#                              only (a server already answering on the port is reused as it is). See
+#                              docs/EMULATOR.md, "The realism layer".
 #
 # Files: $REPO/.venv (virtualenv), $REPO/.emulator/moto-$PORT.{log,pid}.
 set -euo pipefail
@@ -159,11 +165,14 @@ cmd_start() {
     # are loaded lazily by moto itself and need nothing here.
     # os.setsid() puts the server in its own session, so it survives a signal
     # to the caller's terminal or process group; fd 9 (the lock) is closed.
+    # EMULATOR_REALISM (if set and not off) installs scripts/emulator_realism.py.
     MOTO_EC2_LOAD_DEFAULT_AMIS=false \
         MOTO_IAM_LOAD_MANAGED_POLICIES=false \
         MOTO_EVENTS_INVOKE_HTTP=false \
         MOTO_PORT="$PORT" \
         EMULATOR_REQUEST_LOG="${EMULATOR_REQUEST_LOG:-1}" \
+        EMULATOR_REALISM="${EMULATOR_REALISM:-}" \
+        EMULATOR_SCRIPTS="$REPO/scripts" \
         nohup "$VPY" -c '
 import os
 # Close every inherited descriptor (the lock of a calling flock, the pipes of a test runner): a
@@ -191,6 +200,11 @@ for _name in ("put_item", "update_item", "delete_item", "batch_write_item", "tra
     setattr(DynamoHandler, _name, _serialised(getattr(DynamoHandler, _name)))
 if os.environ.get("EMULATOR_REQUEST_LOG") == "0":
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+# Optional realism layer: pending states, eventual consistency, quotas (docs/EMULATOR.md).
+if os.environ.get("EMULATOR_REALISM", "").strip().lower() not in ("", "off", "0"):
+    sys.path.insert(0, os.environ["EMULATOR_SCRIPTS"])
+    import emulator_realism
+    emulator_realism.install(os.environ["EMULATOR_REALISM"])
 from moto.server import main
 main(sys.argv[1:])
 ' -H "$HOST" -p "$PORT" </dev/null >>"$LOGFILE" 2>&1 9>&- &

@@ -1,0 +1,1546 @@
+"""Realism layer for the local moto server: make moto behave like AWS where moto is too kind.
+
+moto completes every snapshot, AMI, copy and restore the moment it is created, shows every new
+resource to every Describe call at once, and has no concurrency quotas or request throttling. The
+fleet has code for all of these (waiting, retrying, backing off), and that code is only exercised
+against the emulator if the emulator misbehaves the way AWS does. `install(spec)` monkeypatches
+moto (5.2.5) so that it does:
+
+* asynchronous completion: snapshots, AMIs, copies, RDS snapshots and restores stay pending for a
+  configurable time with progress, then complete, or fail for a configurable share;
+* eventual consistency: for a window after a create, Describe by id answers not-found and Describe
+  by filter leaves the new resource out;
+* quotas with AWS's own error codes: concurrent snapshots per volume, snapshot copies in flight per
+  destination region, the CreateSnapshot request rate, duplicate AMI names;
+* SQS: only a message's newest receipt handle works (moto accepts every handle it ever had), and
+  SendMessageBatch is refused above a total size of bodies and message attributes.
+
+Use: `EMULATOR_REALISM=on scripts/emulator.sh start` (see docs/EMULATOR.md, "The realism layer",
+for the configuration keys, the `realism:*` tag directives and the `/_realism/*` endpoints).
+
+State is computed from the clock when read (properties on moto's model classes), so a resource
+looks the same through every API that renders it, including the answer of the create call. The
+per-resource bookkeeping lives in a WeakKeyDictionary keyed by moto's model objects, so it goes
+away with them on `POST /moto-api/reset` and is never copied into other objects by moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import random
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+KINDS = (
+    "ebs_snapshot",  # CreateSnapshot, and each snapshot of a CreateSnapshots set
+    "ami",  # CreateImage (the AMI and its backing snapshot share one fate and timing)
+    "ebs_copy",  # CopySnapshot
+    "ami_copy",  # CopyImage
+    "rds_snapshot",  # CreateDBSnapshot
+    "rds_cluster_snapshot",  # CreateDBClusterSnapshot
+    "rds_copy",  # CopyDBSnapshot
+    "rds_cluster_copy",  # CopyDBClusterSnapshot
+    "restore_volume",  # CreateVolume with a SnapshotId
+    "restore_instance",  # RunInstances
+    "restore_db",  # RestoreDBInstanceFromDBSnapshot
+    "restore_cluster",  # RestoreDBClusterFromSnapshot
+)
+
+# Per-kind settings fall back to the family key, then to the global value.
+FAMILY = {
+    "restore_volume": "restore",
+    "restore_instance": "restore",
+    "restore_db": "restore",
+    "restore_cluster": "restore",
+}
+
+# Derived resources (copies, restores) also read `realism:<family>-<directive>` from their source.
+DIRECTIVE_FAMILY = {
+    "ebs_copy": "copy",
+    "ami_copy": "copy",
+    "rds_copy": "copy",
+    "rds_cluster_copy": "copy",
+    "restore_volume": "restore",
+    "restore_instance": "restore",
+    "restore_db": "restore",
+    "restore_cluster": "restore",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "seed": 1,
+    "pending_seconds": 2.0,
+    "pending": {
+        "ebs_snapshot": 2.0,
+        "ami": 3.0,
+        "ebs_copy": 3.0,
+        "ami_copy": 3.0,
+        "rds_snapshot": 2.0,
+        "rds_cluster_snapshot": 2.0,
+        "rds_copy": 3.0,
+        "rds_cluster_copy": 3.0,
+        "restore": 2.0,
+    },
+    "error_share": 0.0,
+    "errors": {},
+    "consistency_seconds": 1.0,
+    "consistency": {},
+    "consistency_on_create_tags": False,
+    "ami_name_unique": True,
+    "quotas": {
+        "enabled": True,
+        "pending_snapshots_per_volume": 5,
+        "count_error_snapshots": True,
+        "ebs_copies_per_region": 20,
+        "rds_copies_per_region": 20,
+        "rds_cluster_copies_per_region": 5,
+        "create_snapshot_rate": 5.0,
+        "create_snapshot_burst": 100,
+    },
+    "sqs": {
+        "enabled": True,
+        "stale_receipt_handles": True,
+        "batch_request_limit_bytes": 262144,
+    },
+}
+
+_MAP_KEYS = ("pending", "errors", "consistency")
+_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds")
+_BOOL_KEYS = ("enabled", "consistency_on_create_tags", "ami_name_unique")
+_QUOTA_NUMBERS = (
+    "pending_snapshots_per_volume",
+    "ebs_copies_per_region",
+    "rds_copies_per_region",
+    "rds_cluster_copies_per_region",
+    "create_snapshot_rate",
+    "create_snapshot_burst",
+)
+_QUOTA_BOOLS = ("enabled", "count_error_snapshots")
+_SQS_BOOLS = ("enabled", "stale_receipt_handles")
+_SQS_INTS = ("batch_request_limit_bytes",)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Deep merge; a null value deletes the key (so `{"pending": null}` empties the map)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, f"{path}{key}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check a merged config; restores removed required keys from the defaults."""
+    known = set(DEFAULTS)
+    unknown = set(cfg) - known
+    if unknown:
+        raise ConfigError(f"unknown config keys: {sorted(unknown)} (known: {sorted(known)})")
+    for key in _BOOL_KEYS:
+        cfg.setdefault(key, DEFAULTS[key])
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"{key} must be true or false")
+    for key in _NUMBER_KEYS:
+        cfg.setdefault(key, DEFAULTS[key])
+        if not _is_number(cfg[key]) or cfg[key] < 0:
+            raise ConfigError(f"{key} must be a number >= 0")
+    if cfg["error_share"] > 1:
+        raise ConfigError("error_share must be between 0 and 1")
+    cfg.setdefault("seed", DEFAULTS["seed"])
+    if not isinstance(cfg["seed"], (int, str)) or isinstance(cfg["seed"], bool):
+        raise ConfigError("seed must be an integer or a string")
+    valid_kinds = set(KINDS) | set(FAMILY.values())
+    for section in _MAP_KEYS:
+        cfg.setdefault(section, {})
+        if not isinstance(cfg[section], dict):
+            raise ConfigError(f"{section} must be an object of kind -> number")
+        for kind, value in cfg[section].items():
+            if kind not in valid_kinds:
+                raise ConfigError(f"{section}.{kind}: unknown kind (known: {sorted(valid_kinds)})")
+            if not _is_number(value) or value < 0 or (section == "errors" and value > 1):
+                raise ConfigError(f"{section}.{kind} must be a number >= 0" + (" and <= 1" if section == "errors" else ""))
+    quotas = cfg.setdefault("quotas", {})
+    if not isinstance(quotas, dict):
+        raise ConfigError("quotas must be an object")
+    unknown = set(quotas) - set(DEFAULTS["quotas"])
+    if unknown:
+        raise ConfigError(f"unknown quota keys: {sorted(unknown)}")
+    for key in _QUOTA_BOOLS:
+        quotas.setdefault(key, DEFAULTS["quotas"][key])
+        if not isinstance(quotas[key], bool):
+            raise ConfigError(f"quotas.{key} must be true or false")
+    for key in _QUOTA_NUMBERS:
+        quotas.setdefault(key, DEFAULTS["quotas"][key])
+        if not _is_number(quotas[key]) or quotas[key] < 0:
+            raise ConfigError(f"quotas.{key} must be a number >= 0 (0 = no limit)")
+    sqs = cfg.setdefault("sqs", {})
+    if not isinstance(sqs, dict):
+        raise ConfigError("sqs must be an object")
+    unknown = set(sqs) - set(DEFAULTS["sqs"])
+    if unknown:
+        raise ConfigError(f"unknown sqs keys: {sorted(unknown)} (known: {sorted(DEFAULTS['sqs'])})")
+    for key in _SQS_BOOLS:
+        sqs.setdefault(key, DEFAULTS["sqs"][key])
+        if not isinstance(sqs[key], bool):
+            raise ConfigError(f"sqs.{key} must be true or false")
+    for key in _SQS_INTS:
+        sqs.setdefault(key, DEFAULTS["sqs"][key])
+        if not isinstance(sqs[key], int) or isinstance(sqs[key], bool) or sqs[key] < 0:
+            raise ConfigError(f"sqs.{key} must be an integer >= 0 (0 = no limit)")
+    return cfg
+
+
+def parse_spec(spec: str) -> Optional[dict[str, Any]]:
+    """`on`/`1`/`true` -> defaults; `off`/`0`/empty -> None (not installed); `{...}` -> merged over
+    the defaults; `@path` -> a JSON file merged over the defaults."""
+    text = (spec or "").strip()
+    if text.lower() in ("", "0", "off", "false", "no"):
+        return None
+    if text.lower() in ("1", "on", "true", "yes", "default", "defaults"):
+        return _validate(copy.deepcopy(DEFAULTS))
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as f:
+            text = f.read()
+    try:
+        patch = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"EMULATOR_REALISM is neither on/off nor JSON: {e}") from None
+    if not isinstance(patch, dict):
+        raise ConfigError("EMULATOR_REALISM JSON must be an object")
+    return _validate(_merge(DEFAULTS, patch))
+
+
+# --------------------------------------------------------------------------------------------------
+# Runtime state
+# --------------------------------------------------------------------------------------------------
+
+
+class Meta:
+    """What the realism layer knows about one created resource."""
+
+    __slots__ = (
+        "kind",
+        "t0",
+        "pending",
+        "fate",
+        "visible_at",
+        "directives",
+        "fail_progress",
+        "exists",
+        "__weakref__",
+    )
+
+    def __init__(self, kind: str, pending: float, fate: str, consistency: float, directives: dict[str, str], fail_progress: int):
+        self.kind = kind
+        self.t0 = time.monotonic()
+        self.pending = pending
+        self.fate = fate
+        self.visible_at = self.t0 + consistency
+        self.directives = directives
+        self.fail_progress = fail_progress
+        # Set when the object is registered for a quota: () -> bool, "still exists in moto".
+        self.exists: Callable[[], bool] = lambda: True
+
+    def view(self, now: Optional[float] = None) -> tuple[str, int]:
+        """("pending" | "ok" | "error", percent)."""
+        now = time.monotonic() if now is None else now
+        elapsed = now - self.t0
+        if elapsed < self.pending:
+            return "pending", max(0, min(99, int(100 * elapsed / self.pending)))
+        if self.fate == "error":
+            return "error", self.fail_progress
+        return "ok", 100
+
+    def done(self, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now - self.t0 >= self.pending
+
+    def hidden(self, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now < self.visible_at
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # config, rng, buckets, quota lists, stats
+        # Held across "check a quota, then let moto create": no two creates can both take the
+        # last slot. Order: create_lock, then lock.
+        self.create_lock = threading.RLock()
+        self.config: dict[str, Any] = _validate(copy.deepcopy(DEFAULTS))
+        self.rng = random.Random(1)
+        self.meta: "weakref.WeakKeyDictionary[Any, Meta]" = weakref.WeakKeyDictionary()
+        self.clear()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rng = random.Random(self.config.get("seed", 1))
+            self.buckets: dict[tuple[str, str], list[float]] = {}
+            # (account, region, volume_id) -> metas of snapshots that count against the volume
+            self.volume_pending: dict[tuple[str, str, str], list[Meta]] = {}
+            # (account, region, "ebs" | "rds" | "rds_cluster") -> metas of copies in flight
+            self.copies: dict[tuple[str, str, str], list[Meta]] = {}
+            # (account, region, ec2 id) -> visible_at, insertion-ordered (CreateTags check)
+            self.recent: dict[tuple[str, str, str], float] = {}
+            self.stats = {
+                "pending": {},
+                "failed": {},
+                "not_found": {},
+                "omitted": {},
+                "refused": {},
+                # SQS calls (or batch entries) that named a message by an older receipt handle
+                "stale_receipt_handles": {},
+                "since_reset_seconds": 0.0,
+            }
+            self.reset_at = time.monotonic()
+        self.meta = weakref.WeakKeyDictionary()
+
+    def count(self, section: str, key: str, n: int = 1) -> None:
+        with self.lock:
+            bucket = self.stats[section]
+            bucket[key] = bucket.get(key, 0) + n
+
+
+STATE = _State()
+_tls = threading.local()
+_INSTALLED = False
+
+
+def _cfg() -> dict[str, Any]:
+    return STATE.config  # replaced wholesale on update, so a read sees one consistent version
+
+
+def _active() -> bool:
+    return bool(STATE.config.get("enabled"))
+
+
+def _kind_value(cfg: dict[str, Any], section: str, kind: str, fallback: str) -> float:
+    values = cfg.get(section) or {}
+    for key in (kind, FAMILY.get(kind)):
+        if key is not None and values.get(key) is not None:
+            return float(values[key])
+    return float(cfg[fallback])
+
+
+def get_config() -> dict[str, Any]:
+    return copy.deepcopy(STATE.config)
+
+
+def update_config(patch: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(patch, dict):
+        raise ConfigError("the config must be a JSON object")
+    with STATE.lock:
+        new = _validate(_merge(STATE.config, patch))
+        reseed = new.get("seed") != STATE.config.get("seed")
+        STATE.config = new
+        if reseed:
+            STATE.rng = random.Random(new.get("seed"))
+        return copy.deepcopy(new)
+
+
+def get_stats() -> dict[str, Any]:
+    with STATE.lock:
+        out = copy.deepcopy(STATE.stats)
+        out["since_reset_seconds"] = round(time.monotonic() - STATE.reset_at, 3)
+        now = time.monotonic()
+        out["in_flight"] = {
+            "pending_snapshots_by_volume": {
+                f"{a}/{r}/{v}": n for (a, r, v), metas in STATE.volume_pending.items() if (n := _live_count(metas, now, True))
+            },
+            "copies_by_region": {f"{a}/{r}/{k}": n for (a, r, k), metas in STATE.copies.items() if (n := _live_count(metas, now, False))},
+        }
+        return out
+
+
+def reset_state() -> None:
+    """Forget all realism state except the config (called after POST /moto-api/reset)."""
+    STATE.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Directives (realism:* tags)
+# --------------------------------------------------------------------------------------------------
+
+PREFIX = "realism:"
+
+
+def _directives(tags: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not tags:
+        return out
+    if isinstance(tags, dict):
+        items = tags.items()
+    else:  # RDS: [{"Key": k, "Value": v}]
+        items = []
+        for t in tags:
+            try:
+                items.append((t.get("Key", t.get("key")), t.get("Value", t.get("value"))))
+            except AttributeError:
+                continue
+    for key, value in items:
+        if isinstance(key, str) and key.startswith(PREFIX) and value is not None:
+            out[key[len(PREFIX) :].strip().lower()] = str(value).strip()
+    return out
+
+
+def _ec2_tags(obj: Any) -> dict[str, str]:
+    try:
+        return obj.ec2_backend.tags.get(obj.id) or {}
+    except Exception:
+        return {}
+
+
+def _rds_tags(obj: Any) -> Any:
+    try:
+        return obj.tags or []
+    except Exception:
+        return []
+
+
+def _chain_ec2(obj: Any, parent: Callable[[Any], dict[str, str]] = lambda o: {}) -> dict[str, str]:
+    """Directives an EC2 object passes on: what it inherited (or its parent's, when it was created
+    before the layer knew it) overridden by its own current tags."""
+    if obj is None:
+        return {}
+    meta = STATE.meta.get(obj)
+    out = dict(meta.directives) if meta is not None else parent(obj)
+    out.update(_directives(_ec2_tags(obj)))
+    return out
+
+
+def _chain_snapshot(snap: Any) -> dict[str, str]:
+    return _chain_ec2(snap, lambda s: _chain_ec2(getattr(s, "volume", None)))
+
+
+def _chain_ami(ami: Any) -> dict[str, str]:
+    return _chain_ec2(ami, lambda a: _chain_ec2(getattr(a, "instance", None)))
+
+
+def _chain_rds(obj: Any, parent_attr: Optional[str] = None) -> dict[str, str]:
+    if obj is None:
+        return {}
+    meta = STATE.meta.get(obj)
+    if meta is not None:
+        out = dict(meta.directives)
+    elif parent_attr:
+        out = _chain_rds(getattr(obj, parent_attr, None))
+    else:
+        out = {}
+    out.update(_directives(_rds_tags(obj)))
+    return out
+
+
+def _parse_fate(v: Optional[str]) -> Optional[str]:
+    if v is None:
+        return None
+    v = v.lower()
+    if v in ("error", "fail", "failed", "failure"):
+        return "error"
+    if v in ("ok", "success", "succeed", "completed", "available"):
+        return "ok"
+    return None
+
+
+def _parse_seconds(v: Optional[str]) -> Optional[float]:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return None
+    return f if f >= 0 and f == f and f != float("inf") else None
+
+
+def _new_meta(kind: str, chain: dict[str, str], request: dict[str, str]) -> Meta:
+    cfg = _cfg()
+    family = DIRECTIVE_FAMILY.get(kind)
+
+    def pick(name: str, parse: Callable[[Optional[str]], Any]) -> Any:
+        candidates = [request.get(name)]
+        if family:
+            candidates.append(chain.get(f"{family}-{name}"))
+        candidates.append(chain.get(name))
+        for c in candidates:
+            v = parse(c)
+            if v is not None:
+                return v
+        return None
+
+    pending = pick("pending-seconds", _parse_seconds)
+    if pending is None:
+        pending = _kind_value(cfg, "pending", kind, "pending_seconds")
+    consistency = pick("consistency-seconds", _parse_seconds)
+    if consistency is None:
+        consistency = _kind_value(cfg, "consistency", kind, "consistency_seconds")
+    fate = pick("fate", _parse_fate)
+    with STATE.lock:
+        if kind == "restore_cluster":
+            fate = "ok"  # no failure state is modelled for a restored cluster
+        if fate is None:
+            share = _kind_value(cfg, "errors", kind, "error_share")
+            fate = "error" if share > 0 and STATE.rng.random() < share else "ok"
+        fail_progress = STATE.rng.randint(0, 99) if fate == "error" else 100
+        directives = dict(chain)
+        directives.update(request)
+        meta = Meta(kind, pending, fate, consistency, directives, fail_progress)
+        STATE.stats["pending"][kind] = STATE.stats["pending"].get(kind, 0) + 1
+        if fate == "error":
+            STATE.stats["failed"][kind] = STATE.stats["failed"].get(kind, 0) + 1
+    return meta
+
+
+def _attach(obj: Any, meta: Meta) -> None:
+    STATE.meta[obj] = meta
+
+
+def _remember_ec2(account: str, region: str, obj_id: str, meta: Meta) -> None:
+    now = time.monotonic()
+    with STATE.lock:
+        recent = STATE.recent
+        # Drop expired entries from the front (roughly time-ordered; a long window at the front
+        # only delays the pruning of the entries behind it).
+        while recent:
+            key = next(iter(recent))
+            if recent[key] > now:
+                break
+            del recent[key]
+        if meta.visible_at > now:
+            recent[(account, region, obj_id)] = meta.visible_at
+
+
+def _exists_in(container: dict[str, Any], key: str, obj: Any, *more_keys: Optional[str]) -> Callable[[], bool]:
+    """() -> True while moto still stores `obj` (under `key`, or one of `more_keys`)."""
+    ref = weakref.ref(obj)
+    keys = [key] + [k for k in more_keys if k and k != key]
+
+    def exists() -> bool:
+        o = ref()
+        return o is not None and any(container.get(k) is o for k in keys)
+
+    return exists
+
+
+def _live_count(metas: list[Meta], now: float, count_errors: bool) -> int:
+    """Prune and count metas still holding a slot: pending, or failed-but-present when errors
+    count (a snapshot in `error` state counts against the per-volume limit until deleted)."""
+    keep = []
+    for m in metas:
+        if not m.exists():
+            continue
+        if not m.done(now):
+            keep.append(m)
+        elif count_errors and m.fate == "error":
+            keep.append(m)
+    metas[:] = keep
+    return len(keep)
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+def _ec2_error(code: str, message: str) -> Exception:
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError(code, message)
+
+
+def _with_status(response_self: Any, exc: Exception, status: int) -> tuple[str, dict[str, Any]]:
+    """Serialise a moto ServiceException as moto would, with another HTTP status."""
+    from moto.core.responses import ActionResult
+
+    _, headers, body = response_self.serialized(ActionResult(exc))
+    headers = dict(headers)
+    headers["status"] = status
+    return body, headers
+
+
+def _refuse(code: str) -> None:
+    STATE.count("refused", code)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model patches: state computed from the clock at read time
+# --------------------------------------------------------------------------------------------------
+
+
+def _stored_property(attr: str, name: str, default: Any, compute: Callable[[Any, Meta], Any]) -> property:
+    """Replace a plain instance attribute by a property: moto's writes go to `attr` in the
+    instance dict; reads return `compute(obj, meta)` for objects the layer tracks (None = use the
+    stored value)."""
+
+    def fget(self: Any) -> Any:
+        meta = STATE.meta.get(self)
+        if meta is not None:
+            value = compute(self, meta)
+            if value is not None:
+                return value
+        return self.__dict__.get(attr, default)
+
+    def fset(self: Any, value: Any) -> None:
+        self.__dict__[attr] = value
+
+    return property(fget, fset, doc=f"{name} (realism layer)")
+
+
+def _wrapped_property(orig: property, compute: Callable[[Any, Meta, Callable[[], Any]], Any]) -> property:
+    def fget(self: Any) -> Any:
+        meta = STATE.meta.get(self)
+        if meta is not None:
+            return compute(self, meta, lambda: orig.fget(self))  # type: ignore[misc]
+        return orig.fget(self)  # type: ignore[misc]
+
+    return property(fget, orig.fset, orig.fdel, orig.__doc__)
+
+
+def _patch_init(cls: type) -> None:
+    orig = cls.__init__
+
+    @functools.wraps(orig)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        hook = getattr(_tls, "hook", None)
+        if hook is not None and STATE.meta.get(self) is None:
+            hook(self)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+class _Hook:
+    """Attach metas to the objects moto creates while a wrapped call runs (before moto stores
+    them, so no other request ever sees one without its meta)."""
+
+    def __init__(self, fn: Callable[[Any], None]):
+        self.fn = fn
+
+    def __enter__(self) -> "_Hook":
+        self.prev = getattr(_tls, "hook", None)
+        _tls.hook = self.fn
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _tls.hook = self.prev
+
+
+# Once a resource has completed successfully its stored (moto) value is shown again, so later
+# changes made by moto itself (an AMI disabled, an instance stopped...) stay visible.
+EBS_STATES = {"pending": "pending", "ok": None, "error": "error"}
+AMI_STATES = {"pending": "pending", "ok": None, "error": "failed"}
+RDS_SNAPSHOT_STATES = {"pending": "creating", "ok": None, "error": "failed"}
+
+
+def _patch_models() -> None:
+    from moto.ec2.models.amis import Ami
+    from moto.ec2.models.elastic_block_store import Snapshot, Volume
+    from moto.ec2.models.instances import Instance, InstanceState, StateReason
+    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot
+
+    # EBS snapshot: pending (Progress 0..99%) -> completed | error (StateMessage).
+    Snapshot.status = _stored_property("_rlz_status", "status", "completed", lambda s, m: EBS_STATES[m.view()[0]])
+    orig_progress = Snapshot.progress
+    Snapshot.progress = _wrapped_property(orig_progress, lambda s, m, orig: f"{m.view()[1]}%")
+    Snapshot.state_message = property(
+        lambda self: (
+            "Snapshot creation failed: internal error (simulated by the emulator realism layer)"
+            if (m := STATE.meta.get(self)) is not None and m.view()[0] == "error"
+            else None
+        )
+    )
+
+    # AMI: pending -> available | failed (StateReason).
+    Ami.state = _stored_property("_rlz_state", "state", "available", lambda a, m: AMI_STATES[m.view()[0]])
+    Ami.state_reason = property(
+        lambda self: (
+            {"Code": "Server.InternalError", "Message": "Server.InternalError: Internal error (simulated by the emulator realism layer)"}
+            if (m := STATE.meta.get(self)) is not None and m.view()[0] == "error"
+            else None
+        )
+    )
+
+    # Volume restored from a snapshot: creating -> available (or in-use) | error.
+    def volume_status(vol: Any, m: Meta, orig: Callable[[], Any]) -> Any:
+        phase = m.view()[0]
+        if phase == "pending":
+            return "creating"
+        if phase == "error":
+            return "error"
+        return orig()
+
+    Volume.status = _wrapped_property(Volume.status, volume_status)
+
+    # Instance from RunInstances: pending -> running | terminated (StateReason). Only while moto
+    # itself says "running": a stop or terminate by the caller wins.
+    def inst_state(inst: Any, m: Meta, orig: Callable[[], Any]) -> Any:
+        st = orig()
+        if getattr(st, "name", None) != "running":
+            return st
+        phase = m.view()[0]
+        if phase == "pending":
+            return InstanceState("pending", 0)
+        if phase == "error":
+            return InstanceState("terminated", 48)
+        return st
+
+    Instance.instance_state = _wrapped_property(Instance.instance_state, inst_state)
+    Instance.state = _wrapped_property(Instance.state, lambda i, m, orig: i.instance_state.name)
+    Instance.state_code = _wrapped_property(Instance.state_code, lambda i, m, orig: i.instance_state.code)
+
+    def inst_reason(inst: Any, m: Meta) -> Any:
+        if m.view()[0] == "error" and inst.__dict__.get("_state") is not None and inst.__dict__["_state"].name == "running":
+            return StateReason("Server.InternalError: Internal error on launch (simulated by the emulator realism layer)", "Server.InternalError")
+        return None
+
+    Instance.state_reason = _stored_property("_rlz_state_reason", "state_reason", None, inst_reason)
+
+    # RDS snapshots: creating (PercentProgress) -> available | failed.
+    DBSnapshot.status = _stored_property("_rlz_status", "status", "available", lambda s, m: RDS_SNAPSHOT_STATES[m.view()[0]])
+    DBSnapshot.percent_progress = property(lambda self: m.view()[1] if (m := STATE.meta.get(self)) is not None else 100)
+    DBClusterSnapshot.status = _stored_property("_rlz_status", "status", "available", lambda s, m: RDS_SNAPSHOT_STATES[m.view()[0]])
+    DBClusterSnapshot.percent_progress = _stored_property("_rlz_percent_progress", "percent_progress", 100, lambda s, m: m.view()[1])
+
+    # RDS instance restored from a snapshot: creating -> available | incompatible-restore.
+    def db_status(db: Any, m: Meta) -> Any:
+        phase = m.view()[0]
+        stored = db.__dict__.get("_rlz_status", "available")
+        if stored != "available":
+            return None  # moto moved it on (stopped, deleting, ...): show moto's status
+        if phase == "pending":
+            return "creating"
+        if phase == "error":
+            return "incompatible-restore"
+        return None
+
+    DBInstance.status = _stored_property("_rlz_status", "status", "available", db_status)
+
+    # RDS cluster restored from a snapshot: creating -> available. moto's own property answers
+    # "creating" once, then "available"; with a meta the clock decides instead.
+    def cluster_status(cluster: Any, m: Meta, orig: Callable[[], Any]) -> Any:
+        if m.view()[0] == "pending":
+            return "creating"
+        if cluster.__dict__.get("_status") == "creating":
+            cluster.__dict__["_status"] = "available"
+        return orig()
+
+    DBCluster.status = _wrapped_property(DBCluster.status, cluster_status)
+
+    for cls in (Snapshot, Ami, Volume, Instance, DBSnapshot, DBClusterSnapshot, DBInstance, DBCluster):
+        _patch_init(cls)
+
+
+# --------------------------------------------------------------------------------------------------
+# Response patches: quotas, directives, eventual consistency
+# --------------------------------------------------------------------------------------------------
+
+
+def _request_ec2_directives(resp: Any) -> dict[str, str]:
+    try:
+        specs = resp._parse_tag_specification()
+    except Exception:
+        return {}
+    out: dict[str, str] = {}
+    for tags in specs.values():
+        out.update(_directives(tags))
+    return out
+
+
+def _request_rds_directives(resp: Any) -> dict[str, str]:
+    try:
+        return _directives(resp.params.get("Tags") or [])
+    except Exception:
+        return {}
+
+
+def _throttle_create_snapshot(resp: Any) -> Optional[tuple[str, dict[str, Any]]]:
+    q = _cfg()["quotas"]
+    rate, burst = float(q["create_snapshot_rate"]), float(q["create_snapshot_burst"])
+    if not q["enabled"] or rate <= 0 or burst <= 0:
+        return None
+    key = (resp.current_account, resp.region)
+    now = time.monotonic()
+    with STATE.lock:
+        bucket = STATE.buckets.get(key)
+        if bucket is None:
+            bucket = STATE.buckets[key] = [burst, now]
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens < 1:
+            bucket[0] = tokens
+            allowed = False
+        else:
+            bucket[0] = tokens - 1
+            allowed = True
+    if allowed:
+        return None
+    _refuse("RequestLimitExceeded")
+    return _with_status(resp, _ec2_error("RequestLimitExceeded", "Request limit exceeded."), 503)
+
+
+def _check_volume_quota(account: str, region: str, volume_ids: list[str]) -> None:
+    q = _cfg()["quotas"]
+    limit = int(q["pending_snapshots_per_volume"])
+    if not q["enabled"] or limit <= 0:
+        return
+    now = time.monotonic()
+    with STATE.lock:
+        for vid in volume_ids:
+            metas = STATE.volume_pending.get((account, region, vid))
+            if metas and _live_count(metas, now, bool(q["count_error_snapshots"])) >= limit:
+                _refuse("ConcurrentSnapshotLimitExceeded")
+                raise _ec2_error(
+                    "ConcurrentSnapshotLimitExceeded",
+                    f"You've reached the limit on the number of concurrent snapshots you can create on the specified volume ({vid}). "
+                    "Wait until the 'pending' requests have completed, and check that you do not have snapshots that are in an "
+                    "incomplete state, such as 'error', which count against your concurrent snapshot limit.",
+                )
+
+
+def _check_copy_quota(account: str, region: str, pool: str) -> None:
+    q = _cfg()["quotas"]
+    key = {"ebs": "ebs_copies_per_region", "rds": "rds_copies_per_region", "rds_cluster": "rds_cluster_copies_per_region"}[pool]
+    limit = int(q[key])
+    if not q["enabled"] or limit <= 0:
+        return
+    now = time.monotonic()
+    with STATE.lock:
+        metas = STATE.copies.get((account, region, pool))
+        if not metas or _live_count(metas, now, False) < limit:
+            return
+    if pool == "ebs":
+        _refuse("ResourceLimitExceeded")
+        raise _ec2_error(
+            "ResourceLimitExceeded",
+            f"You have reached the limit of {limit} concurrent snapshot copies to region {region}. "
+            "Wait for copies in progress to complete and try again.",
+        )
+    from moto.rds.exceptions import SnapshotQuotaExceededFault
+
+    _refuse("SnapshotQuotaExceeded")
+    exc = SnapshotQuotaExceededFault()
+    what = "DB snapshot" if pool == "rds" else "DB cluster snapshot"
+    exc.message = f"Cannot copy {what}: the limit of {limit} {what} copies in progress to {region} has been reached."
+    raise exc
+
+
+def _register(table: dict[Any, list[Meta]], key: Any, meta: Meta, exists: Callable[[], bool]) -> None:
+    meta.exists = exists
+    with STATE.lock:
+        table.setdefault(key, []).append(meta)
+
+
+def _ec2_backend(account: str, region: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[account][region]
+
+
+def _rds_backend(account: str, region: str) -> Any:
+    from moto.rds.models import rds_backends
+
+    return rds_backends[account][region]
+
+
+def _snapshot_hook(
+    resp: Any,
+    kind: str,
+    chain_for: Callable[[Any], dict[str, str]],
+    request: dict[str, str],
+    quota: Optional[tuple[dict[Any, list[Meta]], Callable[[Any], Any]]] = None,
+) -> Callable[[Any], None]:
+    """Hook for EBS snapshot creates: CreateSnapshot(s) and CopySnapshot."""
+    from moto.ec2.models.elastic_block_store import Snapshot
+
+    account, region = resp.current_account, resp.region
+
+    def hook(obj: Any) -> None:
+        if not isinstance(obj, Snapshot):
+            return
+        meta = _new_meta(kind, chain_for(obj), request)
+        _attach(obj, meta)
+        _remember_ec2(account, region, obj.id, meta)
+        if quota is not None:
+            table, key_for = quota
+            _register(table, key_for(obj), meta, _exists_in(obj.ec2_backend.snapshots, obj.id, obj))
+
+    return hook
+
+
+def _ami_hook(resp: Any, kind: str, chain: dict[str, str], request: dict[str, str], copy_pool: bool) -> Callable[[Any], None]:
+    """Hook for CreateImage/CopyImage: moto creates the backing snapshot inside Ami.__init__, so
+    the snapshot comes first; both share one meta (one timing, one fate)."""
+    from moto.ec2.models.amis import Ami
+    from moto.ec2.models.elastic_block_store import Snapshot
+
+    account, region = resp.current_account, resp.region
+    shared: dict[str, Meta] = {}
+
+    def meta() -> Meta:
+        if "m" not in shared:
+            shared["m"] = _new_meta(kind, chain, request)
+        return shared["m"]
+
+    def hook(obj: Any) -> None:
+        if isinstance(obj, Snapshot) and getattr(obj, "from_ami", None):
+            m = meta()
+            _attach(obj, m)
+            _remember_ec2(account, region, obj.id, m)
+        elif isinstance(obj, Ami):
+            m = meta()
+            _attach(obj, m)
+            _remember_ec2(account, region, obj.id, m)
+            if copy_pool:
+                # CopyImage counts as one snapshot copy in flight (moto's AMIs have one snapshot).
+                _register(STATE.copies, (account, region, "ebs"), m, _exists_in(obj.ec2_backend.amis, obj.id, obj))
+
+    return hook
+
+
+def _simple_hook(cls: type, kind: str, chain: dict[str, str], request: dict[str, str], after: Optional[Callable[[Any, Meta], None]] = None) -> Callable[[Any], None]:
+    def hook(obj: Any) -> None:
+        if not isinstance(obj, cls):
+            return
+        meta = _new_meta(kind, chain, request)
+        _attach(obj, meta)
+        if after is not None:
+            after(obj, meta)
+
+    return hook
+
+
+def _ids_hidden(objs: list[Any], now: float) -> list[Any]:
+    out = []
+    for o in objs:
+        m = STATE.meta.get(o)
+        if m is not None and m.hidden(now):
+            out.append(o)
+    return out
+
+
+def _visible(objs: list[Any], now: float, api: str) -> list[Any]:
+    kept = []
+    omitted = 0
+    for o in objs:
+        m = STATE.meta.get(o)
+        if m is not None and m.hidden(now):
+            omitted += 1
+        else:
+            kept.append(o)
+    if omitted:
+        STATE.count("omitted", api, omitted)
+    return kept
+
+
+def _patch_ec2_responses() -> None:
+    from moto.ec2.exceptions import InvalidAMIIdError, InvalidInstanceIdError, InvalidVolumeIdError
+    from moto.ec2.models.elastic_block_store import Volume
+    from moto.ec2.models.instances import Instance
+    from moto.ec2.responses import EC2Response
+
+    def wrap(name: str) -> Callable[[Callable[..., Any]], None]:
+        orig = getattr(EC2Response, name)
+
+        def decorator(fn: Callable[..., Any]) -> None:
+            @functools.wraps(orig)
+            def method(self: Any) -> Any:
+                if not _active():
+                    return orig(self)
+                return fn(self, lambda: orig(self))
+
+            setattr(EC2Response, name, method)
+
+        return decorator
+
+    # ---- CreateSnapshot ------------------------------------------------------------------------
+    @wrap("create_snapshot")
+    def create_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        throttled = _throttle_create_snapshot(self)
+        if throttled is not None:
+            return throttled
+        account, region = self.current_account, self.region
+        volume_id = self._get_param("VolumeId")
+        request = _request_ec2_directives(self)
+        hook = _snapshot_hook(
+            self,
+            "ebs_snapshot",
+            lambda s: _chain_ec2(s.volume),
+            request,
+            (STATE.volume_pending, lambda s: (account, region, s.volume.id)),
+        )
+        with STATE.create_lock:
+            if volume_id:
+                _check_volume_quota(account, region, [volume_id])
+            with _Hook(hook):
+                return orig()
+
+    # ---- CreateSnapshots -----------------------------------------------------------------------
+    @wrap("create_snapshots")
+    def create_snapshots(self: Any, orig: Callable[[], Any]) -> Any:
+        throttled = _throttle_create_snapshot(self)
+        if throttled is not None:
+            return throttled
+        account, region = self.current_account, self.region
+        request = _request_ec2_directives(self)
+        spec = self._get_param("InstanceSpecification", {}) or {}
+        instance = None
+        volume_ids: list[str] = []
+        try:
+            instance = self.ec2_backend.get_instance(spec.get("InstanceId"))
+            exclude_boot = str(spec.get("ExcludeBootVolume", False)).lower() == "true"
+            volume_ids = [
+                m.volume_id for k, m in instance.get_block_device_mapping if not (exclude_boot and k == instance.root_device_name)
+            ]
+        except Exception:
+            pass  # moto raises the proper error below
+        instance_chain = _chain_ec2(instance)
+
+        def chain(s: Any) -> dict[str, str]:
+            out = dict(instance_chain)
+            out.update(_chain_ec2(s.volume))
+            return out
+
+        hook = _snapshot_hook(self, "ebs_snapshot", chain, request, (STATE.volume_pending, lambda s: (account, region, s.volume.id)))
+        with STATE.create_lock:
+            _check_volume_quota(account, region, volume_ids)
+            with _Hook(hook):
+                return orig()
+
+    # ---- CopySnapshot --------------------------------------------------------------------------
+    @wrap("copy_snapshot")
+    def copy_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        account, region = self.current_account, self.region
+        request = _request_ec2_directives(self)
+        source = None
+        try:
+            src_region = self._get_param("SourceRegion") or region
+            source = _ec2_backend(account, src_region).snapshots.get(self._get_param("SourceSnapshotId"))
+        except Exception:
+            pass
+        chain = _chain_snapshot(source)
+        hook = _snapshot_hook(self, "ebs_copy", lambda s: chain, request, (STATE.copies, lambda s: (account, region, "ebs")))
+        with STATE.create_lock:
+            _check_copy_quota(account, region, "ebs")
+            with _Hook(hook):
+                return orig()
+
+    # ---- CreateImage ---------------------------------------------------------------------------
+    @wrap("create_image")
+    def create_image(self: Any, orig: Callable[[], Any]) -> Any:
+        name = self._get_param("Name")
+        request = _request_ec2_directives(self)
+        instance = None
+        try:
+            instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        except Exception:
+            pass
+        chain = _chain_ec2(instance)
+        hook = _ami_hook(self, "ami", chain, request, copy_pool=False)
+        with STATE.create_lock:
+            if _cfg().get("ami_name_unique") and name:
+                for ami in list(self.ec2_backend.amis.values()):
+                    if ami.name == name:
+                        _refuse("InvalidAMIName.Duplicate")
+                        raise _ec2_error("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+            with _Hook(hook):
+                return orig()
+
+    # ---- CopyImage -----------------------------------------------------------------------------
+    @wrap("copy_image")
+    def copy_image(self: Any, orig: Callable[[], Any]) -> Any:
+        account, region = self.current_account, self.region
+        request = _request_ec2_directives(self)
+        source = None
+        try:
+            src_region = self._get_param("SourceRegion") or region
+            source = _ec2_backend(account, src_region).amis.get(self._get_param("SourceImageId"))
+        except Exception:
+            pass
+        chain = _chain_ami(source)
+        hook = _ami_hook(self, "ami_copy", chain, request, copy_pool=True)
+        with STATE.create_lock:
+            _check_copy_quota(account, region, "ebs")
+            with _Hook(hook):
+                return orig()
+
+    # ---- CreateVolume from a snapshot ----------------------------------------------------------
+    @wrap("create_volume")
+    def create_volume(self: Any, orig: Callable[[], Any]) -> Any:
+        snapshot_id = self._get_param("SnapshotId")
+        if not snapshot_id:
+            return orig()
+        account, region = self.current_account, self.region
+        request = _request_ec2_directives(self)
+        chain = _chain_snapshot(self.ec2_backend.snapshots.get(snapshot_id))
+        hook = _simple_hook(Volume, "restore_volume", chain, request, lambda v, m: _remember_ec2(account, region, v.id, m))
+        with _Hook(hook):
+            return orig()
+
+    # ---- RunInstances --------------------------------------------------------------------------
+    @wrap("run_instances")
+    def run_instances(self: Any, orig: Callable[[], Any]) -> Any:
+        account, region = self.current_account, self.region
+        request = _request_ec2_directives(self)
+        image_id = self._get_param("ImageId")
+        chain = _chain_ami(self.ec2_backend.amis.get(image_id)) if image_id else {}
+        hook = _simple_hook(Instance, "restore_instance", chain, request, lambda i, m: _remember_ec2(account, region, i.id, m))
+        with _Hook(hook):
+            return orig()
+
+    # ---- Describe* -----------------------------------------------------------------------------
+    def not_found(code: str, exc: Exception) -> Exception:
+        STATE.count("not_found", code)
+        return exc
+
+    @wrap("describe_snapshots")
+    def describe_snapshots(self: Any, orig: Callable[[], Any]) -> Any:
+        ids = self._get_param("SnapshotIds", []) or []
+        result = orig()
+        items = result.result["Snapshots"]
+        now = time.monotonic()
+        if ids:
+            hidden = _ids_hidden(items, now)
+            if hidden:
+                raise not_found("InvalidSnapshot.NotFound", _ec2_error("InvalidSnapshot.NotFound", f"The snapshot '{hidden[0].id}' does not exist."))
+        else:
+            result.result["Snapshots"] = _visible(items, now, "DescribeSnapshots")
+        return result
+
+    @wrap("describe_images")
+    def describe_images(self: Any, orig: Callable[[], Any]) -> Any:
+        ids = self._get_param("ImageIds", []) or []
+        result = orig()
+        items = result.result["Images"]
+        now = time.monotonic()
+        if ids:
+            hidden = _ids_hidden(items, now)
+            if hidden:
+                raise not_found("InvalidAMIID.NotFound", InvalidAMIIdError([h.id for h in hidden]))
+        else:
+            result.result["Images"] = _visible(items, now, "DescribeImages")
+        return result
+
+    @wrap("describe_volumes")
+    def describe_volumes(self: Any, orig: Callable[[], Any]) -> Any:
+        ids = self._get_param("VolumeIds", []) or []
+        result = orig()
+        items = result.result["Volumes"]
+        now = time.monotonic()
+        if ids:
+            hidden = _ids_hidden(items, now)
+            if hidden:
+                raise not_found("InvalidVolume.NotFound", InvalidVolumeIdError(hidden[0].id))
+        else:
+            result.result["Volumes"] = _visible(items, now, "DescribeVolumes")
+        return result
+
+    @wrap("describe_instances")
+    def describe_instances(self: Any, orig: Callable[[], Any]) -> Any:
+        ids = self._get_param("InstanceIds", []) or []
+        result = orig()
+        reservations = result.result["Reservations"]
+        now = time.monotonic()
+        if ids:
+            for r in reservations:
+                hidden = _ids_hidden(r.instances, now)
+                if hidden:
+                    raise not_found("InvalidInstanceID.NotFound", InvalidInstanceIdError(hidden[0].id))
+        else:
+            kept = []
+            for r in reservations:  # moto hands out shallow copies of its reservations
+                visible = _visible(r.instances, now, "DescribeInstances")
+                if len(visible) != len(r.instances):
+                    r = copy.copy(r)
+                    r.instances = visible
+                if r.instances:
+                    kept.append(r)
+            result.result["Reservations"] = kept
+        return result
+
+    # ---- CreateTags (optional) -----------------------------------------------------------------
+    prefix_errors = {
+        "snap-": ("InvalidSnapshot.NotFound", lambda i: _ec2_error("InvalidSnapshot.NotFound", f"The snapshot '{i}' does not exist.")),
+        "ami-": ("InvalidAMIID.NotFound", lambda i: InvalidAMIIdError(i)),
+        "vol-": ("InvalidVolume.NotFound", lambda i: InvalidVolumeIdError(i)),
+        "i-": ("InvalidInstanceID.NotFound", lambda i: InvalidInstanceIdError(i)),
+    }
+
+    @wrap("create_tags")
+    def create_tags(self: Any, orig: Callable[[], Any]) -> Any:
+        if _cfg().get("consistency_on_create_tags"):
+            now = time.monotonic()
+            account, region = self.current_account, self.region
+            for rid in self._get_param("Resources", []) or []:
+                visible_at = STATE.recent.get((account, region, rid))
+                if visible_at is not None and now < visible_at:
+                    for prefix, (code, make) in prefix_errors.items():
+                        if rid.startswith(prefix):
+                            raise not_found(code, make(rid))
+        return orig()
+
+
+def _patch_rds_responses() -> None:
+    from moto.rds.exceptions import DBClusterNotFoundError, DBClusterSnapshotNotFoundError, DBInstanceNotFoundError, DBSnapshotNotFoundFault
+    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot
+    from moto.rds.responses import RDSResponse
+    from moto.rds.utils import split_arn
+
+    def wrap(name: str) -> Callable[[Callable[..., Any]], None]:
+        orig = getattr(RDSResponse, name)
+
+        def decorator(fn: Callable[..., Any]) -> None:
+            @functools.wraps(orig)
+            def method(self: Any) -> Any:
+                if not _active():
+                    return orig(self)
+                return fn(self, lambda: orig(self))
+
+            setattr(RDSResponse, name, method)
+
+        return decorator
+
+    def lookup(self: Any, identifier: Optional[str], attr: str) -> Any:
+        """A snapshot by name or ARN (cross-region copies name their source by ARN)."""
+        if not identifier:
+            return None
+        try:
+            region = self.region
+            name = identifier
+            if identifier.startswith("arn:"):
+                region, _, _, name = split_arn(identifier)
+            table = getattr(_rds_backend(self.current_account, region), attr)
+            return table.get(name) or table.get(name.lower())
+        except Exception:
+            return None
+
+    def db_lookup(self: Any, identifier: Optional[str]) -> Any:
+        if not identifier:
+            return None
+        try:
+            return self.backend.databases.get(identifier)
+        except Exception:
+            return None
+
+    @wrap("create_db_snapshot")
+    def create_db_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        chain = _chain_rds(db_lookup(self, self.params.get("DBInstanceIdentifier")))
+        with _Hook(_simple_hook(DBSnapshot, "rds_snapshot", chain, _request_rds_directives(self))):
+            return orig()
+
+    @wrap("create_db_cluster_snapshot")
+    def create_db_cluster_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        cluster = None
+        try:
+            cluster = self.backend.clusters.get(self.params.get("DBClusterIdentifier"))
+        except Exception:
+            pass
+        chain = _chain_rds(cluster)
+        with _Hook(_simple_hook(DBClusterSnapshot, "rds_cluster_snapshot", chain, _request_rds_directives(self))):
+            return orig()
+
+    def copy_call(self: Any, orig: Callable[[], Any], cls: type, kind: str, pool: str, source_param: str, target_param: str, table_attr: str, parent_attr: str) -> Any:
+        account, region = self.current_account, self.region
+        source = lookup(self, self.params.get(source_param), table_attr)
+        chain = _chain_rds(source, parent_attr)
+
+        # moto stores the copy under the identifier as requested; the model lowercases it.
+        requested = self.params.get(target_param)
+
+        def after(obj: Any, meta: Meta) -> None:
+            table = getattr(_rds_backend(account, region), table_attr)
+            key = obj.db_snapshot_identifier if isinstance(obj, DBSnapshot) else obj.db_cluster_snapshot_identifier
+            _register(STATE.copies, (account, region, pool), meta, _exists_in(table, key, obj, requested))
+
+        with STATE.create_lock:
+            _check_copy_quota(account, region, pool)
+            with _Hook(_simple_hook(cls, kind, chain, _request_rds_directives(self), after)):
+                return orig()
+
+    @wrap("copy_db_snapshot")
+    def copy_db_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        return copy_call(self, orig, DBSnapshot, "rds_copy", "rds", "SourceDBSnapshotIdentifier", "TargetDBSnapshotIdentifier", "database_snapshots", "database")
+
+    @wrap("copy_db_cluster_snapshot")
+    def copy_db_cluster_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
+        return copy_call(self, orig, DBClusterSnapshot, "rds_cluster_copy", "rds_cluster", "SourceDBClusterSnapshotIdentifier", "TargetDBClusterSnapshotIdentifier", "cluster_snapshots", "cluster")
+
+    @wrap("restore_db_instance_from_db_snapshot")
+    def restore_db_instance(self: Any, orig: Callable[[], Any]) -> Any:
+        chain = _chain_rds(lookup(self, self.params.get("DBSnapshotIdentifier"), "database_snapshots"), "database")
+        with _Hook(_simple_hook(DBInstance, "restore_db", chain, _request_rds_directives(self))):
+            return orig()
+
+    @wrap("restore_db_cluster_from_snapshot")
+    def restore_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
+        chain = _chain_rds(lookup(self, self.params.get("SnapshotIdentifier"), "cluster_snapshots"), "cluster")
+        with _Hook(_simple_hook(DBCluster, "restore_cluster", chain, _request_rds_directives(self))):
+            return orig()
+
+    def not_found(code: str, exc: Exception) -> Exception:
+        STATE.count("not_found", code)
+        return exc
+
+    def describe(name: str, key: str, id_param: str, api: str, make_error: Callable[[str], Exception], code: str) -> None:
+        @wrap(name)
+        def method(self: Any, orig: Callable[[], Any]) -> Any:
+            identifier = self.params.get(id_param)
+            result = orig()
+            items = result.result[key]
+            now = time.monotonic()
+            if identifier:
+                hidden = _ids_hidden(items, now)
+                if hidden:
+                    raise not_found(code, make_error(identifier))
+            result.result[key] = _visible(items, now, api)
+            return result
+
+    describe("describe_db_snapshots", "DBSnapshots", "DBSnapshotIdentifier", "DescribeDBSnapshots", DBSnapshotNotFoundFault, "DBSnapshotNotFound")
+    describe(
+        "describe_db_cluster_snapshots",
+        "DBClusterSnapshots",
+        "DBClusterSnapshotIdentifier",
+        "DescribeDBClusterSnapshots",
+        DBClusterSnapshotNotFoundError,
+        "DBClusterSnapshotNotFoundFault",
+    )
+    describe("describe_db_instances", "DBInstances", "DBInstanceIdentifier", "DescribeDBInstances", DBInstanceNotFoundError, "DBInstanceNotFound")
+    describe("describe_db_clusters", "DBClusters", "DBClusterIdentifier", "DescribeDBClusters", DBClusterNotFoundError, "DBClusterNotFoundFault")
+
+
+# --------------------------------------------------------------------------------------------------
+# SQS: stale receipt handles, SendMessageBatch total size
+# --------------------------------------------------------------------------------------------------
+
+
+def _sqs_cfg() -> Optional[dict[str, Any]]:
+    """The `sqs` config section if the layer and the section are on, else None."""
+    cfg = _cfg()
+    if not cfg.get("enabled"):
+        return None
+    section = cfg["sqs"]
+    return section if section.get("enabled") else None
+
+
+def _stale_message(queue: Any, receipt_handle: Any) -> Any:
+    """The message of `queue` that had `receipt_handle` before it was received again, or None: the
+    handle is a message's newest one, or a deleted message's (moto answers those itself), or no
+    message's at all."""
+    if not isinstance(receipt_handle, str) or receipt_handle in queue.deleted_messages:
+        return None
+    for message in list(queue._messages):
+        if message.receipt_handle == receipt_handle:
+            return None
+        if receipt_handle in message._old_receipt_handles:
+            return message
+    return None
+
+
+def _sqs_size(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    return len(str(value).encode("utf-8"))
+
+
+def _sqs_entry_bytes(entry: dict[str, Any]) -> int:
+    """What SQS counts of one message: the body's UTF-8 bytes, plus each message attribute's name,
+    data type and value (system attributes such as AWSTraceHeader do not count)."""
+    size = _sqs_size(entry.get("MessageBody"))
+    for name, attr in (entry.get("MessageAttributes") or {}).items():
+        if not isinstance(attr, dict):
+            continue
+        size += _sqs_size(name) + _sqs_size(attr.get("DataType"))
+        size += _sqs_size(attr.get("StringValue")) + _sqs_size(attr.get("BinaryValue"))
+        for key in ("StringListValues", "BinaryListValues"):
+            size += sum(_sqs_size(v) for v in attr.get(key) or [])
+    return size
+
+
+def _patch_sqs() -> None:
+    from moto.sqs.exceptions import BatchRequestTooLong, InvalidParameterValue
+    from moto.sqs.models import Queue, SQSBackend
+
+    class StaleReceiptHandle(InvalidParameterValue):
+        """AWS's answer to ChangeMessageVisibility with a handle the message has since replaced."""
+
+        def __init__(self, receipt_handle: str) -> None:
+            super().__init__(
+                f"Value {receipt_handle} for parameter ReceiptHandle is invalid. "
+                "Reason: Message does not exist or is not available for visibility timeout change."
+            )
+
+    def stale_on() -> bool:
+        section = _sqs_cfg()
+        return bool(section and section["stale_receipt_handles"])
+
+    # DeleteMessage and each entry of DeleteMessageBatch (moto's batch calls the backend's
+    # delete_message, which calls this): a stale handle succeeds without deleting anything.
+    orig_delete = Queue.delete_message
+
+    @functools.wraps(orig_delete)
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if stale_on() and _stale_message(self, receipt_handle) is not None:
+            STATE.count("stale_receipt_handles", "DeleteMessage")
+            return
+        orig_delete(self, receipt_handle)
+
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
+
+    # ChangeMessageVisibility: a stale handle is refused with InvalidParameterValue (HTTP 400).
+    orig_change = SQSBackend.change_message_visibility
+
+    @functools.wraps(orig_change)
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        if stale_on() and _stale_message(self.get_queue(queue_name), receipt_handle) is not None:
+            STATE.count("stale_receipt_handles", "ChangeMessageVisibility")
+            raise StaleReceiptHandle(receipt_handle)
+        orig_change(self, queue_name, receipt_handle, visibility_timeout)
+
+    SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+
+    # ChangeMessageVisibilityBatch: moto's batch only turns ReceiptHandleIsInvalid into a failed
+    # entry, so run it one entry at a time and turn a stale handle into a failed entry of the same
+    # shape (Id, SenderFault, Code, Message). The outcome of the other entries is moto's own.
+    orig_change_batch = SQSBackend.change_message_visibility_batch
+
+    @functools.wraps(orig_change_batch)
+    def change_message_visibility_batch(self: Any, queue_name: str, entries: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+        successful: list[str] = []
+        failed: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                ok, bad = orig_change_batch(self, queue_name, [entry])
+            except StaleReceiptHandle as e:
+                failed.append({"Id": entry["Id"], "SenderFault": True, "Code": e.code, "Message": e.message})
+                continue
+            successful.extend(ok)
+            failed.extend(bad)
+        return successful, failed
+
+    SQSBackend.change_message_visibility_batch = change_message_visibility_batch  # type: ignore[method-assign]
+
+    # SendMessageBatch: the whole call is refused when its messages together exceed the limit.
+    # moto's own check (bodies only, counted in characters, against 1 MiB) stays behind this one.
+    orig_send_batch = SQSBackend.send_message_batch
+
+    @functools.wraps(orig_send_batch)
+    def send_message_batch(self: Any, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
+        section = _sqs_cfg()
+        limit = int(section["batch_request_limit_bytes"]) if section else 0
+        if limit > 0:
+            self.get_queue(queue_name)  # an unknown queue answers QueueDoesNotExist first, as before
+            size = sum(_sqs_entry_bytes(e) for e in entries.values())
+            if size > limit:
+                _refuse("BatchRequestTooLong")
+                exc = BatchRequestTooLong(size)
+                exc.message = f"Batch requests cannot be longer than {limit} bytes. You have sent {size} bytes."
+                exc.args = (exc.message,)
+                raise exc
+        return orig_send_batch(self, queue_name, entries)
+
+    SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------------------------------
+# WSGI: /_realism/* endpoints, reset hook
+# --------------------------------------------------------------------------------------------------
+
+
+def _json(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:
+    data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _admin(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    path = environ.get("PATH_INFO", "").rstrip("/")
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if path == "/_realism/config":
+        if method == "GET":
+            return _json(start_response, "200 OK", get_config())
+        if method in ("POST", "PUT", "PATCH"):
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+            try:
+                patch = json.loads(raw.decode() or "{}")
+                new = update_config(patch)
+            except (ValueError, ConfigError) as e:
+                return _json(start_response, "400 Bad Request", {"error": str(e)})
+            sys.stderr.write(f"emulator realism: config updated: {json.dumps(patch, sort_keys=True)}\n")
+            return _json(start_response, "200 OK", new)
+        return _json(start_response, "405 Method Not Allowed", {"error": "GET or POST"})
+    if path == "/_realism/stats":
+        if method == "GET":
+            return _json(start_response, "200 OK", get_stats())
+        return _json(start_response, "405 Method Not Allowed", {"error": "GET"})
+    return _json(start_response, "404 Not Found", {"error": "unknown realism endpoint", "endpoints": ["/_realism/config", "/_realism/stats"]})
+
+
+def wrap_app(app: Callable[..., Any]) -> Callable[..., Any]:
+    def realism_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_realism/") or path == "/_realism":
+            return _admin(environ, start_response)
+        result = app(environ, start_response)
+        if path.rstrip("/") == "/moto-api/reset" and environ.get("REQUEST_METHOD", "").upper() == "POST":
+            reset_state()
+        return result
+
+    return realism_app
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def install(spec: str) -> bool:
+    """Patch moto according to `spec` (see parse_spec). Returns False if spec says off. Call
+    before moto.server.main(): the WSGI wrapper is installed by patching moto.server.run_simple."""
+    global _INSTALLED
+    config = parse_spec(spec)
+    if config is None:
+        return False
+    with STATE.lock:
+        STATE.config = config
+    STATE.clear()
+    if _INSTALLED:
+        return True
+    _patch_models()
+    _patch_ec2_responses()
+    _patch_rds_responses()
+    _patch_sqs()
+
+    import moto.server
+
+    orig_run_simple = moto.server.run_simple
+
+    def run_simple(host: str, port: int, app: Any, *args: Any, **kwargs: Any) -> Any:
+        return orig_run_simple(host, port, wrap_app(app), *args, **kwargs)
+
+    moto.server.run_simple = run_simple
+    _INSTALLED = True
+    sys.stderr.write(f"emulator realism: installed (pid {os.getpid()}): {json.dumps(config, sort_keys=True)}\n")
+    return True
