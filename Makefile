@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 export MOTO_PORT ?= 4566
 CARGO ?= cargo
 
-.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas
+.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas realism-check
 
 all: build
 
@@ -17,9 +17,11 @@ build:
 	$(CARGO) build --workspace --bins --locked
 
 ## make test: formatting, clippy (warnings are errors), unit tests, Terraform and IAM checks, the
-## integration tests against the local emulator (started if none answers, stopped afterwards), and
-## the demo on a small estate, which asserts its own report.
-test: fmt-check lint unit infra-check integration demo-check
+## realism layer's own tests, the integration tests against the local emulators (plain moto for the
+## runtime, producer and CLI; moto with the realism layer for every backup, copy, prune, verify and
+## restore path and the chaos test; started if none answers, stopped afterwards), and the demo on a
+## small estate (realism on), which asserts its own report.
+test: fmt-check lint unit infra-check realism-check integration demo-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -55,6 +57,12 @@ bench:
 ## any task ends in the wrong place (not part of make test; see docs/BENCHMARKS.md).
 soak:
 	BENCH_PHASES=soak bash scripts/bench.sh
+
+## make realism-check: the tests of the emulator's realism layer (scripts/emulator_realism.py). They
+## start their own moto server on a free port and stop it afterwards (~30 s).
+realism-check:
+	bash scripts/emulator.sh install
+	.venv/bin/python scripts/test_emulator_realism.py
 
 emulator-start:
 	bash scripts/emulator.sh start

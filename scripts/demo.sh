@@ -12,8 +12,12 @@ bin="${CARGO_TARGET_DIR:-$HOME/.cache/backup-fleet/target}/debug"
 for b in backup-producer backup-worker backupctl; do
   [ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing; run 'make build' (make demo does)" >&2; exit 1; }
 done
-# The demo owns a fresh emulator of its own, so that nothing else's resources are discovered.
+# The demo owns a fresh emulator of its own, so that nothing else's resources are discovered. It
+# runs with the realism layer on (docs/EMULATOR.md): snapshots, copies and restores stay pending for
+# a few seconds, new resources are invisible to Describe for a moment, and AWS's quotas apply.
+# DEMO_REALISM=off runs it against plain moto; any other value is passed as EMULATOR_REALISM.
 export MOTO_PORT="${DEMO_MOTO_PORT:-4577}"
+export EMULATOR_REALISM="${DEMO_REALISM:-@$repo/demo/realism.json}"
 out="$repo/demo-out"
 rm -rf "$out"; mkdir -p "$out"
 
@@ -25,6 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if curl -s -o /dev/null "http://127.0.0.1:${MOTO_PORT}/moto-api/config"; then
+  echo "demo: reusing the emulator on port $MOTO_PORT as it is (its realism settings were set when it started)"
   bash scripts/emulator.sh reset >/dev/null
 else
   bash scripts/emulator.sh start
@@ -55,7 +60,7 @@ run_cycle() {
   step "cycle $n: two workers until the queue is drained"
   workers=()
   for w in 1 2; do
-    "$bin/backup-worker" --concurrency 16 --exit-when-idle 6 --receive-wait-secs 2 --recheck-secs 2 \
+    "$bin/backup-worker" --concurrency 16 --exit-when-idle 6 --receive-wait-secs 2 --recheck-secs 2 --consistency-window-secs 3 \
       --ack-flush-ms 100 --summary-file "$out/worker$n-$w.json" 2> "$out/worker$n-$w.log" &
     workers+=("$!")
   done

@@ -30,6 +30,19 @@ by_resource = defaultdict(list)
 for record in live1:
     by_resource[record["resource"]].append(record)
 
+
+def backup_of(record):
+    """A backup is what one task made: a crash-consistent snapshot set counts once."""
+    details = record.get("details") or {}
+    return (record["artifact"]["region"], details.get("set") or record["artifact"]["id"])
+
+
+def describe_backups(records):
+    units = Counter(backup_of(r) for r in records)
+    sets = sum(1 for n in units.values() if n > 1)
+    note = f" ({sets} set(s) of {max(units.values())} snapshots)" if sets else ""
+    return len(units), note
+
 section("backups and copies per resource (cycle 1)")
 rows = []
 for kind in ("volumes", "instances", "rds_instances", "rds_clusters", "buckets"):
@@ -39,7 +52,9 @@ for kind in ("volumes", "instances", "rds_instances", "rds_clusters", "buckets")
         copies = [r for r in records if r.get("copy_of")]
         regions = sorted({r["artifact"]["region"] for r in copies})
         label = "selected" if resource["selected"] else "not selected"
-        print(f"  {resource['id']:<40} {resource.get('region', 'us-east-1'):<10} {label:<13} backups={len(sources):<4} copies={len(copies):<4} {','.join(regions)}")
+        n_sources, note = describe_backups(sources) if sources else (0, "")
+        n_copies, _ = describe_backups(copies) if copies else (0, "")
+        print(f"  {resource['id']:<40} {resource.get('region', 'us-east-1'):<10} {label:<13} backups={n_sources:<4} copies={n_copies:<4} {','.join(regions)}{note}")
         if resource["selected"]:
             check(len(sources) >= 1, f"{resource['id']} has a backup")
             if kind == "buckets":
@@ -56,19 +71,36 @@ for task in tasks1:
 deleted = []
 for task in by_kind.get("retention.delete", []):
     result = task.get("result") or {}
+    members = [result.get("artifact", {}).get("id")] + [m["id"] for m in result.get("set") or []]
+    label = members[0] if len(members) == 1 else f"{members[0]} (+{len(members) - 1} of its set)"
     if result.get("deleted"):
-        deleted.append(result["artifact"]["id"])
-        print(f"  deleted  {result['artifact']['id']:<24} {result.get('reason', '')}")
+        deleted.extend(members)
+        print(f"  deleted  {label:<24} {result.get('reason', '')}")
     else:
-        print(f"  refused  {result.get('artifact', {}).get('id')}: {result.get('refused')}")
+        print(f"  refused  {label}: {result.get('refused')}")
+
+
+def listed(result, name):
+    """A prune result list: {"count", "first": [...]} (older results: a plain list)."""
+    value = result.get(name) or []
+    return value.get("first", []) if isinstance(value, dict) else value
+
+
 for task in by_kind.get("retention.prune", []):
     result = task.get("result") or {}
-    if result.get("keep") or result.get("delete") or result.get("ignored"):
+    if listed(result, "keep") or listed(result, "delete") or listed(result, "ignored"):
         print(f"  {task.get('resource')} in {result.get('region')}: {result.get('summary')}")
-        for kept in result.get("keep", []):
+        for kept in listed(result, "keep"):
             print(f"    kept     {kept['id']:<24} {', '.join(kept['reasons'])}")
-        for ignored in result.get("ignored", []):
+        for ignored in listed(result, "ignored"):
             print(f"    ignored  {ignored['id']:<24} {ignored['why']}")
+# A set is one backup: retention keeps or deletes all of it, never a part.
+sets = defaultdict(set)
+for record in catalog2:
+    set_id = (record.get("details") or {}).get("set")
+    if set_id:
+        sets[(record["artifact"]["region"], set_id)].add(bool(record.get("deleted_at")))
+check(all(len(states) == 1 for states in sets.values()), f"every snapshot set ({len(sets)}) is kept or deleted whole")
 check(any(s in deleted for s in estate["pre_aged"]), "retention deleted at least one pre-aged backup")
 for snapshot in estate["untouchable"]:
     check(snapshot not in deleted, f"{snapshot} (foreign or under legal hold) was not deleted")

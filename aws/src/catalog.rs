@@ -112,14 +112,26 @@ impl Catalog for DynamoCatalog {
             let copies = record.copies.iter().map(|c| serde_json::to_string(c).expect("ref serialises")).collect();
             item.insert("copy_refs".into(), AttributeValue::Ss(copies));
         }
-        self.client
+        // Create-only: a record, once written, is only ever changed field by field (copies,
+        // verification, drills, deletion). A re-run of the backup task that made the artifact
+        // would otherwise wipe those, and a wiped failed verification would make a restore pick
+        // a bad backup.
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| classify("dynamodb", "PutItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                tracing::debug!(artifact = %record.artifact.id, "already catalogued; the record is left as it is");
+                Ok(())
+            }
+            Err(err) => Err(classify("dynamodb", "PutItem", err)),
+        }
     }
 
     async fn get(&self, artifact: &ArtifactRef) -> Result<Option<CatalogRecord>, AwsError> {

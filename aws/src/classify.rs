@@ -25,10 +25,22 @@ const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException.Sqs",
 ];
 
+/// Codes of quotas on work in flight: the task waits for capacity (parks) instead of retrying.
+/// `ConcurrentSnapshotLimitExceeded`: 5 pending snapshots per volume. `ResourceLimitExceeded`:
+/// 20 EBS snapshot copies in flight per destination region (and other per-region EC2 limits).
+/// `SnapshotQuotaExceeded`: RDS's answer both to too many copies in flight and to the manual
+/// snapshot quota of the region; the second does not resolve by waiting, which is why every
+/// capacity wait is bounded (the worker's `--capacity-wait-limit`) and then fails loudly.
+const CAPACITY_CODES: &[&str] = &[
+    "ConcurrentSnapshotLimitExceeded",
+    "ResourceLimitExceeded",
+    "SnapshotQuotaExceeded",
+    "SnapshotQuotaExceededFault",
+];
+
 /// Codes meaning "the resource is busy right now", which resolve on the resource's own time.
 const BUSY_CODES: &[&str] = &[
     "SnapshotCreationPerVolumeRateExceeded",
-    "ConcurrentSnapshotLimitExceeded",
     "IncorrectState",
     "IncorrectInstanceState",
     "InvalidDBInstanceState",
@@ -59,6 +71,8 @@ const TRANSIENT_CODES: &[&str] = &[
 pub fn classify_code(code: &str, status: Option<u16>) -> ErrorClass {
     if THROTTLING_CODES.contains(&code) || status == Some(429) {
         ErrorClass::Retry(RetryClass::Throttled)
+    } else if CAPACITY_CODES.contains(&code) {
+        ErrorClass::Retry(RetryClass::Capacity)
     } else if BUSY_CODES.contains(&code) {
         ErrorClass::Retry(RetryClass::Busy)
     } else if TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500) {
@@ -128,6 +142,9 @@ mod tests {
             classify_code("SnapshotCreationPerVolumeRateExceeded", Some(400)),
             ErrorClass::Retry(RetryClass::Busy)
         );
+        for code in ["ConcurrentSnapshotLimitExceeded", "ResourceLimitExceeded", "SnapshotQuotaExceeded"] {
+            assert_eq!(classify_code(code, Some(400)), ErrorClass::Retry(RetryClass::Capacity), "{code}");
+        }
         assert_eq!(classify_code("InvalidVolume.NotFound", Some(400)), ErrorClass::Permanent);
         assert_eq!(classify_code("AccessDenied", Some(403)), ErrorClass::Permanent);
         assert_eq!(classify_code("KMS.DisabledException", Some(400)), ErrorClass::Permanent);

@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use backup_core::ports::{ClaimOutcome, ClaimRequest, Lease, RunRecord, SlotPool, TaskRecord, TaskStore, Transition};
+use backup_core::ports::{
+    ClaimOutcome, ClaimRequest, Lease, Reopen, RunRecord, SlotPool, TaskRecord, TaskStore, Transition,
+};
 use backup_core::AwsError;
 use backup_schemas::{RunId, TaskId, TaskState};
 use chrono::{DateTime, TimeZone, Utc};
@@ -169,6 +171,8 @@ impl TaskStore for DynamoTaskStore {
                     attempts: get_n(&old, "attempts").unwrap_or(0) as u32 + 1,
                     checkpoint: get_json(&old, "checkpoint"),
                     previous_state: state_of(&old),
+                    previous_activity: get_time(&old, "updated_at"),
+                    capacity_since: get_time(&old, "capacity_since"),
                 }))
             }
             Err(err) => {
@@ -222,6 +226,7 @@ impl TaskStore for DynamoTaskStore {
         let mut names: HashMap<String, String> =
             HashMap::from([("#owner".to_owned(), "owner".to_owned()), ("#state".to_owned(), "state".to_owned())]);
         let mut sets = vec!["#state = :state", "updated_at = :now", "lease_until = :zero"];
+        let mut removes: Vec<&str> = Vec::new();
         let state = match transition {
             Transition::Succeeded { result } => {
                 values.insert(":result".into(), s(result.to_string()));
@@ -241,11 +246,25 @@ impl TaskStore for DynamoTaskStore {
                     TaskState::Dead
                 }
             }
-            Transition::Waiting { checkpoint, recheck_at } => {
-                values.insert(":checkpoint".into(), s(checkpoint.to_string()));
+            Transition::Waiting { checkpoint, recheck_at, capacity } => {
+                match checkpoint {
+                    Some(checkpoint) => {
+                        values.insert(":checkpoint".into(), s(checkpoint.to_string()));
+                        sets.push("checkpoint = :checkpoint");
+                    }
+                    None => removes.push("checkpoint"),
+                }
                 values.insert(":recheck".into(), s(recheck_at.to_rfc3339()));
-                sets.push("checkpoint = :checkpoint");
                 sets.push("recheck_at = :recheck");
+                match capacity {
+                    // The wait is bounded from its start: only the first capacity park sets it.
+                    Some(reason) => {
+                        values.insert(":error".into(), s(reason.clone()));
+                        sets.push("last_error = :error");
+                        sets.push("capacity_since = if_not_exists(capacity_since, :now)");
+                    }
+                    None => removes.push("capacity_since"),
+                }
                 TaskState::Waiting
             }
             Transition::Released { error } => {
@@ -257,13 +276,17 @@ impl TaskStore for DynamoTaskStore {
                 TaskState::Pending
             }
         };
+        if !matches!(transition, Transition::Waiting { .. }) {
+            removes.push("capacity_since");
+        }
         values.insert(":state".into(), s(state.as_str()));
+        let remove = if removes.is_empty() { String::new() } else { format!(" REMOVE {}", removes.join(", ")) };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(task_key(&lease.task_id)))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("SET {}{remove}", sets.join(", ")))
             .condition_expression("#owner = :owner AND fence = :fence")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -307,9 +330,10 @@ impl TaskStore for DynamoTaskStore {
         Ok(output.item.as_ref().and_then(task_record))
     }
 
-    async fn reopen_for_replay(&self, task_id: &TaskId, now: DateTime<Utc>) -> Result<bool, AwsError> {
+    async fn reopen_for_replay(&self, task_id: &TaskId, now: DateTime<Utc>) -> Result<Reopen, AwsError> {
         // A replayed task keeps its id and gets a fresh attempt budget. Nothing re-opens a
-        // SUCCEEDED task: its replayed message is then just a harmless duplicate.
+        // SUCCEEDED task (its replayed message is then just a harmless duplicate), nor one under
+        // a live lease: the dead letter may be a stale copy of a task some worker is running.
         let result = self
             .client
             .update_item()
@@ -319,13 +343,51 @@ impl TaskStore for DynamoTaskStore {
                 "SET #state = :pending, attempts = :zero, lease_until = :zero, replays = if_not_exists(replays, :zero) + :one, \
                  replayed_at = :now, updated_at = :now",
             )
-            .condition_expression("attribute_exists(pk) AND #state <> :succeeded")
+            .condition_expression(
+                "attribute_exists(pk) AND #state <> :succeeded \
+                 AND (attribute_not_exists(lease_until) OR lease_until < :now_ms)",
+            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s(TaskState::Pending.as_str()))
             .expression_attribute_values(":succeeded", s(TaskState::Succeeded.as_str()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":now_ms", n(millis(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Reopen::Reopened),
+            Err(err) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() {
+                    let Some(old) = failed.item() else { return Ok(Reopen::Unknown) };
+                    if state_of(old) == Some(TaskState::Succeeded) {
+                        return Ok(Reopen::Succeeded);
+                    }
+                    let until = get_n(old, "lease_until").and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+                    return Ok(Reopen::Leased {
+                        owner: get_s(old, "owner").unwrap_or("unknown").to_owned(),
+                        until: until.unwrap_or(now),
+                    });
+                }
+                Err(classify("dynamodb", "UpdateItem", err))
+            }
+        }
+    }
+
+    async fn replace_message(&self, task_id: &TaskId, from: &str, to: &str) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(task_key(task_id)))
+            .update_expression("SET message_id = :to")
+            .condition_expression("message_id = :from AND #state = :running")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":running", s(TaskState::Running.as_str()))
             .send()
             .await;
         conditional(result, "UpdateItem")
@@ -458,37 +520,109 @@ fn conditional<O>(
     }
 }
 
-/// Slot pools live in the state table: `pk = slots#<pool>`, the holders as a string set.
+/// Slot pools live in the state table: `pk = slots#<pool>`, `sk = slots`, and a map `leases` of
+/// holder → hold expiry (epoch ms). Taking a slot is one conditional write in the common case;
+/// only a full pool reads the holders back to clear the expired ones (each removal conditional
+/// on the expiry it saw, so a holder renewing meanwhile keeps its slot).
 #[async_trait]
 impl SlotPool for DynamoTaskStore {
-    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError> {
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(hold).unwrap_or_default();
+        // Two rounds at most: the second follows a clean-up of expired holds, or the creation
+        // of the pool item.
+        for _ in 0..2 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("slots#{pool}")))
+                .key("sk", s("slots"))
+                .update_expression("SET leases.#holder = :until")
+                .condition_expression(
+                    "attribute_exists(leases) AND (size(leases) < :limit OR attribute_exists(leases.#holder))",
+                )
+                .expression_attribute_names("#holder", holder.as_str())
+                .expression_attribute_values(":until", n(millis(until)))
+                .expression_attribute_values(":limit", n(limit))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let old = match result {
+                Ok(_) => return Ok(true),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item().cloned().unwrap_or_default()
+                    }
+                    _ => return Err(classify("dynamodb", "UpdateItem", err)),
+                },
+            };
+            let Some(AttributeValue::M(leases)) = old.get("leases") else {
+                self.create_pool(pool).await?;
+                continue;
+            };
+            let expired: Vec<(&String, &AttributeValue)> = leases
+                .iter()
+                .filter(|(_, v)| {
+                    v.as_n().ok().and_then(|ms| ms.parse::<i64>().ok()).is_some_and(|ms| ms <= millis(now))
+                })
+                .collect();
+            if expired.is_empty() {
+                return Ok(false);
+            }
+            tracing::info!(pool, expired = expired.len(), "clearing expired slot holds");
+            for (expired_holder, expiry) in expired {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("slots#{pool}")))
+                    .key("sk", s("slots"))
+                    .update_expression("REMOVE leases.#holder")
+                    .condition_expression("leases.#holder = :seen")
+                    .expression_attribute_names("#holder", expired_holder)
+                    .expression_attribute_values(":seen", expiry.clone())
+                    .send()
+                    .await;
+                conditional(result, "UpdateItem")?;
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("slots#{pool}")))
             .key("sk", s("slots"))
-            .update_expression("ADD holders :holder")
-            .condition_expression("attribute_not_exists(holders) OR size(holders) < :limit OR contains(holders, :id)")
-            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_string()]))
-            .expression_attribute_values(":id", s(holder.as_str()))
-            .expression_attribute_values(":limit", n(limit))
+            .update_expression("REMOVE leases.#holder")
+            .condition_expression("attribute_exists(leases)")
+            .expression_attribute_names("#holder", holder.as_str())
             .send()
             .await;
-        conditional(result, "UpdateItem")
+        conditional(result, "UpdateItem").map(|_| ())
     }
+}
 
-    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
-        self.client
-            .update_item()
+impl DynamoTaskStore {
+    /// Creates a slot pool's item with no holders (a concurrent creation wins harmlessly).
+    async fn create_pool(&self, pool: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.table)
-            .key("pk", s(format!("slots#{pool}")))
-            .key("sk", s("slots"))
-            .update_expression("DELETE holders :holder")
-            .expression_attribute_values(":holder", AttributeValue::Ss(vec![holder.to_string()]))
+            .item("pk", s(format!("slots#{pool}")))
+            .item("sk", s("slots"))
+            .item("leases", AttributeValue::M(HashMap::new()))
+            .condition_expression("attribute_not_exists(leases)")
             .send()
-            .await
-            .map_err(|e| classify("dynamodb", "UpdateItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(classify("dynamodb", "PutItem", err)),
+        }
     }
 }

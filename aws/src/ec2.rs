@@ -402,8 +402,26 @@ impl BlockStorage for Ec2BlockStorage {
             .send()
             .await
             .map_err(|e| classify("ec2", "CreateSnapshots", e))?;
-        let ids: Vec<String> = output.snapshots().iter().filter_map(|s| s.snapshot_id().map(str::to_owned)).collect();
-        self.snapshots(region, &ids).await
+        // The reply describes every snapshot of the set; a DescribeSnapshots right after the
+        // create may not see them yet (eventual consistency), so the reply is what counts.
+        Ok(output
+            .snapshots()
+            .iter()
+            .map(|s| {
+                let snapshot = Snapshot::builder()
+                    .set_snapshot_id(s.snapshot_id.clone())
+                    .set_volume_id(s.volume_id.clone())
+                    .set_state(s.state.clone())
+                    .set_volume_size(s.volume_size)
+                    .set_encrypted(s.encrypted)
+                    .set_tags(s.tags.clone())
+                    .set_start_time(s.start_time)
+                    .set_progress(s.progress.clone())
+                    .set_description(s.description.clone())
+                    .build();
+                snapshot_info(region, &snapshot)
+            })
+            .collect())
     }
 
     async fn copy_snapshot(
@@ -449,6 +467,10 @@ impl BlockStorage for Ec2BlockStorage {
 
     async fn images_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<ImageInfo>, AwsError> {
         self.describe_images(region, Some(tag_filter(key, value)), &[]).await
+    }
+
+    async fn images_named(&self, region: &str, name: &str) -> Result<Vec<ImageInfo>, AwsError> {
+        self.describe_images(region, Some(Filter::builder().name("name").values(name).build()), &[]).await
     }
 
     async fn images(&self, region: &str, ids: &[String]) -> Result<Vec<ImageInfo>, AwsError> {

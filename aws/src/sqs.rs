@@ -95,6 +95,69 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    async fn send_one_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError> {
+        let entries = messages
+            .iter()
+            .map(|message| {
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(&message.id)
+                    .message_body(&message.body)
+                    .set_message_attributes(Some(message_attributes(message)));
+                if let Some(delay) = message.delay {
+                    entry = entry.delay_seconds(secs(delay, MAX_DELAY));
+                }
+                if let Some(trace) = trace_system_attribute(message) {
+                    entry = entry.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, trace);
+                }
+                entry.build().expect("id and body are set")
+            })
+            .collect();
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("sqs", "SendMessageBatch", e))?;
+        Ok(output
+            .failed
+            .into_iter()
+            .map(|f| (f.id, format!("{}: {}", f.code, f.message.unwrap_or_default())))
+            .collect())
+    }
+}
+
+/// SQS's limit on one SendMessageBatch call: the bodies and message attributes of all entries
+/// together (the per-message limit is the same number, for one message).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// The bytes SQS counts for one message: body, and each attribute's name, type and value.
+pub fn message_bytes(message: &OutgoingMessage) -> usize {
+    let attributes: usize = message.attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum();
+    let trace = message.trace_header.as_ref().map_or(0, |t| 2 * (ATTR_TRACE.len() + "String".len() + t.len()));
+    message.body.len() + attributes + trace
+}
+
+/// Splits messages into SendMessageBatch calls of at most 10 entries and [`MAX_BATCH_BYTES`].
+pub fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
+    let mut calls = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, message) in messages.iter().enumerate() {
+        let size = message_bytes(message);
+        if i > start && (i - start == 10 || bytes + size > MAX_BATCH_BYTES) {
+            calls.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        calls.push(&messages[start..]);
+    }
+    calls
+}
+
 fn secs(duration: Duration, cap: Duration) -> i32 {
     duration.min(cap).as_secs() as i32
 }
@@ -139,44 +202,28 @@ impl TaskQueue for SqsQueue {
         self.receive_with(max, wait, None).await
     }
 
+    async fn receive_for(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, AwsError> {
+        self.receive_with(max, wait, Some(secs(visibility, MAX_VISIBILITY))).await
+    }
+
     /// Receives with a visibility timeout of zero: the messages stay available to everyone.
     async fn peek(&self, max: u32) -> Result<Vec<ReceivedMessage>, AwsError> {
         self.receive_with(max, Duration::ZERO, Some(0)).await
     }
 
+    /// Sends in as many SendMessageBatch calls as SQS's two limits need: 10 entries and 256 KiB
+    /// of bodies and attributes per call (`BatchRequestTooLong` otherwise, for the whole call).
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
+        let mut failures = Vec::new();
+        for chunk in batches(messages) {
+            failures.extend(self.send_one_batch(chunk).await?);
         }
-        let entries = messages
-            .iter()
-            .map(|message| {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(&message.id)
-                    .message_body(&message.body)
-                    .set_message_attributes(Some(message_attributes(message)));
-                if let Some(delay) = message.delay {
-                    entry = entry.delay_seconds(secs(delay, MAX_DELAY));
-                }
-                if let Some(trace) = trace_system_attribute(message) {
-                    entry = entry.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, trace);
-                }
-                entry.build().expect("id and body are set")
-            })
-            .collect();
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify("sqs", "SendMessageBatch", e))?;
-        Ok(output
-            .failed
-            .into_iter()
-            .map(|f| (f.id, format!("{}: {}", f.code, f.message.unwrap_or_default())))
-            .collect())
+        Ok(failures)
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<String, AwsError> {
@@ -308,4 +355,36 @@ fn failed_handles(handles: &[String], failed: impl Iterator<Item = (String, Stri
     failed
         .filter_map(|(id, code)| id.parse::<usize>().ok().and_then(|i| handles.get(i)).map(|h| (h.clone(), code)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: usize) -> OutgoingMessage {
+        OutgoingMessage { id: "0".into(), body: "x".repeat(bytes), ..Default::default() }
+    }
+
+    #[test]
+    fn batches_respect_both_limits_and_keep_order() {
+        assert!(batches(&[]).is_empty());
+        let small: Vec<_> = (0..25).map(|_| message(100)).collect();
+        assert_eq!(batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+        // Ten 30 KB bodies are under the per-message limit each and over the per-call one.
+        let big: Vec<_> = (0..10).map(|_| message(30_000)).collect();
+        let calls = batches(&big);
+        assert_eq!(calls.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![8, 2]);
+        for call in &calls {
+            assert!(call.iter().map(message_bytes).sum::<usize>() <= MAX_BATCH_BYTES);
+        }
+        // A message at the per-message limit goes alone.
+        let mixed = vec![message(10), message(MAX_BATCH_BYTES - 5), message(10)];
+        assert_eq!(batches(&mixed).iter().map(|b| b.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+        let attributes = OutgoingMessage {
+            attributes: [("k".to_owned(), "v".repeat(100))].into(),
+            trace_header: Some("Root=1-abc".into()),
+            ..message(10)
+        };
+        assert!(message_bytes(&attributes) > 110 + "k".len());
+    }
 }

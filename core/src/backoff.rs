@@ -28,6 +28,11 @@ impl Schedule {
             RetryClass::Timeout => Schedule { min: Duration::from_secs(5), max: Duration::from_secs(180), factor: 2.0 },
             // A busy resource frees up on its own time scale (a snapshot in progress takes minutes).
             RetryClass::Busy => Schedule { min: Duration::from_secs(15), max: Duration::from_secs(600), factor: 2.0 },
+            // Capacity frees up as other work in flight finishes (copies take minutes to hours).
+            // Only used when a capacity wait is retried rather than parked (the claim failed).
+            RetryClass::Capacity => {
+                Schedule { min: Duration::from_secs(30), max: Duration::from_secs(600), factor: 2.0 }
+            }
         }
     }
 
@@ -62,7 +67,9 @@ mod tests {
 
     #[test]
     fn delays_grow_and_stay_bounded() {
-        for class in [RetryClass::Throttled, RetryClass::Transient, RetryClass::Timeout, RetryClass::Busy] {
+        for class in
+            [RetryClass::Throttled, RetryClass::Transient, RetryClass::Timeout, RetryClass::Busy, RetryClass::Capacity]
+        {
             let schedule = Schedule::for_class(class);
             let mut previous_upper = Duration::ZERO;
             for attempt in 1..=12 {

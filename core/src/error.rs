@@ -16,6 +16,11 @@ pub enum RetryClass {
     /// A concurrent operation holds the resource (e.g. a snapshot of this volume is in progress,
     /// the per-volume snapshot rate): retry later, no faster than the resource allows.
     Busy,
+    /// A quota on work in flight is full (AWS's 5 pending snapshots per volume, 20 snapshot
+    /// copies per destination region, or the fleet's own copy slots). Waiting is the normal
+    /// course here, not a failure: the task parks (WAITING) instead of retrying, so a long queue
+    /// for capacity never uses up its receives and reaches the DLQ.
+    Capacity,
 }
 
 impl RetryClass {
@@ -25,6 +30,7 @@ impl RetryClass {
             RetryClass::Transient => "transient",
             RetryClass::Timeout => "timeout",
             RetryClass::Busy => "busy",
+            RetryClass::Capacity => "capacity",
         }
     }
 }
@@ -79,6 +85,13 @@ impl TaskError {
     }
     pub fn is_retryable(&self) -> bool {
         matches!(self.class, ErrorClass::Retry(_))
+    }
+    /// Waiting for capacity (see [`RetryClass::Capacity`]).
+    pub fn capacity(reason: impl Into<String>) -> Self {
+        Self::retry(RetryClass::Capacity, reason)
+    }
+    pub fn is_capacity(&self) -> bool {
+        self.class == ErrorClass::Retry(RetryClass::Capacity)
     }
 }
 

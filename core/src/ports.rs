@@ -78,7 +78,15 @@ pub trait TaskQueue: Send + Sync {
     fn url(&self) -> &str;
     /// Long-poll for up to `max` (≤ 10) messages.
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<ReceivedMessage>, AwsError>;
-    /// Send up to 10 messages in one call; returns the entries that failed.
+    /// Like `receive`, but the messages stay hidden for `visibility` (not the queue's default):
+    /// for work on them that must finish while their receipt handles are still fresh.
+    async fn receive_for(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, AwsError>;
+    /// Send messages, in as many calls as SQS's limits need; returns the entries that failed.
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchFailures, AwsError>;
     /// Send one message (keeps `AWSTraceHeader` on every SQS implementation).
     async fn send(&self, message: &OutgoingMessage) -> Result<String, AwsError>;
@@ -141,6 +149,13 @@ pub struct Lease {
     pub checkpoint: Option<Value>,
     /// The state the task was in before this claim (WAITING means a re-check).
     pub previous_state: Option<TaskState>,
+    /// When an earlier attempt last wrote the task (`None`: this is the first claim ever, so no
+    /// earlier attempt can have made anything). Anything an earlier attempt created was created
+    /// before this instant, which bounds how long an eventually consistent Describe may miss it.
+    pub previous_activity: Option<DateTime<Utc>>,
+    /// Since when the task has been waiting for capacity without interruption (see
+    /// `RetryClass::Capacity`); bounds the wait.
+    pub capacity_since: Option<DateTime<Utc>>,
 }
 
 /// How a task ends (or pauses), as written by the conditional completion.
@@ -155,15 +170,31 @@ pub enum Transition {
     Dead {
         reason: String,
     },
-    /// Parked until `recheck_at` with a checkpoint for the next attempt.
+    /// Parked until `recheck_at` with a checkpoint for the next attempt (`None` keeps no
+    /// checkpoint). `capacity` names the quota the task waits for, if that is why it parks.
     Waiting {
-        checkpoint: Value,
+        checkpoint: Option<Value>,
         recheck_at: DateTime<Utc>,
+        capacity: Option<String>,
     },
     /// Lease given back without finishing (retry, drain).
     Released {
         error: Option<String>,
     },
+}
+
+/// What a DLQ replay found when it tried to give a task a fresh attempt budget.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reopen {
+    /// PENDING again, attempts reset: the replayed message runs it.
+    Reopened,
+    /// Already SUCCEEDED: nothing reopens it; a replayed message is a harmless duplicate.
+    Succeeded,
+    /// A worker holds a live lease on it (the dead-lettered message is a stale copy of a task
+    /// that is running): reopening would hand the task to a second worker, so it is left alone.
+    Leased { owner: String, until: DateTime<Utc> },
+    /// No item: the task never ran (or its record expired); the replayed message starts it.
+    Unknown,
 }
 
 /// A task item as stored.
@@ -212,7 +243,10 @@ pub trait TaskStore: Send + Sync {
     async fn mark_dead(&self, task_id: &TaskId, reason: &str, now: DateTime<Utc>) -> Result<(), AwsError>;
     async fn get(&self, task_id: &TaskId) -> Result<Option<TaskRecord>, AwsError>;
     /// Re-open a task for a replay: fresh attempt budget, replay mark. Never re-opens SUCCEEDED.
-    async fn reopen_for_replay(&self, task_id: &TaskId, now: DateTime<Utc>) -> Result<bool, AwsError>;
+    async fn reopen_for_replay(&self, task_id: &TaskId, now: DateTime<Utc>) -> Result<Reopen, AwsError>;
+    /// Makes `to` the task's message in place of `from` (see the worker's message renewal);
+    /// `false` when the task's message is no longer `from`.
+    async fn replace_message(&self, task_id: &TaskId, from: &str, to: &str) -> Result<bool, AwsError>;
     async fn put_run(&self, run: &RunRecord) -> Result<(), AwsError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunRecord>, AwsError>;
     async fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, AwsError>;
@@ -245,7 +279,8 @@ impl EventPublisher for NoEvents {
 /// The catalog of artifacts: one record per artifact, queryable by resource and by expiry.
 #[async_trait]
 pub trait Catalog: Send + Sync {
-    /// Creates or replaces the record (idempotent: a re-run writes the same record).
+    /// Creates the record unless one exists (then it is left untouched: what was learnt about
+    /// the artifact since, such as its verification, copies or deletion, must survive a re-run).
     async fn put(&self, record: &CatalogRecord) -> Result<(), AwsError>;
     async fn get(&self, artifact: &ArtifactRef) -> Result<Option<CatalogRecord>, AwsError>;
     /// Records of one resource, newest first.
@@ -261,27 +296,34 @@ pub trait Catalog: Send + Sync {
 
 /// Fleet-wide caps on operations in flight (e.g. at most 20 snapshot copies per destination
 /// region, an AWS limit), shared by every worker. Holding a slot is idempotent per holder, so a
-/// retried or taken-over task takes the slot it already has.
+/// retried or taken-over task takes the slot it already has, and acquiring again renews it.
+///
+/// A slot is held until released or until its hold runs out: a holder that vanishes (killed,
+/// dead-lettered, failed in a way that skipped its release) gives its slot back on its own, so
+/// a leak can delay copies by one hold at most, never stop them.
 #[async_trait]
 pub trait SlotPool: Send + Sync {
-    /// Takes a slot of `pool` for `holder` unless `limit` holders already have one.
-    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError>;
+    /// Takes (or renews) a slot of `pool` for `holder` until `hold` from now, unless `limit`
+    /// other live holders have one.
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError>;
     async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError>;
 }
 
 /// A `SlotPool` inside one process (tests, and tools that run tasks without a fleet).
 #[derive(Debug, Default)]
 pub struct LocalSlots {
-    pools: std::sync::Mutex<BTreeMap<String, std::collections::BTreeSet<TaskId>>>,
+    pools: std::sync::Mutex<BTreeMap<String, BTreeMap<TaskId, std::time::Instant>>>,
 }
 
 #[async_trait]
 impl SlotPool for LocalSlots {
-    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32) -> Result<bool, AwsError> {
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
         let mut pools = self.pools.lock().expect("slot pools poisoned");
         let holders = pools.entry(pool.to_owned()).or_default();
-        if holders.contains(holder) || holders.len() < limit as usize {
-            holders.insert(holder.clone());
+        let now = std::time::Instant::now();
+        holders.retain(|_, until| *until > now);
+        if holders.contains_key(holder) || holders.len() < limit as usize {
+            holders.insert(holder.clone(), now + hold);
             return Ok(true);
         }
         Ok(false)

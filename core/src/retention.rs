@@ -38,6 +38,13 @@
 //!    an operator deletes them.
 //! 6. **Deterministic:** every candidate lands in exactly one list, each list sorted newest first
 //!    (ties: id ascending), independent of the input order. Duplicate ids are an error.
+//! 7. **A set is one backup:** candidates sharing a [`BackupSet`] (the snapshots of one
+//!    crash-consistent `CreateSnapshots` call, or their copies) are judged as one unit: the set is
+//!    counted once by every rule and `min_keep`, its time is its newest member's, any member's
+//!    protection protects all, and every member gets the set's outcome, so a set is never split.
+//!    If any member is ignored, all are ([`IgnoreReason::SetMemberIgnored`]). A set with fewer
+//!    members than its size (a copy of one member failed) is not a restorable backup: it counts
+//!    for nothing and is kept ([`KeepReason::IncompleteSet`]) for an operator to look at.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -69,6 +76,17 @@ pub struct Candidate {
     pub backs_image: Option<String>,
     /// Completed / available. In-progress artifacts are never touched.
     pub complete: bool,
+    /// The crash-consistent set this artifact is a member of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<BackupSet>,
+}
+
+/// Membership of a multi-artifact backup (see invariant 7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSet {
+    pub id: String,
+    /// How many members the set has, when known; a unit with fewer is incomplete.
+    pub size: Option<u32>,
 }
 
 /// The outcome of [`decide`]: every candidate is in exactly one of the three lists.
@@ -127,6 +145,11 @@ pub enum KeepReason {
     CreatedAfterAsOf,
     /// The rules configure no keep rule; "no rules" never means "delete everything".
     NoRules,
+    /// A set with fewer members than its size: not a restorable backup, never deleted by rule.
+    IncompleteSet {
+        members: u32,
+        size: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +169,8 @@ pub enum IgnoreReason {
     MissingPlanTag,
     /// Belongs to another plan, which prunes it itself.
     OtherPlan(String),
+    /// Another member of its set (this id) is ignored, so the set is not judged at all.
+    SetMemberIgnored(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -183,17 +208,63 @@ pub fn decide(
     sorted.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
 
     let mut outcomes: Vec<Option<Outcome>> = (0..sorted.len()).map(|_| None).collect();
-    let mut series: BTreeMap<ArtifactKind, Vec<usize>> = BTreeMap::new();
-    for (pos, candidate) in sorted.iter().enumerate() {
-        match ignore_reason(plan, candidate) {
-            Some(why) => outcomes[pos] = Some(Outcome::Ignore(why)),
-            None => series.entry(candidate.kind).or_default().push(pos),
+    let mut ignored: Vec<Option<IgnoreReason>> = sorted.iter().map(|c| ignore_reason(plan, c)).collect();
+    // A set is judged whole or not at all.
+    let mut set_ignored: BTreeMap<&str, &str> = BTreeMap::new();
+    for (candidate, why) in sorted.iter().zip(&ignored) {
+        if let (Some(set), Some(_)) = (&candidate.set, why) {
+            set_ignored.entry(set.id.as_str()).or_insert(candidate.id.as_str());
         }
     }
-    for positions in series.values() {
-        let members: Vec<&Candidate> = positions.iter().map(|&pos| sorted[pos]).collect();
-        for (&pos, outcome) in positions.iter().zip(decide_series(rules, &members, as_of)) {
-            outcomes[pos] = Some(outcome);
+    for (candidate, why) in sorted.iter().zip(ignored.iter_mut()) {
+        if let (Some(set), None) = (&candidate.set, &why) {
+            if let Some(member) = set_ignored.get(set.id.as_str()) {
+                *why = Some(IgnoreReason::SetMemberIgnored((*member).to_owned()));
+            }
+        }
+    }
+    // The units each series is judged in: one per set, one per artifact outside a set.
+    let mut series: BTreeMap<ArtifactKind, Vec<Unit>> = BTreeMap::new();
+    let mut unit_of_set: BTreeMap<(ArtifactKind, &str), usize> = BTreeMap::new();
+    for (pos, candidate) in sorted.iter().enumerate() {
+        if let Some(why) = ignored[pos].take() {
+            outcomes[pos] = Some(Outcome::Ignore(why));
+            continue;
+        }
+        let units = series.entry(candidate.kind).or_default();
+        match &candidate.set {
+            Some(set) => match unit_of_set.get(&(candidate.kind, set.id.as_str())) {
+                Some(&index) => units[index].add(pos, candidate),
+                None => {
+                    unit_of_set.insert((candidate.kind, set.id.as_str()), units.len());
+                    units.push(Unit::new(pos, candidate));
+                }
+            },
+            None => units.push(Unit::new(pos, candidate)),
+        }
+    }
+    for units in series.values_mut() {
+        for unit in units.iter_mut() {
+            if unit.incomplete().is_some() {
+                unit.judged.complete = false;
+            }
+        }
+        // Newest first, ties by id: the order `decide_series` expects.
+        units.sort_by(|a, b| b.judged.created_at.cmp(&a.judged.created_at).then_with(|| a.judged.id.cmp(&b.judged.id)));
+        let judged: Vec<&Candidate> = units.iter().map(|u| &u.judged).collect();
+        for (unit, outcome) in units.iter().zip(decide_series(rules, &judged, as_of)) {
+            let outcome = match (outcome, unit.incomplete()) {
+                (Outcome::Keep(mut reasons), Some((members, size))) => {
+                    for reason in reasons.iter_mut().filter(|r| **r == KeepReason::InProgress) {
+                        *reason = KeepReason::IncompleteSet { members, size };
+                    }
+                    Outcome::Keep(reasons)
+                }
+                (outcome, _) => outcome,
+            };
+            for &pos in &unit.members {
+                outcomes[pos] = Some(outcome.clone());
+            }
         }
     }
 
@@ -212,8 +283,16 @@ pub fn decide(
 /// One line for logs and task results, e.g. `delete 3, keep 7 (min_keep 1, legal hold 1), ignore 2`.
 /// The parenthesis counts the kept artifacts that no retention rule would have kept on its own.
 pub fn summarize(decision: &RetentionDecision) -> String {
-    const LABELS: [&str; 7] =
-        ["min_keep", "legal hold", "object lock", "backs image", "in progress", "newer than as_of", "no rules"];
+    const LABELS: [&str; 8] = [
+        "min_keep",
+        "legal hold",
+        "object lock",
+        "backs image",
+        "in progress",
+        "newer than as_of",
+        "no rules",
+        "incomplete set",
+    ];
     let notes: Vec<String> = LABELS
         .iter()
         .filter_map(|&label| {
@@ -235,6 +314,7 @@ fn note(reason: &KeepReason) -> Option<&'static str> {
         KeepReason::InProgress => Some("in progress"),
         KeepReason::CreatedAfterAsOf => Some("newer than as_of"),
         KeepReason::NoRules => Some("no rules"),
+        KeepReason::IncompleteSet { .. } => Some("incomplete set"),
         KeepReason::Newest(_)
         | KeepReason::WithinDays
         | KeepReason::DailyTier(_)
@@ -244,10 +324,51 @@ fn note(reason: &KeepReason) -> Option<&'static str> {
     }
 }
 
+#[derive(Clone)]
 enum Outcome {
     Delete(String),
     Keep(Vec<KeepReason>),
     Ignore(IgnoreReason),
+}
+
+/// What the rules judge: one artifact, or a whole set merged into one candidate whose time is
+/// its newest member's and whose protections are the union of its members'.
+struct Unit {
+    /// Positions of the members in the sorted candidate list.
+    members: Vec<usize>,
+    judged: Candidate,
+    /// The set's declared size, if this unit is a set that declares one.
+    size: Option<u32>,
+}
+
+impl Unit {
+    fn new(pos: usize, candidate: &Candidate) -> Self {
+        let mut judged = candidate.clone();
+        if let Some(set) = &candidate.set {
+            judged.id = set.id.clone();
+        }
+        Self { members: vec![pos], size: candidate.set.as_ref().and_then(|s| s.size), judged }
+    }
+
+    fn add(&mut self, pos: usize, member: &Candidate) {
+        self.members.push(pos);
+        let j = &mut self.judged;
+        j.created_at = j.created_at.max(member.created_at);
+        j.expires_at = j.expires_at.max(member.expires_at);
+        j.locked_until = j.locked_until.max(member.locked_until);
+        j.legal_hold |= member.legal_hold;
+        j.complete &= member.complete;
+        if j.backs_image.is_none() {
+            j.backs_image = member.backs_image.clone();
+        }
+        self.size = self.size.max(member.set.as_ref().and_then(|s| s.size));
+    }
+
+    /// `(members, size)` of a set that has fewer members than it should.
+    fn incomplete(&self) -> Option<(u32, u32)> {
+        let members = self.members.len() as u32;
+        self.size.filter(|&size| members < size).map(|size| (members, size))
+    }
 }
 
 fn ignore_reason(plan: &str, candidate: &Candidate) -> Option<IgnoreReason> {

@@ -36,6 +36,7 @@ fn ours(id: &str, created_at: DateTime<Utc>) -> Candidate {
         locked_until: None,
         backs_image: None,
         complete: true,
+        set: None,
     }
 }
 
@@ -482,6 +483,7 @@ fn arb_candidate() -> impl Strategy<Value = Candidate> {
                 locked_until: locked.map(step),
                 backs_image: backs.then(|| "ami-1".to_owned()),
                 complete,
+                set: None,
             }
         },
     )

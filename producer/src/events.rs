@@ -11,8 +11,8 @@ use backup_schemas::events::{
 };
 use backup_schemas::{
     tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, CopyObject, CopySnapshot, CreateAmi, ObjectRef,
-    ResourceType, ScanBucket, SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotVolume, Task, Tier,
-    Verify,
+    ResourceType, ScanBucket, SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotSet, SnapshotVolume,
+    Task, Tier, Verify,
 };
 use chrono::{DateTime, DurationRound, Utc};
 use std::collections::BTreeMap;
@@ -353,8 +353,15 @@ async fn ebs_follow_ups(
         let ctx = follow_up_context(plan, snapshot.created_at, now);
         let tasks = by_plan.entry(plan.name.clone()).or_default();
         // An AMI's snapshots follow their image; they are not copied one by one.
-        let part_of_image = snapshot.tags.contains_key("backup-fleet:image");
-        if !is_copy_event && !snapshot.tags.contains_key(tags::COPIED_FROM) && !part_of_image {
+        let part_of_image = snapshot.tags.contains_key(tags::IMAGE);
+        // A member of a crash-consistent set is copied with its set's identity, which the set's
+        // own task tags once every member is complete; until then that task spawns the copies.
+        let set = match (snapshot.tags.get(tags::SET), snapshot.tags.get(tags::SET_SIZE)) {
+            (Some(id), Some(size)) => size.parse().ok().map(|size| SnapshotSet { id: id.clone(), size }),
+            _ => None,
+        };
+        let set_pending = snapshot.tags.contains_key(tags::SET) && set.is_none();
+        if !is_copy_event && !snapshot.tags.contains_key(tags::COPIED_FROM) && !part_of_image && !set_pending {
             for target in &plan.copy_to {
                 tasks.push(task(Task::CopySnapshot(CopySnapshot {
                     source_region: region.to_owned(),
@@ -362,6 +369,7 @@ async fn ebs_follow_ups(
                     source_resource: source_resource.clone(),
                     target: target.clone(),
                     ctx: ctx.clone(),
+                    set: set.clone(),
                 })));
             }
         }

@@ -77,6 +77,7 @@ pub fn sample(kind: TaskKind) -> Task {
             source_resource: "vol-0123456789abcdef0".into(),
             target: ctx().copy_to[0].clone(),
             ctx: ctx(),
+            set: None,
         }),
         TaskKind::CopyAmi => Task::CopyAmi(CopyAmi {
             source_region: "us-east-1".into(),
@@ -145,6 +146,15 @@ pub fn sample(kind: TaskKind) -> Task {
             plan: "daily".into(),
             artifact: snapshot,
             reason: "older than 7 days".into(),
+            prune: Some(Prune {
+                plan: "daily".into(),
+                resource: "vol-0123456789abcdef0".into(),
+                resource_type: ResourceType::Ec2Volume,
+                region: "us-east-1".into(),
+                rules: RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() },
+                as_of: at(2),
+            }),
+            set: Vec::new(),
         }),
         TaskKind::Verify => {
             Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() })

@@ -19,3 +19,11 @@ pub const RESTORED_FROM: &str = "backup-fleet:restored-from";
 pub const RESTORE_DRILL: &str = "backup-fleet:restore-drill";
 /// An operator's legal hold: retention never deletes an artifact carrying this tag (any value).
 pub const LEGAL_HOLD: &str = "backup-fleet:legal-hold";
+/// The crash-consistent set an EBS snapshot belongs to (the id of the task that made the set):
+/// snapshots sharing it are one backup, kept or deleted together, in every region.
+pub const SET: &str = "backup-fleet:set";
+/// How many snapshots the set has, on copies (whose members arrive one copy task at a time):
+/// a copied set with fewer members than this is incomplete and is not counted as a backup.
+pub const SET_SIZE: &str = "backup-fleet:set-size";
+/// On an AMI's snapshots: the image they back (deleted with it, never on their own).
+pub const IMAGE: &str = "backup-fleet:image";

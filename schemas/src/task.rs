@@ -226,6 +226,19 @@ pub struct CopySnapshot {
     pub source_resource: String,
     pub target: CopyTarget,
     pub ctx: BackupContext,
+    /// The crash-consistent set the source snapshot belongs to, if any: the copy is tagged with
+    /// it, so retention in the destination region keeps or deletes the copied set as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<SnapshotSet>,
+}
+
+/// A crash-consistent snapshot set (one `CreateSnapshots` call): one backup of several volumes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotSet {
+    /// The id of the task that made the set.
+    pub id: String,
+    /// How many snapshots the set has.
+    pub size: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -444,6 +457,15 @@ pub struct DeleteArtifact {
     pub plan: String,
     pub artifact: ArtifactRef,
     pub reason: String,
+    /// The prune that decided the deletion. The deletion decides again, with the same rules and
+    /// instant, on a fresh listing right before it deletes, and deletes only what that decision
+    /// still deletes. Each prune's deletion is its own task (the id includes `as_of`), so a
+    /// deletion refused or failed today is decided afresh by the next prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Prune>,
+    /// The other members of the backup when it is a set (deleted together, or not at all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<ArtifactRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -591,7 +613,10 @@ impl Task {
             Task::CopyObjects(p) => json!([p.region, p.bucket, p.page, p.ctx.plan, p.ctx.window]),
             Task::CopyObject(p) => json!([p.region, p.bucket, p.object.key, p.object.version_id, p.object.etag]),
             Task::Prune(p) => json!([p.plan, p.region, p.resource, p.as_of]),
-            Task::DeleteArtifact(p) => json!([p.artifact]),
+            Task::DeleteArtifact(p) => match &p.prune {
+                Some(prune) => json!([p.artifact, prune.as_of]),
+                None => json!([p.artifact]),
+            },
             Task::Verify(p) => json!([p.artifact]),
             Task::RestoreVolume(p) => json!([p.restore_id]),
             Task::RestoreInstance(p) => json!([p.restore_id]),

@@ -26,6 +26,7 @@ pub struct Metrics {
     task_duration: Histogram<f64>,
     queue_lag: Histogram<f64>,
     takeovers: Counter<u64>,
+    stale_handles: Counter<u64>,
     dlq_moves: Counter<u64>,
     aws_calls: Counter<u64>,
     aws_throttled: Counter<u64>,
@@ -52,6 +53,10 @@ impl Metrics {
             takeovers: meter
                 .u64_counter("lease_takeovers_total")
                 .with_description("Tasks claimed after another worker's lease expired.")
+                .build(),
+            stale_handles: meter
+                .u64_counter("stale_receipt_handles_total")
+                .with_description("Running tasks whose message was received again elsewhere (visibility lapsed).")
                 .build(),
             dlq_moves: meter
                 .u64_counter("dlq_moves_total")
@@ -96,6 +101,11 @@ impl Metrics {
     /// `lease_takeovers_total` += 1.
     pub fn takeover(&self) {
         self.takeovers.add(1, &[]);
+    }
+
+    /// `stale_receipt_handles_total` += 1.
+    pub fn stale_receipt_handle(&self) {
+        self.stale_handles.add(1, &[]);
     }
 
     /// `dlq_moves_total{reason_code}` += 1 (`DecodeError::code()` or a runtime reason).

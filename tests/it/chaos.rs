@@ -19,7 +19,7 @@ use backup_schemas::{
     RunId, SnapshotDbInstance, SnapshotVolume, Task, TaskId, TaskState, Tier, Verify,
 };
 use backup_tests::fault_proxy::{FaultConfig, FaultKind, FaultProxy};
-use backup_tests::{canary, drain_messages, emulator_endpoint, Fleet, FleetProcess, DR_REGION, REGION};
+use backup_tests::{canary, drain_messages, Fleet, FleetProcess, DR_REGION, REGION};
 use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -61,6 +61,7 @@ fn worker_args(extra: &[&str]) -> Vec<String> {
         "--heartbeat-secs=1",
         "--receive-wait-secs=1",
         "--recheck-secs=1",
+        "--consistency-window-secs=3",
         "--ack-flush-ms=100",
         "--drain-deadline-secs=10",
         "--concurrency=8",
@@ -161,12 +162,12 @@ async fn real_backups_complete_exactly_once_under_injected_faults_and_killed_wor
     let started = Instant::now();
     let seed: u64 = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
-    let fleet = Fleet::with("chaos", |s| {
+    let fleet = Fleet::realistic_with("chaos", |s| {
         s.task_visibility_timeout_secs = 5;
         s.task_max_receive_count = MAX_RECEIVE_COUNT;
     })
     .await;
-    let proxy = FaultProxy::start(emulator_endpoint(), chaos_faults(seed)).await.expect("start the proxy");
+    let proxy = FaultProxy::start(fleet.endpoint.as_str(), chaos_faults(seed)).await.expect("start the proxy");
     eprintln!("chaos: seed {seed}, fleet {}, proxy {} -> {}", fleet.prefix, proxy.endpoint(), proxy.upstream());
 
     // The workload: one snapshot per volume (half of them spawn a verification), canaries that
@@ -430,7 +431,7 @@ async fn artifacts_tagged(fleet: &Fleet, artifacts: &Artifacts, task_id: &TaskId
 /// (the connection drops), and checks that the task made exactly one artifact.
 async fn one_artifact_after_a_lost_reply(fleet: &Fleet, operation: &str, task: Envelope, artifacts: Artifacts) {
     let proxy = FaultProxy::start(
-        emulator_endpoint(),
+        fleet.endpoint.as_str(),
         FaultConfig {
             reset_after_forward: 1.0,
             operations: vec![operation.to_owned()],
@@ -459,6 +460,12 @@ async fn one_artifact_after_a_lost_reply(fleet: &Fleet, operation: &str, task: E
     );
 }
 
+/// The queue of a lost-reply test: short visibility, and the receive count the workers use.
+fn lost_reply_fleet(settings: &mut backup_aws::bootstrap::BootstrapSettings) {
+    settings.task_visibility_timeout_secs = 5;
+    settings.task_max_receive_count = MAX_RECEIVE_COUNT;
+}
+
 fn backup_ctx() -> BackupContext {
     match snapshot_task("vol-0", false).task {
         Task::SnapshotVolume(p) => p.ctx,
@@ -472,7 +479,7 @@ fn backup_ctx() -> BackupContext {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_snapshot_reply_does_not_make_a_second_snapshot() {
-    let fleet = Fleet::with("lostsnap", |s| s.task_visibility_timeout_secs = 5).await;
+    let fleet = Fleet::realistic_with("lostsnap", lost_reply_fleet).await;
     let volume_id = create_volume(&fleet).await;
     let task = snapshot_task(&volume_id, false);
     one_artifact_after_a_lost_reply(&fleet, "CreateSnapshot", task, Artifacts::Snapshots(REGION)).await;
@@ -481,7 +488,7 @@ async fn a_lost_create_snapshot_reply_does_not_make_a_second_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_copy_snapshot_reply_does_not_make_a_second_copy() {
-    let fleet = Fleet::with("lostcopy", |s| s.task_visibility_timeout_secs = 5).await;
+    let fleet = Fleet::realistic_with("lostcopy", lost_reply_fleet).await;
     let volume_id = create_volume(&fleet).await;
     let source = fleet.aws.clients().ec2.create_snapshot().volume_id(&volume_id).send().await.unwrap();
     let task = Task::CopySnapshot(CopySnapshot {
@@ -490,6 +497,7 @@ async fn a_lost_copy_snapshot_reply_does_not_make_a_second_copy() {
         source_resource: volume_id,
         target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None },
         ctx: backup_ctx(),
+        set: None,
     });
     let task = Envelope::new(task, RunId::new("chaos"), Origin::Operator { command: "chaos".into() }, Utc::now());
     one_artifact_after_a_lost_reply(&fleet, "CopySnapshot", task, Artifacts::Snapshots(DR_REGION)).await;
@@ -497,7 +505,7 @@ async fn a_lost_copy_snapshot_reply_does_not_make_a_second_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_image_reply_does_not_make_a_second_image() {
-    let fleet = Fleet::with("lostami", |s| s.task_visibility_timeout_secs = 5).await;
+    let fleet = Fleet::realistic_with("lostami", lost_reply_fleet).await;
     let out = fleet
         .aws
         .clients()
@@ -519,7 +527,7 @@ async fn a_lost_create_image_reply_does_not_make_a_second_image() {
 /// handler adopts its own snapshot: one snapshot, task succeeded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_db_snapshot_reply_is_adopted_by_name() {
-    let fleet = Fleet::with("lostrds", |s| s.task_visibility_timeout_secs = 5).await;
+    let fleet = Fleet::realistic_with("lostrds", lost_reply_fleet).await;
     let db = format!("{}-db", fleet.prefix).to_lowercase();
     fleet
         .aws
@@ -550,7 +558,7 @@ async fn a_lost_create_db_snapshot_reply_is_adopted_by_name() {
 /// the task itself succeeded (a false dead letter, and a DLQ alarm, for healthy work).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_of_a_long_running_task_is_not_redriven_to_the_dlq() {
-    let fleet = Fleet::with("dupdlq", |s| {
+    let fleet = Fleet::realistic_with("dupdlq", |s| {
         s.task_visibility_timeout_secs = 4;
         s.task_max_receive_count = 3;
     })

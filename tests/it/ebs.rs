@@ -70,7 +70,7 @@ fn handlers(fleet: &Fleet) -> Arc<Handlers> {
 
 #[tokio::test]
 async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
-    let fleet = Fleet::new("ebsvol").await;
+    let fleet = Fleet::realistic("ebsvol").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let volume_id = volume(&fleet, 20, &[("backup", "daily")]).await;
@@ -144,7 +144,7 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
 
 #[tokio::test]
 async fn instance_snapshot_set_covers_every_volume_once() {
-    let fleet = Fleet::new("ebsset").await;
+    let fleet = Fleet::realistic("ebsset").await;
     let handlers = handlers(&fleet);
     let instance_id = instance(&fleet).await;
     let extra = volume(&fleet, 4, &[]).await;
@@ -181,7 +181,7 @@ async fn instance_snapshot_set_covers_every_volume_once() {
 
 #[tokio::test]
 async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
-    let fleet = Fleet::new("ebsami").await;
+    let fleet = Fleet::realistic("ebsami").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let instance_id = instance(&fleet).await;
@@ -200,7 +200,7 @@ async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
     assert!(!snapshots.is_empty());
     for snapshot in &snapshots {
         assert_eq!(
-            snapshot.tags.get("backup-fleet:image").map(String::as_str),
+            snapshot.tags.get(backup_schemas::tags::IMAGE).map(String::as_str),
             Some(image_id.as_str()),
             "AMI snapshots carry their image"
         );
@@ -222,7 +222,7 @@ async fn ami_is_created_once_its_snapshots_tagged_and_copied() {
 
 #[tokio::test]
 async fn missing_volume_fails_permanently_with_a_clear_reason() {
-    let fleet = Fleet::new("ebsmissing").await;
+    let fleet = Fleet::realistic("ebsmissing").await;
     let task = Task::SnapshotVolume(SnapshotVolume {
         region: REGION.into(),
         volume_id: "vol-0000000000000dead".into(),
@@ -235,10 +235,28 @@ async fn missing_volume_fails_permanently_with_a_clear_reason() {
 
 #[tokio::test]
 async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_backing_snapshots() {
-    let fleet = Fleet::new("ebsprune").await;
+    let fleet = Fleet::realistic("ebsprune").await;
     let handlers = handlers(&fleet);
     let svc = services(&fleet);
     let volume_id = volume(&fleet, 8, &[]).await;
+    // A foreign snapshot of the same volume, tagged to look like ours but absent from the catalog
+    // (made first, so that the realism layer's consistency window is long over at the prune).
+    let foreign = svc
+        .block
+        .create_snapshot(
+            REGION,
+            &volume_id,
+            "made by someone else",
+            &[
+                (tags::SOURCE.to_owned(), volume_id.clone()),
+                (tags::MANAGED.to_owned(), "true".to_owned()),
+                (tags::PLAN.to_owned(), "daily".to_owned()),
+            ]
+            .into(),
+        )
+        .await
+        .unwrap();
+
     // Ten daily backups, Nov 1..10, made by the fleet.
     let mut made = Vec::new();
     for day in 1..=10 {
@@ -257,23 +275,6 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
         .tag(REGION, std::slice::from_ref(&held), &[(tags::LEGAL_HOLD.to_owned(), "case-42".to_owned())].into())
         .await
         .unwrap();
-    // A foreign snapshot of the same volume, tagged to look like ours but absent from the catalog.
-    let foreign = svc
-        .block
-        .create_snapshot(
-            REGION,
-            &volume_id,
-            "made by someone else",
-            &[
-                (tags::SOURCE.to_owned(), volume_id.clone()),
-                (tags::MANAGED.to_owned(), "true".to_owned()),
-                (tags::PLAN.to_owned(), "daily".to_owned()),
-            ]
-            .into(),
-        )
-        .await
-        .unwrap();
-
     let prune = Task::Prune(Prune {
         plan: "daily".into(),
         resource: volume_id.clone(),

@@ -116,7 +116,7 @@ struct Rig {
 }
 
 async fn rig(name: &str) -> Rig {
-    let fleet = Fleet::new(name).await;
+    let fleet = Fleet::realistic(name).await;
     let services = services(&fleet);
     let (databases, catalog) = (services.databases.clone(), services.catalog.clone());
     Rig { handlers: Arc::new(Handlers::with_services(services)), fleet, databases, catalog }

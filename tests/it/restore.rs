@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backup_core::artifacts::{CatalogRecord, Verification};
 use backup_schemas::*;
-use backup_tests::{context_for, policy_file, run_binary, run_task, run_tree, services, Fleet, DR_REGION, REGION};
+use backup_tests::{policy_file, run_binary, run_task, run_tree, services, Fleet, DR_REGION, REGION};
 use backup_worker::{Handlers, Outcome};
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use serde_json::Value;
@@ -38,24 +38,13 @@ fn handlers(fleet: &Fleet) -> Arc<Handlers> {
     Arc::new(Handlers::with_services(services(fleet)))
 }
 
-/// Runs a task as the runtime would across re-checks: while it parks, run it again with its
-/// checkpoint; returns the final outcome.
+/// Runs a task as the runtime would across re-checks and retries (the harness's `run_task`);
+/// returns the final result.
 async fn run_until_done(handlers: &Arc<Handlers>, task: &Task) -> Result<Value, backup_core::TaskError> {
-    let envelope =
-        Envelope::new(task.clone(), RunId::new("test-run"), Origin::Operator { command: "test".into() }, Utc::now());
-    let mut context = context_for(task);
-    for attempt in 1..=30 {
-        context.attempt = attempt;
-        match handlers.dispatch(&envelope, &context).await? {
-            Outcome::Done { result, .. } => return Ok(result),
-            Outcome::Pending { checkpoint, .. } => {
-                eprintln!("{} parked: {checkpoint}", task.kind());
-                context.checkpoint = Some(checkpoint);
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
+    match run_task(handlers, task).await? {
+        Outcome::Done { result, .. } => Ok(result),
+        pending => panic!("{} did not finish: {pending:?}", task.kind()),
     }
-    panic!("{} still pending after 30 re-checks", task.kind());
 }
 
 fn done(outcome: Result<Outcome, backup_core::TaskError>, what: &str) -> Value {
@@ -104,7 +93,7 @@ async fn snapshot(handlers: &Arc<Handlers>, volume_id: &str, day: u32, copy_to: 
 
 #[tokio::test]
 async fn volume_restore_takes_the_latest_backup_once_with_its_size_and_origin() {
-    let fleet = Fleet::new("rsvol").await;
+    let fleet = Fleet::realistic("rsvol").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let volume_id = volume(&fleet, 12).await;
@@ -188,7 +177,7 @@ async fn volume_restore_takes_the_latest_backup_once_with_its_size_and_origin() 
 
 #[tokio::test]
 async fn dr_copy_restores_with_the_source_region_gone() {
-    let fleet = Fleet::new("rsdr").await;
+    let fleet = Fleet::realistic("rsdr").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let catalog = services(&fleet).catalog;
@@ -239,7 +228,7 @@ async fn dr_copy_restores_with_the_source_region_gone() {
 
 #[tokio::test]
 async fn instance_restore_from_an_ami_is_stopped_tagged_and_made_once() {
-    let fleet = Fleet::new("rsami").await;
+    let fleet = Fleet::realistic("rsami").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let ec2 = fleet.aws.clients().ec2;
@@ -282,7 +271,7 @@ fn db_name(fleet: &Fleet, suffix: &str) -> String {
 
 #[tokio::test]
 async fn db_instance_and_cluster_restores_make_one_tagged_database_each() {
-    let fleet = Fleet::new("rsrds").await;
+    let fleet = Fleet::realistic("rsrds").await;
     let handlers = handlers(&fleet);
     let databases = services(&fleet).databases;
     let rds = fleet.aws.clients().rds;
@@ -418,7 +407,7 @@ async fn backup_bucket(handlers: &Arc<Handlers>, source: &str, backup: &str, day
 
 #[tokio::test]
 async fn s3_restore_brings_back_the_bytes_as_of_a_time_not_a_later_version() {
-    let fleet = Fleet::new("rss3").await;
+    let fleet = Fleet::realistic("rss3").await;
     let handlers = handlers(&fleet);
     let (source, backup, target) = buckets(&fleet).await;
     put(&fleet, &source, "docs/a.txt", "a version 1").await;
@@ -501,7 +490,7 @@ fn drill_checks(record: &CatalogRecord) -> &std::collections::BTreeMap<String, S
 
 #[tokio::test]
 async fn volume_drills_validate_record_and_always_clean_up() {
-    let fleet = Fleet::new("rsdrill").await;
+    let fleet = Fleet::realistic("rsdrill").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let catalog = services(&fleet).catalog;
@@ -534,6 +523,17 @@ async fn volume_drills_validate_record_and_always_clean_up() {
     let artifact = ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: REGION.into(), id: bad_snapshot.clone() };
     let mut tampered = catalog.get(&artifact).await.unwrap().unwrap();
     tampered.size_bytes = Some(5 * GIB);
+    // The catalog never overwrites a record, so the hook replaces the item underneath it.
+    fleet
+        .aws
+        .clients()
+        .dynamodb
+        .delete_item()
+        .table_name(&fleet.resources.catalog_table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(backup_aws::catalog::artifact_key(&artifact)))
+        .send()
+        .await
+        .unwrap();
     catalog.put(&tampered).await.unwrap();
     let task = drill_task("drill", &bad, ResourceType::Ec2Volume);
     let err = drill(&handlers, &task).await.expect_err("validation fails");
@@ -563,7 +563,7 @@ async fn volume_drills_validate_record_and_always_clean_up() {
 
 #[tokio::test]
 async fn rds_and_s3_drills_restore_into_isolated_targets_and_clean_up() {
-    let fleet = Fleet::new("rsdrill2").await;
+    let fleet = Fleet::realistic("rsdrill2").await;
     let handlers = handlers(&fleet);
     let databases = services(&fleet).databases;
     let objects = services(&fleet).objects;
@@ -641,7 +641,7 @@ async fn rds_and_s3_drills_restore_into_isolated_targets_and_clean_up() {
 
 #[tokio::test]
 async fn rpo_report_flags_the_resource_whose_backups_stopped() {
-    let fleet = Fleet::new("rsrpo").await;
+    let fleet = Fleet::realistic("rsrpo").await;
     let catalog = services(&fleet).catalog;
     let now = Utc::now();
     let record = |resource: &str, plan: &str, age: ChronoDuration| CatalogRecord {
@@ -705,7 +705,7 @@ retain = {{ days = 7, min_keep = 1 }}
 
 #[tokio::test]
 async fn backupctl_restore_started_twice_runs_one_task_on_a_real_worker() {
-    let fleet = Fleet::new("rscli").await;
+    let fleet = Fleet::realistic("rscli").await;
     let handlers = handlers(&fleet);
     let block = services(&fleet).block;
     let volume_id = volume(&fleet, 9).await;
@@ -719,6 +719,7 @@ async fn backupctl_restore_started_twice_runs_one_task_on_a_real_worker() {
             "--lease-secs=5",
             "--heartbeat-secs=1",
             "--recheck-secs=1",
+            "--consistency-window-secs=3",
         ],
     );
     let restore_id = format!("{}-cli", fleet.prefix);

@@ -162,7 +162,7 @@ fn records_of<'a>(records: &'a [CatalogRecord], backup: &str, key: &str) -> Vec<
 
 #[tokio::test]
 async fn bucket_backup_is_byte_identical_keeps_metadata_tags_class_and_lock_and_a_rerun_copies_nothing() {
-    let fleet = Fleet::new("s3full").await;
+    let fleet = Fleet::realistic("s3full").await;
     let (source, backup) = buckets(&fleet).await;
     let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for key in ODD_KEYS {
@@ -285,7 +285,7 @@ async fn bucket_backup_is_byte_identical_keeps_metadata_tags_class_and_lock_and_
 
 #[tokio::test]
 async fn changing_one_source_object_copies_exactly_that_one() {
-    let fleet = Fleet::new("s3incr").await;
+    let fleet = Fleet::realistic("s3incr").await;
     let (source, backup) = buckets(&fleet).await;
     for key in ["one", "two", "dir/three", "plus+sign"] {
         put(&fleet, &source, key, body_of(key), Seed::default()).await;
@@ -338,7 +338,7 @@ fn children(outcome: Outcome) -> (Value, Vec<Task>) {
 
 #[tokio::test]
 async fn scan_pages_fan_out_into_continuations_and_batches() {
-    let fleet = Fleet::new("s3pages").await;
+    let fleet = Fleet::realistic("s3pages").await;
     let (source, backup) = buckets(&fleet).await;
     let keys = seed_many(&fleet, &source, "p/", 1003).await;
     put(&fleet, &source, "outside-the-prefix", b"x".to_vec(), Seed::default()).await;
@@ -403,7 +403,7 @@ async fn scan_pages_fan_out_into_continuations_and_batches() {
 
 #[tokio::test]
 async fn a_batch_rerun_after_partial_progress_copies_only_the_rest() {
-    let fleet = Fleet::new("s3partial").await;
+    let fleet = Fleet::realistic("s3partial").await;
     let (source, backup) = buckets(&fleet).await;
     for key in ODD_KEYS {
         put(&fleet, &source, key, body_of(key), Seed::default()).await;
@@ -443,7 +443,7 @@ async fn a_batch_rerun_after_partial_progress_copies_only_the_rest() {
 
 #[tokio::test]
 async fn an_object_event_copies_once_and_a_vanished_source_is_a_normal_skip() {
-    let fleet = Fleet::new("s3event").await;
+    let fleet = Fleet::realistic("s3event").await;
     let (source, backup) = buckets(&fleet).await;
     put(&fleet, &source, "new file 😀.txt", body_of("new"), Seed::default()).await;
     let head = services(&fleet).objects.head(REGION, &source, "new file 😀.txt", None).await.unwrap().unwrap();
@@ -490,7 +490,7 @@ async fn an_object_event_copies_once_and_a_vanished_source_is_a_normal_skip() {
 
 #[tokio::test]
 async fn a_missing_source_bucket_fails_permanently() {
-    let fleet = Fleet::new("s3missing").await;
+    let fleet = Fleet::realistic("s3missing").await;
     let (_, backup) = buckets(&fleet).await;
     let gone = format!("{}-nope", fleet.prefix).to_lowercase();
     let err = run_task(&handlers(&fleet), &scan(&gone, &backup)).await.expect_err("no such bucket");
@@ -500,7 +500,7 @@ async fn a_missing_source_bucket_fails_permanently() {
 
 #[tokio::test]
 async fn buckets_are_discovered_in_their_region_with_their_tags() {
-    let fleet = Fleet::new("s3buckets").await;
+    let fleet = Fleet::realistic("s3buckets").await;
     let (source, backup) = buckets(&fleet).await;
     let s3 = fleet.aws.clients().s3;
     s3.put_bucket_tagging()

@@ -359,19 +359,30 @@ async fn a_duplicate_of_a_long_running_task_is_deleted_not_dead_lettered() {
 }
 
 #[tokio::test]
-async fn copy_slots_cap_the_fleet_wide_copies_in_flight() {
+async fn copy_slots_cap_the_fleet_wide_copies_in_flight_and_a_vanished_holder_frees_its_slot() {
     use backup_core::ports::SlotPool;
     let fleet = fast_fleet("slots").await;
     let store = fleet.store();
     let pool = "ebs-copy:us-west-2";
+    let hold = Duration::from_secs(60);
     let ids: Vec<backup_schemas::TaskId> =
-        (0..21).map(|i| backup_schemas::TaskId::new(format!("t-slot-{i}"))).collect();
+        (0..22).map(|i| backup_schemas::TaskId::new(format!("t-slot-{i}"))).collect();
     for id in &ids[..20] {
-        assert!(store.acquire(pool, id, 20).await.unwrap(), "a slot for {id}");
+        assert!(store.acquire(pool, id, 20, hold).await.unwrap(), "a slot for {id}");
     }
-    assert!(!store.acquire(pool, &ids[20], 20).await.unwrap(), "the 21st copy waits");
-    assert!(store.acquire(pool, &ids[3], 20).await.unwrap(), "a holder retaking its slot is not refused");
+    assert!(!store.acquire(pool, &ids[20], 20, hold).await.unwrap(), "the 21st copy waits");
+    assert!(store.acquire(pool, &ids[3], 20, hold).await.unwrap(), "a holder retaking its slot is not refused");
     store.release(pool, &ids[3]).await.unwrap();
-    assert!(store.acquire(pool, &ids[20], 20).await.unwrap(), "a released slot is taken");
-    assert!(store.acquire("ebs-copy:eu-west-1", &ids[0], 20).await.unwrap(), "regions have their own pools");
+    assert!(store.acquire(pool, &ids[20], 20, hold).await.unwrap(), "a released slot is taken");
+    assert!(store.acquire("ebs-copy:eu-west-1", &ids[0], 20, hold).await.unwrap(), "regions have their own pools");
+
+    // A holder that vanishes without releasing (killed, dead-lettered) holds its slot only until
+    // its hold runs out: then the next copy takes it. Without expiry, 20 such leaks stop every
+    // copy into the region for good.
+    store.release(pool, &ids[5]).await.unwrap();
+    assert!(store.acquire(pool, &ids[5], 20, Duration::from_secs(1)).await.unwrap(), "a short hold");
+    assert!(!store.acquire(pool, &ids[21], 20, hold).await.unwrap(), "full while the short hold lives");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(store.acquire(pool, &ids[21], 20, hold).await.unwrap(), "the lapsed hold was cleared and taken");
+    assert!(!store.acquire(pool, &ids[5], 20, hold).await.unwrap(), "the vanished holder lost its slot");
 }

@@ -25,23 +25,58 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate has a parent").to_path_buf()
 }
 
-/// Endpoint of the emulator, started by the project's script when nothing answers yet.
+/// Endpoint of the plain emulator (moto as it is), started by the project's script when nothing
+/// answers yet. For the runtime, producer and CLI tests, whose subject is the fleet's own
+/// coordination, not AWS's behaviour.
 pub fn emulator_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| start_emulator(port_from("MOTO_PORT", 4566), None))
+}
+
+/// Endpoint of the emulator with the realism layer on (`docs/EMULATOR.md`): snapshots, copies,
+/// images and restores stay pending for a while, new resources are invisible to Describe for a
+/// moment, and AWS's quotas answer with AWS's error codes. Every test of a backup, copy, prune,
+/// verify or restore path runs against this one. Its settings are `tests/realism.json`.
+pub fn realistic_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
-        let port: u16 = std::env::var("MOTO_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(4566);
-        let address = format!("127.0.0.1:{port}");
-        if TcpStream::connect(&address).is_err() {
-            let status = Command::new("bash")
-                .arg(repo_root().join("scripts/emulator.sh"))
-                .arg("start")
-                .env("MOTO_PORT", port.to_string())
-                .status()
-                .expect("running scripts/emulator.sh start");
-            assert!(status.success(), "could not start the emulator (scripts/emulator.sh start)");
-        }
-        format!("http://{address}")
+        let config = std::fs::read_to_string(repo_root().join("tests/realism.json")).expect("tests/realism.json");
+        let default = port_from("MOTO_PORT", 4566) + 1;
+        start_emulator(port_from("MOTO_REALISTIC_PORT", default), Some(config))
     })
+}
+
+fn port_from(variable: &str, default: u16) -> u16 {
+    std::env::var(variable).ok().and_then(|p| p.parse().ok()).unwrap_or(default)
+}
+
+fn start_emulator(port: u16, realism: Option<String>) -> String {
+    let address = format!("127.0.0.1:{port}");
+    if TcpStream::connect(&address).is_err() {
+        let mut command = Command::new("bash");
+        command.arg(repo_root().join("scripts/emulator.sh")).arg("start").env("MOTO_PORT", port.to_string());
+        if let Some(config) = realism {
+            command.env("EMULATOR_REALISM", config);
+        }
+        let status = command.status().expect("running scripts/emulator.sh start");
+        assert!(status.success(), "could not start the emulator on port {port} (scripts/emulator.sh start)");
+    }
+    format!("http://{address}")
+}
+
+/// Changes the realism layer's settings at run time (`POST /_realism/config`), for a test that
+/// needs, say, a quota lower than AWS's. The emulator is shared by tests running in parallel, so
+/// prefer per-resource directives (tags, see `docs/EMULATOR.md`) where they can do the job.
+pub async fn realism_config(change: serde_json::Value) -> serde_json::Value {
+    let body = change.to_string();
+    let url = format!("{}/_realism/config", realistic_endpoint());
+    let output = tokio::process::Command::new("curl")
+        .args(["-s", "-f", "-X", "POST", "-H", "content-type: application/json", "--data", &body, &url])
+        .output()
+        .await
+        .expect("curl");
+    assert!(output.status.success(), "POST {url} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("the realism config is JSON")
 }
 
 /// A unique, valid resource-name prefix for one test.
@@ -51,7 +86,11 @@ pub fn unique_prefix(name: &str) -> String {
 }
 
 pub async fn aws(region: &str) -> AwsContext {
-    let mut settings = AwsSettings::emulator(emulator_endpoint(), region);
+    aws_at(emulator_endpoint(), region).await
+}
+
+pub async fn aws_at(endpoint: &str, region: &str) -> AwsContext {
+    let mut settings = AwsSettings::emulator(endpoint, region);
     settings.max_attempts = 2;
     AwsContext::load(&settings).await
 }
@@ -62,21 +101,53 @@ pub struct Fleet {
     pub aws: AwsContext,
     pub resources: FleetResources,
     pub settings: BootstrapSettings,
+    /// The emulator this fleet lives on (plain or realistic).
+    pub endpoint: String,
 }
 
+/// Worker flags that match the realism layer's windows in `tests/realism.json` (short re-checks,
+/// a consistency window longer than the emulator's).
+pub const REALISTIC_WORKER_ARGS: &[&str] = &["--recheck-secs=1", "--consistency-window-secs=3"];
+
 impl Fleet {
+    /// A fleet on the plain emulator.
     pub async fn new(name: &str) -> Self {
         Self::with(name, |_| {}).await
     }
 
-    /// A fleet whose bootstrap settings are adjusted first (short visibility, few receives).
+    /// A fleet on the plain emulator whose bootstrap settings are adjusted first (short
+    /// visibility, few receives).
     pub async fn with(name: &str, adjust: impl FnOnce(&mut BootstrapSettings)) -> Self {
+        Self::on(emulator_endpoint(), name, adjust).await
+    }
+
+    /// A fleet on the realistic emulator: for every test of a backup, copy, prune, verify or
+    /// restore path.
+    pub async fn realistic(name: &str) -> Self {
+        Self::realistic_with(name, |_| {}).await
+    }
+
+    pub async fn realistic_with(name: &str, adjust: impl FnOnce(&mut BootstrapSettings)) -> Self {
+        Self::on(realistic_endpoint(), name, adjust).await
+    }
+
+    async fn on(endpoint: &str, name: &str, adjust: impl FnOnce(&mut BootstrapSettings)) -> Self {
         let prefix = unique_prefix(name);
         let mut settings = BootstrapSettings::new(&prefix);
         adjust(&mut settings);
-        let aws = aws(REGION).await;
+        let aws = aws_at(endpoint, REGION).await;
         let resources = bootstrap(&aws, &settings).await.expect("bootstrap on the emulator");
-        Self { prefix, aws, resources, settings }
+        Self { prefix, aws, resources, settings, endpoint: endpoint.to_owned() }
+    }
+
+    /// Whether this fleet runs against the realism layer.
+    pub fn is_realistic(&self) -> bool {
+        self.endpoint == realistic_endpoint()
+    }
+
+    /// Clients of this fleet's emulator in another region.
+    pub async fn aws_in(&self, region: &str) -> AwsContext {
+        aws_at(&self.endpoint, region).await
     }
 
     pub fn queue(&self) -> SqsQueue {
@@ -96,7 +167,7 @@ impl Fleet {
         let mut env: Vec<(String, String)> =
             self.resources.env().into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         env.extend([
-            ("AWS_ENDPOINT_URL".to_owned(), emulator_endpoint().to_owned()),
+            ("AWS_ENDPOINT_URL".to_owned(), self.endpoint.clone()),
             ("AWS_REGION".to_owned(), REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
@@ -335,23 +406,48 @@ pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
             &fleet.resources.catalog_table,
         )),
         slots: Arc::new(fleet.store()),
-        timing: backup_worker::handlers::services::Timing { recheck: Duration::from_secs(1) },
+        timing: test_timing(),
     }
 }
 
-/// A handler context for running one task directly (first attempt, no checkpoint).
+/// Handler timing for tests: short re-checks, and a consistency window longer than the realism
+/// layer's (`tests/realism.json`).
+pub fn test_timing() -> backup_worker::handlers::services::Timing {
+    backup_worker::handlers::services::Timing {
+        recheck: Duration::from_millis(500),
+        consistency_window: Duration::from_secs(3),
+        slot_hold: Duration::from_secs(60),
+    }
+}
+
+/// When each task last ran in this process: what the runtime's task item would say
+/// (`previous_activity`), so that running a task again looks like a retry, not a first attempt.
+fn activity() -> &'static std::sync::Mutex<std::collections::HashMap<TaskId, chrono::DateTime<chrono::Utc>>> {
+    static ACTIVITY: OnceLock<std::sync::Mutex<std::collections::HashMap<TaskId, chrono::DateTime<chrono::Utc>>>> =
+        OnceLock::new();
+    ACTIVITY.get_or_init(Default::default)
+}
+
+/// A handler context for running one task directly: the first attempt, unless this process ran
+/// the task before.
 pub fn context_for(task: &Task) -> backup_worker::TaskContext {
+    let task_id = task.id();
+    let previous_activity = activity().lock().expect("activity").get(&task_id).copied();
     backup_worker::TaskContext {
-        task_id: task.id(),
+        task_id,
         run_id: RunId::new("test-run"),
-        attempt: 1,
+        attempt: if previous_activity.is_some() { 2 } else { 1 },
         checkpoint: None,
         cancel: tokio_util::sync::CancellationToken::new(),
         deadline: None,
+        previous_activity,
     }
 }
 
-/// Runs one task through the worker's exhaustive dispatch (as a worker would, minus the queue).
+/// Runs one task through the worker's exhaustive dispatch as the runtime would over its whole
+/// life, minus the queue: a parked task is re-checked with its checkpoint, and a retryable error
+/// (waiting for capacity included) is retried after a short pause, until the task is done or
+/// fails permanently. Retryable errors that persist are returned after a dozen tries.
 pub async fn run_task(
     services: &std::sync::Arc<backup_worker::Handlers>,
     task: &Task,
@@ -362,7 +458,31 @@ pub async fn run_task(
         Origin::Operator { command: "test".into() },
         chrono::Utc::now(),
     );
-    services.dispatch(&envelope, &context_for(task)).await
+    let mut context = context_for(task);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut retries = 0;
+    loop {
+        let result = services.dispatch(&envelope, &context).await;
+        let now = chrono::Utc::now();
+        activity().lock().expect("activity").insert(context.task_id.clone(), now);
+        context.previous_activity = Some(now);
+        context.attempt += 1;
+        let pause = match &result {
+            Ok(backup_worker::Outcome::Pending { checkpoint, recheck_after }) => {
+                eprintln!("{} parked: {checkpoint}", task.kind());
+                context.checkpoint = Some(checkpoint.clone());
+                (*recheck_after).min(Duration::from_secs(1))
+            }
+            Err(err) if err.is_retryable() && retries < 12 => {
+                retries += 1;
+                eprintln!("{} retried: {err}", task.kind());
+                err.retry_after.unwrap_or(Duration::from_millis(500)).min(Duration::from_secs(3))
+            }
+            _ => return result,
+        };
+        assert!(Instant::now() < deadline, "{} did not finish in 120 s; last outcome: {result:?}", task.kind());
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Runs a task and, depth first, every child it spawns; returns every (task, outcome) pair.

@@ -26,10 +26,31 @@ pub struct TaskContext {
     pub checkpoint: Option<Value>,
     /// Cancelled on drain deadline or when the lease is lost: stop and return `cancelled`.
     pub cancel: CancellationToken,
+    /// The task's deadline: past it, nothing new may start (`may_start`), but what earlier
+    /// attempts started is still finished, catalogued or cleaned up.
     pub deadline: Option<DateTime<Utc>>,
+    /// When an earlier attempt last wrote the task; `None` on the first claim ever, when no
+    /// earlier attempt can have created anything (see `Lease::previous_activity`).
+    pub previous_activity: Option<DateTime<Utc>>,
 }
 
 impl TaskContext {
+    /// Refuses to start `what` (a snapshot, a copy, a restore) once the deadline has passed.
+    pub fn may_start(&self, what: &str) -> Result<(), TaskError> {
+        match self.deadline {
+            Some(deadline) if Utc::now() > deadline => Err(TaskError::permanent(format!(
+                "deadline {} passed before {what} could start",
+                deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the deadline has passed (work in progress is wound down, not abandoned).
+    pub fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Utc::now() > deadline)
+    }
+
     /// Sleeps unless cancelled first.
     pub async fn sleep(&self, duration: Duration) -> Result<(), TaskError> {
         tokio::select! {

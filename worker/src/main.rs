@@ -44,14 +44,13 @@ async fn main() -> anyhow::Result<()> {
     let clients = aws.clients();
     let queue: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_queue_url));
     let dlq: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_dlq_url));
-    let max_receive_count = match settings.max_receive_count {
-        Some(count) => count,
-        None => queue
-            .settings()
-            .await
-            .context("reading the task queue's redrive policy")?
-            .max_receive_count
-            .context("the task queue has no redrive policy: configure a DLQ or pass --max-receive-count")?,
+    let redrive = queue.settings().await.context("reading the task queue's redrive policy")?.max_receive_count;
+    let max_receive_count = match settings.max_receive_count(redrive) {
+        Ok(count) => count,
+        Err(message) => {
+            eprintln!("backup-worker: error: {message}");
+            std::process::exit(2);
+        }
     };
     let events: Arc<dyn EventPublisher> = match &settings.event_bus {
         Some(bus) => Arc::new(EventBridgePublisher::new(clients.eventbridge.clone(), bus)),
@@ -67,7 +66,11 @@ async fn main() -> anyhow::Result<()> {
                 objects: Arc::new(S3Objects::new(aws.clone())),
                 catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table)),
                 slots: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
-                timing: Timing { recheck: Duration::from_secs(settings.recheck_secs) },
+                timing: Timing {
+                    recheck: Duration::from_secs(settings.recheck_secs),
+                    consistency_window: Duration::from_secs(settings.consistency_window_secs),
+                    slot_hold: Duration::from_secs(settings.copy_slot_hold_secs),
+                },
             })
         }
         None => Handlers::canary_only(),
@@ -85,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         receive_gather: Duration::from_millis(settings.receive_gather_ms),
         exit_when_idle: settings.exit_when_idle.map(Duration::from_secs),
         task_retention: TASK_RETENTION,
+        capacity_recheck: Duration::from_secs(settings.recheck_secs),
+        capacity_wait_limit: Duration::from_secs(settings.capacity_wait_limit_hours * 3600),
     };
     let worker = Arc::new(Worker {
         queue,

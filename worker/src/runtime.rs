@@ -41,7 +41,18 @@ pub struct RuntimeConfig {
     pub exit_when_idle: Option<Duration>,
     /// How long task items are kept (TTL) after their last write.
     pub task_retention: Duration,
+    /// How long a task waiting for capacity parks between looks (jittered up to 1.5x).
+    pub capacity_recheck: Duration,
+    /// A task that has waited for capacity this long without interruption fails, loudly: a quota
+    /// that never frees up (RDS's manual snapshot quota answers like a busy copy queue) must not
+    /// turn into a backup that silently never happens.
+    pub capacity_wait_limit: Duration,
 }
+
+/// The largest result recorded on a task item. DynamoDB items are at most 400 KB; a result is
+/// for operators, so a bigger one is cut down (lists shortened, totals kept) rather than make the
+/// SUCCEEDED write fail and the task loop until it is dead-lettered.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -282,11 +293,19 @@ impl Worker {
                 return;
             }
             Ok(ClaimOutcome::LeasedElsewhere { owner, until, .. }) => {
-                // Hand the message back for as long as the other lease lives (plus a margin), so
-                // it reappears exactly when a takeover becomes possible.
+                // The holder's own message, back because the holder could not keep it hidden
+                // (its receipt handle went stale, or its visibility change failed). Hand it back
+                // for as long as the lease lives (plus a margin), so it reappears exactly when a
+                // takeover becomes possible. Every such receive counts towards maxReceiveCount,
+                // so near the limit a fresh copy takes its place instead: the message of a live
+                // task must never be dead-lettered.
                 let remaining = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-                info!(%owner, remaining_ms = remaining.as_millis() as u64, "task is leased by another worker; handing back");
-                acks.visibility(&message.receipt_handle, remaining.min(MAX_VISIBILITY));
+                if message.receive_count + 2 > self.config.max_receive_count {
+                    self.renew_holder_message(&message, &envelope, remaining, acks).await;
+                } else {
+                    info!(%owner, remaining_ms = remaining.as_millis() as u64, "task is leased by another worker; handing back");
+                    acks.visibility(&message.receipt_handle, remaining.min(MAX_VISIBILITY));
+                }
                 self.stats.record(kind, Disposition::LeasedElsewhere);
                 return;
             }
@@ -306,10 +325,16 @@ impl Worker {
             self.stats.takeover();
             backup_telemetry::metrics().takeover();
         }
+        // A deadline stops new work, never what exists: only a task that no attempt has touched
+        // yet is failed here. A later attempt runs, and its handler adopts (and finishes, or
+        // cleans up) what earlier attempts made while refusing to start anything new
+        // (`TaskContext::may_start`).
         if let Some(deadline) = envelope.deadline.filter(|d| *d < now) {
-            let error = TaskError::permanent(format!("deadline {deadline} exceeded before the task could finish"));
-            self.dispose(&message, &envelope, &lease, Err(error), acks).await;
-            return;
+            if lease.previous_activity.is_none() {
+                let error = TaskError::permanent(format!("deadline {deadline} passed before the task started"));
+                self.dispose(&message, &envelope, &lease, Err(error), acks).await;
+                return;
+            }
         }
 
         let started = Instant::now();
@@ -331,6 +356,7 @@ impl Worker {
             checkpoint: lease.checkpoint.clone(),
             cancel: task_cancel.clone(),
             deadline: envelope.deadline,
+            previous_activity: lease.previous_activity,
         };
         let handlers = self.handlers.clone();
         let task_envelope = envelope.clone();
@@ -347,13 +373,23 @@ impl Worker {
             }
         };
         stop_heartbeat.cancel();
-        let lease_lost = heartbeat.await.unwrap_or(false);
+        let lease_lost = heartbeat.await.unwrap_or(LeaseEnd::Held);
         self.stats.task_time(started.elapsed().as_millis() as u64);
         let elapsed = started.elapsed();
-        if lease_lost {
-            warn!("lease lost while running; leaving the task to its new owner");
-            self.stats.record(kind, Disposition::LostLease);
-            return;
+        match lease_lost {
+            LeaseEnd::Held => {}
+            LeaseEnd::Lost => {
+                warn!("lease lost while running; leaving the task to its new owner");
+                self.stats.record(kind, Disposition::LostLease);
+                return;
+            }
+            LeaseEnd::Unconfirmed => {
+                // The handler was stopped before the lease could lapse; writing anything now
+                // could race the worker that takes over, so the lease is left to expire.
+                warn!("lease could not be extended in time; stopped the task and left it to expire");
+                self.stats.record(kind, Disposition::LostLease);
+                return;
+            }
         }
         let outcome = self.dispose(&message, &envelope, &lease, result, acks).await;
         backup_telemetry::metrics().task_finished(envelope.kind().as_str(), outcome.as_str(), elapsed);
@@ -387,6 +423,7 @@ impl Worker {
         let record = |transition: Transition| async move { self.store.transition(lease, &transition, now).await };
         match result {
             Ok(Outcome::Done { result, children, events }) => {
+                let result = bounded_result(result, MAX_RESULT_BYTES);
                 if !children.is_empty() {
                     if let Err(err) = self.send_children(envelope, children).await {
                         let error = TaskError::from(err);
@@ -406,7 +443,7 @@ impl Worker {
             }
             Ok(Outcome::Pending { checkpoint, recheck_after }) => {
                 let recheck_at = now + chrono::Duration::from_std(recheck_after).unwrap_or_default();
-                match record(Transition::Waiting { checkpoint, recheck_at }).await {
+                match record(Transition::Waiting { checkpoint: Some(checkpoint), recheck_at, capacity: None }).await {
                     Ok(true) => {
                         self.park(message, envelope, recheck_after, acks).await;
                         info!(outcome = "waiting", recheck_secs = recheck_after.as_secs(), "task parked");
@@ -416,6 +453,7 @@ impl Worker {
                     Err(err) => self.coordination_failed(handle, acks, &err, message.receive_count),
                 }
             }
+            Err(error) if error.is_capacity() => self.wait_for_capacity(message, envelope, lease, error, acks).await,
             Err(error) => match error.class {
                 ErrorClass::Retry(_) if message.receive_count >= self.config.max_receive_count => {
                     let reason =
@@ -477,6 +515,48 @@ impl Worker {
         }
     }
 
+    /// A quota on work in flight is full: park like a pending task (keeping the checkpoint), so
+    /// the wait costs no receives, until capacity frees up or the wait limit is reached.
+    async fn wait_for_capacity(
+        &self,
+        message: &ReceivedMessage,
+        envelope: &Envelope,
+        lease: &Lease,
+        error: TaskError,
+        acks: &Acks,
+    ) -> Disposition {
+        let now = Utc::now();
+        let since = lease.capacity_since.unwrap_or(now);
+        let waited = (now - since).to_std().unwrap_or_default();
+        if waited >= self.config.capacity_wait_limit {
+            let reason = format!(
+                "waited {} for capacity, the limit is {}: {}",
+                human_duration(waited),
+                human_duration(self.config.capacity_wait_limit),
+                error.reason
+            );
+            let failed = Err(TaskError::permanent(reason));
+            return Box::pin(self.apply_outcome(message, envelope, lease, failed, acks)).await;
+        }
+        let base = error.retry_after.unwrap_or(self.config.capacity_recheck);
+        let delay = base.mul_f64(1.0 + rand::random::<f64>() / 2.0).min(MAX_VISIBILITY);
+        let recheck_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        let transition = Transition::Waiting {
+            checkpoint: lease.checkpoint.clone(),
+            recheck_at,
+            capacity: Some(error.reason.clone()),
+        };
+        match self.store.transition(lease, &transition, now).await {
+            Ok(true) => {
+                self.park(message, envelope, delay, acks).await;
+                info!(outcome = "waiting_for_capacity", reason = %error.reason, recheck_secs = delay.as_secs(), "waiting for capacity");
+                Disposition::WaitingForCapacity
+            }
+            Ok(false) => self.fenced(),
+            Err(err) => self.coordination_failed(&message.receipt_handle, acks, &err, message.receive_count),
+        }
+    }
+
     /// Parks a message until its re-check. Each receive counts towards maxReceiveCount, so a task
     /// that has been re-checked many times is re-sent as a fresh message (send first, delete
     /// second) instead of being redriven to the DLQ for waiting patiently.
@@ -503,6 +583,41 @@ impl Worker {
                 acks.visibility(&message.receipt_handle, recheck_after);
             }
         }
+    }
+
+    /// Replaces the live holder's message, near its receive limit, with a fresh copy: send the
+    /// copy, make it the holder's message on the task item, then delete this one. A crash in
+    /// between leaves two messages, one of which the next receiver deletes as a duplicate.
+    async fn renew_holder_message(&self, message: &ReceivedMessage, envelope: &Envelope, wait: Duration, acks: &Acks) {
+        let fresh = OutgoingMessage {
+            id: "0".into(),
+            body: message.body.clone(),
+            delay: Some(wait.min(MAX_DELAY)),
+            trace_header: message.trace_header.clone().or_else(|| envelope.trace.as_ref().map(|t| t.xray.clone())),
+            attributes: BTreeMap::new(),
+        };
+        let fresh_id = match self.queue.send(&fresh).await {
+            Ok(id) => id,
+            Err(err) => {
+                warn!(error = %err, "could not renew the message of a leased task; handing it back instead");
+                acks.visibility(&message.receipt_handle, wait.min(MAX_VISIBILITY));
+                return;
+            }
+        };
+        match self.store.replace_message(&envelope.task_id, &message.message_id, &fresh_id).await {
+            Ok(true) => {
+                info!(fresh_message = %fresh_id, "renewed the message of a task leased elsewhere near its receive limit")
+            }
+            // The task finished or another worker renewed it first: the copy is a harmless
+            // duplicate that its receiver deletes.
+            Ok(false) => info!("the task's message changed meanwhile; the fresh copy is a duplicate"),
+            Err(err) => {
+                warn!(error = %err, "could not record the renewed message; keeping the old one");
+                acks.visibility(&message.receipt_handle, wait.min(MAX_VISIBILITY));
+                return;
+            }
+        }
+        acks.delete(&message.receipt_handle);
     }
 
     async fn send_children(&self, parent: &Envelope, children: Vec<Task>) -> Result<(), backup_core::AwsError> {
@@ -631,8 +746,29 @@ struct PollContext {
     last_activity: Arc<Mutex<Instant>>,
 }
 
-/// Extends the lease and the message visibility every interval until stopped. Returns true when
-/// the lease was lost, after cancelling the task.
+/// How a task's lease ended, as the heartbeat saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeaseEnd {
+    /// Held throughout: the outcome may be recorded.
+    Held,
+    /// Another worker took it (the fencing token moved on).
+    Lost,
+    /// No extension succeeded for so long that the lease may have lapsed: the task was stopped.
+    Unconfirmed,
+}
+
+/// Extends the lease and the message visibility every interval until stopped.
+///
+/// The lease is the authority on who runs a task, and it is only as good as its last successful
+/// extension: when extensions keep failing, the handler is cancelled one heartbeat interval
+/// before the last extension runs out. That interval is the clock-skew margin the lease relies
+/// on: another worker decides expiry with its own clock, so clocks must agree to within one
+/// heartbeat (20 s by default; NTP-synced hosts agree to milliseconds).
+///
+/// Visibility is extended too, and its result is checked: when the receipt handle went stale
+/// (the message became visible and another worker received it), extending it is pointless and
+/// is stopped; the lease still protects the task, and the other receiver keeps the message
+/// alive for a takeover (see `renew_holder_message`).
 async fn heartbeat(
     store: Arc<dyn TaskStore>,
     lease: Lease,
@@ -641,22 +777,90 @@ async fn heartbeat(
     config: RuntimeConfig,
     task_cancel: CancellationToken,
     stop: CancellationToken,
-) -> bool {
+) -> LeaseEnd {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + config.heartbeat, config.heartbeat);
+    let margin = config.heartbeat.min(config.lease / 2);
+    let mut confirmed_until = tokio::time::Instant::now() + config.lease.saturating_sub(margin);
+    let mut handle_stale = false;
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return false,
+            _ = stop.cancelled() => return LeaseEnd::Held,
+            _ = tokio::time::sleep_until(confirmed_until) => {
+                warn!(lease_secs = config.lease.as_secs(), "no lease extension succeeded in time; stopping the task");
+                task_cancel.cancel();
+                return LeaseEnd::Unconfirmed;
+            }
             _ = ticks.tick() => {}
         }
+        let attempted = tokio::time::Instant::now();
         let until = Utc::now() + chrono::Duration::from_std(config.lease).unwrap_or_default();
         match store.extend(&lease, until).await {
-            Ok(true) => acks.visibility(&receipt_handle, config.visibility_timeout),
+            Ok(true) => {
+                confirmed_until = attempted + config.lease.saturating_sub(margin);
+                if !handle_stale {
+                    let answer = acks.visibility_checked(&receipt_handle, config.visibility_timeout);
+                    if let Ok(Some(code)) = answer.await {
+                        handle_stale = true;
+                        backup_telemetry::metrics().stale_receipt_handle();
+                        warn!(%code, "the message's receipt handle went stale (it was received again elsewhere); the lease still holds the task");
+                    }
+                }
+            }
             Ok(false) => {
                 task_cancel.cancel();
-                return true;
+                return LeaseEnd::Lost;
             }
             Err(err) => warn!(error = %err, "heartbeat failed; retrying at the next interval"),
         }
+    }
+}
+
+/// Cuts a task result down to `limit` bytes of JSON: the longest lists are shortened first (each
+/// shortened list `x` gets an `x_total` with its full length), and if that is not enough only the
+/// scalar fields are kept.
+pub fn bounded_result(result: serde_json::Value, limit: usize) -> serde_json::Value {
+    let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if size(&result) <= limit {
+        return result;
+    }
+    let serde_json::Value::Object(mut fields) = result else {
+        return json!({ "truncated": true, "bytes": size(&result) });
+    };
+    let original = size(&serde_json::Value::Object(fields.clone()));
+    let mut keep = 64usize;
+    while keep > 0 {
+        let mut cut = fields.clone();
+        for (name, value) in fields.iter() {
+            if let serde_json::Value::Array(items) = value {
+                if items.len() > keep {
+                    cut.insert(name.clone(), serde_json::Value::Array(items[..keep].to_vec()));
+                    cut.insert(format!("{name}_total"), json!(items.len()));
+                }
+            }
+        }
+        cut.insert("truncated".into(), json!(true));
+        cut.insert("bytes".into(), json!(original));
+        let candidate = serde_json::Value::Object(cut);
+        if size(&candidate) <= limit {
+            return candidate;
+        }
+        keep /= 4;
+    }
+    fields.retain(|_, v| !v.is_array() && !v.is_object() && v.as_str().is_none_or(|s| s.len() <= 1024));
+    fields.insert("truncated".into(), json!(true));
+    fields.insert("bytes".into(), json!(original));
+    serde_json::Value::Object(fields)
+}
+
+/// `90 s`, `15 min`, `26 h`: for reasons an operator reads.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs < 120 {
+        format!("{secs} s")
+    } else if secs < 2 * 3600 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} h", secs / 3600)
     }
 }
 

@@ -37,7 +37,9 @@ pub struct WorkerSettings {
     #[arg(long, env = "BACKUP_DRAIN_DEADLINE_SECS", default_value_t = 25)]
     pub drain_deadline_secs: u64,
     /// Receives before SQS moves a message to the DLQ; read from the queue's redrive policy when
-    /// not given.
+    /// not given. When given, it must equal the queue's: a lower value would make tasks DEAD
+    /// whose messages then never reach the DLQ, a higher one would leave dead-lettered tasks
+    /// unrecorded.
     #[arg(long, env = "BACKUP_MAX_RECEIVE_COUNT")]
     pub max_receive_count: Option<u32>,
     /// Long-poll wait of each receive (at most 20 s).
@@ -60,6 +62,18 @@ pub struct WorkerSettings {
     /// How long a task waiting on a pending artifact (snapshot, copy, restore) waits between checks.
     #[arg(long, env = "BACKUP_RECHECK_SECS", default_value_t = 60)]
     pub recheck_secs: u64,
+    /// How long after a create EC2 and RDS may still answer "not found" for the new resource
+    /// (eventual consistency): a lookup that finds nothing is trusted only after this.
+    #[arg(long, env = "BACKUP_CONSISTENCY_WINDOW_SECS", default_value_t = 30)]
+    pub consistency_window_secs: u64,
+    /// How long a copy slot stays held without renewal (a copy's re-checks renew it); a holder
+    /// that vanished gives its slot back after this.
+    #[arg(long, env = "BACKUP_COPY_SLOT_HOLD_SECS", default_value_t = 600)]
+    pub copy_slot_hold_secs: u64,
+    /// A task waiting this long for capacity (a full copy quota, 5 pending snapshots of one
+    /// volume) fails with the reason instead of waiting on.
+    #[arg(long, env = "BACKUP_CAPACITY_WAIT_LIMIT_HOURS", default_value_t = 24)]
+    pub capacity_wait_limit_hours: u64,
     /// This process's share of the account's AWS API budget (client-side rate limits, e.g. 0.25
     /// with four workers).
     #[arg(long, env = "BACKUP_RATE_SHARE", default_value_t = 1.0)]
@@ -79,6 +93,24 @@ impl WorkerSettings {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs.max(1))
     }
+    /// The receive count to work with, given the queue's redrive policy: the queue's own, which
+    /// an explicit setting must match.
+    pub fn max_receive_count(&self, queue: Option<u32>) -> Result<u32, String> {
+        match (self.max_receive_count, queue) {
+            (Some(ours), Some(queue)) if ours != queue => Err(format!(
+                "--max-receive-count (BACKUP_MAX_RECEIVE_COUNT) is {ours} but the task queue's redrive policy moves \
+                 messages to the DLQ after {queue} receives; leave the setting out to use the queue's value"
+            )),
+            (_, Some(queue)) => Ok(queue),
+            (Some(ours), None) => Ok(ours),
+            (None, None) => {
+                Err("the task queue has no redrive policy: configure its DLQ (Terraform's queues module does) or pass \
+                 --max-receive-count"
+                    .into())
+            }
+        }
+    }
+
     pub fn drain_deadline(&self) -> Duration {
         Duration::from_secs(self.drain_deadline_secs)
     }

@@ -14,6 +14,8 @@ pub enum Disposition {
     Retried,
     Dead,
     Parked,
+    /// Parked because a quota on work in flight is full.
+    WaitingForCapacity,
     HandedBack,
     Duplicate,
     LeasedElsewhere,
@@ -30,6 +32,7 @@ impl Disposition {
             Disposition::Retried => "retried",
             Disposition::Dead => "dead",
             Disposition::Parked => "parked",
+            Disposition::WaitingForCapacity => "waiting_for_capacity",
             Disposition::HandedBack => "handed_back",
             Disposition::Duplicate => "duplicate",
             Disposition::LeasedElsewhere => "leased_elsewhere",

@@ -120,7 +120,7 @@ async fn services(rds: Client, catalog: Arc<MemoryCatalog>) -> Services {
         objects: Arc::new(S3Objects::new(unused)),
         catalog,
         slots: Arc::new(backup_core::ports::LocalSlots::default()),
-        timing: Timing { recheck: RECHECK },
+        timing: Timing { recheck: RECHECK, ..Timing::default() },
     }
 }
 
@@ -153,6 +153,7 @@ fn context(task_id: TaskId, checkpoint: Option<serde_json::Value>) -> TaskContex
         checkpoint,
         cancel: CancellationToken::new(),
         deadline: None,
+        previous_activity: None,
     }
 }
 

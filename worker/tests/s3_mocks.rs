@@ -316,6 +316,7 @@ fn context(task: &CopyObject) -> TaskContext {
         checkpoint: None,
         cancel: tokio_util::sync::CancellationToken::new(),
         deadline: None,
+        previous_activity: None,
     }
 }
 

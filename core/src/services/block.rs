@@ -129,6 +129,8 @@ pub trait BlockStorage: Send + Sync {
 
     async fn images_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<ImageInfo>, AwsError>;
     async fn images(&self, region: &str, ids: &[String]) -> Result<Vec<ImageInfo>, AwsError>;
+    /// Images of this account named `name` (AMI names are unique per account and region).
+    async fn images_named(&self, region: &str, name: &str) -> Result<Vec<ImageInfo>, AwsError>;
     /// Starts an AMI; tags go on the image (its snapshots are tagged once they exist).
     async fn create_image(
         &self,

@@ -3,16 +3,16 @@
 //! loses nothing: at worst a message is in both queues, and task ids make the duplicate harmless.
 
 use backup_core::ports::{
-    OutgoingMessage, ReceivedMessage, TaskQueue, ATTR_FAILED_AT, ATTR_FIRST_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
-    ATTR_REPLAYED_AT, ATTR_SOURCE_QUEUE,
+    OutgoingMessage, ReceivedMessage, Reopen, TaskQueue, ATTR_FAILED_AT, ATTR_FIRST_FAILED_AT, ATTR_REASON,
+    ATTR_REASON_CODE, ATTR_REPLAYED_AT, ATTR_SOURCE_QUEUE,
 };
 use backup_schemas::Envelope;
 use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Fleet;
 use crate::output;
@@ -21,12 +21,116 @@ use crate::output;
 /// visible again explicitly), so a listing never consumes anything.
 const LISTING_VISIBILITY: Duration = Duration::from_secs(120);
 
-/// How long messages being replayed stay hidden: the replay's duration at its rate, with a
-/// margin, and at least `BACKUP_DLQ_HOLD_SECS` (default 60 s).
+/// How long one received batch of messages stays hidden while it is replayed: its ten messages
+/// at the replay's rate, with a margin, and at least `BACKUP_DLQ_HOLD_SECS` (default 60 s).
 fn hold_for(count: usize, pause: Duration) -> Duration {
     let minimum = std::env::var("BACKUP_DLQ_HOLD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let needed = pause.mul_f64(count as f64 * 1.5) + Duration::from_secs(5);
     needed.max(Duration::from_secs(minimum)).min(Duration::from_secs(12 * 3600))
+}
+
+/// What a replay did with the selected messages.
+#[derive(Debug, Default)]
+struct ReplayReport {
+    replayed: Vec<String>,
+    /// Left in the DLQ on purpose, with the reason.
+    skipped: Vec<(String, String)>,
+    /// Selected, but gone from the DLQ when the replay looked for them again.
+    not_found: Vec<String>,
+}
+
+/// Receives the DLQ again and replays each wanted message while its receipt handle is fresh
+/// (received moments before, hidden for a whole batch's duration): reopen the task, send to the
+/// source queue, delete from the DLQ, checking the delete. Messages not wanted stay hidden until
+/// the end, then are released. A message whose task holds a live lease is left in the DLQ: its
+/// task is running, and reopening it would hand it to a second worker.
+async fn replay(
+    fleet: &Fleet,
+    dlq: &Arc<dyn TaskQueue>,
+    default_source: &Arc<dyn TaskQueue>,
+    wanted: &BTreeMap<String, &DeadLetter>,
+    pause: Duration,
+    quiet: bool,
+) -> anyhow::Result<ReplayReport> {
+    let store = fleet.store().ok();
+    let hold = hold_for(10, pause);
+    let mut report = ReplayReport::default();
+    let mut left: BTreeSet<String> = wanted.keys().cloned().collect();
+    let mut set_aside: BTreeMap<String, String> = BTreeMap::new();
+    let mut empty_polls = 0;
+    while !left.is_empty() && empty_polls < 3 {
+        let batch = dlq.receive_for(10, Duration::from_secs(1), hold).await?;
+        let received = Instant::now();
+        if batch.iter().all(|m| !left.contains(&m.message_id)) {
+            empty_polls += 1;
+        } else {
+            empty_polls = 0;
+        }
+        for message in batch {
+            if !left.remove(&message.message_id) {
+                set_aside.insert(message.message_id.clone(), message.receipt_handle.clone());
+                continue;
+            }
+            let letter = wanted[&message.message_id];
+            // A batch at a slow rate may near its hold: renew it first, checking the answer.
+            if received.elapsed() + Duration::from_secs(5) > hold {
+                let failed = dlq.change_visibility_batch(&[(message.receipt_handle.clone(), hold)]).await?;
+                if !failed.is_empty() {
+                    left.insert(message.message_id.clone());
+                    continue;
+                }
+            }
+            if let (Some(store), Some(task_id)) = (&store, &letter.task_id) {
+                match store.reopen_for_replay(&backup_schemas::TaskId::new(task_id), Utc::now()).await? {
+                    Reopen::Leased { owner, until } => {
+                        let why = format!(
+                            "task {task_id} holds a live lease ({owner} until {}): it is running; replay it after the lease ends if it fails",
+                            until.to_rfc3339()
+                        );
+                        report.skipped.push((message.message_id.clone(), why));
+                        set_aside.insert(message.message_id.clone(), message.receipt_handle.clone());
+                        continue;
+                    }
+                    Reopen::Reopened | Reopen::Succeeded | Reopen::Unknown => {}
+                }
+            }
+            let source: Arc<dyn TaskQueue> = match &letter.source_queue {
+                Some(url) if url != default_source.url() => fleet.queue(url),
+                _ => default_source.clone(),
+            };
+            let mut attributes = BTreeMap::from([(ATTR_REPLAYED_AT.to_owned(), Utc::now().to_rfc3339())]);
+            if let Some(first) = letter.first_failure {
+                attributes.insert(ATTR_FIRST_FAILED_AT.to_owned(), first.to_rfc3339());
+            }
+            let outgoing = OutgoingMessage {
+                id: "0".into(),
+                body: message.body.clone(),
+                delay: None,
+                trace_header: message.trace_header.clone(),
+                attributes,
+            };
+            source.send(&outgoing).await?;
+            let failed = dlq.delete_batch(std::slice::from_ref(&message.receipt_handle)).await?;
+            if let Some((_, code)) = failed.first() {
+                anyhow::bail!(
+                    "message {} was replayed but could not be deleted from the DLQ ({code}); it is in both queues \
+                     (harmless: its task id makes the copy a duplicate), and a new replay would send it again",
+                    message.message_id
+                );
+            }
+            report.replayed.push(message.message_id.clone());
+            if !quiet && report.replayed.len() % 10 == 0 {
+                eprintln!("replayed {}/{}", report.replayed.len(), wanted.len());
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+    report.not_found = left.into_iter().collect();
+    let handles: Vec<(String, Duration)> = set_aside.into_values().map(|h| (h, Duration::ZERO)).collect();
+    for chunk in handles.chunks(10) {
+        let _ = dlq.change_visibility_batch(chunk).await;
+    }
+    Ok(report)
 }
 /// More messages than this need `--yes`.
 const CONFIRM_ABOVE: usize = 100;
@@ -104,26 +208,31 @@ fn attr_time(message: &ReceivedMessage, name: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Reads the whole DLQ without consuming it: messages are hidden while the walk goes on and made
-/// visible again at the end.
+/// visible again at the end. A message seen twice (its hold ran out during a long walk) keeps its
+/// newest receipt handle: only the newest one can still change or delete it.
 async fn walk(dlq: &Arc<dyn TaskQueue>) -> anyhow::Result<Vec<ReceivedMessage>> {
     let mut seen: Vec<ReceivedMessage> = Vec::new();
     let mut empty_polls = 0;
     while empty_polls < 2 {
-        let batch = dlq.receive(10, Duration::from_secs(1)).await?;
+        let batch = dlq.receive_for(10, Duration::from_secs(1), LISTING_VISIBILITY).await?;
         if batch.is_empty() {
             empty_polls += 1;
             continue;
         }
         empty_polls = 0;
-        let handles: Vec<(String, Duration)> =
-            batch.iter().map(|m| (m.receipt_handle.clone(), LISTING_VISIBILITY)).collect();
-        for chunk in handles.chunks(10) {
-            dlq.change_visibility_batch(chunk).await?;
-        }
+        let mut new = 0;
         for message in batch {
-            if !seen.iter().any(|m| m.message_id == message.message_id) {
-                seen.push(message);
+            match seen.iter_mut().find(|m| m.message_id == message.message_id) {
+                Some(known) => *known = message,
+                None => {
+                    seen.push(message);
+                    new += 1;
+                }
             }
+        }
+        if new == 0 {
+            // Only messages already seen came back: the walk has gone round the whole queue.
+            break;
         }
         if seen.len() % 100 < 10 && seen.len() >= 100 {
             eprintln!("read {} dead letters...", seen.len());
@@ -264,53 +373,34 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 }
                 return Ok(0);
             }
-            let store = fleet.store().ok();
+            // The walk's receipt handles are not used to replay: a long selection could outlive
+            // them, and a delete with a stale handle does nothing (the message would then be both
+            // replayed and dead-lettered). Each message is received again and replayed at once.
+            let chosen: Vec<ReceivedMessage> = selected.iter().map(|l| l.message.clone()).collect();
+            release(&dlq, &chosen).await;
+            let wanted: BTreeMap<String, &DeadLetter> = selected.iter().map(|l| (l.message_id.clone(), *l)).collect();
             let pause = Duration::from_secs_f64(1.0 / rate.max(0.01));
-            // Keep the selected messages hidden for as long as the replay will take (and a
-            // margin), so that nothing else picks them up meanwhile; a replay killed midway
-            // leaves them to reappear in the DLQ when the hold ends.
-            let hold = hold_for(selected.len(), pause);
-            let chosen: Vec<(String, Duration)> =
-                selected.iter().map(|l| (l.message.receipt_handle.clone(), hold)).collect();
-            for chunk in chosen.chunks(10) {
-                dlq.change_visibility_batch(chunk).await?;
-            }
-            let mut replayed = Vec::new();
-            for (i, letter) in selected.iter().enumerate() {
-                // A fresh attempt budget and a replay mark on the task, then send, then delete.
-                if let (Some(store), Some(task_id)) = (&store, &letter.task_id) {
-                    store.reopen_for_replay(&backup_schemas::TaskId::new(task_id), Utc::now()).await?;
-                }
-                let source: Arc<dyn TaskQueue> = match &letter.source_queue {
-                    Some(url) if url != default_source.url() => fleet.queue(url),
-                    _ => default_source.clone(),
-                };
-                let mut attributes = BTreeMap::from([(ATTR_REPLAYED_AT.to_owned(), Utc::now().to_rfc3339())]);
-                if let Some(first) = letter.first_failure {
-                    attributes.insert(ATTR_FIRST_FAILED_AT.to_owned(), first.to_rfc3339());
-                }
-                let outgoing = OutgoingMessage {
-                    id: "0".into(),
-                    body: letter.message.body.clone(),
-                    delay: None,
-                    trace_header: letter.message.trace_header.clone(),
-                    attributes,
-                };
-                source.send(&outgoing).await?;
-                dlq.delete_batch(std::slice::from_ref(&letter.message.receipt_handle)).await?;
-                replayed.push(*letter);
-                if !json && (i + 1) % 10 == 0 {
-                    eprintln!("replayed {}/{}", i + 1, selected.len());
-                }
-                tokio::time::sleep(pause).await;
-            }
+            let report = replay(fleet, &dlq, &default_source, &wanted, pause, json).await?;
+            let replayed: Vec<&DeadLetter> = report.replayed.iter().filter_map(|id| wanted.get(id).copied()).collect();
             if json {
-                output::json(&serde_json::json!({ "dry_run": false, "replayed": replayed }))?;
+                output::json(&serde_json::json!({
+                    "dry_run": false,
+                    "replayed": replayed,
+                    "skipped": report.skipped,
+                    "not_found": report.not_found,
+                }))?;
             } else {
                 print_table(&replayed);
                 println!("replayed {} message(s)", replayed.len());
+                for (id, why) in &report.skipped {
+                    println!("skipped {id}: {why}");
+                }
+                if !report.not_found.is_empty() {
+                    println!("{} selected message(s) were no longer in the DLQ", report.not_found.len());
+                }
             }
-            Ok(0)
+            // Exit 3 when something selected stayed in the DLQ, so scripts notice.
+            Ok(if report.skipped.is_empty() && report.not_found.is_empty() { 0 } else { 3 })
         }
     }
 }

@@ -1,19 +1,28 @@
 //! EC2 backups: a volume snapshot, a crash-consistent snapshot set of an instance, an AMI, and
-//! their cross-region copies. Each looks for an artifact already tagged with its task id before
-//! creating one, so a retry after a crash finds it instead of making a second.
+//! their cross-region copies.
+//!
+//! Every create follows one pattern, built for AWS's eventual consistency: the id a create call
+//! answers with goes into the checkpoint at once, and re-checks describe exactly that id (a
+//! Describe right after a create may answer "not found", which within the consistency window
+//! means "not visible yet"). Only an attempt with no checkpoint whose predecessor may have
+//! created something (a lost reply, a crash) looks for an artifact by its task-id tag, and only
+//! once the consistency window since that predecessor has passed; the first attempt of a task
+//! looks for nothing.
 
 use async_trait::async_trait;
 use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
-use backup_core::{AwsError, TaskError};
+use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance, SnapshotVolume,
-    Task,
+    tags, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance,
+    SnapshotSet, SnapshotVolume, Task,
 };
 use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
-use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, prune_after, record, Services};
+use crate::handlers::services::{
+    copy_expiry, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services, Started,
+};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -21,8 +30,8 @@ fn not_found(err: &AwsError) -> bool {
     err.code.contains("NotFound")
 }
 
-/// The oldest of several artifacts tagged with one task id (there should be one; if a race or an
-/// eventually consistent describe ever made two, the others are reported, never silently kept).
+/// The oldest of several artifacts tagged with one task id (there should be one; if a race ever
+/// made two, the others are reported, never silently kept).
 fn first<T>(mut found: Vec<T>, created: impl Fn(&T) -> Option<chrono::DateTime<chrono::Utc>>) -> Option<T> {
     found.sort_by_key(|item| created(item));
     if found.len() > 1 {
@@ -39,26 +48,130 @@ fn image_ref(image: &ImageInfo) -> ArtifactRef {
     ArtifactRef { kind: ArtifactKind::Ami, region: image.region.clone(), id: image.id.clone() }
 }
 
+fn progress_of(snapshots: &[SnapshotInfo]) -> serde_json::Value {
+    json!(snapshots
+        .iter()
+        .map(|s| json!({ "snapshot_id": s.id, "progress": match &s.status {
+            ArtifactStatus::Pending { progress } => progress.clone(),
+            _ => Some("100%".into()),
+        } }))
+        .collect::<Vec<_>>())
+}
+
+/// What a create call answered with.
+enum Created {
+    /// The snapshots themselves (CreateSnapshot, CreateSnapshots describe what they made).
+    Described(Vec<SnapshotInfo>),
+    /// Only the new id (CopySnapshot): the task parks and the re-check describes it.
+    Started(String),
+}
+
+/// What a re-check of started artifacts found.
+enum Found<T> {
+    /// Every started artifact, as AWS describes it now.
+    All(T),
+    /// Not (all) visible yet, within the consistency window: park and look again.
+    NotVisibleYet,
+}
+
 impl Services {
-    /// Waits (by parking) for every snapshot to complete; fails if any failed.
-    fn snapshots_outcome(&self, snapshots: &[SnapshotInfo]) -> Option<HandlerResult> {
+    /// Describes the snapshots an earlier attempt started. Fewer than started means "not visible
+    /// yet" within the consistency window, and "gone" after it (deleted by someone, or failed and
+    /// discarded): a permanent failure naming them.
+    async fn started_snapshots(&self, region: &str, started: &Started) -> Result<Found<Vec<SnapshotInfo>>, TaskError> {
+        let found = self.block.snapshots(region, &started.ids).await?;
+        if found.len() == started.ids.len() {
+            return Ok(Found::All(found));
+        }
+        if self.maybe_not_visible_yet(started) {
+            return Ok(Found::NotVisibleYet);
+        }
+        let missing: Vec<&String> = started.ids.iter().filter(|id| !found.iter().any(|s| &s.id == *id)).collect();
+        // What is left of a set is not a backup: discard it so nothing half-made lingers.
+        self.discard(region, &found).await;
+        Err(TaskError::permanent(format!(
+            "snapshot(s) {missing:?} started at {} disappeared from {region} before completing",
+            started.at.to_rfc3339()
+        )))
+    }
+
+    /// Parks on pending snapshots, fails (discarding them, so a replay starts afresh) if any
+    /// failed, or `None` when all are complete.
+    async fn snapshots_outcome(
+        &self,
+        region: &str,
+        started: &Started,
+        snapshots: &[SnapshotInfo],
+    ) -> Option<HandlerResult> {
         if let Some((id, reason)) = snapshots.iter().find_map(|s| match &s.status {
             ArtifactStatus::Failed { reason } => Some((s.id.clone(), reason.clone())),
             _ => None,
         }) {
+            self.discard(region, snapshots).await;
             return Some(Err(TaskError::permanent(format!("snapshot {id} failed: {reason}"))));
         }
         if snapshots.iter().any(|s| !s.status.is_complete()) {
-            let progress: Vec<_> = snapshots
-                .iter()
-                .map(|s| json!({ "snapshot_id": s.id, "progress": match &s.status { ArtifactStatus::Pending { progress } => progress.clone(), _ => Some("100%".into()) } }))
-                .collect();
             return Some(Ok(Outcome::Pending {
-                checkpoint: json!({ "snapshots": progress }),
+                checkpoint: started.checkpoint(progress_of(snapshots)),
                 recheck_after: self.timing.recheck,
             }));
         }
         None
+    }
+
+    /// Deletes snapshots of ours that can never become a backup (failed, or the rest of a
+    /// broken set).
+    async fn discard(&self, region: &str, snapshots: &[SnapshotInfo]) {
+        for snapshot in snapshots {
+            if let Err(err) = self.block.delete_snapshot(region, &snapshot.id).await {
+                tracing::warn!(snapshot = %snapshot.id, error = %err, "could not delete a snapshot that is not a backup");
+            }
+        }
+    }
+
+    /// The snapshots of a backup task: re-checked from the checkpoint, adopted from an earlier
+    /// attempt, or freshly created by `create`. `Err(outcome)` ends the attempt (parked or
+    /// failed).
+    async fn backup_snapshots<F, Fut>(
+        &self,
+        region: &str,
+        ctx: &TaskContext,
+        create: F,
+    ) -> Result<(Started, Vec<SnapshotInfo>), HandlerResult>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Created, TaskError>>,
+    {
+        if let Some(started) = Started::from_checkpoint(ctx.checkpoint.as_ref()) {
+            return match self.started_snapshots(region, &started).await.map_err(Err)? {
+                Found::All(snapshots) => Ok((started, snapshots)),
+                Found::NotVisibleYet => Err(Ok(Outcome::Pending {
+                    checkpoint: started.checkpoint(json!("not visible yet")),
+                    recheck_after: self.timing.recheck,
+                })),
+            };
+        }
+        if self.earlier_attempt_may_have_created(ctx).await.map_err(Err)? {
+            let found = self.block.snapshots_tagged(region, tags::TASK_ID, ctx.task_id.as_str()).await;
+            let found = found.map_err(|e| Err(e.into()))?;
+            if !found.is_empty() {
+                let started = Started {
+                    ids: found.iter().map(|s| s.id.clone()).collect(),
+                    at: found.iter().filter_map(|s| s.created_at).min().unwrap_or_else(chrono::Utc::now),
+                };
+                return Ok((started, found));
+            }
+        }
+        ctx.may_start("the snapshot").map_err(Err)?;
+        match create().await.map_err(Err)? {
+            Created::Described(snapshots) => {
+                Ok((Started::now(snapshots.iter().map(|s| s.id.clone()).collect()), snapshots))
+            }
+            Created::Started(id) => Err(Ok(Outcome::Pending {
+                checkpoint: Started::now(vec![id]).checkpoint(json!("started")),
+                recheck_after: self.timing.recheck,
+            })),
+        }
     }
 
     /// Catalogs a completed snapshot and returns its follow-up tasks (copies, verification).
@@ -66,7 +179,8 @@ impl Services {
         &self,
         snapshot: &SnapshotInfo,
         resource: &str,
-        ctx_backup: &backup_schemas::BackupContext,
+        ctx_backup: &BackupContext,
+        set: Option<&SnapshotSet>,
         ctx: &TaskContext,
     ) -> Result<Vec<Task>, TaskError> {
         let artifact = snapshot_ref(snapshot);
@@ -77,6 +191,10 @@ impl Services {
         if let Some(volume) = &snapshot.volume_id {
             entry.details.insert("volume_id".into(), volume.clone());
         }
+        if let Some(set) = set {
+            entry.details.insert("set".into(), set.id.clone());
+            entry.details.insert("set_size".into(), set.size.to_string());
+        }
         self.catalog.put(&entry).await?;
         Ok(follow_ups(&artifact, resource, ctx_backup, |target| {
             Some(Task::CopySnapshot(CopySnapshot {
@@ -85,48 +203,34 @@ impl Services {
                 source_resource: resource.to_owned(),
                 target: target.clone(),
                 ctx: ctx_backup.clone(),
+                set: set.cloned(),
             }))
         }))
-    }
-
-    /// Deletes snapshots of ours that AWS marked failed, so a replay starts afresh.
-    async fn discard_failed(&self, region: &str, snapshots: &[SnapshotInfo]) {
-        for snapshot in snapshots.iter().filter(|s| matches!(s.status, ArtifactStatus::Failed { .. })) {
-            if let Err(err) = self.block.delete_snapshot(region, &snapshot.id).await {
-                tracing::warn!(snapshot = %snapshot.id, error = %err, "could not delete a failed snapshot");
-            }
-        }
     }
 }
 
 #[async_trait]
 impl Handler<SnapshotVolume> for Services {
     async fn run(&self, p: &SnapshotVolume, ctx: &TaskContext) -> HandlerResult {
-        let existing = self.block.snapshots_tagged(&p.region, tags::TASK_ID, ctx.task_id.as_str()).await?;
-        let snapshot = match first(existing, |s| s.created_at) {
-            Some(snapshot) => snapshot,
-            None => {
-                let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.volume_id, None);
-                let description = format!(
-                    "backup-fleet {} {} of {}",
-                    p.ctx.plan,
-                    p.ctx.window.format("%Y-%m-%dT%H:%MZ"),
-                    p.volume_id
-                );
-                match self.block.create_snapshot(&p.region, &p.volume_id, &description, &tags).await {
-                    Ok(snapshot) => snapshot,
-                    Err(err) if not_found(&err) => return Err(missing("volume", &p.volume_id, &p.region)),
-                    Err(err) => return Err(err.into()),
-                }
+        let create = || async {
+            let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.volume_id, None);
+            let description =
+                format!("backup-fleet {} {} of {}", p.ctx.plan, p.ctx.window.format("%Y-%m-%dT%H:%MZ"), p.volume_id);
+            match self.block.create_snapshot(&p.region, &p.volume_id, &description, &tags).await {
+                Ok(snapshot) => Ok(Created::Described(vec![snapshot])),
+                Err(err) if not_found(&err) => Err(missing("volume", &p.volume_id, &p.region)),
+                Err(err) => Err(err.into()),
             }
         };
-        if let Some(outcome) = self.snapshots_outcome(std::slice::from_ref(&snapshot)) {
-            if outcome.is_err() {
-                self.discard_failed(&p.region, std::slice::from_ref(&snapshot)).await;
-            }
+        let (started, snapshots) = match self.backup_snapshots(&p.region, ctx, create).await {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        if let Some(outcome) = self.snapshots_outcome(&p.region, &started, &snapshots).await {
             return outcome;
         }
-        let mut children = self.complete_snapshot(&snapshot, &p.volume_id, &p.ctx, ctx).await?;
+        let snapshot = first(snapshots, |s| s.created_at).expect("a started backup has a snapshot");
+        let mut children = self.complete_snapshot(&snapshot, &p.volume_id, &p.ctx, None, ctx).await?;
         children.extend(prune_after(
             &p.ctx,
             &p.volume_id,
@@ -143,39 +247,112 @@ impl Handler<SnapshotVolume> for Services {
 #[async_trait]
 impl Handler<SnapshotInstance> for Services {
     async fn run(&self, p: &SnapshotInstance, ctx: &TaskContext) -> HandlerResult {
-        let mut snapshots = self.block.snapshots_tagged(&p.region, tags::TASK_ID, ctx.task_id.as_str()).await?;
-        if snapshots.is_empty() {
-            let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.instance_id, None);
+        let create = || async {
+            let mut tags = artifact_tags(&ctx.task_id, &p.ctx, &p.instance_id, None);
+            tags.insert(tags::SET.to_owned(), ctx.task_id.to_string());
             let description =
                 format!("backup-fleet {} {} of {}", p.ctx.plan, p.ctx.window.format("%Y-%m-%dT%H:%MZ"), p.instance_id);
-            snapshots = match self
+            match self
                 .block
                 .create_snapshot_set(&p.region, &p.instance_id, p.exclude_boot_volume, &description, &tags)
                 .await
             {
-                Ok(snapshots) => snapshots,
-                Err(err) if not_found(&err) => return Err(missing("instance", &p.instance_id, &p.region)),
-                Err(err) => return Err(err.into()),
-            };
-            if snapshots.is_empty() {
-                return Err(TaskError::permanent(format!("instance {} has no EBS volumes to snapshot", p.instance_id)));
+                Ok(snapshots) if snapshots.is_empty() => {
+                    Err(TaskError::permanent(format!("instance {} has no EBS volumes to snapshot", p.instance_id)))
+                }
+                Ok(snapshots) => Ok(Created::Described(snapshots)),
+                Err(err) if not_found(&err) => Err(missing("instance", &p.instance_id, &p.region)),
+                Err(err) => Err(err.into()),
             }
-        }
-        if let Some(outcome) = self.snapshots_outcome(&snapshots) {
-            if outcome.is_err() {
-                self.discard_failed(&p.region, &snapshots).await;
-            }
+        };
+        let (started, snapshots) = match self.backup_snapshots(&p.region, ctx, create).await {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        if let Some(outcome) = self.snapshots_outcome(&p.region, &started, &snapshots).await {
             return outcome;
         }
+        // The set is one backup: every member says which set it belongs to and how big the set
+        // is, so that retention and copies treat it as a whole.
+        let set = SnapshotSet { id: ctx.task_id.to_string(), size: snapshots.len() as u32 };
+        let ids: Vec<String> = snapshots.iter().map(|s| s.id.clone()).collect();
+        let set_tags: Tags =
+            Tags::from([(tags::SET.to_owned(), set.id.clone()), (tags::SET_SIZE.to_owned(), set.size.to_string())]);
+        self.block.tag(&p.region, &ids, &set_tags).await?;
         let mut children = Vec::new();
         for snapshot in &snapshots {
-            children.extend(self.complete_snapshot(snapshot, &p.instance_id, &p.ctx, ctx).await?);
+            children.extend(self.complete_snapshot(snapshot, &p.instance_id, &p.ctx, Some(&set), ctx).await?);
         }
         let newest = snapshots.iter().filter_map(|s| s.created_at).max();
         children.extend(prune_after(&p.ctx, &p.instance_id, ResourceType::Ec2Instance, &p.region, None, newest));
-        let ids: Vec<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
-        Ok(Outcome::done(json!({ "snapshot_ids": ids, "region": p.region, "instance_id": p.instance_id }))
-            .with_children(children))
+        Ok(Outcome::done(
+            json!({ "snapshot_ids": ids, "region": p.region, "instance_id": p.instance_id, "set": set.id }),
+        )
+        .with_children(children))
+    }
+}
+
+impl Services {
+    /// The image a task started (from its checkpoint), or `None` when it has not started one.
+    /// Within the consistency window an image not found yet parks the task.
+    async fn started_image(&self, region: &str, ctx: &TaskContext) -> Result<Option<ImageInfo>, HandlerResult> {
+        let Some(started) = Started::from_checkpoint(ctx.checkpoint.as_ref()) else { return Ok(None) };
+        match self.block.images(region, &started.ids).await.map_err(|e| Err(e.into()))?.into_iter().next() {
+            Some(image) => Ok(Some(image)),
+            None if self.maybe_not_visible_yet(&started) => Err(Ok(Outcome::Pending {
+                checkpoint: started.checkpoint(json!("not visible yet")),
+                recheck_after: self.timing.recheck,
+            })),
+            None => Err(Err(TaskError::permanent(format!(
+                "image {} started at {} disappeared from {region} before completing",
+                started.ids[0],
+                started.at.to_rfc3339()
+            )))),
+        }
+    }
+
+    /// An image an earlier attempt made (found by task-id tag, once a negative answer can be
+    /// trusted), or `None`.
+    async fn adopted_image(&self, region: &str, ctx: &TaskContext) -> Result<Option<ImageInfo>, TaskError> {
+        if !self.earlier_attempt_may_have_created(ctx).await? {
+            return Ok(None);
+        }
+        Ok(first(self.block.images_tagged(region, tags::TASK_ID, ctx.task_id.as_str()).await?, |i| i.created_at))
+    }
+
+    /// After `InvalidAMIName.Duplicate`: the image under our deterministic name is ours (an
+    /// earlier attempt whose reply was lost) only if it carries our task id.
+    async fn image_named(&self, region: &str, name: &str, ctx: &TaskContext) -> Result<String, TaskError> {
+        match self.block.images_named(region, name).await?.into_iter().next() {
+            Some(image) if image.tags.get(tags::TASK_ID).map(String::as_str) == Some(ctx.task_id.as_str()) => {
+                Ok(image.id)
+            }
+            Some(image) => Err(TaskError::permanent(format!(
+                "an image named {name} ({}) exists in {region} and was not made by this task; refusing to adopt it",
+                image.id
+            ))),
+            None => Err(TaskError::retry(RetryClass::Busy, format!("image {name} exists but is not visible yet"))
+                .with_retry_after(self.timing.consistency_window)),
+        }
+    }
+
+    /// Parks a pending image, fails (deregistering it so a replay starts afresh) a failed one.
+    async fn image_outcome(&self, region: &str, image: &ImageInfo) -> Option<HandlerResult> {
+        match &image.status {
+            ArtifactStatus::Complete => None,
+            ArtifactStatus::Failed { reason } => {
+                let _ = self.block.deregister_image(region, &image.id).await;
+                Some(Err(TaskError::permanent(format!("image {} failed: {reason}", image.id))))
+            }
+            ArtifactStatus::Pending { .. } => Some(Ok(Outcome::Pending {
+                checkpoint: Started {
+                    ids: vec![image.id.clone()],
+                    at: image.created_at.unwrap_or_else(chrono::Utc::now),
+                }
+                .checkpoint(json!("pending")),
+                recheck_after: self.timing.recheck,
+            })),
+        }
     }
 }
 
@@ -183,44 +360,38 @@ impl Handler<SnapshotInstance> for Services {
 impl Handler<CreateAmi> for Services {
     async fn run(&self, p: &CreateAmi, ctx: &TaskContext) -> HandlerResult {
         let tags = artifact_tags(&ctx.task_id, &p.ctx, &p.instance_id, None);
-        let existing = self.block.images_tagged(&p.region, tags::TASK_ID, ctx.task_id.as_str()).await?;
-        let image = match first(existing, |i| i.created_at) {
-            Some(image) => image,
-            None => {
-                let name =
-                    format!("bf-{}-{}-{}", p.instance_id, p.ctx.window.format("%Y%m%d%H%M"), ctx.task_id.short());
-                let image_id = match self.block.create_image(&p.region, &p.instance_id, &name, !p.reboot, &tags).await {
-                    Ok(id) => id,
-                    Err(err) if not_found(&err) => return Err(missing("instance", &p.instance_id, &p.region)),
-                    Err(err) => return Err(err.into()),
-                };
-                self.block.images(&p.region, std::slice::from_ref(&image_id)).await?.into_iter().next().ok_or_else(
-                    || {
-                        TaskError::retry(
-                            backup_core::RetryClass::Transient,
-                            format!("image {image_id} not visible yet"),
-                        )
-                    },
-                )?
-            }
+        let image = match self.started_image(&p.region, ctx).await {
+            Ok(Some(image)) => image,
+            Err(outcome) => return outcome,
+            Ok(None) => match self.adopted_image(&p.region, ctx).await? {
+                Some(image) => image,
+                None => {
+                    ctx.may_start("the image")?;
+                    let name =
+                        format!("bf-{}-{}-{}", p.instance_id, p.ctx.window.format("%Y%m%d%H%M"), ctx.task_id.short());
+                    let image_id =
+                        match self.block.create_image(&p.region, &p.instance_id, &name, !p.reboot, &tags).await {
+                            Ok(id) => id,
+                            Err(err) if err.code == "InvalidAMIName.Duplicate" => {
+                                self.image_named(&p.region, &name, ctx).await?
+                            }
+                            Err(err) if not_found(&err) => return Err(missing("instance", &p.instance_id, &p.region)),
+                            Err(err) => return Err(err.into()),
+                        };
+                    // Trust the id the create answered with; the re-check describes it.
+                    return Ok(Outcome::Pending {
+                        checkpoint: Started::now(vec![image_id]).checkpoint(json!("created")),
+                        recheck_after: self.timing.recheck,
+                    });
+                }
+            },
         };
-        match &image.status {
-            ArtifactStatus::Failed { reason } => {
-                // Deregister it so that a replay creates a fresh image.
-                let _ = self.block.deregister_image(&p.region, &image.id).await;
-                return Err(TaskError::permanent(format!("image {} failed: {reason}", image.id)));
-            }
-            ArtifactStatus::Pending { .. } => {
-                return Ok(Outcome::Pending {
-                    checkpoint: json!({ "image_id": image.id }),
-                    recheck_after: self.timing.recheck,
-                });
-            }
-            ArtifactStatus::Complete => {}
+        if let Some(outcome) = self.image_outcome(&p.region, &image).await {
+            return outcome;
         }
         // The image's snapshots get the fleet's tags (and which image they back) once they exist.
         let mut snapshot_tags: Tags = tags.clone();
-        snapshot_tags.insert("backup-fleet:image".into(), image.id.clone());
+        snapshot_tags.insert(tags::IMAGE.into(), image.id.clone());
         self.block.tag(&p.region, &image.snapshot_ids, &snapshot_tags).await?;
 
         let artifact = image_ref(&image);
@@ -250,51 +421,44 @@ impl Handler<CreateAmi> for Services {
     }
 }
 
-#[async_trait]
-impl Handler<CopySnapshot> for Services {
-    async fn run(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
+impl Services {
+    async fn copy_snapshot(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
         let dest = &p.target.region;
         let expires_at = copy_expiry(&p.ctx, &p.target);
-        let existing = self.block.snapshots_tagged(dest, tags::TASK_ID, ctx.task_id.as_str()).await?;
-        let copy = match first(existing, |s| s.created_at) {
-            Some(copy) => copy,
-            None => {
-                let tags = copy_tags(
-                    artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
-                    &p.source_region,
-                    &p.snapshot_id,
-                );
-                let description = format!("backup-fleet copy of {} from {}", p.snapshot_id, p.source_region);
-                self.copy_slot("ebs", dest, &ctx.task_id).await?;
-                let id = match self
-                    .block
-                    .copy_snapshot(
-                        &p.source_region,
-                        &p.snapshot_id,
-                        dest,
-                        p.target.kms_key.as_deref(),
-                        &description,
-                        &tags,
-                    )
-                    .await
-                {
-                    Ok(id) => id,
-                    Err(err) if not_found(&err) => return Err(missing("snapshot", &p.snapshot_id, &p.source_region)),
-                    Err(err) => return Err(err.into()),
-                };
-                self.block.snapshots(dest, std::slice::from_ref(&id)).await?.into_iter().next().ok_or_else(|| {
-                    TaskError::retry(backup_core::RetryClass::Transient, format!("copy {id} not visible yet"))
-                })?
+        let create = || async {
+            let mut tags = copy_tags(
+                artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
+                &p.source_region,
+                &p.snapshot_id,
+            );
+            if let Some(set) = &p.set {
+                tags.insert(tags::SET.to_owned(), set.id.clone());
+                tags.insert(tags::SET_SIZE.to_owned(), set.size.to_string());
             }
+            let description = format!("backup-fleet copy of {} from {}", p.snapshot_id, p.source_region);
+            self.copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await?;
+            let id = match self
+                .block
+                .copy_snapshot(&p.source_region, &p.snapshot_id, dest, p.target.kms_key.as_deref(), &description, &tags)
+                .await
+            {
+                Ok(id) => id,
+                Err(err) if not_found(&err) => return Err(missing("snapshot", &p.snapshot_id, &p.source_region)),
+                Err(err) => return Err(err.into()),
+            };
+            Ok(Created::Started(id))
         };
-        if let Some(outcome) = self.snapshots_outcome(std::slice::from_ref(&copy)) {
-            if outcome.is_err() {
-                self.discard_failed(dest, std::slice::from_ref(&copy)).await;
-                self.release_copy_slot("ebs", dest, &ctx.task_id).await;
+        let (started, copies) = match self.backup_snapshots(dest, ctx, create).await {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        if let Some(outcome) = self.snapshots_outcome(dest, &started, &copies).await {
+            if matches!(outcome, Ok(Outcome::Pending { .. })) {
+                self.renew_copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await;
             }
             return outcome;
         }
-        self.release_copy_slot("ebs", dest, &ctx.task_id).await;
+        let copy = first(copies, |s| s.created_at).expect("a started copy has a snapshot");
         let source =
             ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: p.source_region.clone(), id: p.snapshot_id.clone() };
         let artifact = snapshot_ref(&copy);
@@ -310,6 +474,10 @@ impl Handler<CopySnapshot> for Services {
         entry.size_bytes = copy.size_gib.map(|g| g as u64 * GIB);
         entry.encrypted = Some(copy.encrypted);
         entry.copy_of = Some(source.clone());
+        if let Some(set) = &p.set {
+            entry.details.insert("set".into(), set.id.clone());
+            entry.details.insert("set_size".into(), set.size.to_string());
+        }
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
         let verify = p
@@ -322,11 +490,8 @@ impl Handler<CopySnapshot> for Services {
         Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id }))
             .with_children(verify.into_iter().chain(prune)))
     }
-}
 
-#[async_trait]
-impl Handler<CopyAmi> for Services {
-    async fn run(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
+    async fn copy_image(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
         let dest = &p.target.region;
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let tags = copy_tags(
@@ -334,55 +499,61 @@ impl Handler<CopyAmi> for Services {
             &p.source_region,
             &p.image_id,
         );
-        let existing = self.block.images_tagged(dest, tags::TASK_ID, ctx.task_id.as_str()).await?;
-        let image = match first(existing, |i| i.created_at) {
-            Some(image) => image,
-            None => {
-                let name = format!("bf-copy-{}-{}", p.image_id, ctx.task_id.short());
-                // The task id is the client token: CopyImage itself refuses to copy twice.
-                self.copy_slot("ebs", dest, &ctx.task_id).await?;
-                let id = match self
-                    .block
-                    .copy_image(
-                        &p.source_region,
-                        &p.image_id,
-                        dest,
-                        &name,
-                        p.target.kms_key.as_deref(),
-                        &tags,
-                        ctx.task_id.as_str(),
-                    )
-                    .await
-                {
-                    Ok(id) => id,
-                    Err(err) if not_found(&err) => return Err(missing("image", &p.image_id, &p.source_region)),
-                    Err(err) => return Err(err.into()),
-                };
-                // Tag at once as well: not every CopyImage implementation applies TagSpecifications
-                // (moto drops them), and the task-id tag is what a retry looks for.
-                self.block.tag(dest, std::slice::from_ref(&id), &tags).await?;
-                self.block.images(dest, std::slice::from_ref(&id)).await?.into_iter().next().ok_or_else(|| {
-                    TaskError::retry(backup_core::RetryClass::Transient, format!("image copy {id} not visible yet"))
-                })?
-            }
+        let image = match self.started_image(dest, ctx).await {
+            Ok(Some(image)) => image,
+            Err(outcome) => return outcome,
+            Ok(None) => match self.adopted_image(dest, ctx).await? {
+                Some(image) => image,
+                None => {
+                    ctx.may_start("the image copy")?;
+                    let name = format!("bf-copy-{}-{}", p.image_id, ctx.task_id.short());
+                    self.copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await?;
+                    // The task id is the client token: AWS's CopyImage itself refuses to copy
+                    // twice, and answers a retry with the first copy's id.
+                    let id = match self
+                        .block
+                        .copy_image(
+                            &p.source_region,
+                            &p.image_id,
+                            dest,
+                            &name,
+                            p.target.kms_key.as_deref(),
+                            &tags,
+                            ctx.task_id.as_str(),
+                        )
+                        .await
+                    {
+                        Ok(id) => id,
+                        Err(err) if err.code == "InvalidAMIName.Duplicate" => {
+                            self.image_named(dest, &name, ctx).await?
+                        }
+                        Err(err) if not_found(&err) => return Err(missing("image", &p.image_id, &p.source_region)),
+                        Err(err) => return Err(err.into()),
+                    };
+                    // Tag at once as well: not every CopyImage implementation applies
+                    // TagSpecifications (moto drops them), and the task-id tag is what a retry
+                    // after a lost reply looks for. A copy too new to tag is tagged at the
+                    // re-check.
+                    if let Err(err) = self.block.tag(dest, std::slice::from_ref(&id), &tags).await {
+                        tracing::info!(image = %id, error = %err, "could not tag the new image copy yet");
+                    }
+                    return Ok(Outcome::Pending {
+                        checkpoint: Started::now(vec![id]).checkpoint(json!("started")),
+                        recheck_after: self.timing.recheck,
+                    });
+                }
+            },
         };
-        match &image.status {
-            ArtifactStatus::Failed { reason } => {
-                self.release_copy_slot("ebs", dest, &ctx.task_id).await;
-                let _ = self.block.deregister_image(dest, &image.id).await;
-                return Err(TaskError::permanent(format!("image copy {} failed: {reason}", image.id)));
+        if let Some(outcome) = self.image_outcome(dest, &image).await {
+            if matches!(outcome, Ok(Outcome::Pending { .. })) {
+                self.renew_copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await;
             }
-            ArtifactStatus::Pending { .. } => {
-                return Ok(Outcome::Pending {
-                    checkpoint: json!({ "image_id": image.id }),
-                    recheck_after: self.timing.recheck,
-                });
-            }
-            ArtifactStatus::Complete => self.release_copy_slot("ebs", dest, &ctx.task_id).await,
+            return outcome;
         }
-        let mut snapshot_tags = tags.clone();
-        snapshot_tags.insert("backup-fleet:image".into(), image.id.clone());
-        self.block.tag(dest, &image.snapshot_ids, &snapshot_tags).await?;
+        let mut image_tags = tags.clone();
+        self.block.tag(dest, std::slice::from_ref(&image.id), &image_tags).await?;
+        image_tags.insert(tags::IMAGE.into(), image.id.clone());
+        self.block.tag(dest, &image.snapshot_ids, &image_tags).await?;
         let source = ArtifactRef { kind: ArtifactKind::Ami, region: p.source_region.clone(), id: p.image_id.clone() };
         let artifact = image_ref(&image);
         let mut entry = record(
@@ -406,5 +577,21 @@ impl Handler<CopyAmi> for Services {
             prune_after(&p.ctx, &p.source_resource, ResourceType::Ec2Instance, dest, Some(&p.target), image.created_at);
         Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id }))
             .with_children(verify.into_iter().chain(prune)))
+    }
+}
+
+#[async_trait]
+impl Handler<CopySnapshot> for Services {
+    async fn run(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
+        let result = self.copy_snapshot(p, ctx).await;
+        self.settle_copy_slot(CopyKind::Ebs, &p.target.region, &ctx.task_id, result).await
+    }
+}
+
+#[async_trait]
+impl Handler<CopyAmi> for Services {
+    async fn run(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
+        let result = self.copy_image(p, ctx).await;
+        self.settle_copy_slot(CopyKind::Ebs, &p.target.region, &ctx.task_id, result).await
     }
 }

@@ -1,14 +1,17 @@
 //! Retention and verification. A prune lists one resource's artifacts under one plan, joins them
 //! with the catalog, lets `backup_core::retention::decide` choose, and fans out one deletion task
-//! per expired artifact; each deletion re-checks every safety rule against AWS before deleting and
-//! reports what it really did. Verification checks one artifact and records the result.
+//! per expired backup (a snapshot set is one backup: one task deletes all its members). Each
+//! deletion decides again, with the prune's rules and instant, on a fresh listing, and deletes
+//! only what that decision still deletes: every rule (tags, catalog, plan, legal hold, image,
+//! in progress, expiry tag, the count rules and `min_keep`) is re-checked against AWS right
+//! before deleting. Verification checks one artifact and records the result.
 
 use async_trait::async_trait;
 use backup_core::artifacts::{is_managed, Tags, Verification};
-use backup_core::retention::{decide, summarize, Candidate, RetentionError};
+use backup_core::retention::{decide, summarize, BackupSet, Candidate, RetentionDecision, RetentionError};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::services::database::DbSnapshotInfo;
-use backup_core::TaskError;
+use backup_core::{RetryClass, TaskError};
 use backup_schemas::{tags, ArtifactKind, ArtifactRef, DeleteArtifact, Prune, ResourceType, Task, Tier, Verify};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -17,8 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::Services;
 
-/// Tag on an AMI's snapshots naming the image they back.
-pub const IMAGE_TAG: &str = "backup-fleet:image";
+/// How many ids of each list a prune's result names (the counts are always complete): the
+/// result is stored on the task item, which DynamoDB caps at 400 KB.
+const RESULT_IDS: usize = 50;
 
 fn tier_of(tags: &Tags) -> Option<Tier> {
     tags.get(tags::TIER).and_then(|t| t.parse().ok())
@@ -26,6 +30,12 @@ fn tier_of(tags: &Tags) -> Option<Tier> {
 
 fn expiry_of(tags: &Tags) -> Option<DateTime<Utc>> {
     tags.get(tags::EXPIRES_AT).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// The set a snapshot belongs to, from its tags.
+fn set_of(tags: &Tags) -> Option<BackupSet> {
+    tags.get(tags::SET)
+        .map(|id| BackupSet { id: id.clone(), size: tags.get(tags::SET_SIZE).and_then(|n| n.parse().ok()) })
 }
 
 fn candidate(
@@ -50,6 +60,7 @@ fn candidate(
         locked_until: None,
         backs_image: None,
         complete,
+        set: None,
     }
 }
 
@@ -88,8 +99,9 @@ impl Services {
                         snapshot.status.is_complete(),
                         in_catalog(ArtifactKind::EbsSnapshot, &snapshot.id),
                     );
+                    c.set = set_of(&snapshot.tags);
                     // A snapshot behind an image is deleted with its image, never on its own.
-                    if let Some(image) = snapshot.tags.get(IMAGE_TAG) {
+                    if let Some(image) = snapshot.tags.get(tags::IMAGE) {
                         if live_images.contains(image.as_str()) {
                             c.backs_image = Some(image.clone());
                         } else {
@@ -130,6 +142,25 @@ impl Services {
         }
         Ok(candidates)
     }
+
+    /// Lists and decides, as a prune does.
+    async fn retention_decision(&self, p: &Prune) -> Result<(Vec<Candidate>, RetentionDecision), TaskError> {
+        // Listing failed part-way: decide nothing (the error is retried, listing from scratch).
+        let candidates = self.retention_candidates(p).await?;
+        match decide(&p.plan, &p.rules, &candidates, p.as_of, true) {
+            Ok(decision) => Ok((candidates, decision)),
+            Err(RetentionError::IncompleteListing) => Err(TaskError::retry(
+                RetryClass::Transient,
+                format!("the listing of {}'s artifacts was incomplete", p.resource),
+            )),
+            Err(err) => Err(TaskError::permanent(format!("retention for {}: {err}", p.resource))),
+        }
+    }
+}
+
+/// One prune result list: its length and the first ids.
+fn listed<T>(items: &[T], show: impl Fn(&T) -> serde_json::Value) -> serde_json::Value {
+    json!({ "count": items.len(), "first": items.iter().take(RESULT_IDS).map(show).collect::<Vec<_>>() })
 }
 
 #[async_trait]
@@ -142,29 +173,25 @@ impl Handler<Prune> for Services {
                 json!({ "resource": p.resource, "skipped": "s3 retention is enforced by the backup bucket's lifecycle and Object Lock" }),
             ));
         }
-        let candidates = match self.retention_candidates(p).await {
-            Ok(candidates) => candidates,
-            // Listing failed part-way: decide nothing. The retry lists again from scratch.
-            Err(err) => return Err(err),
-        };
-        let decision = match decide(&p.plan, &p.rules, &candidates, p.as_of, true) {
-            Ok(decision) => decision,
-            Err(RetentionError::IncompleteListing) => {
-                return Ok(Outcome::done(json!({ "resource": p.resource, "skipped": "incomplete listing" })))
-            }
-            Err(err) => return Err(TaskError::permanent(format!("retention for {}: {err}", p.resource))),
-        };
-        let kinds: BTreeMap<&str, ArtifactKind> = candidates.iter().map(|c| (c.id.as_str(), c.kind)).collect();
-        let children: Vec<Task> = decision
-            .delete
-            .iter()
-            .filter_map(|d| {
-                kinds.get(d.id.as_str()).map(|kind| {
-                    Task::DeleteArtifact(DeleteArtifact {
-                        plan: p.plan.clone(),
-                        artifact: ArtifactRef { kind: *kind, region: p.region.clone(), id: d.id.clone() },
-                        reason: d.reason.clone(),
-                    })
+        let (candidates, decision) = self.retention_decision(p).await?;
+        let by_id: BTreeMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
+        let artifact = |id: &str| ArtifactRef { kind: by_id[id].kind, region: p.region.clone(), id: id.to_owned() };
+        // One deletion task per backup: a set's members go together.
+        let mut deletions: BTreeMap<String, (String, Vec<ArtifactRef>)> = BTreeMap::new();
+        for d in &decision.delete {
+            let unit = by_id[d.id.as_str()].set.as_ref().map_or_else(|| d.id.clone(), |s| s.id.clone());
+            deletions.entry(unit).or_insert_with(|| (d.reason.clone(), Vec::new())).1.push(artifact(&d.id));
+        }
+        let children: Vec<Task> = deletions
+            .into_values()
+            .map(|(reason, mut members)| {
+                let first = members.remove(0);
+                Task::DeleteArtifact(DeleteArtifact {
+                    plan: p.plan.clone(),
+                    artifact: first,
+                    reason,
+                    prune: Some(p.clone()),
+                    set: members,
                 })
             })
             .collect();
@@ -173,75 +200,48 @@ impl Handler<Prune> for Services {
             "resource": p.resource,
             "region": p.region,
             "summary": summarize(&decision),
-            "delete": decision.delete.iter().map(|d| json!({"id": d.id, "reason": d.reason})).collect::<Vec<_>>(),
-            "keep": decision.keep.iter().map(|k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-            "ignored": decision.ignored.iter().map(|i| json!({"id": i.id, "why": format!("{:?}", i.why)})).collect::<Vec<_>>(),
+            "delete": listed(&decision.delete, |d| json!({"id": d.id, "reason": d.reason})),
+            "keep": listed(&decision.keep, |k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})),
+            "ignored": listed(&decision.ignored, |i| json!({"id": i.id, "why": format!("{:?}", i.why)})),
         }))
         .with_children(children))
     }
 }
 
-/// Why an artifact must not be deleted, re-checked against AWS right before deleting.
-fn refusal(tags: &Tags, plan: &str, in_catalog: bool) -> Option<String> {
-    if !is_managed(tags) {
-        return Some("not created by the fleet (no managed tag)".into());
+/// Why the fresh decision does not delete `id` (or `None` when it does).
+fn still_kept(decision: &RetentionDecision, id: &str) -> Option<String> {
+    if decision.delete.iter().any(|d| d.id == id) {
+        return None;
     }
-    if !in_catalog {
-        return Some("not in the fleet's catalog".into());
+    if let Some(kept) = decision.keep.iter().find(|k| k.id == id) {
+        return Some(format!("kept on re-check: {:?}", kept.reasons));
     }
-    if tags.get(tags::PLAN).map(String::as_str) != Some(plan) {
-        return Some(format!("belongs to another plan ({:?})", tags.get(tags::PLAN)));
+    if let Some(ignored) = decision.ignored.iter().find(|i| i.id == id) {
+        return Some(format!("ignored on re-check: {:?}", ignored.why));
     }
-    if tags.contains_key(tags::LEGAL_HOLD) {
-        return Some("under legal hold".into());
-    }
-    None
+    Some("no longer listed for its resource".into())
 }
 
-#[async_trait]
-impl Handler<DeleteArtifact> for Services {
-    async fn run(&self, p: &DeleteArtifact, _ctx: &TaskContext) -> HandlerResult {
-        let artifact = &p.artifact;
+impl Services {
+    /// Deletes one artifact that the re-check allowed. An AMI goes with its snapshots: they are
+    /// found by the image's own list and by their image tag, so a retry after a crash between
+    /// deregistering and deleting the snapshots still deletes them (the image is gone by then).
+    async fn delete_one(&self, artifact: &ArtifactRef) -> Result<(), TaskError> {
         let region = &artifact.region;
-        let record = self.catalog.get(artifact).await?;
-        let in_catalog = record.as_ref().is_some_and(|r| r.deleted_at.is_none());
-        let refused =
-            |why: String| Ok(Outcome::done(json!({ "artifact": artifact, "deleted": false, "refused": why })));
-        let gone = || json!({ "artifact": artifact, "deleted": true, "already_gone": true });
         match artifact.kind {
-            ArtifactKind::EbsSnapshot => {
-                let Some(snapshot) =
-                    self.block.snapshots(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next()
-                else {
-                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
-                    return Ok(Outcome::done(gone()));
-                };
-                if let Some(why) = refusal(&snapshot.tags, &p.plan, in_catalog) {
-                    return refused(why);
-                }
-                if let Some(image) = snapshot.tags.get(IMAGE_TAG) {
-                    if !self.block.images(region, std::slice::from_ref(image)).await?.is_empty() {
-                        return refused(format!("backs image {image}; deregister the image first"));
-                    }
-                }
-                if !snapshot.status.is_complete() {
-                    return refused("still in progress".into());
-                }
-                self.block.delete_snapshot(region, &snapshot.id).await?;
-            }
+            ArtifactKind::EbsSnapshot => self.block.delete_snapshot(region, &artifact.id).await?,
             ArtifactKind::Ami => {
-                let Some(image) =
-                    self.block.images(region, std::slice::from_ref(&artifact.id)).await?.into_iter().next()
-                else {
-                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
-                    return Ok(Outcome::done(gone()));
-                };
-                if let Some(why) = refusal(&image.tags, &p.plan, in_catalog) {
-                    return refused(why);
-                }
+                let listed = self.block.images(region, std::slice::from_ref(&artifact.id)).await?;
+                let mut snapshot_ids: BTreeSet<String> =
+                    listed.iter().flat_map(|i| i.snapshot_ids.iter().cloned()).collect();
                 // Deregister first: AWS refuses to delete a snapshot an image still uses.
-                self.block.deregister_image(region, &image.id).await?;
-                for snapshot in self.block.snapshots(region, &image.snapshot_ids).await? {
+                if !listed.is_empty() {
+                    self.block.deregister_image(region, &artifact.id).await?;
+                }
+                let tagged = self.block.snapshots_tagged(region, tags::IMAGE, &artifact.id).await?;
+                snapshot_ids.extend(tagged.iter().map(|s| s.id.clone()));
+                let ids: Vec<String> = snapshot_ids.into_iter().collect();
+                for snapshot in self.block.snapshots(region, &ids).await? {
                     if is_managed(&snapshot.tags) && !snapshot.tags.contains_key(tags::LEGAL_HOLD) {
                         self.block.delete_snapshot(region, &snapshot.id).await?;
                     }
@@ -249,25 +249,62 @@ impl Handler<DeleteArtifact> for Services {
             }
             ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot => {
                 let cluster = artifact.kind == ArtifactKind::RdsClusterSnapshot;
-                let Some(snapshot) = self.databases.snapshot(region, cluster, &artifact.id).await? else {
-                    self.catalog.mark_deleted(artifact, Utc::now()).await?;
-                    return Ok(Outcome::done(gone()));
-                };
-                if let Some(why) = refusal(&snapshot.tags, &p.plan, in_catalog) {
-                    return refused(why);
-                }
-                if !snapshot.status.is_complete() {
-                    return refused("still in progress".into());
-                }
                 self.databases.delete_snapshot(region, cluster, &artifact.id).await?;
             }
             ArtifactKind::S3Object => {
-                return refused("S3 backup objects expire through the bucket's lifecycle rules and Object Lock".into());
+                return Err(TaskError::permanent("S3 backup objects expire through the bucket's lifecycle rules"))
             }
         }
         self.catalog.mark_deleted(artifact, Utc::now()).await?;
-        tracing::info!(artifact = %artifact.id, reason = %p.reason, "deleted expired artifact");
-        Ok(Outcome::done(json!({ "artifact": artifact, "deleted": true, "reason": p.reason })))
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Handler<DeleteArtifact> for Services {
+    async fn run(&self, p: &DeleteArtifact, _ctx: &TaskContext) -> HandlerResult {
+        let members: Vec<&ArtifactRef> = std::iter::once(&p.artifact).chain(&p.set).collect();
+        let refused = |why: String| {
+            tracing::info!(artifact = %p.artifact.id, %why, "deletion refused");
+            Ok(Outcome::done(json!({ "artifact": p.artifact, "set": p.set, "deleted": false, "refused": why })))
+        };
+        if p.artifact.kind == ArtifactKind::S3Object {
+            return refused("S3 backup objects expire through the bucket's lifecycle rules and Object Lock".into());
+        }
+        let Some(prune) = &p.prune else {
+            // A deletion task from before deletions carried their prune: without the rules it
+            // cannot re-check min_keep and the counts, so it deletes nothing; the next prune
+            // decides again.
+            return refused(
+                "no retention rules to re-check against (an older deletion task); the next prune decides again".into(),
+            );
+        };
+        let (candidates, decision) = self.retention_decision(prune).await?;
+        let listed: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+        // A member gone from the listing is done with unless it is an AMI, whose snapshots may
+        // still need deleting (a crash after deregistering).
+        let mut to_delete = Vec::new();
+        for member in &members {
+            if !listed.contains(member.id.as_str()) {
+                if member.kind == ArtifactKind::Ami {
+                    to_delete.push(*member);
+                }
+                continue;
+            }
+            if let Some(why) = still_kept(&decision, &member.id) {
+                return refused(format!("{}: {why}", member.id));
+            }
+            to_delete.push(*member);
+        }
+        for member in &to_delete {
+            self.delete_one(member).await?;
+        }
+        // Members that were already gone are marked too, so the catalog agrees with AWS.
+        for member in members.iter().filter(|m| !listed.contains(m.id.as_str())) {
+            self.catalog.mark_deleted(member, Utc::now()).await?;
+        }
+        tracing::info!(artifact = %p.artifact.id, members = members.len(), reason = %p.reason, "deleted expired backup");
+        Ok(Outcome::done(json!({ "artifact": p.artifact, "set": p.set, "deleted": true, "reason": p.reason })))
     }
 }
 
@@ -419,6 +456,15 @@ impl Handler<Verify> for Services {
                         }
                     }
                 }
+            }
+        }
+        // A Describe may miss an artifact for a while after it was made (eventual consistency):
+        // within that window, "not found" means "look again", not "the backup is gone".
+        let missing = checks.0.get("exists").is_some_and(|c| c.starts_with("FAILED"));
+        if let Some(record) = record.as_ref().filter(|_| missing) {
+            if (Utc::now() - record.created_at).to_std().unwrap_or_default() < self.timing.consistency_window {
+                return Err(TaskError::retry(RetryClass::Busy, format!("{} not visible yet", artifact.id))
+                    .with_retry_after(self.timing.consistency_window));
             }
         }
         let verification = Verification { verified_at: Utc::now(), ok: checks.1, checks: checks.0 };

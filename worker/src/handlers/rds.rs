@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
-use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, prune_after, record, Services};
+use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -119,6 +119,14 @@ fn kind(cluster: bool) -> ArtifactKind {
     }
 }
 
+fn copy_kind(cluster: bool) -> CopyKind {
+    if cluster {
+        CopyKind::RdsCluster
+    } else {
+        CopyKind::RdsInstance
+    }
+}
+
 fn snapshot_noun(cluster: bool) -> &'static str {
     if cluster {
         "DB cluster snapshot"
@@ -167,18 +175,19 @@ impl Db<'_> {
 impl Services {
     /// What to do with one of our snapshots in its current state: fail (discarding it so a
     /// replay starts afresh), park, or `None` when it is complete.
-    async fn park_or_fail(&self, snapshot: &DbSnapshotInfo, what: &str) -> Option<HandlerResult> {
+    async fn park_or_fail(&self, snapshot: &DbSnapshotInfo, what: &str, ctx: &TaskContext) -> Option<HandlerResult> {
         match &snapshot.status {
             ArtifactStatus::Complete => None,
-            ArtifactStatus::Pending { progress } => Some(Ok(Outcome::Pending {
-                checkpoint: json!({
+            ArtifactStatus::Pending { progress } => Some(self.pending_started(
+                ctx,
+                &snapshot.identifier,
+                json!({
                     "identifier": snapshot.identifier,
                     "region": snapshot.region,
                     "cluster": snapshot.cluster,
                     "progress": progress,
                 }),
-                recheck_after: self.timing.recheck,
-            })),
+            )),
             ArtifactStatus::Failed { reason } => {
                 if let Err(err) =
                     self.databases.delete_snapshot(&snapshot.region, snapshot.cluster, &snapshot.identifier).await
@@ -252,9 +261,16 @@ impl Services {
         let identifier = snapshot_identifier(db.id, backup.window, &ctx.task_id, db.cluster);
         let snapshot = match self.databases.snapshot(db.region, db.cluster, &identifier).await? {
             Some(existing) => owned(existing, ctx)?,
-            None => self.start_db_snapshot(db, &identifier, backup, ctx).await?,
+            None => {
+                // Started by an earlier attempt, not visible yet: do not start it again.
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
+                ctx.may_start("the DB snapshot")?;
+                self.start_db_snapshot(db, &identifier, backup, ctx).await?
+            }
         };
-        if let Some(outcome) = self.park_or_fail(&snapshot, snapshot_noun(db.cluster)).await {
+        if let Some(outcome) = self.park_or_fail(&snapshot, snapshot_noun(db.cluster), ctx).await {
             return outcome;
         }
         if snapshot.arn.is_empty() {
@@ -359,7 +375,14 @@ impl Services {
         }
     }
 
+    /// Copies a DB (cluster) snapshot into the target region, holding a copy slot while the
+    /// copy is in flight and giving it back on every other outcome.
     pub async fn copy_db_snapshot(&self, p: &CopyDbSnapshot, cluster: bool, ctx: &TaskContext) -> HandlerResult {
+        let result = self.copy_db_snapshot_held(p, cluster, ctx).await;
+        self.settle_copy_slot(copy_kind(cluster), &p.target.region, &ctx.task_id, result).await
+    }
+
+    async fn copy_db_snapshot_held(&self, p: &CopyDbSnapshot, cluster: bool, ctx: &TaskContext) -> HandlerResult {
         let source = parse_snapshot_arn(&p.snapshot_arn)
             .ok_or_else(|| TaskError::permanent(format!("{} is not an RDS snapshot ARN", p.snapshot_arn)))?;
         if source.cluster != cluster {
@@ -376,7 +399,12 @@ impl Services {
         let copy = match self.databases.snapshot(dest, cluster, &identifier).await? {
             Some(existing) => owned(existing, ctx)?,
             None => {
-                self.copy_slot("rds", dest, &ctx.task_id).await?;
+                // Started by an earlier attempt, not visible yet: do not start it again.
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
+                ctx.may_start("the copy")?;
+                self.copy_slot(copy_kind(cluster), dest, &ctx.task_id).await?;
                 let started = self.start_db_copy(p, &source, &identifier, ctx).await?;
                 match started {
                     Some(copy) => copy,
@@ -389,13 +417,12 @@ impl Services {
                 }
             }
         };
-        if let Some(outcome) = self.park_or_fail(&copy, "copy").await {
-            if outcome.is_err() {
-                self.release_copy_slot("rds", dest, &ctx.task_id).await;
+        if let Some(outcome) = self.park_or_fail(&copy, "copy", ctx).await {
+            if matches!(outcome, Ok(Outcome::Pending { .. })) {
+                self.renew_copy_slot(copy_kind(cluster), dest, &ctx.task_id).await;
             }
             return outcome;
         }
-        self.release_copy_slot("rds", dest, &ctx.task_id).await;
 
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let original =

@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::s3::HASH_LIMIT;
-use crate::handlers::services::Services;
+use crate::handlers::services::{Services, Started};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 /// A drill whose restore is not available this long after it started fails (and cleans up).
@@ -310,6 +310,7 @@ impl Services {
         if ctx.cancel.is_cancelled() {
             return Err(TaskError::cancelled("cancelled before restoring the next object"));
         }
+        ctx.may_start("the object restore")?;
         let VersionCopy { region, backup_bucket, backup_key, version_id, size, target_bucket, target_key } = copy;
         if let Some(head) = self.objects.head(region, target_bucket, &target_key, None).await? {
             if head.size == size {
@@ -368,16 +369,24 @@ impl Services {
 impl Handler<RestoreVolume> for Services {
     async fn run(&self, p: &RestoreVolume, ctx: &TaskContext) -> HandlerResult {
         let region = source_region(&p.source).to_owned();
-        let existing: Vec<VolumeInfo> = self
-            .block
-            .volumes_tagged(&region, tags::TASK_ID, ctx.task_id.as_str())
-            .await?
-            .into_iter()
-            .filter(live_volume)
-            .collect();
+        let existing: Vec<VolumeInfo> = match Started::from_checkpoint(ctx.checkpoint.as_ref()) {
+            // Trust the id the create answered with: a tag lookup may not see the volume yet.
+            Some(started) => self.block.volume(&region, &started.ids[0]).await?.into_iter().collect(),
+            None if self.earlier_attempt_may_have_created(ctx).await? => self
+                .block
+                .volumes_tagged(&region, tags::TASK_ID, ctx.task_id.as_str())
+                .await?
+                .into_iter()
+                .filter(live_volume)
+                .collect(),
+            None => Vec::new(),
+        };
         let volume = match single(existing, |v| v.id.clone()) {
             Some(volume) => volume,
             None => {
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
                 let (artifact, _) = self.restore_source(&p.source, &[ArtifactKind::EbsSnapshot]).await?;
                 let new = NewVolume {
                     snapshot_id: artifact.id.clone(),
@@ -387,6 +396,7 @@ impl Handler<RestoreVolume> for Services {
                     tags: restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true")),
                     client_token: ctx.task_id.to_string(),
                 };
+                ctx.may_start("the volume restore")?;
                 match self.start_volume(&region, &artifact.id, new).await? {
                     Ok(volume) => volume,
                     Err(progress) => {
@@ -412,10 +422,11 @@ impl Handler<RestoreVolume> for Services {
                 let _ = self.block.delete_volume(&region, &volume.id).await;
                 Err(TaskError::permanent(format!("volume {} failed to restore (state error)", volume.id)))
             }
-            state => Ok(Outcome::Pending {
-                checkpoint: json!({ "volume_id": volume.id, "state": state, "restored_from": restored_from }),
-                recheck_after: self.timing.recheck,
-            }),
+            state => self.pending_started(
+                ctx,
+                &volume.id,
+                json!({ "volume_id": volume.id, "state": state, "restored_from": restored_from }),
+            ),
         }
     }
 }
@@ -424,16 +435,24 @@ impl Handler<RestoreVolume> for Services {
 impl Handler<RestoreInstance> for Services {
     async fn run(&self, p: &RestoreInstance, ctx: &TaskContext) -> HandlerResult {
         let region = source_region(&p.source).to_owned();
-        let existing: Vec<InstanceInfo> = self
-            .block
-            .instances_tagged(&region, tags::TASK_ID, ctx.task_id.as_str())
-            .await?
-            .into_iter()
-            .filter(live_instance)
-            .collect();
+        let existing: Vec<InstanceInfo> = match Started::from_checkpoint(ctx.checkpoint.as_ref()) {
+            // Trust the id RunInstances answered with: a tag lookup may not see the instance yet.
+            Some(started) => self.block.instance(&region, &started.ids[0]).await?.into_iter().collect(),
+            None if self.earlier_attempt_may_have_created(ctx).await? => self
+                .block
+                .instances_tagged(&region, tags::TASK_ID, ctx.task_id.as_str())
+                .await?
+                .into_iter()
+                .filter(live_instance)
+                .collect(),
+            None => Vec::new(),
+        };
         let mut instance = match single(existing, |i| i.id.clone()) {
             Some(instance) => instance,
             None => {
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
                 let (artifact, _) = self.restore_source(&p.source, &[ArtifactKind::Ami]).await?;
                 let image = self
                     .block
@@ -461,6 +480,7 @@ impl Handler<RestoreInstance> for Services {
                     tags: restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true")),
                     client_token: ctx.task_id.to_string(),
                 };
+                ctx.may_start("the instance restore")?;
                 let launched = match self.block.run_instance(&region, &new).await {
                     Ok(launched) => launched,
                     Err(err) if not_found(&err) || err.code.starts_with("InvalidParameter") => {
@@ -495,25 +515,28 @@ impl Handler<RestoreInstance> for Services {
         if done {
             Ok(Outcome::done(result))
         } else {
-            Ok(Outcome::Pending { checkpoint: result, recheck_after: self.timing.recheck })
+            self.pending_started(ctx, &instance.id, result)
         }
     }
 }
 
-/// How a restored DB instance or cluster stands.
-fn db_outcome(
-    kind: &str,
-    id: &str,
-    status: Option<&str>,
-    result: Value,
-    recheck: std::time::Duration,
-) -> HandlerResult {
-    match status {
-        Some("available") => Ok(Outcome::done(result)),
-        status if db_failed(status) => {
-            Err(TaskError::permanent(format!("restored {kind} {id} is {}", status.unwrap_or("unknown"))))
+impl Services {
+    /// How a restored DB instance or cluster stands.
+    fn db_outcome(
+        &self,
+        ctx: &TaskContext,
+        kind: &str,
+        id: &str,
+        status: Option<&str>,
+        result: Value,
+    ) -> HandlerResult {
+        match status {
+            Some("available") => Ok(Outcome::done(result)),
+            status if db_failed(status) => {
+                Err(TaskError::permanent(format!("restored {kind} {id} is {}", status.unwrap_or("unknown"))))
+            }
+            _ => self.pending_started(ctx, id, result),
         }
-        _ => Ok(Outcome::Pending { checkpoint: result, recheck_after: recheck }),
     }
 }
 
@@ -529,6 +552,9 @@ impl Handler<RestoreDbInstance> for Services {
                 db
             }
             None => {
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
                 let (artifact, _) = self.restore_source(&p.source, &[ArtifactKind::RdsSnapshot]).await?;
                 let snapshot = self.databases.snapshot(&region, false, &artifact.id).await?.ok_or_else(|| {
                     TaskError::permanent(format!("DB snapshot {} does not exist in {region}", artifact.id))
@@ -546,6 +572,7 @@ impl Handler<RestoreDbInstance> for Services {
                     ArtifactStatus::Complete => {}
                 }
                 let tags = restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true"));
+                ctx.may_start("the DB instance restore")?;
                 match self
                     .databases
                     .restore_instance(
@@ -559,10 +586,15 @@ impl Handler<RestoreDbInstance> for Services {
                     .await
                 {
                     Ok(db) => db,
-                    // Someone (or a racing attempt) took the name meanwhile: the next attempt
-                    // adopts it if it is ours, refuses it if not.
+                    // An earlier attempt (or someone else) took the name, and a Describe does
+                    // not show it yet: the re-check adopts it once visible if it is ours, and
+                    // refuses it if not.
                     Err(err) if already_exists(&err) => {
-                        return Err(retry(format!("{target} appeared meanwhile: {err}")))
+                        return self.pending_started(
+                            ctx,
+                            &target,
+                            json!({ "target": target, "status": "exists, not visible yet" }),
+                        )
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -579,7 +611,7 @@ impl Handler<RestoreDbInstance> for Services {
             "allocated_gib": db.allocated_gib,
             "restored_from": db.tags.get(tags::RESTORED_FROM),
         });
-        db_outcome("DB instance", &db.identifier, db.status.as_deref(), result, self.timing.recheck)
+        self.db_outcome(ctx, "DB instance", &db.identifier, db.status.as_deref(), result)
     }
 }
 
@@ -594,6 +626,9 @@ impl Handler<RestoreDbCluster> for Services {
                 cluster
             }
             None => {
+                if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
                 let (artifact, record) = self.restore_source(&p.source, &[ArtifactKind::RdsClusterSnapshot]).await?;
                 let snapshot = self.databases.snapshot(&region, true, &artifact.id).await?.ok_or_else(|| {
                     TaskError::permanent(format!("DB cluster snapshot {} does not exist in {region}", artifact.id))
@@ -622,6 +657,7 @@ impl Handler<RestoreDbCluster> for Services {
                         TaskError::permanent(format!("the engine of {} is unknown: pass it explicitly", artifact.id))
                     })?;
                 let tags = restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true"));
+                ctx.may_start("the DB cluster restore")?;
                 match self
                     .databases
                     .restore_cluster(&region, &artifact.id, &target, &engine, p.subnet_group.as_deref(), &tags)
@@ -629,7 +665,11 @@ impl Handler<RestoreDbCluster> for Services {
                 {
                     Ok(cluster) => cluster,
                     Err(err) if already_exists(&err) => {
-                        return Err(retry(format!("{target} appeared meanwhile: {err}")))
+                        return self.pending_started(
+                            ctx,
+                            &target,
+                            json!({ "target": target, "status": "exists, not visible yet" }),
+                        )
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -645,7 +685,7 @@ impl Handler<RestoreDbCluster> for Services {
             "members": cluster.members,
             "restored_from": cluster.tags.get(tags::RESTORED_FROM),
         });
-        db_outcome("DB cluster", &cluster.identifier, cluster.status.as_deref(), result, self.timing.recheck)
+        self.db_outcome(ctx, "DB cluster", &cluster.identifier, cluster.status.as_deref(), result)
     }
 }
 
@@ -748,6 +788,12 @@ struct DrillCheckpoint {
     artifacts: Vec<ArtifactRef>,
     #[serde(default)]
     progress: Value,
+}
+
+/// What a drill's earlier attempt started (its database restore), from the checkpoint.
+fn drill_started(ctx: &TaskContext) -> Option<Started> {
+    let started = ctx.checkpoint.as_ref()?.pointer("/progress/started")?;
+    serde_json::from_value(started.clone()).ok()
 }
 
 /// A drill's validation: each check as `ok: …` or `FAILED: …`.
@@ -928,10 +974,30 @@ impl Services {
             .into_iter()
             .filter(live_volume)
             .collect();
+        // Volumes an earlier attempt of this drill created, by the ids their creates answered
+        // with (a tag lookup may not see a new volume yet).
+        let known: BTreeMap<String, String> = ctx
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.pointer("/progress/volumes"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some((v["snapshot_id"].as_str()?.to_owned(), v["volume_id"].as_str()?.to_owned())))
+            .collect();
         let mut volumes: Vec<(String, Option<u64>, String, VolumeInfo)> = Vec::new();
         let mut waiting = Vec::new();
         for (snapshot_id, expected, reference) in wanted {
-            let found = existing.iter().find(|v| v.tags.get(tags::RESTORED_FROM) == Some(&snapshot_id)).cloned();
+            let mut found = existing.iter().find(|v| v.tags.get(tags::RESTORED_FROM) == Some(&snapshot_id)).cloned();
+            if let (None, Some(volume_id)) = (&found, known.get(&snapshot_id)) {
+                found = self.block.volume(region, volume_id).await?;
+                if found.is_none() {
+                    waiting.push(
+                        json!({ "snapshot_id": snapshot_id, "volume_id": volume_id, "state": "not visible yet" }),
+                    );
+                    continue;
+                }
+            }
             let volume = match found {
                 Some(volume) => volume,
                 None => {
@@ -954,6 +1020,7 @@ impl Services {
                         tags: restore_tags(&ctx.task_id, &snapshot_id, Some(&p.plan)),
                         client_token: token,
                     };
+                    ctx.may_start("the drill's volume restore")?;
                     match self.start_volume(region, &snapshot_id, new).await? {
                         Ok(volume) => volume,
                         Err(progress) => {
@@ -971,6 +1038,7 @@ impl Services {
             let states: Vec<Value> = volumes
                 .iter()
                 .map(|(s, _, _, v)| json!({ "snapshot_id": s, "volume_id": v.id, "state": v.state }))
+                .chain(waiting.iter().filter(|w| w.get("volume_id").is_some()).cloned())
                 .collect();
             return Ok(DrillStep::Waiting(json!({ "volumes": states, "waiting": waiting })));
         }
@@ -1023,6 +1091,15 @@ impl Services {
                 (status, gib)
             }
             None => {
+                // Started by an earlier attempt and not visible yet: restoring again would
+                // replace (or be refused), so wait for it to show.
+                if let Some(started) = drill_started(ctx).filter(|s| s.ids.contains(&target)) {
+                    if self.maybe_not_visible_yet(&started) {
+                        return Ok(DrillStep::Waiting(
+                            json!({ "target": target, "status": "not visible yet", "started": started }),
+                        ));
+                    }
+                }
                 let snapshot_id = &record.artifact.id;
                 let snapshot = self.databases.snapshot(region, cluster, snapshot_id).await?.ok_or_else(|| {
                     TaskError::permanent(format!("snapshot {snapshot_id} no longer exists in {region}"))
@@ -1039,6 +1116,7 @@ impl Services {
                     _ => {}
                 }
                 let tags = restore_tags(&ctx.task_id, snapshot_id, Some(&p.plan));
+                ctx.may_start("the drill's database restore")?;
                 let restored = if cluster {
                     let engine = snapshot
                         .engine
@@ -1057,8 +1135,15 @@ impl Services {
                 };
                 match restored {
                     Ok(restored) => restored,
+                    // Made by an earlier attempt and not visible yet (the name is this task's):
+                    // look again; ownership is checked once it shows.
                     Err(err) if already_exists(&err) => {
-                        return Err(retry(format!("{target} appeared meanwhile: {err}")))
+                        let started = drill_started(ctx)
+                            .filter(|s| s.ids.contains(&target))
+                            .unwrap_or_else(|| Started::now(vec![target.clone()]));
+                        return Ok(DrillStep::Waiting(
+                            json!({ "target": target, "status": "exists, not visible yet", "started": started }),
+                        ));
                     }
                     Err(err) if matches!(err.class, ErrorClass::Permanent) => {
                         return Ok(DrillStep::Validated(DrillChecks::failed(format!("restore refused: {err}"))))
@@ -1069,7 +1154,10 @@ impl Services {
         };
         let available = status.as_deref() == Some("available");
         if !available && !db_failed(status.as_deref()) && !timed_out {
-            return Ok(DrillStep::Waiting(json!({ "target": target, "status": status })));
+            let started = drill_started(ctx)
+                .filter(|s| s.ids.contains(&target))
+                .unwrap_or_else(|| Started::now(vec![target.clone()]));
+            return Ok(DrillStep::Waiting(json!({ "target": target, "status": status, "started": started })));
         }
         let mut checks = DrillChecks::new();
         checks.restored.push(target.clone());
@@ -1360,7 +1448,9 @@ impl Handler<RestoreDrill> for Services {
             )));
         }
         let buckets = drill_buckets(&chosen);
-        let timed_out = Utc::now() - started_at > chrono::Duration::hours(DRILL_TIMEOUT_HOURS);
+        // Past its deadline (or the drill's own time limit) a drill waits no longer: it validates
+        // what was restored, records the outcome and cleans up, never leaving restores behind.
+        let timed_out = Utc::now() - started_at > chrono::Duration::hours(DRILL_TIMEOUT_HOURS) || ctx.past_deadline();
         let checks = match self.drill_step(p, ctx, &chosen, timed_out).await {
             Ok(DrillStep::Waiting(progress)) => {
                 let checkpoint = DrillCheckpoint {

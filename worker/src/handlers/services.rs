@@ -12,16 +12,58 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::handler::{HandlerResult, Outcome, TaskContext};
+
 /// Timing of long operations.
 #[derive(Clone, Debug)]
 pub struct Timing {
     /// How long a parked task waits before re-checking a pending artifact.
     pub recheck: Duration,
+    /// How long after a create a Describe may still miss the new resource (EC2 and RDS are
+    /// eventually consistent). A lookup that finds nothing is trusted only once this long has
+    /// passed since an earlier attempt could have created it.
+    pub consistency_window: Duration,
+    /// How long a copy slot is held without being renewed (each re-check of a copy in flight
+    /// renews it): a holder that vanished frees its slot after this.
+    pub slot_hold: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Self { recheck: Duration::from_secs(60) }
+        Self {
+            recheck: Duration::from_secs(60),
+            consistency_window: Duration::from_secs(30),
+            slot_hold: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What an attempt knows about the artifact(s) its task creates, saved in the checkpoint the
+/// moment a create call answers: re-checks describe exactly these ids and never create again.
+/// The create's own reply is trusted; a Describe right after it may not see the result yet.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Started {
+    /// Snapshot ids, an image id, or an RDS identifier.
+    pub ids: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Started {
+    pub fn now(ids: Vec<String>) -> Self {
+        Self { ids, at: Utc::now() }
+    }
+
+    /// The `started` part of a checkpoint, if an earlier attempt saved one.
+    pub fn from_checkpoint(checkpoint: Option<&serde_json::Value>) -> Option<Self> {
+        checkpoint
+            .and_then(|c| c.get("started"))
+            .and_then(|s| serde_json::from_value::<Started>(s.clone()).ok())
+            .filter(|s| !s.ids.is_empty())
+    }
+
+    /// A checkpoint holding this and `progress`.
+    pub fn checkpoint(&self, progress: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "started": self, "progress": progress })
     }
 }
 
@@ -129,34 +171,137 @@ pub fn prune_after(
     }))
 }
 
-/// AWS allows at most 20 concurrent EBS snapshot copies, and 20 RDS snapshot copies, per
-/// destination region (DESIGN.md section 7); the fleet stays under that across all workers.
-pub const COPIES_IN_FLIGHT: u32 = 20;
-
-/// The slot pool of copies of `service` ("ebs" or "rds") into `region`.
-pub fn copy_pool(service: &str, region: &str) -> String {
-    format!("{service}-copy:{region}")
+/// The kinds of copies AWS caps per destination region: at most 20 EBS snapshot (and AMI)
+/// copies, 20 RDS DB snapshot copies and 5 DB cluster snapshot copies in flight (DESIGN.md
+/// section 7). The fleet stays under each across all workers with a slot pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyKind {
+    Ebs,
+    RdsInstance,
+    RdsCluster,
 }
 
-impl Services {
-    /// Takes a copy slot for `task`, or asks to be retried later when the region is at its cap.
-    pub async fn copy_slot(&self, service: &str, region: &str, task: &backup_schemas::TaskId) -> Result<(), TaskError> {
-        if self.slots.acquire(&copy_pool(service, region), task, COPIES_IN_FLIGHT).await? {
-            Ok(())
-        } else {
-            Err(TaskError::retry(
-                backup_core::RetryClass::Busy,
-                format!("{COPIES_IN_FLIGHT} {service} copies already in flight to {region}"),
-            )
-            .with_retry_after(Duration::from_secs(30)))
+impl CopyKind {
+    pub fn limit(self) -> u32 {
+        match self {
+            CopyKind::Ebs | CopyKind::RdsInstance => 20,
+            CopyKind::RdsCluster => 5,
         }
     }
 
-    /// Gives the copy slot back once the copy is finished (or failed); best effort, as a slot held
-    /// by a finished task only delays other copies, never loses one.
-    pub async fn release_copy_slot(&self, service: &str, region: &str, task: &backup_schemas::TaskId) {
-        if let Err(err) = self.slots.release(&copy_pool(service, region), task).await {
-            tracing::warn!(error = %err, "could not release a copy slot");
+    /// The slot pool of these copies into `region`.
+    pub fn pool(self, region: &str) -> String {
+        let service = match self {
+            CopyKind::Ebs => "ebs",
+            CopyKind::RdsInstance => "rds",
+            CopyKind::RdsCluster => "rds-cluster",
+        };
+        format!("{service}-copy:{region}")
+    }
+}
+
+impl Services {
+    /// Takes (or renews) a copy slot for `task`; when the region is at its cap the task waits for
+    /// capacity (it parks: waiting costs no receives).
+    pub async fn copy_slot(
+        &self,
+        kind: CopyKind,
+        region: &str,
+        task: &backup_schemas::TaskId,
+    ) -> Result<(), TaskError> {
+        if self.slots.acquire(&kind.pool(region), task, kind.limit(), self.timing.slot_hold).await? {
+            Ok(())
+        } else {
+            Err(TaskError::capacity(format!("{} {kind:?} copies already in flight to {region}", kind.limit()))
+                .with_retry_after(self.timing.recheck))
         }
+    }
+
+    /// Renews the slot of a copy still in flight. Its hold may have lapsed (the re-check came
+    /// late) and been taken: the copy goes on regardless, since AWS's own quota is the limit
+    /// that counts and the next copy to start waits for it.
+    pub async fn renew_copy_slot(&self, kind: CopyKind, region: &str, task: &backup_schemas::TaskId) {
+        match self.slots.acquire(&kind.pool(region), task, kind.limit(), self.timing.slot_hold).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(pool = %kind.pool(region), "copy slot lapsed while the copy was in flight"),
+            Err(err) => tracing::warn!(error = %err, "could not renew a copy slot"),
+        }
+    }
+
+    /// Gives the copy slot back on every outcome that ends the copy's claim on it: done,
+    /// failed, or waiting for AWS's own capacity (nothing in flight). Pending keeps it (renewed
+    /// by the re-check), and so does a retryable error (the retry continues the copy in flight;
+    /// if retries run out, the hold expires on its own).
+    pub async fn settle_copy_slot(
+        &self,
+        kind: CopyKind,
+        region: &str,
+        task: &backup_schemas::TaskId,
+        result: HandlerResult,
+    ) -> HandlerResult {
+        let keep = match &result {
+            Ok(Outcome::Pending { .. }) => true,
+            Ok(Outcome::Done { .. }) => false,
+            Err(err) => err.is_retryable() && !err.is_capacity(),
+        };
+        if !keep {
+            if let Err(err) = self.slots.release(&kind.pool(region), task).await {
+                tracing::warn!(error = %err, "could not release a copy slot; its hold expires on its own");
+            }
+        }
+        result
+    }
+
+    /// Before a lookup by task-id tag may conclude "nothing was created": an earlier attempt
+    /// (a lost reply, a crash) may have created the artifact, and a Describe by tag misses a new
+    /// resource for a while. Returns `false` on the first claim ever (nothing can exist, no
+    /// lookup is needed); otherwise waits out what remains of the consistency window since the
+    /// earlier attempt's last activity, and returns `true`.
+    pub async fn earlier_attempt_may_have_created(&self, ctx: &TaskContext) -> Result<bool, TaskError> {
+        let Some(previous) = ctx.previous_activity else { return Ok(false) };
+        let since = (Utc::now() - previous).to_std().unwrap_or_default();
+        if let Some(rest) = self.timing.consistency_window.checked_sub(since) {
+            ctx.sleep(rest).await?;
+        }
+        Ok(true)
+    }
+
+    /// Whether ids an earlier attempt started may simply not be visible yet.
+    pub fn maybe_not_visible_yet(&self, started: &Started) -> bool {
+        (Utc::now() - started.at).to_std().unwrap_or_default() < self.timing.consistency_window
+    }
+
+    /// What this task started under `id`: kept from the checkpoint across re-checks (so the
+    /// consistency window counts from the create), or started now.
+    pub fn started(&self, ctx: &TaskContext, id: &str) -> Started {
+        Started::from_checkpoint(ctx.checkpoint.as_ref())
+            .filter(|s| s.ids.iter().any(|known| known == id))
+            .unwrap_or_else(|| Started::now(vec![id.to_owned()]))
+    }
+
+    /// A pending outcome for something this task started as `id`, with `progress` for operators.
+    pub fn pending_started(&self, ctx: &TaskContext, id: &str, progress: serde_json::Value) -> HandlerResult {
+        let started = self.started(ctx, id);
+        let checkpoint = match progress {
+            serde_json::Value::Object(mut fields) => {
+                fields.insert("started".into(), serde_json::json!(started));
+                serde_json::Value::Object(fields)
+            }
+            other => started.checkpoint(other),
+        };
+        Ok(Outcome::Pending { checkpoint, recheck_after: self.timing.recheck })
+    }
+
+    /// A lookup did not find what this task started (per its checkpoint): within the
+    /// consistency window that means "not visible yet", so the task parks with the same
+    /// checkpoint. `None` when nothing was started or the window has passed.
+    pub fn park_if_not_visible_yet(&self, ctx: &TaskContext) -> Option<HandlerResult> {
+        let started = Started::from_checkpoint(ctx.checkpoint.as_ref())?;
+        self.maybe_not_visible_yet(&started).then(|| {
+            Ok(Outcome::Pending {
+                checkpoint: ctx.checkpoint.clone().unwrap_or_default(),
+                recheck_after: self.timing.recheck,
+            })
+        })
     }
 }
