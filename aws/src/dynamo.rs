@@ -229,14 +229,14 @@ impl TaskStore for DynamoTaskStore {
         let mut removes: Vec<&str> = Vec::new();
         let state = match transition {
             Transition::Succeeded { result } => {
-                values.insert(":result".into(), s(result.to_string()));
+                values.insert(":result".into(), s(bounded_result(result.clone(), MAX_RESULT_BYTES).to_string()));
                 sets.push("#result = :result");
                 names.insert("#result".into(), "result".into());
                 sets.push("finished_at = :now");
                 TaskState::Succeeded
             }
             Transition::Failed { reason } | Transition::Dead { reason } => {
-                values.insert(":error".into(), s(reason.clone()));
+                values.insert(":error".into(), s(bounded_text(reason)));
                 sets.push("last_error = :error");
                 sets.push("first_failed_at = if_not_exists(first_failed_at, :now)");
                 sets.push("finished_at = :now");
@@ -259,7 +259,7 @@ impl TaskStore for DynamoTaskStore {
                 match capacity {
                     // The wait is bounded from its start: only the first capacity park sets it.
                     Some(reason) => {
-                        values.insert(":error".into(), s(reason.clone()));
+                        values.insert(":error".into(), s(bounded_text(reason)));
                         sets.push("last_error = :error");
                         sets.push("capacity_since = if_not_exists(capacity_since, :now)");
                     }
@@ -269,7 +269,7 @@ impl TaskStore for DynamoTaskStore {
             }
             Transition::Released { error } => {
                 if let Some(error) = error {
-                    values.insert(":error".into(), s(error.clone()));
+                    values.insert(":error".into(), s(bounded_text(error)));
                     sets.push("last_error = :error");
                     sets.push("first_failed_at = if_not_exists(first_failed_at, :now)");
                 }
@@ -503,6 +503,62 @@ fn run_record(item: &Item) -> Option<RunRecord> {
     })
 }
 
+/// DynamoDB items are at most 400 KB. A task result is for operators, so a bigger one is cut
+/// down (lists shortened, totals kept) rather than make the SUCCEEDED write fail and the task loop
+/// until it is dead-lettered.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Longest error reason kept on a task item.
+const MAX_REASON_BYTES: usize = 8 * 1024;
+
+fn bounded_text(text: &str) -> String {
+    if text.len() <= MAX_REASON_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
+/// Cuts a task result down to `limit` bytes of JSON: the longest lists are shortened first (each
+/// shortened list `x` gets an `x_total` with its full length), and if that is not enough only the
+/// scalar fields are kept.
+pub fn bounded_result(result: serde_json::Value, limit: usize) -> serde_json::Value {
+    let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if size(&result) <= limit {
+        return result;
+    }
+    let serde_json::Value::Object(mut fields) = result else {
+        return serde_json::json!({ "truncated": true, "bytes": size(&result) });
+    };
+    let original = size(&serde_json::Value::Object(fields.clone()));
+    let mut keep = 64usize;
+    while keep > 0 {
+        let mut cut = fields.clone();
+        for (name, value) in fields.iter() {
+            if let serde_json::Value::Array(items) = value {
+                if items.len() > keep {
+                    cut.insert(name.clone(), serde_json::Value::Array(items[..keep].to_vec()));
+                    cut.insert(format!("{name}_total"), serde_json::json!(items.len()));
+                }
+            }
+        }
+        cut.insert("truncated".into(), serde_json::json!(true));
+        cut.insert("bytes".into(), serde_json::json!(original));
+        let candidate = serde_json::Value::Object(cut);
+        if size(&candidate) <= limit {
+            return candidate;
+        }
+        keep /= 4;
+    }
+    fields.retain(|_, v| !v.is_array() && !v.is_object() && v.as_str().is_none_or(|s| s.len() <= 1024));
+    fields.insert("truncated".into(), serde_json::json!(true));
+    fields.insert("bytes".into(), serde_json::json!(original));
+    serde_json::Value::Object(fields)
+}
+
 /// A conditional update: `Ok(true)` when applied, `Ok(false)` when the condition did not hold.
 fn conditional<O>(
     result: Result<
@@ -624,5 +680,41 @@ impl DynamoTaskStore {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(err) => Err(classify("dynamodb", "PutItem", err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn small_results_are_kept_as_they_are() {
+        let result = json!({ "snapshot_id": "snap-1", "ids": [1, 2, 3] });
+        assert_eq!(bounded_result(result.clone(), MAX_RESULT_BYTES), result);
+    }
+
+    #[test]
+    fn big_results_are_cut_down_with_their_totals() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("snap-{i:017}")).collect();
+        let result = json!({ "resource": "vol-1", "summary": "delete 20000", "delete": ids });
+        let bounded = bounded_result(result, MAX_RESULT_BYTES);
+        assert!(serde_json::to_vec(&bounded).unwrap().len() <= MAX_RESULT_BYTES);
+        assert_eq!(bounded["resource"], "vol-1");
+        assert_eq!(bounded["summary"], "delete 20000");
+        assert_eq!(bounded["delete_total"], 20_000);
+        assert_eq!(bounded["truncated"], true);
+        assert_eq!(bounded["delete"][0], "snap-00000000000000000");
+        // Not an object at all: only its size is kept.
+        let bounded = bounded_result(json!("x".repeat(MAX_RESULT_BYTES * 2)), MAX_RESULT_BYTES);
+        assert_eq!(bounded["truncated"], true);
+    }
+
+    #[test]
+    fn long_reasons_are_cut_at_a_character_boundary() {
+        let reason = "é".repeat(MAX_REASON_BYTES);
+        let bounded = bounded_text(&reason);
+        assert!(bounded.len() < MAX_REASON_BYTES + 64);
+        assert!(bounded.ends_with(&format!("({} bytes in all)", reason.len())));
     }
 }

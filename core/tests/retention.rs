@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_core::retention::{
-    decide, summarize, Candidate, IgnoreReason, KeepReason, RetentionDecision, RetentionError,
+    decide, summarize, BackupSet, Candidate, IgnoreReason, KeepReason, RetentionDecision, RetentionError,
 };
 use backup_schemas::task::{ArtifactKind, RetentionRules, Tier};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
@@ -597,5 +597,94 @@ proptest! {
         let first = decide(PLAN, &rules, &candidates, as_of(), true).unwrap();
         prop_assert_eq!(&first, &decide(PLAN, &rules, &candidates, as_of(), true).unwrap());
         prop_assert_eq!(&first, &decide(PLAN, &rules, &shuffled, as_of(), true).unwrap());
+    }
+}
+
+// ---- Sets: a crash-consistent snapshot set is one backup (invariant 7).
+
+fn member(id: &str, set: &str, size: Option<u32>, created_at: DateTime<Utc>) -> Candidate {
+    Candidate { set: Some(BackupSet { id: set.into(), size }), ..ours(id, created_at) }
+}
+
+/// Three nightly sets of two snapshots (members a second apart, as AWS stamps them).
+fn three_sets() -> Vec<Candidate> {
+    let mut all = Vec::new();
+    for (n, day) in [(1, 3), (2, 2), (3, 1)] {
+        let t = ago(day);
+        all.push(member(&format!("s{n}-root"), &format!("set-{n}"), Some(2), t));
+        all.push(member(&format!("s{n}-data"), &format!("set-{n}"), Some(2), t + Duration::seconds(1)));
+    }
+    all
+}
+
+#[test]
+fn count_and_min_keep_count_sets_not_snapshots_and_keep_or_delete_each_whole() {
+    // count 2 keeps the two newest backups: four snapshots. Per snapshot it kept two and split
+    // the second set.
+    let d = run(&rules(None, Some(2), 0), &three_sets());
+    assert_eq!(deleted(&d), ids(&["s1-root", "s1-data"]));
+    assert_eq!(kept(&d), ids(&["s2-root", "s2-data", "s3-root", "s3-data"]));
+    assert_eq!(reasons(&d, "s3-root"), reasons(&d, "s3-data"), "a set's members share its reasons");
+    assert!(reasons(&d, "s2-data").contains(&KeepReason::Newest(2)), "{:?}", reasons(&d, "s2-data"));
+    // min_keep 3 over sets keeps all three backups, never two and a half.
+    let d = run(&rules(Some(1), None, 3), &three_sets());
+    assert!(deleted(&d).is_empty(), "{d:#?}");
+    // A daily tier counts one backup per day.
+    let d = run(&RetentionRules { daily: Some(1), ..RetentionRules::default() }, &three_sets());
+    assert_eq!(kept(&d), ids(&["s3-root", "s3-data"]));
+}
+
+#[test]
+fn any_members_protection_protects_the_whole_set() {
+    let mut all = three_sets();
+    // The oldest set's data snapshot is under legal hold: its root snapshot stays too.
+    all[1].legal_hold = true;
+    // The middle set's root has an expiry in the future: the set is kept by it.
+    all[2].expires_at = Some(as_of() + Duration::days(1));
+    let d = run(&rules(None, Some(1), 0), &all);
+    assert!(deleted(&d).is_empty(), "{d:#?}");
+    assert!(reasons(&d, "s1-root").contains(&KeepReason::LegalHold));
+    assert!(reasons(&d, "s2-data").iter().any(|r| matches!(r, KeepReason::NotExpired(_))));
+}
+
+#[test]
+fn a_set_with_an_ignored_member_is_not_judged_at_all() {
+    let mut all = three_sets();
+    // One member of the oldest set is missing from the catalog (its record was never written).
+    all[0].in_catalog = false;
+    let d = run(&rules(None, Some(1), 0), &all);
+    assert_eq!(deleted(&d), ids(&["s2-root", "s2-data"]), "{d:#?}");
+    let ignored: BTreeMap<&str, &IgnoreReason> = d.ignored.iter().map(|i| (i.id.as_str(), &i.why)).collect();
+    assert_eq!(ignored["s1-root"], &IgnoreReason::NotInCatalog);
+    assert_eq!(ignored["s1-data"], &IgnoreReason::SetMemberIgnored("s1-root".into()));
+}
+
+#[test]
+fn an_incomplete_set_counts_for_nothing_and_is_kept() {
+    // The DR copies of the newest set: one member's copy failed, so one of two arrived.
+    let mut all = three_sets();
+    all.retain(|c| c.id != "s3-data");
+    let d = run(&rules(None, Some(1), 1), &all);
+    assert_eq!(reasons(&d, "s3-root"), &[KeepReason::IncompleteSet { members: 1, size: 2 }]);
+    // The newest *complete* backup is what count 1 keeps; the oldest goes.
+    assert_eq!(kept(&d), ids(&["s3-root", "s2-root", "s2-data"]));
+    assert_eq!(deleted(&d), ids(&["s1-root", "s1-data"]));
+}
+
+#[test]
+fn sets_are_never_split_whatever_the_rules() {
+    // Every mix of rules over the same sets: each set's members share one outcome.
+    for count in [None, Some(0), Some(1), Some(2), Some(5)] {
+        for min_keep in 0..4 {
+            for daily in [None, Some(1), Some(2)] {
+                let rules = RetentionRules { count, min_keep, daily, ..RetentionRules::default() };
+                let d = run(&rules, &three_sets());
+                for n in 1..=3 {
+                    let (root, data) = (format!("s{n}-root"), format!("s{n}-data"));
+                    assert_eq!(deleted(&d).contains(&root), deleted(&d).contains(&data), "{rules:?}: {d:#?}");
+                    assert_eq!(kept(&d).contains(&root), kept(&d).contains(&data), "{rules:?}: {d:#?}");
+                }
+            }
+        }
     }
 }

@@ -75,6 +75,29 @@ fn ids_are_deterministic_and_depend_on_identity_only() {
 }
 
 #[test]
+fn each_prunes_deletion_is_its_own_task_so_a_refused_one_is_decided_again() {
+    let Task::DeleteArtifact(today) = sample(TaskKind::DeleteArtifact) else { unreachable!() };
+    let mut tomorrow = today.clone();
+    tomorrow.prune.as_mut().expect("sample has its prune").as_of += chrono::Duration::days(1);
+    tomorrow.reason = "another wording".into();
+    assert_ne!(
+        Task::DeleteArtifact(today.clone()).id(),
+        Task::DeleteArtifact(tomorrow.clone()).id(),
+        "a deletion of the same artifact by a later prune is a new task"
+    );
+    // The same prune (a re-run, a duplicate) maps to the same deletion.
+    let mut again = today.clone();
+    again.reason = "reworded".into();
+    assert_eq!(Task::DeleteArtifact(today.clone()).id(), Task::DeleteArtifact(again).id());
+    // A deletion message from before deletions carried their prune keeps its old id.
+    let legacy = DeleteArtifact { prune: None, ..today };
+    assert_eq!(
+        Task::DeleteArtifact(legacy.clone()).id(),
+        TaskId::derive("retention.delete", &serde_json::json!([legacy.artifact]))
+    );
+}
+
+#[test]
 fn task_states_parse_case_insensitively() {
     for state in TaskState::ALL {
         assert_eq!(state.as_str().to_lowercase().parse::<TaskState>().unwrap(), state);

@@ -67,7 +67,7 @@ async fn depth(queue: &backup_aws::sqs::SqsQueue) -> u64 {
 
 #[tokio::test]
 async fn replay_moves_exactly_the_filtered_messages_and_a_dry_run_changes_nothing() {
-    let fleet = Fleet::new("replay").await;
+    let fleet = Fleet::realistic("replay").await;
     let (dead, poison) = fill_dlq(&fleet, 3, 2).await;
     let env = fleet.env();
 
@@ -108,7 +108,7 @@ async fn replay_moves_exactly_the_filtered_messages_and_a_dry_run_changes_nothin
 
 #[tokio::test]
 async fn a_replay_killed_midway_loses_nothing_and_status_check_fails_on_a_non_empty_dlq() {
-    let fleet = Fleet::new("replaykill").await;
+    let fleet = Fleet::realistic("replaykill").await;
     let (dead, _) = fill_dlq(&fleet, 12, 0).await;
     let env = fleet.env();
 
@@ -154,4 +154,90 @@ async fn a_replay_killed_midway_loses_nothing_and_status_check_fails_on_a_non_em
     }
     let ok = run_binary("backupctl", &env, &["status", "--runs", "0", "--check"]).await;
     assert_eq!(ok.status.code(), Some(0), "{}{}", ok.stdout, ok.stderr);
+}
+
+#[tokio::test]
+async fn replay_never_reopens_a_task_that_holds_a_live_lease() {
+    let fleet = Fleet::realistic("replaylive").await;
+    let store = fleet.store();
+    let envelope = canary("live", CanaryMode::Succeed, 0);
+    // A worker runs the task (live lease); a stale copy of its message sits in the DLQ, as
+    // when a lapsed visibility let it be received and redriven while the task ran.
+    let claimed = store
+        .claim(&backup_core::ports::ClaimRequest {
+            task_id: envelope.task_id.clone(),
+            run_id: envelope.run_id.clone(),
+            kind: envelope.kind(),
+            resource: envelope.task.resource(),
+            owner: backup_schemas::LeaseOwner::new("holder"),
+            now: chrono::Utc::now(),
+            lease: Duration::from_secs(300),
+            receive_count: 1,
+            message_id: "m-holder".into(),
+            enqueued_at: envelope.created_at,
+            retain: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+    let backup_core::ports::ClaimOutcome::Claimed(lease) = claimed else { panic!("claim") };
+    fleet
+        .dlq()
+        .send(&OutgoingMessage { id: "0".into(), body: envelope.encode().unwrap(), ..Default::default() })
+        .await
+        .unwrap();
+    let out = run_binary("backupctl", &fleet.env(), &["dlq", "replay", "--yes", "--json"]).await;
+    assert_eq!(out.status.code(), Some(3), "something selected stayed in the DLQ: {}\n{}", out.stdout, out.stderr);
+    let report = out.json();
+    assert_eq!(report["replayed"].as_array().unwrap().len(), 0, "{report}");
+    assert!(report["skipped"][0][1].as_str().unwrap().contains("live lease"), "{report}");
+    let record = store.get(&envelope.task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.state, record.owner.as_deref(), record.fence),
+        (TaskState::Running, Some("holder"), lease.fence),
+        "the running task was not reopened: {record:#?}"
+    );
+    assert_eq!(depth(&fleet.dlq()).await, 1, "the dead letter stays until the task's lease ends");
+    assert_eq!(depth(&fleet.queue()).await, 0, "nothing was sent for the running task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_slower_than_its_hold_never_leaves_a_message_both_replayed_and_dead_lettered() {
+    use backup_tests::fault_proxy::{FaultConfig, FaultProxy};
+    let fleet = Fleet::realistic("replayslow").await;
+    let (dead, _) = fill_dlq(&fleet, 6, 0).await;
+    // Every send of the replay takes 1.5 s (a slow link, a throttled queue), so the replay lasts
+    // longer than the hold on the messages it received (1 s minimum here).
+    let proxy = FaultProxy::start(
+        &fleet.endpoint,
+        FaultConfig {
+            latency: Some((Duration::from_millis(1500), 1.0)),
+            services: vec!["sqs".into()],
+            operations: vec!["SendMessage".into()],
+            ..FaultConfig::none()
+        },
+    )
+    .await
+    .expect("proxy");
+    let mut env = fleet.env_at(&proxy.endpoint());
+    env.push(("BACKUP_DLQ_HOLD_SECS".into(), "1".into()));
+    // Meanwhile another reader polls the DLQ (a second operator's `dlq list`, a script): each of
+    // its receives gives the message a new receipt handle, and only the newest one can delete.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reader = tokio::spawn({
+        let (dlq, stop) = (fleet.dlq(), stop.clone());
+        async move {
+            while !stop.is_cancelled() {
+                let _ = dlq.peek(10).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let out = run_binary("backupctl", &env, &["dlq", "replay", "--yes", "--json"]).await;
+    stop.cancel();
+    reader.await.unwrap();
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["replayed"].as_array().unwrap().len(), dead.len(), "{}", out.stdout);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(depth(&fleet.dlq()).await, 0, "a replayed message is no longer dead-lettered");
+    assert_eq!(depth(&fleet.queue()).await, dead.len() as u64, "each replayed once");
 }

@@ -76,13 +76,7 @@ fn worker_args(extra: &[&str]) -> Vec<String> {
 
 /// The fleet's environment with every AWS call going through the proxy.
 fn env_via(fleet: &Fleet, proxy: &FaultProxy) -> Vec<(String, String)> {
-    let mut env = fleet.env();
-    for (key, value) in env.iter_mut() {
-        if key == "AWS_ENDPOINT_URL" {
-            *value = proxy.endpoint();
-        }
-    }
-    env
+    fleet.env_at(&proxy.endpoint())
 }
 
 fn spawn_worker(fleet: &Fleet, env: &[(String, String)], name: &str, extra: &[&str]) -> FleetProcess {

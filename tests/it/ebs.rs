@@ -5,10 +5,11 @@
 use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, Tag, TagSpecification};
 use backup_core::artifacts::CatalogQuery;
 use backup_schemas::*;
-use backup_tests::{run_task, run_tree, services, Fleet, DR_REGION, REGION};
+use backup_tests::{run_task, run_tree, services, Fleet, DR_REGION, REALISTIC_WORKER_ARGS, REGION};
 use backup_worker::{Handlers, Outcome};
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn ctx(plan: &str, window_day: u32, copies: bool) -> BackupContext {
     let window = Utc.with_ymd_and_hms(2026, 11, window_day, 2, 0, 0).unwrap();
@@ -313,4 +314,456 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
             .unwrap();
         assert!(record.deleted_at.is_some(), "the catalog records the deletion");
     }
+}
+
+// ---- Defects that live where moto is kinder than AWS (issue "AWS as it really behaves"). Each
+// test below fails on the code before its fix, against the realism layer.
+
+/// Runs `task` to completion on one worker process of `fleet` (realistic timings), returning the
+/// task's final record.
+async fn on_a_worker(fleet: &Fleet, envelope: &Envelope, extra: &[&str]) -> backup_core::ports::TaskRecord {
+    fleet.send(envelope).await;
+    let mut args = vec![
+        "--visibility-timeout-secs=5",
+        "--lease-secs=5",
+        "--heartbeat-secs=1",
+        "--receive-wait-secs=1",
+        "--exit-when-idle=4",
+    ];
+    args.extend_from_slice(REALISTIC_WORKER_ARGS);
+    args.extend_from_slice(extra);
+    let mut worker = fleet.worker("w", &args);
+    let record = fleet.wait_task(&envelope.task_id, Duration::from_secs(90), |r| r.state.is_terminal()).await;
+    let status = worker.wait_async(Duration::from_secs(60)).await;
+    assert!(status.success(), "worker exited with {status}; log:\n{}", worker.log_tail(30));
+    record
+}
+
+fn envelope(task: Task) -> Envelope {
+    Envelope::new(task, RunId::new("defects"), Origin::Operator { command: "test".into() }, Utc::now())
+}
+
+async fn attach(fleet: &Fleet, instance_id: &str, volume_id: &str) {
+    fleet
+        .aws
+        .clients()
+        .ec2
+        .attach_volume()
+        .instance_id(instance_id)
+        .volume_id(volume_id)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn retention_keeps_or_deletes_an_instances_snapshot_set_whole() {
+    let fleet = Fleet::realistic("ebssetprune").await;
+    let handlers = handlers(&fleet);
+    let svc = services(&fleet);
+    let instance_id = instance(&fleet).await;
+    attach(&fleet, &instance_id, &volume(&fleet, 4, &[]).await).await;
+    // Three nightly sets of two snapshots each, oldest first.
+    let mut sets = Vec::new();
+    for day in [1, 2, 3] {
+        let task = Task::SnapshotInstance(SnapshotInstance {
+            region: REGION.into(),
+            instance_id: instance_id.clone(),
+            exclude_boot_volume: false,
+            ctx: ctx("daily", day, false),
+        });
+        let Outcome::Done { result, .. } = run_task(&handlers, &task).await.unwrap() else { panic!() };
+        let ids: Vec<String> =
+            result["snapshot_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids.len(), 2, "a set per night: {result}");
+        for snapshot in svc.block.snapshots(REGION, &ids).await.unwrap() {
+            assert_eq!(snapshot.tags.get(tags::SET).map(String::as_str), Some(task.id().as_str()));
+            assert_eq!(snapshot.tags.get(tags::SET_SIZE).map(String::as_str), Some("2"));
+        }
+        sets.push(ids);
+        // AWS's start times have a resolution of a second: keep the sets apart in time.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    // The catalog shows each set as one backup.
+    let records = svc.catalog.by_resource(&instance_id).await.unwrap();
+    let set_ids: std::collections::BTreeSet<&str> =
+        records.iter().filter_map(|r| r.details.get("set").map(String::as_str)).collect();
+    assert_eq!((records.len(), set_ids.len()), (6, 3), "six snapshots, three backups");
+
+    // Keep the 2 newest backups, and never fewer than 2: the oldest *set* goes, whole. Judged
+    // per snapshot (the old rule), count 2 kept one set and deleted a member of another.
+    let prune = Task::Prune(Prune {
+        plan: "daily".into(),
+        resource: instance_id.clone(),
+        resource_type: ResourceType::Ec2Instance,
+        region: REGION.into(),
+        rules: RetentionRules { count: Some(2), min_keep: 2, ..Default::default() },
+        as_of: Utc::now() + ChronoDuration::days(1),
+    });
+    let results = run_tree(&handlers, prune).await;
+    for (task, outcome) in &results {
+        outcome.as_ref().unwrap_or_else(|e| panic!("{} failed: {e}", task.kind()));
+    }
+    let deletions: Vec<&Task> =
+        results.iter().map(|(t, _)| t).filter(|t| t.kind() == TaskKind::DeleteArtifact).collect();
+    assert_eq!(deletions.len(), 1, "one deletion task for the one expired set");
+    let remaining: std::collections::BTreeSet<String> = svc
+        .block
+        .snapshots_tagged(REGION, tags::SOURCE, &instance_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    for id in &sets[0] {
+        assert!(!remaining.contains(id), "the oldest set is deleted whole: {remaining:?}");
+    }
+    for id in sets[1].iter().chain(&sets[2]) {
+        assert!(remaining.contains(id), "the two newest sets are kept whole: {remaining:?}");
+    }
+    for record in svc.catalog.by_resource(&instance_id).await.unwrap() {
+        assert_eq!(record.deleted_at.is_some(), sets[0].contains(&record.artifact.id), "{record:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_copies_of_a_snapshot_set_carry_the_set_into_the_dr_region() {
+    let fleet = Fleet::realistic("ebssetcopy").await;
+    let handlers = handlers(&fleet);
+    let block = services(&fleet).block;
+    let instance_id = instance(&fleet).await;
+    attach(&fleet, &instance_id, &volume(&fleet, 4, &[]).await).await;
+    let task = Task::SnapshotInstance(SnapshotInstance {
+        region: REGION.into(),
+        instance_id: instance_id.clone(),
+        exclude_boot_volume: false,
+        ctx: ctx("daily", 4, true),
+    });
+    for (task, outcome) in run_tree(&handlers, task.clone()).await {
+        outcome.unwrap_or_else(|e| panic!("{} failed: {e}", task.kind()));
+    }
+    // Exactly one copy per member: a copy whose first Describe came back empty was not started
+    // a second time.
+    let copies = block.snapshots_tagged(DR_REGION, tags::SOURCE, &instance_id).await.unwrap();
+    assert_eq!(copies.len(), 2, "one copy per member of the set: {copies:?}");
+    for copy in &copies {
+        assert_eq!(copy.tags.get(tags::SET).map(String::as_str), Some(task.id().as_str()));
+        assert_eq!(copy.tags.get(tags::SET_SIZE).map(String::as_str), Some("2"));
+    }
+}
+
+#[tokio::test]
+async fn a_copy_that_fails_gives_its_copy_slot_back() {
+    let fleet = Fleet::realistic("ebsslot").await;
+    let handlers = handlers(&fleet);
+    let task = Task::CopySnapshot(CopySnapshot {
+        source_region: REGION.into(),
+        snapshot_id: "snap-0000000000000dead".into(),
+        source_resource: "vol-0000000000000dead".into(),
+        target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None },
+        ctx: ctx("daily", 5, true),
+        set: None,
+    });
+    let err = run_task(&handlers, &task).await.expect_err("the source does not exist");
+    assert_eq!(err.class, backup_core::ErrorClass::Permanent, "{err}");
+    let item = fleet
+        .aws
+        .clients()
+        .dynamodb
+        .get_item()
+        .table_name(&fleet.resources.state_table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("slots#ebs-copy:{DR_REGION}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("slots".into()))
+        .send()
+        .await
+        .unwrap();
+    let holders: Vec<String> = item
+        .item()
+        .and_then(|i| i.get("leases"))
+        .and_then(|l| l.as_m().ok())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    assert!(!holders.contains(&task.id().to_string()), "the failed copy still holds a slot: {holders:?}");
+}
+
+#[tokio::test]
+async fn snapshots_beyond_five_pending_per_volume_wait_for_capacity_instead_of_dead_lettering() {
+    let fleet = Fleet::realistic_with("ebscap", |s| {
+        s.task_visibility_timeout_secs = 5;
+        s.task_max_receive_count = 2;
+    })
+    .await;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    // Five snapshots of the volume, pending for a while: AWS refuses a sixth
+    // (ConcurrentSnapshotLimitExceeded) until one completes.
+    let ec2 = fleet.aws.clients().ec2;
+    for _ in 0..5 {
+        ec2.create_snapshot()
+            .volume_id(&volume_id)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(Ec2ResourceType::Snapshot)
+                    .tags(Tag::builder().key("realism:pending-seconds").value("10").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let task = envelope(Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 6, false),
+    }));
+    let record = on_a_worker(&fleet, &task, &[]).await;
+    assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
+    assert!(record.attempts > 2, "it waited across more claims than maxReceiveCount allows: {record:#?}");
+    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "waiting for capacity is not dead");
+}
+
+#[tokio::test]
+async fn a_full_copy_pool_parks_the_copy_until_a_slot_frees_instead_of_dead_lettering() {
+    use backup_core::ports::SlotPool;
+    let fleet = Fleet::realistic_with("ebspool", |s| {
+        s.task_visibility_timeout_secs = 5;
+        s.task_max_receive_count = 2;
+    })
+    .await;
+    let handlers = handlers(&fleet);
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let snapshot = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 7, true),
+    });
+    let Outcome::Done { children, .. } = run_task(&handlers, &snapshot).await.unwrap() else { panic!() };
+    let copy = children.into_iter().find(|t| t.kind() == TaskKind::CopySnapshot).unwrap();
+    // Twenty copies already in flight to the DR region, fleet-wide, for another 8 seconds.
+    let store = fleet.store();
+    for i in 0..20 {
+        let holder = TaskId::new(format!("t-elsewhere-{i}"));
+        assert!(store.acquire(&format!("ebs-copy:{DR_REGION}"), &holder, 20, Duration::from_secs(8)).await.unwrap());
+    }
+    let record = on_a_worker(&fleet, &envelope(copy), &[]).await;
+    assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
+    assert!(record.attempts > 2, "it waited across more claims than maxReceiveCount allows: {record:#?}");
+    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "waiting for a slot is not dead");
+}
+
+#[tokio::test]
+async fn a_snapshot_still_completing_at_its_deadline_is_catalogued_and_followed_up() {
+    let fleet = Fleet::realistic_with("ebsdeadline", |s| s.task_visibility_timeout_secs = 5).await;
+    // The snapshot takes six seconds; the task's deadline is two seconds away.
+    let volume_id = volume(&fleet, 8, &[("realism:pending-seconds", "6")]).await;
+    let mut task = envelope(Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 8, false),
+    }));
+    task.deadline = Some(Utc::now() + ChronoDuration::seconds(2));
+    let record = on_a_worker(&fleet, &task, &[]).await;
+    assert_eq!(record.state, TaskState::Succeeded, "a deadline stops new work, not what exists: {record:#?}");
+    let records = services(&fleet).catalog.by_resource(&volume_id).await.unwrap();
+    assert_eq!(records.len(), 1, "the snapshot is catalogued: {records:?}");
+
+    // A task that never started by its deadline starts nothing.
+    let late = volume(&fleet, 8, &[]).await;
+    let mut task = envelope(Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: late.clone(),
+        ctx: ctx("daily", 8, false),
+    }));
+    task.deadline = Some(Utc::now() - ChronoDuration::seconds(1));
+    let record = on_a_worker(&fleet, &task, &[]).await;
+    assert_eq!(record.state, TaskState::Failed);
+    assert!(record.last_error.as_deref().unwrap_or_default().contains("passed before the task started"), "{record:#?}");
+    assert!(services(&fleet).block.snapshots_tagged(REGION, tags::SOURCE, &late).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_ami_deletion_interrupted_after_deregistering_still_deletes_its_snapshots() {
+    let fleet = Fleet::realistic("ebsamidel").await;
+    let handlers = handlers(&fleet);
+    let block = services(&fleet).block;
+    let catalog = services(&fleet).catalog;
+    let instance_id = instance(&fleet).await;
+    let mut images = Vec::new();
+    for day in [9, 10] {
+        let task = Task::CreateAmi(CreateAmi {
+            region: REGION.into(),
+            instance_id: instance_id.clone(),
+            reboot: false,
+            ctx: ctx("weekly", day, false),
+        });
+        let Outcome::Done { result, .. } = run_task(&handlers, &task).await.unwrap() else { panic!() };
+        images.push(result["image_id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let older = block.images(REGION, std::slice::from_ref(&images[0])).await.unwrap().remove(0);
+    assert!(!older.snapshot_ids.is_empty());
+    let prune = Task::Prune(Prune {
+        plan: "weekly".into(),
+        resource: instance_id.clone(),
+        resource_type: ResourceType::Ec2Instance,
+        region: REGION.into(),
+        rules: RetentionRules { count: Some(1), min_keep: 1, ..Default::default() },
+        as_of: Utc::now() + ChronoDuration::days(1),
+    });
+    let Outcome::Done { children, .. } = run_task(&handlers, &prune).await.unwrap() else { panic!() };
+    let delete = children.into_iter().find(|t| t.kind() == TaskKind::DeleteArtifact).expect("the older AMI expires");
+    // The first attempt deregistered the image and died before deleting its snapshots.
+    block.deregister_image(REGION, &older.id).await.unwrap();
+    let Outcome::Done { result, .. } = run_task(&handlers, &delete).await.unwrap() else { panic!() };
+    assert_eq!(result["deleted"], true, "{result}");
+    let left = block.snapshots(REGION, &older.snapshot_ids).await.unwrap();
+    assert!(left.is_empty(), "the image's snapshots are deleted too, not orphaned: {left:?}");
+    let ami = ArtifactRef { kind: ArtifactKind::Ami, region: REGION.into(), id: older.id.clone() };
+    assert!(catalog.get(&ami).await.unwrap().unwrap().deleted_at.is_some());
+}
+
+#[tokio::test]
+async fn a_rerun_of_a_backup_keeps_what_the_catalog_learnt_since() {
+    use backup_core::artifacts::Verification;
+    let fleet = Fleet::realistic("ebsrerun").await;
+    let handlers = handlers(&fleet);
+    let catalog = services(&fleet).catalog;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 11, false),
+    });
+    let Outcome::Done { result, .. } = run_task(&handlers, &task).await.unwrap() else { panic!() };
+    let artifact = ArtifactRef {
+        kind: ArtifactKind::EbsSnapshot,
+        region: REGION.into(),
+        id: result["snapshot_id"].as_str().unwrap().into(),
+    };
+    // Since the backup: a failed verification and a DR copy.
+    let failed = Verification {
+        verified_at: Utc::now(),
+        ok: false,
+        checks: [("size".to_owned(), "FAILED: 0 GiB".to_owned())].into(),
+    };
+    catalog.set_verification(&artifact, &failed).await.unwrap();
+    let copy =
+        ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: DR_REGION.into(), id: "snap-0000000000000c0de".into() };
+    catalog.add_copy(&artifact, &copy).await.unwrap();
+    // A re-run of the same backup task (a duplicate, a replay) catalogues its artifact again.
+    run_task(&handlers, &task).await.unwrap();
+    let record = catalog.get(&artifact).await.unwrap().unwrap();
+    assert_eq!(record.verification, Some(failed), "a failed verification is never wiped");
+    assert_eq!(record.copies, vec![copy], "the copy reference stays");
+}
+
+/// Three backups of a volume, oldest first, each catalogued; returns their snapshot ids.
+async fn three_backups(fleet: &Fleet, handlers: &Arc<Handlers>, volume_id: &str, first_day: u32) -> Vec<String> {
+    let mut made = Vec::new();
+    for day in first_day..first_day + 3 {
+        let task = Task::SnapshotVolume(SnapshotVolume {
+            region: REGION.into(),
+            volume_id: volume_id.to_owned(),
+            ctx: ctx("daily", day, false),
+        });
+        let Outcome::Done { result, .. } = run_task(handlers, &task).await.unwrap() else { panic!() };
+        made.push(result["snapshot_id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let _ = fleet;
+    made
+}
+
+fn prune_of(volume_id: &str, rules: RetentionRules, as_of: chrono::DateTime<Utc>) -> Task {
+    Task::Prune(Prune {
+        plan: "daily".into(),
+        resource: volume_id.to_owned(),
+        resource_type: ResourceType::Ec2Volume,
+        region: REGION.into(),
+        rules,
+        as_of,
+    })
+}
+
+async fn deletions_of(handlers: &Arc<Handlers>, prune: &Task) -> Vec<Task> {
+    let Outcome::Done { children, .. } = run_task(handlers, prune).await.unwrap() else { panic!() };
+    children.into_iter().filter(|t| t.kind() == TaskKind::DeleteArtifact).collect()
+}
+
+fn deletion_of<'a>(deletions: &'a [Task], id: &str) -> &'a Task {
+    deletions
+        .iter()
+        .find(|t| matches!(t, Task::DeleteArtifact(d) if d.artifact.id == id))
+        .unwrap_or_else(|| panic!("no deletion of {id} in {deletions:?}"))
+}
+
+#[tokio::test]
+async fn a_refused_deletion_is_decided_again_by_the_next_prune() {
+    let fleet = Fleet::realistic_with("ebsrefused", |s| s.task_visibility_timeout_secs = 5).await;
+    let handlers = handlers(&fleet);
+    let block = services(&fleet).block;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let made = three_backups(&fleet, &handlers, &volume_id, 12).await;
+    let rules = RetentionRules { count: Some(1), min_keep: 1, ..Default::default() };
+    let first = Utc::now() + ChronoDuration::days(1);
+    let deletions = deletions_of(&handlers, &prune_of(&volume_id, rules.clone(), first)).await;
+    // Between the decision and the deletion an operator puts the oldest under legal hold: the
+    // worker refuses to delete it.
+    let hold: backup_core::artifacts::Tags = [(tags::LEGAL_HOLD.to_owned(), "case-7".to_owned())].into();
+    block.tag(REGION, std::slice::from_ref(&made[0]), &hold).await.unwrap();
+    let record = on_a_worker(&fleet, &envelope(deletion_of(&deletions, &made[0]).clone()), &[]).await;
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.result.as_ref().unwrap()["deleted"], false, "refused: {record:#?}");
+    // The hold is lifted; the next night's prune decides again, and its deletion runs (with the
+    // artifact alone as its id, it was dropped as a duplicate of the refused one).
+    fleet
+        .aws
+        .clients()
+        .ec2
+        .delete_tags()
+        .resources(&made[0])
+        .tags(Tag::builder().key(tags::LEGAL_HOLD).build())
+        .send()
+        .await
+        .unwrap();
+    let deletions = deletions_of(&handlers, &prune_of(&volume_id, rules, first + ChronoDuration::days(1))).await;
+    let record = on_a_worker(&fleet, &envelope(deletion_of(&deletions, &made[0]).clone()), &[]).await;
+    assert_eq!(record.result.as_ref().unwrap()["deleted"], true, "{record:#?}");
+    assert!(block.snapshots(REGION, std::slice::from_ref(&made[0])).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deletion_rechecks_the_expiry_tag_and_min_keep_against_aws() {
+    let fleet = Fleet::realistic("ebsrecheck").await;
+    let handlers = handlers(&fleet);
+    let block = services(&fleet).block;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let made = three_backups(&fleet, &handlers, &volume_id, 15).await;
+    let as_of = Utc::now() + ChronoDuration::days(1);
+
+    // Expiry: decided while expired, then the expiry is extended before the deletion runs.
+    let deletions =
+        deletions_of(&handlers, &prune_of(&volume_id, RetentionRules { count: Some(1), ..Default::default() }, as_of))
+            .await;
+    let later: backup_core::artifacts::Tags =
+        [(tags::EXPIRES_AT.to_owned(), (as_of + ChronoDuration::days(30)).to_rfc3339())].into();
+    block.tag(REGION, std::slice::from_ref(&made[1]), &later).await.unwrap();
+    let Outcome::Done { result, .. } = run_task(&handlers, deletion_of(&deletions, &made[1])).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(result["deleted"], false, "the extended expiry keeps it: {result}");
+    assert!(result["refused"].as_str().unwrap().contains("NotExpired"), "{result}");
+    assert_eq!(block.snapshots(REGION, std::slice::from_ref(&made[1])).await.unwrap().len(), 1);
+
+    // min_keep: count 1 and min_keep 2 keep the newest two and delete the oldest; then the two
+    // kept ones disappear (deleted by hand). Deleting the oldest now would leave nothing.
+    let rules = RetentionRules { count: Some(1), min_keep: 2, ..Default::default() };
+    let deletions = deletions_of(&handlers, &prune_of(&volume_id, rules, as_of + ChronoDuration::hours(1))).await;
+    let oldest = deletion_of(&deletions, &made[0]).clone();
+    for id in &made[1..] {
+        block.delete_snapshot(REGION, id).await.unwrap();
+    }
+    let Outcome::Done { result, .. } = run_task(&handlers, &oldest).await.unwrap() else { panic!() };
+    assert_eq!(result["deleted"], false, "min_keep holds on the re-check: {result}");
+    assert_eq!(block.snapshots(REGION, std::slice::from_ref(&made[0])).await.unwrap().len(), 1, "the last backup");
 }

@@ -755,3 +755,62 @@ async fn backupctl_restore_started_twice_runs_one_task_on_a_real_worker() {
     worker.sigterm();
     worker.wait_async(Duration::from_secs(60)).await;
 }
+
+#[tokio::test]
+async fn a_drill_past_its_deadline_validates_what_it_restored_and_cleans_up() {
+    let fleet = Fleet::realistic_with("rsdeadline", |s| s.task_visibility_timeout_secs = 5).await;
+    let handlers = handlers(&fleet);
+    let block = services(&fleet).block;
+    // Restores of this volume's backups take 8 s; the drill's deadline is 3 s away.
+    let source = fleet
+        .aws
+        .clients()
+        .ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(3)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(Ec2Tag::builder().key("realism:restore-pending-seconds").value("8").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .volume_id
+        .unwrap();
+    snapshot(&handlers, &source, 21, vec![]).await;
+    let drill = drill_task("drill", &source, ResourceType::Ec2Volume);
+    let mut envelope =
+        Envelope::new(drill, RunId::new("drill"), Origin::Operator { command: "test".into() }, Utc::now());
+    envelope.deadline = Some(Utc::now() + chrono::Duration::seconds(3));
+    fleet.send(&envelope).await;
+    let mut worker = fleet.worker(
+        "w",
+        &[
+            "--exit-when-idle=4",
+            "--receive-wait-secs=1",
+            "--visibility-timeout-secs=5",
+            "--lease-secs=5",
+            "--heartbeat-secs=1",
+            "--recheck-secs=1",
+            "--consistency-window-secs=3",
+        ],
+    );
+    let record = fleet.wait_task(&envelope.task_id, Duration::from_secs(60), |r| r.state.is_terminal()).await;
+    let status = worker.wait_async(Duration::from_secs(60)).await;
+    assert!(status.success(), "worker exited with {status}; log:\n{}", worker.log_tail(30));
+    // The drill started before its deadline, so it was not abandoned: it validated what it had
+    // (not available in time: a failed drill, recorded) and deleted its restored volume.
+    assert_eq!(record.state, TaskState::Failed, "{record:#?}");
+    assert!(record.last_error.as_deref().unwrap_or_default().contains("available"), "{record:#?}");
+    let left: Vec<_> = block
+        .volumes_tagged(REGION, tags::TASK_ID, envelope.task_id.as_str())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| !matches!(v.state.as_deref(), Some("deleting" | "deleted")))
+        .collect();
+    assert!(left.is_empty(), "a drill past its deadline left restores behind: {left:?}");
+}

@@ -17,9 +17,11 @@ use backup_schemas::*;
 use backup_tests::{run_task, run_tree, services, Fleet, REGION};
 use backup_worker::{Handlers, Outcome};
 use chrono::{TimeZone, Utc};
+use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 
@@ -529,4 +531,61 @@ async fn buckets_are_discovered_in_their_region_with_their_tags() {
         .unwrap()
         .iter()
         .all(|b| !b.name.starts_with(&fleet.prefix.to_lowercase())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_long_keys_fans_out_within_sqs_batch_limits_and_backs_up_completely() {
+    let fleet = Fleet::realistic_with("s3longkeys", |s| s.task_visibility_timeout_secs = 20).await;
+    let (source, backup) = buckets(&fleet).await;
+    // 1,050 keys of 230+ bytes: one listing page splits into copy batches that are each under
+    // SQS's per-message limit but together over its 256 KiB per SendMessageBatch call (where AWS
+    // answers BatchRequestTooLong for the whole call), plus a second page.
+    let s3 = fleet.aws.clients().s3;
+    let keys: Vec<String> =
+        (0..1050).map(|i| format!("deep/{}/object-{i:05}.json", "long-directory-name/".repeat(11))).collect();
+    assert!(keys.iter().all(|k| k.len() >= 230));
+    let puts = keys.iter().map(|key| {
+        let s3 = s3.clone();
+        let source = source.clone();
+        async move { s3.put_object().bucket(&source).key(key).body(ByteStream::from_static(b"x")).send().await }
+    });
+    for chunk in futures::stream::iter(puts).buffer_unordered(16).collect::<Vec<_>>().await {
+        chunk.expect("put");
+    }
+    let task = Envelope::new(
+        scan(&source, &backup),
+        RunId::new("longkeys"),
+        Origin::Operator { command: "test".into() },
+        Utc::now(),
+    );
+    fleet.send(&task).await;
+    let mut args = vec![
+        "--visibility-timeout-secs=20",
+        "--lease-secs=20",
+        "--heartbeat-secs=2",
+        "--receive-wait-secs=1",
+        "--concurrency=8",
+        "--exit-when-idle=5",
+    ];
+    args.extend_from_slice(backup_tests::REALISTIC_WORKER_ARGS);
+    let mut worker = fleet.worker("w", &args);
+    let record = fleet.wait_task(&task.task_id, Duration::from_secs(120), |r| r.state.is_terminal()).await;
+    assert_eq!(record.state, TaskState::Succeeded, "the scan fans out: {record:#?}");
+    let status = worker.wait_async(Duration::from_secs(300)).await;
+    assert!(status.success(), "worker exited with {status}; log:\n{}", worker.log_tail(30));
+    let summary = worker.summary();
+    let copies = &summary["counts"]["tasks"]["s3.copy_batch"];
+    assert_eq!(copies.get("failed").and_then(Value::as_u64).unwrap_or(0), 0, "{summary}");
+    let mut backed_up = 0;
+    let mut token = None;
+    loop {
+        let page = s3.list_objects_v2().bucket(&backup).set_continuation_token(token.take()).send().await.unwrap();
+        backed_up += page.contents().len();
+        match page.next_continuation_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(backed_up, keys.len(), "every object is backed up");
+    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty());
 }

@@ -386,3 +386,150 @@ async fn copy_slots_cap_the_fleet_wide_copies_in_flight_and_a_vanished_holder_fr
     assert!(store.acquire(pool, &ids[21], 20, hold).await.unwrap(), "the lapsed hold was cleared and taken");
     assert!(!store.acquire(pool, &ids[5], 20, hold).await.unwrap(), "the vanished holder lost its slot");
 }
+
+// ---- Defects of the runtime that moto's kindness hid (issue "AWS as it really behaves").
+
+/// Polls a process's log until it contains `text`, or fails after `timeout`.
+async fn log_shows(process: &FleetProcess, text: &str, timeout: Duration) {
+    let found = backup_tests::eventually(timeout, || async {
+        std::fs::read_to_string(&process.log_path).unwrap_or_default().contains(text).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "{} never logged {text:?}; log:\n{}", process.name, process.log_tail(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_lease_cannot_be_extended_is_stopped_before_the_lease_runs_out() {
+    use backup_tests::fault_proxy::{FaultConfig, FaultProxy};
+    let fleet = fast_fleet("leasefail").await;
+    let proxy = FaultProxy::start(&fleet.endpoint, FaultConfig::none()).await.expect("proxy");
+    let task = canary("leasefail", CanaryMode::Succeed, 60_000);
+    fleet.send(&task).await;
+    let mut args = fast(30);
+    args.push("--drain-deadline-secs=1".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut worker = FleetProcess::spawn("backup-worker", "a", &fleet.prefix, &fleet.env_at(&proxy.endpoint()), &args);
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    // From now on no lease extension succeeds (DynamoDB answers 500 to every write).
+    proxy.set_config(FaultConfig {
+        server_error: 1.0,
+        services: vec!["dynamodb".into()],
+        operations: vec!["UpdateItem".into()],
+        ..FaultConfig::none()
+    });
+    // The handler is stopped about one heartbeat before the last extension runs out (4 s lease):
+    // well within these 20 s, where the old worker went on for the whole 60 s task.
+    log_shows(&worker, "no lease extension succeeded in time", Duration::from_secs(20)).await;
+    worker.sigterm();
+    finish(&mut worker).await;
+    assert_eq!(worker.count(CANARY, "lost_lease"), 1, "{}", worker.summary());
+    assert_eq!(worker.count(CANARY, "succeeded"), 0);
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Running, "left to expire for a takeover: {record:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_tasks_message_is_not_dead_lettered_when_its_visibility_lapses() {
+    use backup_tests::fault_proxy::{FaultConfig, FaultProxy};
+    let fleet = Fleet::realistic_with("stalehandle", |s| {
+        s.task_visibility_timeout_secs = 4;
+        s.task_max_receive_count = 3;
+    })
+    .await;
+    // Worker A's visibility extensions fail for a while: its message becomes visible while it
+    // runs the task, and worker B receives it. From then on A's receipt handle is stale (AWS
+    // honours only the newest), so no extension of A's can ever hide the message again.
+    let failing = FaultConfig {
+        server_error: 1.0,
+        services: vec!["sqs".into()],
+        operations: vec!["ChangeMessageVisibilityBatch".into()],
+        ..FaultConfig::none()
+    };
+    let proxy = FaultProxy::start(&fleet.endpoint, failing).await.expect("proxy");
+    let task = canary("stale", CanaryMode::Succeed, 20_000);
+    fleet.send(&task).await;
+    let args = fast(4);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = FleetProcess::spawn("backup-worker", "a", &fleet.prefix, &fleet.env_at(&proxy.endpoint()), &args);
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    let b_args = fast(25);
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let mut b = fleet.worker("b", &b_args);
+    // Either worker (A polls too) receives the holder's own message back.
+    let back = backup_tests::eventually(Duration::from_secs(20), || async {
+        [&a, &b]
+            .iter()
+            .any(|w| std::fs::read_to_string(&w.log_path).unwrap_or_default().contains("leased"))
+            .then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "the message never came back; a:\n{}", a.log_tail(20));
+    proxy.set_config(FaultConfig::none());
+    let record = fleet.wait_task(&task.task_id, Duration::from_secs(90), |r| r.state.is_terminal()).await;
+    finish(&mut a).await;
+    // B goes on receiving the message's copies until one shows the task finished.
+    let queue = fleet.queue();
+    let drained = backup_tests::eventually(Duration::from_secs(30), || async {
+        let d = queue.depth().await.unwrap();
+        (d.visible + d.in_flight + d.delayed == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the finished task's message copies are deleted; b:\n{}", b.log_tail(20));
+    b.sigterm();
+    finish(&mut b).await;
+    assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
+    assert_eq!(record.attempts, 1, "never taken over while its holder lived");
+    assert!(
+        fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(),
+        "the message of a live task was dead-lettered; a: {}\nb: {}",
+        a.log_tail(20),
+        b.log_tail(20)
+    );
+    assert!(a.log_tail(400).contains("receipt handle went stale"), "the holder noticed; log:\n{}", a.log_tail(30));
+}
+
+#[tokio::test]
+async fn a_result_bigger_than_a_dynamodb_item_is_recorded_cut_down_instead_of_failing() {
+    let fleet = fast_fleet("bigresult").await;
+    let store = fleet.store();
+    let task = canary("bigresult", CanaryMode::Succeed, 0);
+    let request = ClaimRequest {
+        task_id: task.task_id.clone(),
+        run_id: task.run_id.clone(),
+        kind: TaskKind::Canary,
+        resource: "canary".into(),
+        owner: LeaseOwner::new("w"),
+        now: Utc::now(),
+        lease: Duration::from_secs(30),
+        receive_count: 1,
+        message_id: "m".into(),
+        enqueued_at: Utc::now(),
+        retain: Duration::from_secs(3600),
+    };
+    let ClaimOutcome::Claimed(lease) = store.claim(&request).await.unwrap() else { panic!("claim") };
+    // A prune of a resource with 30,000 artifacts once listed them all: ~800 KB, over
+    // DynamoDB's 400 KB item limit, so the SUCCEEDED write failed and the task looped.
+    let ids: Vec<String> = (0..30_000).map(|i| format!("snap-{i:017}")).collect();
+    let result = json!({ "resource": "vol-1", "summary": "delete 30000", "delete": ids });
+    assert!(store.transition(&lease, &Transition::Succeeded { result }, Utc::now()).await.expect("recorded"));
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    let result = record.result.unwrap();
+    assert_eq!((result["truncated"].clone(), result["delete_total"].clone()), (json!(true), json!(30_000)));
+    assert_eq!(result["summary"], "delete 30000");
+}
+
+#[tokio::test]
+async fn a_max_receive_count_that_differs_from_the_queues_is_refused_at_start() {
+    let fleet = fast_fleet("mrc").await;
+    let queue = fleet.queue().settings().await.unwrap().max_receive_count.unwrap();
+    // Below the queue's: tasks would be recorded DEAD whose messages never reach the DLQ.
+    let mut worker = fleet.worker("w", &["--max-receive-count=2", "--exit-when-idle=1"]);
+    let status = worker.wait_async(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(2), "log:\n{}", worker.log_tail(10));
+    let log = worker.log_tail(10);
+    assert!(log.contains("--max-receive-count") && log.contains(&queue.to_string()), "{log}");
+    // Equal to the queue's is fine, and so is leaving it out.
+    let mut worker = fleet.worker("w2", &[&format!("--max-receive-count={queue}"), "--exit-when-idle=1"]);
+    finish(&mut worker).await;
+}

@@ -177,6 +177,17 @@ impl Fleet {
         env
     }
 
+    /// This fleet's environment with every AWS call going to `endpoint` (a fault proxy).
+    pub fn env_at(&self, endpoint: &str) -> Vec<(String, String)> {
+        let mut env = self.env();
+        for (key, value) in env.iter_mut() {
+            if key == "AWS_ENDPOINT_URL" {
+                *value = endpoint.to_owned();
+            }
+        }
+        env
+    }
+
     pub async fn send(&self, envelope: &Envelope) {
         self.send_body(&envelope.encode().expect("encodes")).await;
     }

@@ -49,11 +49,6 @@ pub struct RuntimeConfig {
     pub capacity_wait_limit: Duration,
 }
 
-/// The largest result recorded on a task item. DynamoDB items are at most 400 KB; a result is
-/// for operators, so a bigger one is cut down (lists shortened, totals kept) rather than make the
-/// SUCCEEDED write fail and the task loop until it is dead-lettered.
-pub const MAX_RESULT_BYTES: usize = 64 * 1024;
-
 /// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 const MAX_DELAY: Duration = Duration::from_secs(900);
@@ -423,7 +418,6 @@ impl Worker {
         let record = |transition: Transition| async move { self.store.transition(lease, &transition, now).await };
         match result {
             Ok(Outcome::Done { result, children, events }) => {
-                let result = bounded_result(result, MAX_RESULT_BYTES);
                 if !children.is_empty() {
                     if let Err(err) = self.send_children(envelope, children).await {
                         let error = TaskError::from(err);
@@ -813,43 +807,6 @@ async fn heartbeat(
             Err(err) => warn!(error = %err, "heartbeat failed; retrying at the next interval"),
         }
     }
-}
-
-/// Cuts a task result down to `limit` bytes of JSON: the longest lists are shortened first (each
-/// shortened list `x` gets an `x_total` with its full length), and if that is not enough only the
-/// scalar fields are kept.
-pub fn bounded_result(result: serde_json::Value, limit: usize) -> serde_json::Value {
-    let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
-    if size(&result) <= limit {
-        return result;
-    }
-    let serde_json::Value::Object(mut fields) = result else {
-        return json!({ "truncated": true, "bytes": size(&result) });
-    };
-    let original = size(&serde_json::Value::Object(fields.clone()));
-    let mut keep = 64usize;
-    while keep > 0 {
-        let mut cut = fields.clone();
-        for (name, value) in fields.iter() {
-            if let serde_json::Value::Array(items) = value {
-                if items.len() > keep {
-                    cut.insert(name.clone(), serde_json::Value::Array(items[..keep].to_vec()));
-                    cut.insert(format!("{name}_total"), json!(items.len()));
-                }
-            }
-        }
-        cut.insert("truncated".into(), json!(true));
-        cut.insert("bytes".into(), json!(original));
-        let candidate = serde_json::Value::Object(cut);
-        if size(&candidate) <= limit {
-            return candidate;
-        }
-        keep /= 4;
-    }
-    fields.retain(|_, v| !v.is_array() && !v.is_object() && v.as_str().is_none_or(|s| s.len() <= 1024));
-    fields.insert("truncated".into(), json!(true));
-    fields.insert("bytes".into(), json!(original));
-    serde_json::Value::Object(fields)
 }
 
 /// `90 s`, `15 min`, `26 h`: for reasons an operator reads.

@@ -12,7 +12,7 @@ use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Fleet;
 use crate::output;
@@ -39,11 +39,14 @@ struct ReplayReport {
     not_found: Vec<String>,
 }
 
-/// Receives the DLQ again and replays each wanted message while its receipt handle is fresh
-/// (received moments before, hidden for a whole batch's duration): reopen the task, send to the
-/// source queue, delete from the DLQ, checking the delete. Messages not wanted stay hidden until
-/// the end, then are released. A message whose task holds a live lease is left in the DLQ: its
-/// task is running, and reopening it would hand it to a second worker.
+/// Receives the DLQ again and replays each wanted message while its receipt handle is fresh.
+/// The messages of a received batch are kept hidden by a renewal in the background while the
+/// batch is worked through, and each one's handle is confirmed (a checked renewal) right before
+/// it is sent: a handle that went stale (someone received the message meanwhile) would make the
+/// delete a silent no-op and leave the message both replayed and dead-lettered, so such a message
+/// is left for a later receive instead. Messages not wanted stay hidden until the end, then are
+/// released. A message whose task holds a live lease is left in the DLQ: its task is running,
+/// and reopening it would hand it to a second worker.
 async fn replay(
     fleet: &Fleet,
     dlq: &Arc<dyn TaskQueue>,
@@ -60,70 +63,37 @@ async fn replay(
     let mut empty_polls = 0;
     while !left.is_empty() && empty_polls < 3 {
         let batch = dlq.receive_for(10, Duration::from_secs(1), hold).await?;
-        let received = Instant::now();
-        if batch.iter().all(|m| !left.contains(&m.message_id)) {
+        let (mine, others): (Vec<ReceivedMessage>, Vec<ReceivedMessage>) =
+            batch.into_iter().partition(|m| left.contains(&m.message_id));
+        for message in others {
+            set_aside.insert(message.message_id, message.receipt_handle);
+        }
+        if mine.is_empty() {
             empty_polls += 1;
-        } else {
-            empty_polls = 0;
+            continue;
         }
-        for message in batch {
-            if !left.remove(&message.message_id) {
-                set_aside.insert(message.message_id.clone(), message.receipt_handle.clone());
-                continue;
-            }
-            let letter = wanted[&message.message_id];
-            // A batch at a slow rate may near its hold: renew it first, checking the answer.
-            if received.elapsed() + Duration::from_secs(5) > hold {
-                let failed = dlq.change_visibility_batch(&[(message.receipt_handle.clone(), hold)]).await?;
-                if !failed.is_empty() {
-                    left.insert(message.message_id.clone());
-                    continue;
-                }
-            }
-            if let (Some(store), Some(task_id)) = (&store, &letter.task_id) {
-                match store.reopen_for_replay(&backup_schemas::TaskId::new(task_id), Utc::now()).await? {
-                    Reopen::Leased { owner, until } => {
-                        let why = format!(
-                            "task {task_id} holds a live lease ({owner} until {}): it is running; replay it after the lease ends if it fails",
-                            until.to_rfc3339()
-                        );
-                        report.skipped.push((message.message_id.clone(), why));
-                        set_aside.insert(message.message_id.clone(), message.receipt_handle.clone());
-                        continue;
-                    }
-                    Reopen::Reopened | Reopen::Succeeded | Reopen::Unknown => {}
-                }
-            }
-            let source: Arc<dyn TaskQueue> = match &letter.source_queue {
-                Some(url) if url != default_source.url() => fleet.queue(url),
-                _ => default_source.clone(),
-            };
-            let mut attributes = BTreeMap::from([(ATTR_REPLAYED_AT.to_owned(), Utc::now().to_rfc3339())]);
-            if let Some(first) = letter.first_failure {
-                attributes.insert(ATTR_FIRST_FAILED_AT.to_owned(), first.to_rfc3339());
-            }
-            let outgoing = OutgoingMessage {
-                id: "0".into(),
-                body: message.body.clone(),
-                delay: None,
-                trace_header: message.trace_header.clone(),
-                attributes,
-            };
-            source.send(&outgoing).await?;
-            let failed = dlq.delete_batch(std::slice::from_ref(&message.receipt_handle)).await?;
-            if let Some((_, code)) = failed.first() {
-                anyhow::bail!(
-                    "message {} was replayed but could not be deleted from the DLQ ({code}); it is in both queues \
-                     (harmless: its task id makes the copy a duplicate), and a new replay would send it again",
-                    message.message_id
-                );
-            }
-            report.replayed.push(message.message_id.clone());
-            if !quiet && report.replayed.len() % 10 == 0 {
-                eprintln!("replayed {}/{}", report.replayed.len(), wanted.len());
-            }
-            tokio::time::sleep(pause).await;
-        }
+        empty_polls = 0;
+        let held: Arc<std::sync::Mutex<Vec<String>>> =
+            Arc::new(std::sync::Mutex::new(mine.iter().map(|m| m.receipt_handle.clone()).collect()));
+        let renewer = tokio::spawn(keep_hidden(dlq.clone(), held.clone(), hold));
+        let result = replay_batch(
+            fleet,
+            dlq,
+            default_source,
+            wanted,
+            &store,
+            mine,
+            &held,
+            &mut left,
+            &mut set_aside,
+            &mut report,
+            pause,
+            hold,
+            quiet,
+        )
+        .await;
+        renewer.abort();
+        result?;
     }
     report.not_found = left.into_iter().collect();
     let handles: Vec<(String, Duration)> = set_aside.into_values().map(|h| (h, Duration::ZERO)).collect();
@@ -132,6 +102,95 @@ async fn replay(
     }
     Ok(report)
 }
+
+/// Renews the hold on `held` every third of it, until aborted.
+async fn keep_hidden(dlq: Arc<dyn TaskQueue>, held: Arc<std::sync::Mutex<Vec<String>>>, hold: Duration) {
+    loop {
+        tokio::time::sleep(hold / 3).await;
+        let entries: Vec<(String, Duration)> = held.lock().expect("held").iter().map(|h| (h.clone(), hold)).collect();
+        for chunk in entries.chunks(10) {
+            let _ = dlq.change_visibility_batch(chunk).await;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_batch(
+    fleet: &Fleet,
+    dlq: &Arc<dyn TaskQueue>,
+    default_source: &Arc<dyn TaskQueue>,
+    wanted: &BTreeMap<String, &DeadLetter>,
+    store: &Option<Arc<dyn backup_core::ports::TaskStore>>,
+    mine: Vec<ReceivedMessage>,
+    held: &Arc<std::sync::Mutex<Vec<String>>>,
+    left: &mut BTreeSet<String>,
+    set_aside: &mut BTreeMap<String, String>,
+    report: &mut ReplayReport,
+    pause: Duration,
+    hold: Duration,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    for message in mine {
+        let letter = wanted[&message.message_id];
+        let handle = message.receipt_handle.clone();
+        let stop_holding =
+            |held: &Arc<std::sync::Mutex<Vec<String>>>| held.lock().expect("held").retain(|h| *h != handle);
+        // Is this handle still the message's newest? (Checked, and the hold renewed with it.)
+        let failed = dlq.change_visibility_batch(&[(handle.clone(), hold)]).await?;
+        if !failed.is_empty() {
+            stop_holding(held);
+            continue; // received by someone else meanwhile: `left` still wants it
+        }
+        if let (Some(store), Some(task_id)) = (store, &letter.task_id) {
+            if let Reopen::Leased { owner, until } =
+                store.reopen_for_replay(&backup_schemas::TaskId::new(task_id), Utc::now()).await?
+            {
+                let why = format!(
+                    "task {task_id} holds a live lease ({owner} until {}): it is running; replay it after the lease ends if it fails",
+                    until.to_rfc3339()
+                );
+                report.skipped.push((message.message_id.clone(), why));
+                left.remove(&message.message_id);
+                stop_holding(held);
+                set_aside.insert(message.message_id.clone(), handle.clone());
+                continue;
+            }
+        }
+        let source: Arc<dyn TaskQueue> = match &letter.source_queue {
+            Some(url) if url != default_source.url() => fleet.queue(url),
+            _ => default_source.clone(),
+        };
+        let mut attributes = BTreeMap::from([(ATTR_REPLAYED_AT.to_owned(), Utc::now().to_rfc3339())]);
+        if let Some(first) = letter.first_failure {
+            attributes.insert(ATTR_FIRST_FAILED_AT.to_owned(), first.to_rfc3339());
+        }
+        let outgoing = OutgoingMessage {
+            id: "0".into(),
+            body: message.body.clone(),
+            delay: None,
+            trace_header: message.trace_header.clone(),
+            attributes,
+        };
+        source.send(&outgoing).await?;
+        let failed = dlq.delete_batch(std::slice::from_ref(&handle)).await?;
+        stop_holding(held);
+        if let Some((_, code)) = failed.first() {
+            anyhow::bail!(
+                "message {} was replayed but could not be deleted from the DLQ ({code}); it is in both queues \
+                 (harmless: its task id makes the copy a duplicate), and a new replay would send it again",
+                message.message_id
+            );
+        }
+        left.remove(&message.message_id);
+        report.replayed.push(message.message_id.clone());
+        if !quiet && report.replayed.len() % 10 == 0 {
+            eprintln!("replayed {}/{}", report.replayed.len(), wanted.len());
+        }
+        tokio::time::sleep(pause).await;
+    }
+    Ok(())
+}
+
 /// More messages than this need `--yes`.
 const CONFIRM_ABOVE: usize = 100;
 
