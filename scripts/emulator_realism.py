@@ -1110,6 +1110,17 @@ def _patch_ec2_responses() -> None:
         STATE.count("not_found", code)
         return exc
 
+    def _refuse_existing_cluster(self: Any) -> None:
+        # moto's create_db_cluster (also behind RestoreDBClusterFromSnapshot) silently replaces a
+        # cluster of the same name; AWS refuses with DBClusterAlreadyExistsFault, which is what a
+        # retried restore must be able to recognise.
+        identifier = (self.params.get("DBClusterIdentifier") or "").lower()
+        if identifier and identifier in {k.lower() for k in self.backend.clusters}:
+            from moto.rds.exceptions import RDSClientError
+
+            STATE.count("refused", "DBClusterAlreadyExistsFault")
+            raise RDSClientError("DBClusterAlreadyExistsFault", f"DB cluster {identifier} already exists")
+
     @wrap("describe_snapshots")
     def describe_snapshots(self: Any, orig: Callable[[], Any]) -> Any:
         ids = self._get_param("SnapshotIds", []) or []
@@ -1290,13 +1301,30 @@ def _patch_rds_responses() -> None:
 
     @wrap("restore_db_cluster_from_snapshot")
     def restore_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
+        _refuse_existing_cluster(self)
         chain = _chain_rds(lookup(self, self.params.get("SnapshotIdentifier"), "cluster_snapshots"), "cluster")
         with _Hook(_simple_hook(DBCluster, "restore_cluster", chain, _request_rds_directives(self))):
             return orig()
 
+    @wrap("create_db_cluster")
+    def create_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
+        _refuse_existing_cluster(self)
+        return orig()
+
     def not_found(code: str, exc: Exception) -> Exception:
         STATE.count("not_found", code)
         return exc
+
+    def _refuse_existing_cluster(self: Any) -> None:
+        # moto's create_db_cluster (also behind RestoreDBClusterFromSnapshot) silently replaces a
+        # cluster of the same name; AWS refuses with DBClusterAlreadyExistsFault, which is what a
+        # retried restore must be able to recognise.
+        identifier = (self.params.get("DBClusterIdentifier") or "").lower()
+        if identifier and identifier in {k.lower() for k in self.backend.clusters}:
+            from moto.rds.exceptions import RDSClientError
+
+            STATE.count("refused", "DBClusterAlreadyExistsFault")
+            raise RDSClientError("DBClusterAlreadyExistsFault", f"DB cluster {identifier} already exists")
 
     def describe(name: str, key: str, id_param: str, api: str, make_error: Callable[[str], Exception], code: str) -> None:
         @wrap(name)

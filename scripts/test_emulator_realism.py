@@ -430,6 +430,10 @@ class RealismTest(unittest.TestCase):
         with self.assertRaises(botocore.exceptions.ClientError) as ctx:
             self.rds.describe_db_clusters(DBClusterIdentifier=f"{cluster}-r")
         self.assertCode(ctx, "DBClusterNotFoundFault", 404)
+        # A second restore under the same name is refused, as AWS does (moto would replace it).
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=f"{cluster}-r", SnapshotIdentifier=f"{cluster}-s", Engine="aurora-postgresql")
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "DBClusterAlreadyExistsFault")
 
         time.sleep(PENDING + 0.1)
         self.assertEqual(west.describe_db_snapshots(DBSnapshotIdentifier=f"{db}-c1")["DBSnapshots"][0]["Status"], "available")
