@@ -1,4 +1,4 @@
-# syntax=docker/dockerfile:1.7
+# syntax=docker/dockerfile:1.7.1
 #
 # backup-fleet: one image with the three binaries in /usr/local/bin:
 #   backup-producer (service: `backup-producer serve`), backup-worker (service), backupctl (CLI).
@@ -12,11 +12,26 @@
 #
 # The builder runs on the build machine's architecture and cross-compiles when the target
 # platform differs (an amd64 CI runner builds the arm64 image without QEMU emulation).
+#
+# Base images are pinned; no `latest`, no floating major tag:
+#   - the BuildKit frontend (the `syntax` line) to docker/dockerfile:1.7.1;
+#   - the builder to rust:1.95.0-bookworm, an exact Rust release (the lockfile needs >= 1.94.1,
+#     aws-sdk-* and aws-smithy-*). It must stay a bookworm (Debian 12) image: the binaries link
+#     against its glibc and run on the Debian 12 runtime below. The tag is pinned, not its digest:
+#     the digest was not resolvable where this was written (no registry access); add
+#     `@sha256:...` from `docker buildx imagetools inspect rust:1.95.0-bookworm` to pin the bytes;
+#   - the runtime by digest: distroless publishes no version tags (only moving ones such as
+#     `nonroot`), so a digest is the only exact pin. The tag in front of it is informational (the
+#     digest wins). This digest was taken from public projects that pin cc-debian12:nonroot (one
+#     of them builds linux/arm64 from it, so it is the multi-platform index); it could not be
+#     verified where this was written (no registry access): check it, and refresh it when taking
+#     in Debian security updates, with `docker buildx imagetools inspect
+#     gcr.io/distroless/cc-debian12:nonroot` (use the index digest, which covers linux/arm64).
 
 #checkov:skip=CKV_DOCKER_2:No HEALTHCHECK: the services expose no port or probe, the distroless image has no shell, and ECS (which ignores image HEALTHCHECKs unless the task definition sets one) replaces failed tasks through the circuit breaker and queue metrics.
 
 ###############################################################################################
-FROM --platform=$BUILDPLATFORM rust:1-bookworm AS builder
+FROM --platform=$BUILDPLATFORM rust:1.95.0-bookworm AS builder
 
 ARG TARGETARCH
 ARG BUILDARCH
@@ -51,13 +66,15 @@ WORKDIR /src
 COPY . .
 
 # The registry and target directories are BuildKit cache mounts: rebuilds after a code change
-# recompile only the workspace crates, not the AWS SDKs.
+# recompile only the workspace crates, not the AWS SDKs. Only the three shipped packages are
+# built: the `tests` crate's tools (backup-bench, fault-proxy) never enter the image build.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
     triple="$(cat /rust-target)"; \
-    cargo build --release --locked --bins --target "${triple}"; \
+    cargo build --release --locked -p backup-worker -p backup-producer -p backupctl --bins \
+        --target "${triple}"; \
     mkdir -p /out; \
     for bin in backup-producer backup-worker backupctl; do \
         cp "target/${triple}/release/${bin}" /out/; \
@@ -65,7 +82,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 ###############################################################################################
 # Runtime: distroless (glibc, CA certificates, no shell, no package manager), non-root.
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 
 LABEL org.opencontainers.image.title="backup-fleet" \
       org.opencontainers.image.description="Event-driven AWS backup pipeline: producer, worker and backupctl" \

@@ -6,10 +6,13 @@
 #   2. conventions: every module has main/variables/outputs/versions.tf and a README that
 #      documents each of its inputs and outputs; every variable has a type and a description,
 #      every output a description; rules.json examples have the `backup-producer rules --json` shape;
-#   2b. the Terraform against the code (scripts/check_iam.py, scripts/check_terraform_contract.py):
-#      the IAM actions granted to the worker, producer and operator roles equal the AWS actions the
-#      Rust adapters call; the queues, tables, TTL and BACKUP_* environment agree with what
-#      `backupctl bootstrap --dry-run` prints (needs the built CLI: `make build`; cargo on PATH);
+#   2b. the Terraform against the code (scripts/check_iam.py, scripts/check_metrics.py,
+#      scripts/check_terraform_contract.py): the IAM actions granted to the worker, producer and
+#      operator roles equal the AWS actions the Rust adapters call; every metric an alarm or a
+#      dashboard reads in the fleet's namespace is defined in telemetry/src/metrics.rs and exported
+#      by the ADOT collector with that dimension set (plus the check's own negative self-test); the
+#      queues, tables, TTL and BACKUP_* environment agree with what `backupctl bootstrap --dry-run`
+#      prints (needs the built CLI: `make build`; cargo on PATH);
 #   3. checkov (offline) reports no failed check on terraform/ and on the Dockerfile; skips must be
 #      written in the code as `#checkov:skip=CKV_...:reason`;
 #   4. `terraform fmt -check -recursive`, only when terraform is on PATH (CI need not have it).
@@ -266,6 +269,15 @@ PY
 
 log "IAM actions vs the AWS calls in the code (scripts/check_iam.py)"
 "$VPY" "$REPO/scripts/check_iam.py" "$REPO" || die "IAM grants differ from the code's AWS calls (see above)"
+
+log "alarm and dashboard metrics vs the code's instruments and the collector (scripts/check_metrics.py)"
+# Negative self-test first: made-up alarms and widgets on bogus metrics must fail the check.
+if ! selftest_out="$("$VPY" "$REPO/scripts/check_metrics.py" --self-test "$REPO" 2>&1)"; then
+    printf '%s\n' "$selftest_out" >&2
+    die "check_metrics.py --self-test failed: the check no longer catches a bogus metric (see above)"
+fi
+log "$(tail -n 1 <<<"$selftest_out")"
+"$VPY" "$REPO/scripts/check_metrics.py" "$REPO" || die "alarms or dashboards read metrics the fleet does not publish (see above)"
 
 log "Terraform vs \`backupctl bootstrap --dry-run\` (scripts/check_terraform_contract.py)"
 "$VPY" "$REPO/scripts/check_terraform_contract.py" "$REPO" || die "Terraform and backupctl bootstrap disagree (see above)"

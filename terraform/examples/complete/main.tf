@@ -160,6 +160,9 @@ module "fleet" {
   worker_min_capacity            = var.worker_min_capacity
   worker_max_capacity            = var.worker_max_capacity
   worker_target_backlog_per_task = var.worker_target_backlog_per_task
+  worker_on_demand_base          = var.worker_on_demand_base
+  worker_on_demand_weight        = var.worker_on_demand_weight
+  worker_spot_weight             = var.worker_spot_weight
 
   tags = local.tags
 }
@@ -176,6 +179,7 @@ module "monitoring" {
   cluster_name          = module.fleet.cluster_name
   producer_service_name = module.fleet.producer_service_name
   worker_service_name   = module.fleet.worker_service_name
+  metrics_namespace     = module.fleet.metrics_namespace
 
   tags = local.tags
 }

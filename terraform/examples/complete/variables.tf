@@ -168,6 +168,24 @@ variable "worker_target_backlog_per_task" {
   default     = 16
 }
 
+variable "worker_on_demand_base" {
+  description = "Worker tasks always on on-demand FARGATE; the rest are split by the weights below (see the fleet module)."
+  type        = number
+  default     = 1
+}
+
+variable "worker_on_demand_weight" {
+  description = "Share of the workers above the base on on-demand FARGATE."
+  type        = number
+  default     = 1
+}
+
+variable "worker_spot_weight" {
+  description = "Share of the workers above the base on FARGATE_SPOT (0: no Spot)."
+  type        = number
+  default     = 3
+}
+
 # --- sources --------------------------------------------------------------------------------------
 
 variable "source_bucket_arns" {

@@ -25,6 +25,12 @@ locals {
       BACKUP_EVENT_BUS            = var.event_bus_name
       BACKUP_LOG_FORMAT           = var.log_format
       OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+      # Delta temporality: each export carries only what happened in its interval, so the ADOT
+      # awsemf exporter passes counters and histograms through unchanged (with the default
+      # cumulative temporality it drops the first value of every counter series, and sends
+      # histogram count/sum/min/max accumulated since the process started). The monitoring
+      # module's alarms rely on this (scripts/check_metrics.py checks it is set).
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE = "delta"
     },
     var.policy_toml != null ? { BACKUP_POLICY = var.policy_toml } : {},
     var.policy_file != null ? { BACKUP_POLICY_FILE = var.policy_file } : {},
@@ -45,9 +51,37 @@ locals {
     OTEL_RESOURCE_ATTRIBUTES = join(",", [for k, v in merge(var.otel_resource_attributes, { "service.namespace" = var.name }) : "${k}=${v}"])
   }, var.producer_extra_environment)
 
-  # ADOT collector: OTLP in on localhost only; traces -> X-Ray, metrics -> CloudWatch EMF
-  # (namespace BackupFleet; the default rollup also emits a dimensionless series per metric,
-  # which the failure-rate alarm reads).
+  # The fleet's metrics as they land in CloudWatch, in namespace var.metrics_namespace: metric
+  # name = OpenTelemetry instrument name (telemetry/src/metrics.rs), and exactly these dimension
+  # sets (lists of attribute names; [] is the dimensionless series, summed over every attribute
+  # value). Instruments not listed here are dropped by the collector (backlog_per_worker: declared
+  # in the code, recorded nowhere). The monitoring module's alarms and dashboard may read only
+  # these series: scripts/check_metrics.py checks name, dimensions and statistic against this
+  # table and against the instruments and attributes in the code.
+  #
+  # With OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta (common_environment), a counter
+  # becomes one data point per export interval (60 s) per task and series *in which it changed*,
+  # whose value is the increment: read it with the Sum statistic. Intervals without events
+  # publish nothing (no zeros), which each alarm's treat_missing_data accounts for. A histogram
+  # becomes a statistic set per interval (SampleCount, Sum, Minimum, Maximum; Average = Sum /
+  # SampleCount); it carries no buckets, so percentiles are not available.
+  emf_metric_dimensions = {
+    tasks_total                 = [["outcome"], ["kind", "outcome"]]
+    task_duration_seconds       = [[], ["kind"]]
+    queue_lag_seconds           = [[], ["kind"]]
+    lease_takeovers_total       = [[]]
+    stale_receipt_handles_total = [[]]
+    dlq_moves_total             = [[], ["reason_code"]]
+    aws_calls_total             = [[], ["service"]]
+    aws_throttled_total         = [[], ["service"], ["service", "operation"]]
+  }
+
+  # ADOT collector: OTLP in on localhost only; traces -> X-Ray, metrics -> CloudWatch EMF.
+  # awsemf with metric_declarations and NoDimensionRollup publishes exactly the dimension sets of
+  # local.emf_metric_dimensions (the default rollup would add an `OTelLib` dimension set per
+  # attribute, series nothing reads). Resource attributes do not become dimensions
+  # (resource_to_telemetry_conversion is off), so the series of all tasks of both services
+  # aggregate in CloudWatch.
   adot_config = yamlencode({
     extensions = {
       health_check = {}
@@ -78,7 +112,13 @@ locals {
         namespace               = var.metrics_namespace
         log_group_name          = local.metrics_log_group
         log_stream_name         = "{TaskId}"
-        dimension_rollup_option = "ZeroAndSingleDimensionRollup"
+        dimension_rollup_option = "NoDimensionRollup"
+        metric_declarations = [
+          for metric, dimension_sets in local.emf_metric_dimensions : {
+            dimensions            = dimension_sets
+            metric_name_selectors = ["^${metric}$"]
+          }
+        ]
       }
     }
     service = {
@@ -243,10 +283,11 @@ resource "aws_ecs_task_definition" "producer" {
 }
 
 resource "aws_ecs_service" "producer" {
-  name                               = "${var.name}-producer"
-  cluster                            = aws_ecs_cluster.this.id
-  task_definition                    = aws_ecs_task_definition.producer.arn
-  desired_count                      = 1
+  name            = "${var.name}-producer"
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.producer.arn
+  desired_count   = 1
+  # The single producer stays on on-demand Fargate: an interruption would pause ingestion.
   launch_type                        = "FARGATE"
   platform_version                   = "LATEST"
   deployment_minimum_healthy_percent = var.producer_deployment_minimum_healthy_percent
@@ -320,11 +361,25 @@ resource "aws_ecs_task_definition" "worker" {
 }
 
 resource "aws_ecs_service" "worker" {
-  name                               = "${var.name}-worker"
-  cluster                            = aws_ecs_cluster.this.id
-  task_definition                    = aws_ecs_task_definition.worker.arn
-  desired_count                      = var.worker_min_capacity
-  launch_type                        = "FARGATE"
+  name            = "${var.name}-worker"
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.worker.arn
+  desired_count   = var.worker_min_capacity
+  # Workers run on Fargate Spot above an on-demand base (no launch_type: it and a capacity
+  # provider strategy are mutually exclusive). Spot interruptions are ordinary stops: ECS sends
+  # SIGTERM (two minutes before the capacity is reclaimed), the worker drains within
+  # worker_runtime.drain_deadline_seconds and ECS sends SIGKILL after stopTimeout, both well
+  # inside the two minutes. Work that is cut off is handed back or taken over after its lease.
+  # FARGATE_SPOT runs linux/ARM64 tasks on platform version 1.4.0 (LATEST).
+  capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    base              = var.worker_on_demand_base
+    weight            = var.worker_on_demand_weight
+  }
+  capacity_provider_strategy {
+    capacity_provider = "FARGATE_SPOT"
+    weight            = var.worker_spot_weight
+  }
   platform_version                   = "LATEST"
   deployment_minimum_healthy_percent = var.worker_deployment_minimum_healthy_percent
   deployment_maximum_percent         = var.worker_deployment_maximum_percent
@@ -346,9 +401,17 @@ resource "aws_ecs_service" "worker" {
 
   tags = var.tags
 
+  # A capacity provider strategy may only name providers associated with the cluster.
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
+
   lifecycle {
     # Autoscaling owns the running count after creation.
     ignore_changes = [desired_count]
+
+    precondition {
+      condition     = var.worker_spot_weight + var.worker_on_demand_weight > 0
+      error_message = "worker_spot_weight and worker_on_demand_weight cannot both be 0 (ECS could place no worker above worker_on_demand_base)."
+    }
   }
 }
 

@@ -47,3 +47,8 @@ output "worker_environment" {
   description = "The worker container's environment (for running backupctl with the same settings)."
   value       = local.worker_environment
 }
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the fleet's own metrics (pass it to the monitoring module)."
+  value       = var.metrics_namespace
+}

@@ -346,6 +346,41 @@ variable "worker_target_backlog_per_task" {
   }
 }
 
+# --- worker capacity: Fargate Spot above an on-demand base ------------------------------------
+
+variable "worker_on_demand_base" {
+  description = "Worker tasks that always run on on-demand FARGATE before any weight applies (the FARGATE provider's `base`). With the default 1 and worker_min_capacity 1, the last worker is never a Spot task."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.worker_on_demand_base >= 0 && var.worker_on_demand_base <= 100000 && floor(var.worker_on_demand_base) == var.worker_on_demand_base
+    error_message = "worker_on_demand_base must be a whole number between 0 and 100000."
+  }
+}
+
+variable "worker_on_demand_weight" {
+  description = "Relative share of the worker tasks above `worker_on_demand_base` placed on on-demand FARGATE (the FARGATE provider's `weight`). With the defaults (1 on-demand to 3 Spot) a quarter of the extra workers are on-demand, so work still progresses while Fargate Spot has no capacity. 0: everything above the base on Spot."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.worker_on_demand_weight >= 0 && var.worker_on_demand_weight <= 1000 && floor(var.worker_on_demand_weight) == var.worker_on_demand_weight
+    error_message = "worker_on_demand_weight must be a whole number between 0 and 1000."
+  }
+}
+
+variable "worker_spot_weight" {
+  description = "Relative share of the worker tasks above `worker_on_demand_base` placed on FARGATE_SPOT (the FARGATE_SPOT provider's `weight`). 0: workers run on on-demand FARGATE only."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.worker_spot_weight >= 0 && var.worker_spot_weight <= 1000 && floor(var.worker_spot_weight) == var.worker_spot_weight
+    error_message = "worker_spot_weight must be a whole number between 0 and 1000."
+  }
+}
+
 variable "worker_scale_in_cooldown_seconds" {
   description = "Cooldown after a scale-in, in seconds."
   type        = number

@@ -6,6 +6,8 @@ output "alarm_arns" {
     task_queue_oldest_message   = aws_cloudwatch_metric_alarm.task_queue_oldest_message.arn
     events_queue_oldest_message = aws_cloudwatch_metric_alarm.events_queue_oldest_message.arn
     task_failure_rate           = aws_cloudwatch_metric_alarm.task_failure_rate.arn
+    task_no_progress            = aws_cloudwatch_metric_alarm.task_no_progress.arn
+    aws_throttling              = aws_cloudwatch_metric_alarm.aws_throttling.arn
   }
 }
 

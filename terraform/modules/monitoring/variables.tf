@@ -49,15 +49,9 @@ variable "worker_service_name" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace of the fleet's own metrics (TasksFailed, TasksCompleted)."
+  description = "CloudWatch namespace of the fleet's own metrics (tasks_total, aws_calls_total, ...): the `fleet` module's `metrics_namespace` output."
   type        = string
   default     = "BackupFleet"
-}
-
-variable "fleet_metric_dimensions" {
-  description = "Dimensions that select the fleet's TasksFailed / TasksCompleted series. Empty: the dimensionless rollup."
-  type        = map(string)
-  default     = {}
 }
 
 variable "oldest_message_age_threshold_seconds" {
@@ -83,7 +77,7 @@ variable "oldest_message_evaluation_periods" {
 }
 
 variable "failure_rate_threshold_percent" {
-  description = "Alarm when more than this percentage of finished tasks failed in a period."
+  description = "Alarm when more than this percentage of the tasks that ended in a period (succeeded, failed or dead) failed or went dead."
   type        = number
   default     = 5
 
@@ -105,13 +99,68 @@ variable "failure_rate_period_seconds" {
 }
 
 variable "failure_rate_evaluation_periods" {
-  description = "Consecutive periods over the failure-rate threshold before alarming."
+  description = "Consecutive periods over the failure-rate threshold before alarming (periods in which no task ended do not count against it)."
   type        = number
   default     = 2
 
   validation {
     condition     = var.failure_rate_evaluation_periods >= 1
     error_message = "failure_rate_evaluation_periods must be at least 1."
+  }
+}
+
+variable "no_progress_period_seconds" {
+  description = "Period of the no-progress alarm, in seconds (a multiple of 60): a period breaches when the task queue had visible messages throughout and no task ended in it."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.no_progress_period_seconds >= 300 && var.no_progress_period_seconds % 60 == 0
+    error_message = "no_progress_period_seconds must be a multiple of 60, at least 300."
+  }
+}
+
+variable "no_progress_evaluation_periods" {
+  description = "Consecutive no-progress periods before alarming (alarm after no_progress_evaluation_periods x no_progress_period_seconds without any task ending while work waits)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.no_progress_evaluation_periods >= 1
+    error_message = "no_progress_evaluation_periods must be at least 1."
+  }
+}
+
+variable "throttle_rate_threshold_percent" {
+  description = "Alarm when more than this percentage of the fleet's AWS API attempts were throttled, in each of throttle_evaluation_periods periods."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.throttle_rate_threshold_percent > 0 && var.throttle_rate_threshold_percent <= 100
+    error_message = "throttle_rate_threshold_percent must be in (0, 100]."
+  }
+}
+
+variable "throttle_period_seconds" {
+  description = "Period of the throttling-rate metric math, in seconds (a multiple of 60)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.throttle_period_seconds >= 60 && var.throttle_period_seconds % 60 == 0
+    error_message = "throttle_period_seconds must be a multiple of 60."
+  }
+}
+
+variable "throttle_evaluation_periods" {
+  description = "Consecutive periods over the throttling threshold before alarming."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.throttle_evaluation_periods >= 1
+    error_message = "throttle_evaluation_periods must be at least 1."
   }
 }
 
