@@ -9,25 +9,32 @@ export CARGO_TERM_COLOR ?= never
 export MOTO_PORT ?= 4566
 CARGO ?= cargo
 
-.PHONY: all build test fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas realism-check
+.PHONY: all build test tests fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas realism-check
 
 all: build
 
+# Every step selects the whole workspace with all its targets, so cargo resolves one feature set
+# (test-only features such as tokio's test-util included) and compiles each AWS SDK crate once
+# for build and test alike; clippy's check pass is the only other one.
 build:
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --all-targets --locked
 
 ## make test: formatting, clippy (warnings are errors), unit tests, Terraform and IAM checks, the
 ## realism layer's own tests, the integration tests against the local emulators (plain moto for the
 ## runtime, producer and CLI; moto with the realism layer for every backup, copy, prune, verify and
 ## restore path and the chaos test; started if none answers, stopped afterwards), and the demo on a
 ## small estate (realism on), which asserts its own report.
-test: fmt-check lint unit infra-check realism-check integration demo-check
+test: fmt-check lint infra-check realism-check tests demo-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## The unit and integration tests of every crate in one cargo run, with the emulators up.
+tests: build
+	bash scripts/with-emulator.sh $(CARGO) test --workspace --locked -- --test-threads=$${TEST_THREADS:-6}
 
 unit:
 	$(CARGO) test --workspace --locked --exclude backup-tests

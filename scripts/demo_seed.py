@@ -8,6 +8,7 @@ snapshot under legal hold). Prints a JSON description of what it made.
 import json
 import os
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -112,5 +113,22 @@ for name, t in ((f"{PREFIX}-media", {"backup": "daily"}), (f"{PREFIX}-tmp", {}))
         s3.put_object(Bucket=name, Key=key, Body=f"object {key}".encode(), Metadata={"origin": "demo"})
     s3.put_object(Bucket=name, Key="video/big.mp4", Body=os.urandom(6 * 1024 * 1024 if SMALL else 12 * 1024 * 1024))
     estate["buckets"].append({"id": name, "selected": bool(t), "objects": len(keys) + 1})
+
+# A real estate has existed for a while before its first backup run. With the emulator's realism
+# layer, a just-launched instance is `pending` and missing from tag-filtered Describe calls for a
+# few seconds (as on AWS), so wait as `aws ec2 wait instance-running` would before the first run.
+for region in ["us-east-1", "eu-west-1"]:
+    ec2 = client("ec2", region)
+    want = {i["id"] for i in estate["instances"] if i["region"] == region}
+    deadline = time.monotonic() + 120
+    while True:
+        pages = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [f"{PREFIX}-app-*"]},
+                                                {"Name": "instance-state-name", "Values": ["running"]}])
+        seen = {i["InstanceId"] for r in pages["Reservations"] for i in r["Instances"]}
+        if want <= seen:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"seeded instances never became running and visible in {region}: {sorted(want - seen)}")
+        time.sleep(0.5)
 
 print(json.dumps(estate))

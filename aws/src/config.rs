@@ -16,6 +16,8 @@ use crate::calls::CallCounter;
 pub struct AwsSettings {
     /// Overrides `AWS_REGION` / the profile's region.
     pub region: Option<String>,
+    /// A named profile of the shared config files instead of `AWS_PROFILE` / the default one.
+    pub profile: Option<String>,
     pub connect_timeout: Duration,
     /// Per attempt; must exceed the 20 s SQS long poll.
     pub attempt_timeout: Duration,
@@ -34,6 +36,7 @@ impl Default for AwsSettings {
     fn default() -> Self {
         Self {
             region: None,
+            profile: None,
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(90),
@@ -56,10 +59,16 @@ impl AwsSettings {
     }
 }
 
+/// No AWS region was configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no AWS region is configured: set AWS_REGION (or pass --region, or use a profile that has a region)")]
+pub struct NoRegion;
+
 /// Shared SDK configuration plus cached per-region clients.
 #[derive(Clone)]
 pub struct AwsContext {
     sdk: SdkConfig,
+    region: String,
     counter: CallCounter,
     clients: Arc<Mutex<HashMap<String, RegionClients>>>,
 }
@@ -82,8 +91,9 @@ pub struct RegionClients {
 }
 
 impl AwsContext {
-    /// Loads configuration from the environment (credential chain, region, endpoint).
-    pub async fn load(settings: &AwsSettings) -> Self {
+    /// Loads configuration from the environment (credential chain, region, endpoint). A region
+    /// is required: guessing one would back up, copy or restore in the wrong place.
+    pub async fn load(settings: &AwsSettings) -> Result<Self, NoRegion> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(settings.connect_timeout)
             .operation_attempt_timeout(settings.attempt_timeout)
@@ -92,6 +102,9 @@ impl AwsContext {
         let retry = RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1));
         let mut loader =
             aws_config::defaults(BehaviorVersion::v2026_01_12()).timeout_config(timeouts).retry_config(retry.clone());
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -114,16 +127,17 @@ impl AwsContext {
                 retry.with_initial_backoff(Duration::from_millis(50)).with_max_backoff(Duration::from_millis(500));
             sdk = sdk.to_builder().retry_config(quick).build();
         }
-        Self { sdk, counter: CallCounter::default(), clients: Arc::default() }
+        let region = sdk.region().map(|r| r.to_string()).filter(|r| !r.is_empty()).ok_or(NoRegion)?;
+        Ok(Self { sdk, region, counter: CallCounter::default(), clients: Arc::default() })
     }
 
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.sdk
     }
 
-    /// The default region (from `AWS_REGION`, the profile, or the settings).
+    /// The default region (from the settings, `AWS_REGION`, or the profile).
     pub fn region(&self) -> String {
-        self.sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_owned())
+        self.region.clone()
     }
 
     pub fn endpoint_url(&self) -> Option<&str> {

@@ -14,4 +14,4 @@ pub mod rds;
 pub mod s3;
 pub mod sqs;
 
-pub use config::{AwsContext, AwsSettings, RegionClients};
+pub use config::{AwsContext, AwsSettings, NoRegion, RegionClients};

@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod backoff;
 pub mod error;
+pub mod exit;
 pub mod policy;
 pub mod ports;
 pub mod ratelimit;

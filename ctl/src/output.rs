@@ -1,10 +1,11 @@
 //! Human tables and machine JSON for command output.
 
+use backup_core::outln;
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! `backup-producer` commands: `run` expands one plan window, `serve` consumes the events queue,
 //! `ingest` expands one event from a file, `rules` prints the EventBridge rules the policy needs.
-//! Exit codes: 0 success, 1 failure, 2 bad usage or invalid policy.
+//! Exit codes: `backup_core::exit` (0 success, 1 failure, 2 bad usage or invalid policy).
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
+use backup_core::outln;
 use backup_core::policy::{Plan, Policy};
 use backup_core::ports::{
     Catalog, OutgoingMessage, RunRecord, TaskQueue, TaskStore, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
@@ -116,9 +117,14 @@ impl Context {
         let policy = match (&self.settings.policy, &self.settings.policy_text) {
             (Some(path), _) => Policy::load(path, &self.region),
             (None, Some(text)) => Policy::from_toml_str(text, &self.region),
-            (None, None) => bail!("no policy: pass --policy FILE or set BACKUP_POLICY_FILE / BACKUP_POLICY"),
+            (None, None) => {
+                return Err(
+                    UsageError::new("no policy: pass --policy FILE or set BACKUP_POLICY_FILE / BACKUP_POLICY").into()
+                )
+            }
         };
-        policy.map_err(|e| anyhow::anyhow!("invalid policy: {e}"))
+        // The policy error stays typed in the chain: it decides the exit code (2).
+        policy.map_err(|e| anyhow::Error::new(e).context("invalid policy"))
     }
 
     fn s3_region(&self) -> String {
@@ -126,14 +132,11 @@ impl Context {
     }
 
     fn task_queue(&self) -> anyhow::Result<&Arc<dyn TaskQueue>> {
-        self.task_queue.as_ref().context("BACKUP_TASK_QUEUE_URL is not set")
+        self.task_queue.as_ref().ok_or_else(|| UsageError::new("BACKUP_TASK_QUEUE_URL is not set").into())
     }
 }
 
-/// Usage errors exit 2, everything else 1.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use backup_core::exit::UsageError;
 
 pub async fn run(cx: &Context, command: Command, shutdown: CancellationToken) -> anyhow::Result<i32> {
     match command {
@@ -147,15 +150,15 @@ pub async fn run(cx: &Context, command: Command, shutdown: CancellationToken) ->
         Command::Rules { json } => {
             let rules = rules(&cx.policy()?);
             if json {
-                println!("{}", serde_json::to_string_pretty(&rules)?);
+                outln!("{}", serde_json::to_string_pretty(&rules)?)?;
             } else {
                 for rule in rules {
-                    println!("{}\n  {}", rule.name, rule.description);
+                    outln!("{}\n  {}", rule.name, rule.description)?;
                     if let Some(schedule) = rule.schedule_expression {
-                        println!("  schedule: {schedule}");
+                        outln!("  schedule: {schedule}")?;
                     }
                     if let Some(pattern) = rule.event_pattern {
-                        println!("  pattern:  {pattern}");
+                        outln!("  pattern:  {pattern}")?;
                     }
                 }
             }
@@ -312,16 +315,16 @@ async fn expand_and_send(
             tasks: rows,
             sent,
         };
-        println!("{}", serde_json::to_string_pretty(&output)?);
+        outln!("{}", serde_json::to_string_pretty(&output)?)?;
     } else {
-        println!(
+        outln!(
             "plan {} window {} .. {} run {}",
             plan.name,
             window.start.format("%Y-%m-%dT%H:%MZ"),
             window.end.format("%Y-%m-%dT%H:%MZ"),
             run_id
-        );
-        println!("{} resources selected, {} tasks", resources.len(), envelopes.len());
+        )?;
+        outln!("{} resources selected, {} tasks", resources.len(), envelopes.len())?;
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -331,10 +334,10 @@ async fn expand_and_send(
                     .collect()
             })
             .collect();
-        println!("{}", table_text(&["KIND", "RESOURCE", "REGION", "TASK"], &table));
+        outln!("{}", table_text(&["KIND", "RESOURCE", "REGION", "TASK"], &table))?;
         match &sent {
-            Some(report) => println!("sent {} tasks in {} SendMessageBatch calls", report.sent, report.batches),
-            None => println!("dry run: nothing sent"),
+            Some(report) => outln!("sent {} tasks in {} SendMessageBatch calls", report.sent, report.batches)?,
+            None => outln!("dry run: nothing sent")?,
         }
     }
     Ok(0)
@@ -496,24 +499,24 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
             .iter()
             .map(|e| json!({"task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource()}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "events": events.len(), "dry_run": dry_run, "tasks": tasks, "stats": stats })
             )?
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "{} event(s), {} task(s){}",
             events.len(),
             all.len(),
             if dry_run { " (dry run: nothing sent)" } else { "" }
-        );
+        )?;
         for e in &all {
-            println!("  {}  {}  {}", e.kind(), e.task.resource(), e.task_id);
+            outln!("  {}  {}  {}", e.kind(), e.task.resource(), e.task_id)?;
         }
         for (reason, n) in &stats.not_selected {
-            println!("  not selected ({n}): {reason}");
+            outln!("  not selected ({n}): {reason}")?;
         }
     }
     Ok(0)
@@ -528,8 +531,8 @@ async fn serve(
     wait_secs: u64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    let queue = cx.event_queue.clone().context("BACKUP_EVENT_QUEUE_URL is not set")?;
-    let dlq = cx.event_dlq.clone().context("BACKUP_EVENT_DLQ_URL is not set")?;
+    let queue = cx.event_queue.clone().ok_or_else(|| UsageError::new("BACKUP_EVENT_QUEUE_URL is not set"))?;
+    let dlq = cx.event_dlq.clone().ok_or_else(|| UsageError::new("BACKUP_EVENT_DLQ_URL is not set"))?;
     let policy = cx.policy()?;
     let mut stats = EventStats::default();
     let mut idle_since = std::time::Instant::now();

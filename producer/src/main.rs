@@ -7,19 +7,30 @@ use backup_aws::rds::RdsDatabases;
 use backup_aws::s3::S3Objects;
 use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
+use backup_core::exit;
 use backup_core::ports::{Catalog, TaskQueue, TaskStore};
 use backup_core::ratelimit::RateLimiter;
-use backup_producer::commands::{run, Cli, Context, UsageError};
+use backup_producer::commands::{run, Cli, Context};
 use backup_producer::discovery::Discovery;
 use clap::Parser;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+const PROGRAM: &str = "backup-producer";
+
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    let telemetry = backup_telemetry::init("backup-producer", cli.settings.log_format, "info");
-    let aws = AwsContext::load(&AwsSettings::default()).await;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors: one line and exit 2 (help and --version print as clap does).
+        Err(err) if err.use_stderr() => exit::fail(PROGRAM, err, exit::USAGE),
+        Err(err) => err.exit(),
+    };
+    let aws = match AwsContext::load(&AwsSettings::default()).await {
+        Ok(aws) => aws,
+        Err(err) => exit::fail(PROGRAM, err, exit::USAGE),
+    };
+    let telemetry = backup_telemetry::init(PROGRAM, cli.settings.log_format, "info");
     let clients = aws.clients();
     let limits = RateLimiter::aws_defaults(1.0);
     let queue = |url: &Option<String>| {
@@ -60,12 +71,11 @@ async fn main() {
     let code = match run(&cx, cli.command, shutdown).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            if err.downcast_ref::<UsageError>().is_some() || err.to_string().starts_with("invalid policy") {
-                2
-            } else {
-                1
+            let code = exit::code_for(err.as_ref());
+            if code != exit::BROKEN_PIPE {
+                eprintln!("{PROGRAM}: error: {err:#}");
             }
+            code
         }
     };
     // process::exit skips destructors: flush telemetry first.

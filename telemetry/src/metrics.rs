@@ -4,7 +4,7 @@
 //! come from the SDK's operation metadata (a closed set). Without an exporter every instrument is
 //! a no-op.
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider};
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider};
 use opentelemetry::KeyValue;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,7 +30,6 @@ pub struct Metrics {
     dlq_moves: Counter<u64>,
     aws_calls: Counter<u64>,
     aws_throttled: Counter<u64>,
-    backlog_per_worker: Gauge<f64>,
 }
 
 impl Metrics {
@@ -70,10 +69,6 @@ impl Metrics {
                 .u64_counter("aws_throttled_total")
                 .with_description("Throttled AWS API requests, by service and operation.")
                 .build(),
-            backlog_per_worker: meter
-                .f64_gauge("backlog_per_worker")
-                .with_description("Visible task messages divided by running workers (the scaling signal).")
-                .build(),
         }
     }
 
@@ -85,7 +80,8 @@ impl Metrics {
     }
 
     /// `tasks_total{kind, outcome}` += 1 and `task_duration_seconds{kind}` ← `duration`.
-    /// `outcome` is a fixed word such as the final state (`TaskState::as_str()`).
+    /// `outcome` is the worker's disposition (`Disposition::as_str()`: `succeeded`, `failed`,
+    /// `dead`, ...), the values the CloudWatch alarms select on.
     pub fn task_finished(&self, kind: &'static str, outcome: &'static str, duration: Duration) {
         self.tasks.add(1, &[KeyValue::new("kind", kind), KeyValue::new("outcome", outcome)]);
         self.task_duration.record(duration.as_secs_f64(), &[KeyValue::new("kind", kind)]);
@@ -121,10 +117,5 @@ impl Metrics {
         if throttled {
             self.aws_throttled.add(1, &labels);
         }
-    }
-
-    /// `backlog_per_worker` ← `value` (last value wins).
-    pub fn backlog_per_worker(&self, value: f64) {
-        self.backlog_per_worker.record(value, &[]);
     }
 }

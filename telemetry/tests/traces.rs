@@ -240,16 +240,16 @@ fn metrics_record_bounded_labels() {
     let (dispatch, guard) = TelemetryBuilder::new("telemetry-test").metric_exporter(exporter.clone()).build();
     drop(dispatch);
     let metrics = guard.metrics();
-    metrics.task_finished("ebs_snapshot", "SUCCEEDED", Duration::from_millis(1500));
-    metrics.task_finished("ebs_snapshot", "SUCCEEDED", Duration::from_secs(3));
-    metrics.task_finished("rds_snapshot", "FAILED", Duration::from_secs(1));
+    metrics.task_finished("ebs_snapshot", "succeeded", Duration::from_millis(1500));
+    metrics.task_finished("ebs_snapshot", "succeeded", Duration::from_secs(3));
+    metrics.task_finished("rds_snapshot", "failed", Duration::from_secs(1));
     metrics.queue_lag("ebs_snapshot", 2.5);
     metrics.queue_lag("ebs_snapshot", -1.0);
     metrics.takeover();
     metrics.dlq_move("bad_json");
     metrics.aws_call("EC2", "CreateSnapshot", false);
     metrics.aws_call("EC2", "CreateSnapshot", true);
-    metrics.backlog_per_worker(4.5);
+    metrics.stale_receipt_handle();
     guard.shutdown();
 
     let exported = exporter.get_finished_metrics().unwrap();
@@ -267,7 +267,7 @@ fn metrics_record_bounded_labels() {
     points.sort();
     assert_eq!(
         points,
-        vec![("kind=ebs_snapshot,outcome=SUCCEEDED".to_owned(), 2), ("kind=rds_snapshot,outcome=FAILED".to_owned(), 1)]
+        vec![("kind=ebs_snapshot,outcome=succeeded".to_owned(), 2), ("kind=rds_snapshot,outcome=failed".to_owned(), 1)]
     );
 
     let AggregatedMetrics::F64(MetricData::Histogram(durations)) = find("task_duration_seconds").data() else {
@@ -289,8 +289,8 @@ fn metrics_record_bounded_labels() {
     assert_eq!(labels(dlq.data_points().next().unwrap().attributes().collect()), "reason_code=bad_json");
     let AggregatedMetrics::U64(MetricData::Sum(takeovers)) = find("lease_takeovers_total").data() else { panic!() };
     assert_eq!(takeovers.data_points().next().unwrap().value(), 1);
-    let AggregatedMetrics::F64(MetricData::Gauge(backlog)) = find("backlog_per_worker").data() else { panic!() };
-    assert_eq!(backlog.data_points().next().unwrap().value(), 4.5);
+    let AggregatedMetrics::U64(MetricData::Sum(stale)) = find("stale_receipt_handles_total").data() else { panic!() };
+    assert_eq!(stale.data_points().next().unwrap().value(), 1);
 
     let resource = exported[0].resource();
     assert_eq!(resource.get(&"service.name".into()), Some(Value::from("telemetry-test")));
@@ -301,7 +301,7 @@ fn metrics_record_bounded_labels() {
 fn metrics_without_an_exporter_are_noops() {
     let (_dispatch, guard) = TelemetryBuilder::new("telemetry-test").build();
     let metrics = guard.metrics();
-    metrics.task_finished("ebs_snapshot", "SUCCEEDED", Duration::from_secs(1));
+    metrics.task_finished("ebs_snapshot", "succeeded", Duration::from_secs(1));
     metrics.aws_call("SQS", "SendMessageBatch", true);
     backup_telemetry::metrics().takeover();
 }

@@ -183,7 +183,7 @@ async fn real_backups_complete_exactly_once_under_injected_faults_and_killed_wor
             5 => CanaryMode::RetryUntil(2),
             _ => CanaryMode::Succeed,
         };
-        let envelope = canary(&format!("chaos{i}"), mode, rng.gen_range(0..4000));
+        let envelope = canary(&format!("chaos{i}"), mode, rng.random_range(0..4000));
         expected.insert(envelope.task_id.clone(), Expected { label: format!("canary {i} ({mode:?})"), volume: None });
         bodies.push(envelope.encode().unwrap());
     }
@@ -221,7 +221,7 @@ async fn real_backups_complete_exactly_once_under_injected_faults_and_killed_wor
     let store = fleet.store();
     let mut finished: BTreeMap<TaskId, TaskRecord> = BTreeMap::new();
     let mut kills = 0usize;
-    let mut next_kill = Instant::now() + Duration::from_millis(rng.gen_range(1500..3500));
+    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(1500..3500));
     let deadline = Instant::now() + WORK_DEADLINE;
     loop {
         for worker in workers.iter_mut() {
@@ -289,13 +289,13 @@ async fn real_backups_complete_exactly_once_under_injected_faults_and_killed_wor
         }
         if Instant::now() >= next_kill {
             // One at a time, restarted at once: at least two workers are always alive.
-            let slot = rng.gen_range(0..WORKERS);
+            let slot = rng.random_range(0..WORKERS);
             workers[slot].sigkill();
             generations[slot] += 1;
             workers[slot] = spawn_worker(&fleet, &env, &format!("w{slot}-{}", generations[slot]), &[]);
             logs.push(workers[slot].log_path.clone());
             kills += 1;
-            next_kill = Instant::now() + Duration::from_millis(rng.gen_range(1500..4000));
+            next_kill = Instant::now() + Duration::from_millis(rng.random_range(1500..4000));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -4,6 +4,7 @@
 mod backupctl;
 mod bootstrap;
 mod chaos;
+mod cli;
 mod ebs;
 mod producer;
 mod rds;

@@ -315,9 +315,9 @@ impl Shared {
         }
         let exhausted = config.max_faults.is_some_and(|max| counts.injected() >= max);
         let mut rng = self.rng.lock().expect("rng");
-        let delay = config.latency.filter(|(_, p)| rng.gen::<f64>() < *p).map(|(d, _)| d);
-        let roll: f64 = rng.gen();
-        let variant: u32 = rng.gen();
+        let delay = config.latency.filter(|(_, p)| rng.random::<f64>() < *p).map(|(d, _)| d);
+        let roll: f64 = rng.random();
+        let variant: u32 = rng.random();
         let choices = [
             (config.reset, Action::Reset),
             (config.throttle, Action::Throttle),
@@ -913,13 +913,13 @@ mod tests {
         let mut settings = AwsSettings::emulator(&proxy.endpoint(), REGION);
         settings.max_attempts = 1;
         settings.attempt_timeout = Duration::from_secs(10);
-        AwsContext::load(&settings).await.clients()
+        AwsContext::load(&settings).await.expect("a region").clients()
     }
 
     async fn emulator_clients() -> backup_aws::RegionClients {
         let mut settings = AwsSettings::emulator(emulator_endpoint(), REGION);
         settings.max_attempts = 1;
-        AwsContext::load(&settings).await.clients()
+        AwsContext::load(&settings).await.expect("a region").clients()
     }
 
     fn throttled() -> ErrorClass {

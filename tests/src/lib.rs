@@ -92,7 +92,7 @@ pub async fn aws(region: &str) -> AwsContext {
 pub async fn aws_at(endpoint: &str, region: &str) -> AwsContext {
     let mut settings = AwsSettings::emulator(endpoint, region);
     settings.max_attempts = 2;
-    AwsContext::load(&settings).await
+    AwsContext::load(&settings).await.expect("the emulator settings name a region")
 }
 
 /// One test's own fleet resources on the emulator.

@@ -9,6 +9,7 @@ use backup_aws::rds::RdsDatabases;
 use backup_aws::s3::S3Objects;
 use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
+use backup_core::exit;
 use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
 use backup_core::ratelimit::RateLimiter;
 use backup_telemetry::LogFormat;
@@ -23,6 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+const PROGRAM: &str = "backup-worker";
+
 #[derive(Parser, Debug)]
 #[command(name = "backup-worker", version, about = "Runs backup-fleet tasks from the task queue")]
 struct Cli {
@@ -35,22 +38,28 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let telemetry = backup_telemetry::init("backup-worker", cli.log_format, "info");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors: one line and exit 2 (help and --version print as clap does).
+        Err(err) if err.use_stderr() => exit::fail(PROGRAM, err, exit::USAGE),
+        Err(err) => err.exit(),
+    };
     let settings = cli.settings;
-    settings.validate().map_err(anyhow::Error::msg).context("invalid worker settings")?;
-
-    let aws = AwsContext::load(&AwsSettings::default()).await;
+    if let Err(message) = settings.validate() {
+        exit::fail(PROGRAM, format!("invalid settings: {message}"), exit::USAGE);
+    }
+    let aws = match AwsContext::load(&AwsSettings::default()).await {
+        Ok(aws) => aws,
+        Err(err) => exit::fail(PROGRAM, err, exit::USAGE),
+    };
+    let telemetry = backup_telemetry::init(PROGRAM, cli.log_format, "info");
     let clients = aws.clients();
     let queue: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_queue_url));
     let dlq: Arc<dyn TaskQueue> = Arc::new(SqsQueue::new(clients.sqs.clone(), &settings.task_dlq_url));
     let redrive = queue.settings().await.context("reading the task queue's redrive policy")?.max_receive_count;
     let max_receive_count = match settings.max_receive_count(redrive) {
         Ok(count) => count,
-        Err(message) => {
-            eprintln!("backup-worker: error: {message}");
-            std::process::exit(2);
-        }
+        Err(message) => exit::fail(PROGRAM, message, exit::USAGE),
     };
     let events: Arc<dyn EventPublisher> = match &settings.event_bus {
         Some(bus) => Arc::new(EventBridgePublisher::new(clients.eventbridge.clone(), bus)),

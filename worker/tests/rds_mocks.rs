@@ -113,7 +113,7 @@ impl Catalog for MemoryCatalog {
 /// Services whose RDS adapter uses `rds` for every region. EC2 and S3 are never called here:
 /// their adapters point at an address nothing listens on.
 async fn services(rds: Client, catalog: Arc<MemoryCatalog>) -> Services {
-    let unused = AwsContext::load(&AwsSettings::emulator("http://127.0.0.1:9", REGION)).await;
+    let unused = AwsContext::load(&AwsSettings::emulator("http://127.0.0.1:9", REGION)).await.expect("a region");
     Services {
         block: Arc::new(Ec2BlockStorage::new(unused.clone(), RateLimiter::default())),
         databases: Arc::new(RdsDatabases::with_clients(move |_region| rds.clone(), RateLimiter::aws_defaults(1.0))),

@@ -273,7 +273,7 @@ impl Catalog for MemoryCatalog {
 /// Services whose S3 is the mock client; EC2 and RDS point at an address nothing listens on
 /// (these tests never call them).
 async fn services(s3: Client, catalog: Arc<MemoryCatalog>) -> Services {
-    let unused = AwsContext::load(&AwsSettings::emulator("http://127.0.0.1:9", "us-east-1")).await;
+    let unused = AwsContext::load(&AwsSettings::emulator("http://127.0.0.1:9", "us-east-1")).await.expect("a region");
     Services {
         block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(unused.clone(), RateLimiter::default())),
         databases: Arc::new(backup_aws::rds::RdsDatabases::new(unused, RateLimiter::default())),

@@ -2,6 +2,8 @@
 
 use backup_aws::bootstrap::{bootstrap, BootstrapSettings};
 use backup_aws::AwsContext;
+use backup_core::exit::UsageError;
+use backup_core::outln;
 use clap::ValueEnum;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -17,8 +19,12 @@ pub struct Args {
     /// Name prefix of every resource (`<prefix>-tasks`, `<prefix>-state`, ...).
     #[arg(long, env = "BACKUP_PREFIX")]
     pub prefix: String,
+    /// What to print: `env` (export lines) or `json`.
     #[arg(long, value_enum, default_value = "env")]
     pub format: Format,
+    /// Print one JSON object (the same as `--format json`, as every other command takes it).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Receives before a task message moves to the task DLQ.
     #[arg(long, default_value_t = 10)]
     pub max_receive_count: u32,
@@ -32,14 +38,18 @@ pub struct Args {
 
 pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
     if !args.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || args.prefix.is_empty() {
-        anyhow::bail!("--prefix may contain only letters, digits, '-' and '_'");
+        return Err(UsageError::new(format!(
+            "--prefix {:?}: only letters, digits, '-' and '_' are allowed, and it must not be empty",
+            args.prefix
+        ))
+        .into());
     }
     let mut settings = BootstrapSettings::new(&args.prefix);
     settings.task_max_receive_count = args.max_receive_count;
     settings.task_visibility_timeout_secs = args.visibility_timeout_secs;
     if args.dry_run {
         let p = &args.prefix;
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "queues": {
@@ -56,7 +66,7 @@ pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
                 "event_bus": format!("{p}-bus"),
                 "env": backup_aws::bootstrap::ENV_VARS,
             }))?
-        );
+        )?;
         return Ok(0);
     }
     eprintln!(
@@ -66,16 +76,17 @@ pub async fn run(aws: &AwsContext, args: Args) -> anyhow::Result<i32> {
         aws.endpoint_url().map(|e| format!(" at {e}")).unwrap_or_default()
     );
     let resources = bootstrap(aws, &settings).await?;
-    match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
         Format::Json => {
             let mut value = serde_json::to_value(&resources)?;
             value["region"] = serde_json::json!(aws.region());
             value["max_receive_count"] = serde_json::json!(settings.task_max_receive_count);
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?)?;
         }
         Format::Env => {
             for (name, value) in resources.env() {
-                println!("export {name}={}", shell_quote(value));
+                outln!("export {name}={}", shell_quote(value))?;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `backupctl canary`: send canary tasks and wait for them. Exit 0 only when all completed.
 
+use backup_core::outln;
 use backup_core::ports::OutgoingMessage;
 use backup_schemas::{Canary, CanaryMode, Envelope, Origin, RunId, Task, TaskState};
 use chrono::Utc;
@@ -71,12 +72,12 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
             &json!({ "sent": ids.len(), "succeeded": succeeded, "finished": done.len(), "healthy": healthy, "seconds": started.elapsed().as_secs_f64(), "run_id": run_id }),
         )?;
     } else {
-        println!(
+        outln!(
             "{succeeded}/{} canaries succeeded in {:.1}s{}",
             ids.len(),
             started.elapsed().as_secs_f64(),
             if healthy { "" } else { ": the fleet is NOT healthy" }
-        );
+        )?;
     }
     Ok(if healthy { 0 } else { 1 })
 }

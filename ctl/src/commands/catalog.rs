@@ -1,6 +1,7 @@
 //! `backupctl catalog list`.
 
 use backup_core::artifacts::CatalogQuery;
+use backup_core::outln;
 use clap::Subcommand;
 
 use super::Fleet;
@@ -51,13 +52,13 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         output::table(
             &["RESOURCE", "KIND", "ARTIFACT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""],
             &rows
         )
-    );
+    )?;
     eprintln!("{} backups", records.len());
     Ok(0)
 }

@@ -2,6 +2,7 @@
 //! is why this exists. Replay sends first and deletes second, so a replay killed at any point
 //! loses nothing: at worst a message is in both queues, and task ids make the duplicate harmless.
 
+use backup_core::outln;
 use backup_core::ports::{
     OutgoingMessage, ReceivedMessage, Reopen, TaskQueue, ATTR_FAILED_AT, ATTR_FIRST_FAILED_AT, ATTR_REASON,
     ATTR_REASON_CODE, ATTR_REPLAYED_AT, ATTR_SOURCE_QUEUE,
@@ -183,7 +184,7 @@ async fn replay_batch(
         }
         left.remove(&message.message_id);
         report.replayed.push(message.message_id.clone());
-        if !quiet && report.replayed.len() % 10 == 0 {
+        if !quiet && report.replayed.len().is_multiple_of(10) {
             eprintln!("replayed {}/{}", report.replayed.len(), wanted.len());
         }
         tokio::time::sleep(pause).await;
@@ -361,7 +362,7 @@ fn queues(fleet: &Fleet, name: QueueName) -> anyhow::Result<(Arc<dyn TaskQueue>,
     })
 }
 
-fn print_table(letters: &[&DeadLetter]) {
+fn print_table(letters: &[&DeadLetter]) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = letters
         .iter()
         .map(|l| {
@@ -374,7 +375,7 @@ fn print_table(letters: &[&DeadLetter]) {
             ]
         })
         .collect();
-    println!("{}", output::table(&["TASK", "KIND", "ATTEMPTS", "LAST FAILURE", "REASON"], &rows));
+    outln!("{}", output::table(&["TASK", "KIND", "ATTEMPTS", "LAST FAILURE", "REASON"], &rows))
 }
 
 pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
@@ -389,7 +390,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             if json {
                 output::json(&selected)?;
             } else {
-                print_table(&selected);
+                print_table(&selected)?;
                 eprintln!("{} of {} dead letters match", selected.len(), letters.len());
             }
             Ok(0)
@@ -420,15 +421,15 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 if json {
                     output::json(&serde_json::json!({ "dry_run": true, "would_replay": selected }))?;
                 } else {
-                    print_table(&selected);
-                    println!("dry run: {} message(s) would be replayed; nothing changed", selected.len());
+                    print_table(&selected)?;
+                    outln!("dry run: {} message(s) would be replayed; nothing changed", selected.len())?;
                 }
                 if !dry_run {
-                    eprintln!(
+                    return Err(backup_core::exit::UsageError::new(format!(
                         "refusing to replay {} messages without --yes (more than {CONFIRM_ABOVE})",
                         selected.len()
-                    );
-                    return Ok(2);
+                    ))
+                    .into());
                 }
                 return Ok(0);
             }
@@ -449,13 +450,13 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                     "not_found": report.not_found,
                 }))?;
             } else {
-                print_table(&replayed);
-                println!("replayed {} message(s)", replayed.len());
+                print_table(&replayed)?;
+                outln!("replayed {} message(s)", replayed.len())?;
                 for (id, why) in &report.skipped {
-                    println!("skipped {id}: {why}");
+                    outln!("skipped {id}: {why}")?;
                 }
                 if !report.not_found.is_empty() {
-                    println!("{} selected message(s) were no longer in the DLQ", report.not_found.len());
+                    outln!("{} selected message(s) were no longer in the DLQ", report.not_found.len())?;
                 }
             }
             // Exit 3 when something selected stayed in the DLQ, so scripts notice.

@@ -1,6 +1,5 @@
 //! Command-line surface of `backupctl` and the dispatch to each command.
 
-use anyhow::Context as _;
 use backup_aws::catalog::DynamoCatalog;
 use backup_aws::dynamo::DynamoTaskStore;
 use backup_aws::sqs::SqsQueue;
@@ -21,6 +20,12 @@ pub mod tasks;
 #[derive(Parser, Debug)]
 #[command(name = "backupctl", version, about = "Operate a backup-fleet deployment")]
 pub struct Cli {
+    /// AWS region (default: AWS_REGION, then the profile's region).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile of the AWS config files (default: AWS_PROFILE, then `default`).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
     #[command(flatten)]
     pub fleet: FleetArgs,
     #[command(subcommand)]
@@ -81,7 +86,7 @@ pub enum Command {
 }
 
 /// Exit code of a `--check` that found a problem.
-pub const EXIT_CHECK_FAILED: i32 = 3;
+pub const EXIT_CHECK_FAILED: i32 = backup_core::exit::CHECK_FAILED;
 
 /// AWS clients and fleet resources, built on demand so that `bootstrap` needs no settings.
 pub struct Fleet {
@@ -91,7 +96,10 @@ pub struct Fleet {
 
 impl Fleet {
     fn need<'a>(value: &'a Option<String>, var: &str) -> anyhow::Result<&'a str> {
-        value.as_deref().with_context(|| format!("{var} is not set (see `backupctl bootstrap --format env`)"))
+        value.as_deref().ok_or_else(|| {
+            backup_core::exit::UsageError::new(format!("{var} is not set (see `backupctl bootstrap --format env`)"))
+                .into()
+        })
     }
 
     pub fn queue(&self, url: &str) -> Arc<dyn TaskQueue> {
@@ -127,7 +135,8 @@ impl Fleet {
 
 /// Runs a command; the returned code is the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let aws = AwsContext::load(&AwsSettings::default()).await;
+    let settings = AwsSettings { region: cli.region, profile: cli.profile, ..AwsSettings::default() };
+    let aws = AwsContext::load(&settings).await.map_err(|err| backup_core::exit::UsageError::new(err.to_string()))?;
     let fleet = Fleet { aws, args: cli.fleet };
     match cli.command {
         Command::Bootstrap(args) => bootstrap::run(&fleet.aws, args).await,

@@ -11,6 +11,7 @@
 //!   `drill_task`, `drill_plan`, `drill_resource_type`); one drill per `drill_task`.
 
 use backup_core::artifacts::{CatalogQuery, CatalogRecord};
+use backup_core::outln;
 use backup_core::policy::{Plan, Policy};
 use backup_core::ports::TaskStore;
 use backup_schemas::{ArtifactKind, ScanBucket, Task, TaskState};
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use super::{Fleet, EXIT_CHECK_FAILED};
 use crate::output;
 
-/// Check keys written by the drill handler (`backup-worker`, `handlers/restore.rs`).
+/// Check keys written by the drill handler (`backup-worker`, `handlers/restore/drill.rs`).
 const CHECK_DRILL: &str = "drill";
 const CHECK_RESTORE_SECONDS: &str = "restore_seconds";
 const CHECK_DRILL_TASK: &str = "drill_task";
@@ -200,16 +201,12 @@ async fn rpo(
 ) -> anyhow::Result<i32> {
     let grace = match Grace::parse(grace) {
         Ok(grace) => grace,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(2);
-        }
+        Err(err) => return Err(backup_core::exit::UsageError::new(err.to_string()).into()),
     };
     let policy = match load_policy(path, text, &fleet.aws.region())? {
         Ok(policy) => policy,
         Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(2);
+            return Err(backup_core::exit::UsageError::new(err).into());
         }
     };
     let store = fleet.store().ok();
@@ -295,7 +292,7 @@ async fn rpo(
                 ]
             })
             .collect();
-        println!("{}", output::table(&["RESOURCE", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table));
+        outln!("{}", output::table(&["RESOURCE", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table))?;
         eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
     }
     Ok(if report.violations > 0 { EXIT_CHECK_FAILED } else { 0 })
@@ -430,10 +427,10 @@ async fn drills(fleet: &Fleet, check: bool, json: bool) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             output::table(&["TYPE", "DRILLS", "PASSED", "FAILED", "AVG RESTORE S", "MAX RESTORE S", "LAST"], &rows)
-        );
+        )?;
         let recent: Vec<Vec<String>> = report
             .drills
             .iter()
@@ -449,8 +446,8 @@ async fn drills(fleet: &Fleet, check: bool, json: bool) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        println!();
-        println!("{}", output::table(&["WHEN", "RESOURCE", "TYPE", "RESULT", "RESTORE S", "OUTCOME"], &recent));
+        outln!()?;
+        outln!("{}", output::table(&["WHEN", "RESOURCE", "TYPE", "RESULT", "RESTORE S", "OUTCOME"], &recent))?;
         if !report.failing.is_empty() {
             eprintln!("latest drill failed for: {}", report.failing.join(", "));
         }

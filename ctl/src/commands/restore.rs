@@ -7,6 +7,7 @@
 //! `--resource ID` in that region; `--from-region us-west-2` restores from the DR copy.
 
 use anyhow::Context as _;
+use backup_core::outln;
 use backup_core::ports::{OutgoingMessage, RunRecord};
 use backup_schemas::{
     ArtifactKind, ArtifactRef, Envelope, Origin, RestoreDbCluster, RestoreDbInstance, RestoreInstance, RestoreObjects,
@@ -292,8 +293,10 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             let as_of = match as_of.as_deref().map(DateTime::parse_from_rfc3339).transpose() {
                 Ok(as_of) => as_of.map(|t| t.with_timezone(&Utc)),
                 Err(err) => {
-                    eprintln!("error: --as-of: {err} (expected RFC 3339, e.g. 2026-11-20T02:00:00Z)");
-                    return Ok(2);
+                    return Err(backup_core::exit::UsageError::new(format!(
+                        "--as-of: {err} (expected RFC 3339, e.g. 2026-11-20T02:00:00Z)"
+                    ))
+                    .into())
                 }
             };
             let restore_id = common.restore_id.clone().unwrap_or_else(new_restore_id);
@@ -369,7 +372,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 "result": record.as_ref().and_then(|r| r.result.clone()),
             }))?;
         } else {
-            println!("{task_id}");
+            outln!("{task_id}")?;
             eprintln!("follow it with: backupctl tasks show {task_id}");
         }
         return Ok(if record.is_some_and(|r| matches!(r.state, TaskState::Failed | TaskState::Dead)) { 1 } else { 0 });
@@ -416,7 +419,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
         }))?;
     } else if succeeded {
         let result = record.as_ref().and_then(|r| r.result.clone()).unwrap_or_default();
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        outln!("{}", serde_json::to_string_pretty(&result)?)?;
     } else {
         eprintln!(
             "restore {restore_id} {}: {}",

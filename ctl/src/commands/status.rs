@@ -1,5 +1,6 @@
 //! `backupctl status`: runs and their progress, queue depths, DLQs, the age of the oldest message.
 
+use backup_core::outln;
 use backup_core::ports::{QueueDepth, TaskQueue};
 use backup_schemas::{RunId, TaskState};
 use chrono::Utc;
@@ -134,7 +135,7 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        println!("{}\n", output::table(&["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED", "OLDEST"], &rows));
+        outln!("{}\n", output::table(&["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED", "OLDEST"], &rows))?;
         let states = ["PENDING", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "DEAD"];
         let mut headers = vec!["RUN", "CREATED", "TASKS"];
         headers.extend(states);
@@ -151,9 +152,9 @@ pub async fn run(fleet: &Fleet, args: Args) -> anyhow::Result<i32> {
                 row
             })
             .collect();
-        println!("{}", output::table(&headers, &rows));
+        outln!("{}", output::table(&headers, &rows))?;
         for problem in &status.problems {
-            println!("problem: {problem}");
+            outln!("problem: {problem}")?;
         }
     }
     Ok(if args.check && !status.problems.is_empty() { EXIT_CHECK_FAILED } else { 0 })

@@ -1,5 +1,6 @@
 //! `backupctl tasks show ID`.
 
+use backup_core::outln;
 use backup_schemas::TaskId;
 use clap::Subcommand;
 
@@ -59,7 +60,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
         vec!["updated".into(), opt(record.updated_at.map(|t| t.to_rfc3339()))],
         vec!["result".into(), opt(record.result.as_ref().map(|r| r.to_string()))],
     ];
-    println!("{}", output::table(&["FIELD", "VALUE"], &rows));
+    outln!("{}", output::table(&["FIELD", "VALUE"], &rows))?;
     Ok(0)
 }
 
@@ -92,7 +93,7 @@ async fn list(
             ]
         })
         .collect();
-    println!("{}", output::table(&["TASK", "KIND", "RESOURCE", "STATE", "ATTEMPTS", "LAST ERROR"], &rows));
+    outln!("{}", output::table(&["TASK", "KIND", "RESOURCE", "STATE", "ATTEMPTS", "LAST ERROR"], &rows))?;
     eprintln!("{} tasks", tasks.len());
     Ok(0)
 }

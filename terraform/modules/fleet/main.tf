@@ -54,8 +54,7 @@ locals {
   # The fleet's metrics as they land in CloudWatch, in namespace var.metrics_namespace: metric
   # name = OpenTelemetry instrument name (telemetry/src/metrics.rs), and exactly these dimension
   # sets (lists of attribute names; [] is the dimensionless series, summed over every attribute
-  # value). Instruments not listed here are dropped by the collector (backlog_per_worker: declared
-  # in the code, recorded nowhere). The monitoring module's alarms and dashboard may read only
+  # value). Instruments not listed here are dropped by the collector. The monitoring module's alarms and dashboard may read only
   # these series: scripts/check_metrics.py checks name, dimensions and statistic against this
   # table and against the instruments and attributes in the code.
   #

@@ -117,7 +117,7 @@ pub(crate) fn memory_growth(samples: &[(f64, f64)], warmup_secs: f64, limit: Gro
         let mut v: Vec<f64> = values.iter().map(|(_, m)| *m).collect();
         v.sort_by(f64::total_cmp);
         let mid = v.len() / 2;
-        if v.len() % 2 == 0 {
+        if v.len().is_multiple_of(2) {
             (v[mid - 1] + v[mid]) / 2.0
         } else {
             v[mid]
