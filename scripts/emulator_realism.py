@@ -12,6 +12,8 @@ moto (5.2.5) so that it does:
   by filter leaves the new resource out;
 * quotas with AWS's own error codes: concurrent snapshots per volume, snapshot copies in flight per
   destination region, the CreateSnapshot request rate, duplicate AMI names;
+* the EBS snapshot archive tier: ModifySnapshotTier and RestoreSnapshotTier take time (and may fail),
+  are refused in the wrong state, and an archived snapshot cannot be used until it is restored;
 * SQS: only a message's newest receipt handle works (moto accepts every handle it ever had), and
   SendMessageBatch is refused above a total size of bodies and message attributes.
 
@@ -54,6 +56,8 @@ KINDS = (
     "restore_instance",  # RunInstances
     "restore_db",  # RestoreDBInstanceFromDBSnapshot
     "restore_cluster",  # RestoreDBClusterFromSnapshot
+    "snapshot_archive",  # ModifySnapshotTier (archive)
+    "snapshot_tier_restore",  # RestoreSnapshotTier (temporary or permanent)
 )
 
 # Per-kind settings fall back to the family key, then to the global value.
@@ -74,6 +78,10 @@ DIRECTIVE_FAMILY = {
     "restore_instance": "restore",
     "restore_db": "restore",
     "restore_cluster": "restore",
+    # The tier operations act on the snapshot itself: `realism:archive-*` / `realism:tier-restore-*`
+    # on the snapshot or its volume (never `realism:restore-*`, which is for volumes made from it).
+    "snapshot_archive": "archive",
+    "snapshot_tier_restore": "tier-restore",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -90,6 +98,8 @@ DEFAULTS: dict[str, Any] = {
         "rds_copy": 3.0,
         "rds_cluster_copy": 3.0,
         "restore": 2.0,
+        "snapshot_archive": 3.0,
+        "snapshot_tier_restore": 3.0,
     },
     "error_share": 0.0,
     "errors": {},
@@ -281,6 +291,69 @@ class Meta:
         return now < self.visible_at
 
 
+# The snapshot fields moto keeps for tiering; while a snapshot has a TierOp they are computed from it.
+TIER_FIELDS = (
+    "storage_tier",
+    "last_tiering_start_time",
+    "last_tiering_progress",
+    "last_tiering_operation_status",
+    "last_tiering_operation_status_detail",
+    "archival_complete_time",
+    "restore_expiry_time",
+    "restore_start_time",
+)
+TIER_BUSY = ("archival-in-progress", "temporary-restore-in-progress", "permanent-restore-in-progress")
+_TIER_NAMES = {
+    "archive": ("archival", "Archival"),
+    "temporary": ("temporary-restore", "Temporary restore"),
+    "permanent": ("permanent-restore", "Permanent restore"),
+}
+_TIER_PHASES = {"pending": "in-progress", "ok": "completed", "error": "failed"}
+
+
+class TierOp:
+    """The latest ModifySnapshotTier / RestoreSnapshotTier of one snapshot: what readers saw before it
+    (`base`), and its timing and fate (`meta`). The tier only changes when the operation completes:
+    an archiving snapshot stays in `standard` (and usable), a restoring one stays in `archive`."""
+
+    __slots__ = ("op", "meta", "base", "days", "started", "__weakref__")
+
+    def __init__(self, op: str, meta: Meta, base: dict[str, Any], days: int = 1):
+        from moto.core.utils import utcnow
+
+        self.op = op  # "archive" | "temporary" | "permanent"
+        self.meta = meta
+        self.base = base
+        self.days = days
+        self.started = utcnow()  # moto's (naive UTC) timestamps, so all of them render alike
+
+    def fields(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        phase, progress = self.meta.view()
+        name, label = _TIER_NAMES[self.op]
+        done_at = self.started + timedelta(seconds=self.meta.pending)
+        out = dict(self.base)
+        out["last_tiering_start_time"] = self.started
+        out["last_tiering_progress"] = progress
+        out["last_tiering_operation_status"] = f"{name}-{_TIER_PHASES[phase]}"
+        out["last_tiering_operation_status_detail"] = {
+            "pending": f"{label} in progress",
+            "ok": f"{label} completed successfully",
+            "error": f"{label} failed: internal error (simulated by the emulator realism layer)",
+        }[phase]
+        if self.op == "archive":
+            out["storage_tier"] = "archive" if phase == "ok" else "standard"
+            out["restore_expiry_time"] = None
+            if phase == "ok":
+                out["archival_complete_time"] = done_at
+        else:
+            out["storage_tier"] = "standard" if phase == "ok" else "archive"
+            out["restore_start_time"] = self.started
+            out["restore_expiry_time"] = done_at + timedelta(days=self.days) if phase == "ok" and self.op == "temporary" else None
+        return out
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.RLock()  # config, rng, buckets, quota lists, stats
@@ -314,6 +387,8 @@ class _State:
             }
             self.reset_at = time.monotonic()
         self.meta = weakref.WeakKeyDictionary()
+        # EBS snapshot -> its latest ModifySnapshotTier / RestoreSnapshotTier (TierOp)
+        self.tiers: "weakref.WeakKeyDictionary[Any, TierOp]" = weakref.WeakKeyDictionary()
 
     def count(self, section: str, key: str, n: int = 1) -> None:
         with self.lock:
@@ -668,6 +743,35 @@ def _patch_models() -> None:
         )
     )
 
+    # Storage tier: computed from the snapshot's latest tier operation, so DescribeSnapshots
+    # (StorageTier, RestoreExpiryTime), DescribeSnapshotTierStatus and the storage-tier filter agree.
+    def tier_field(name: str) -> property:
+        key = f"_rlz_{name}"
+        default = "standard" if name == "storage_tier" else None
+
+        def fget(self: Any) -> Any:
+            op = STATE.tiers.get(self)
+            return op.fields()[name] if op is not None else self.__dict__.get(key, default)
+
+        def fset(self: Any, value: Any) -> None:
+            self.__dict__[key] = value
+
+        return property(fget, fset, doc=f"{name} (realism layer)")
+
+    for name in TIER_FIELDS:
+        setattr(Snapshot, name, tier_field(name))
+
+    # DescribeSnapshotTierStatus's last-tiering-operation filter (moto 5.2.5 does not know it).
+    orig_filter = Snapshot.get_filter_value
+
+    @functools.wraps(orig_filter)
+    def snapshot_filter(self: Any, filter_name: str, method_name: Optional[str] = None) -> Any:
+        if filter_name == "last-tiering-operation":
+            return self.last_tiering_operation_status
+        return orig_filter(self, filter_name, method_name)
+
+    Snapshot.get_filter_value = snapshot_filter  # type: ignore[method-assign]
+
     # AMI: pending -> available | failed (StateReason).
     Ami.state = _stored_property("_rlz_state", "state", "available", lambda a, m: AMI_STATES[m.view()[0]])
     Ami.state_reason = property(
@@ -956,19 +1060,32 @@ def _patch_ec2_responses() -> None:
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses import EC2Response
 
-    def wrap(name: str) -> Callable[[Callable[..., Any]], None]:
+    def wrap(name: str, off: Optional[Callable[[Any], None]] = None) -> Callable[[Callable[..., Any]], None]:
+        """`off(self)` runs before moto's own handler when the layer is disabled."""
         orig = getattr(EC2Response, name)
 
         def decorator(fn: Callable[..., Any]) -> None:
             @functools.wraps(orig)
             def method(self: Any) -> Any:
                 if not _active():
+                    if off is not None:
+                        off(self)
                     return orig(self)
                 return fn(self, lambda: orig(self))
 
             setattr(EC2Response, name, method)
 
         return decorator
+
+    def incorrect_state(message: str) -> Exception:
+        _refuse("IncorrectState")
+        return _ec2_error("IncorrectState", message)
+
+    def refuse_archived(snap: Any) -> None:
+        # AWS: an archived snapshot must be restored before it can be used; while its archival is
+        # still in progress it can be used as before.
+        if snap is not None and snap.storage_tier == "archive":
+            raise incorrect_state(f"The snapshot '{snap.id}' is in the archive tier. Restore it to the standard tier before you use it.")
 
     # ---- CreateSnapshot ------------------------------------------------------------------------
     @wrap("create_snapshot")
@@ -1035,6 +1152,7 @@ def _patch_ec2_responses() -> None:
             source = _ec2_backend(account, src_region).snapshots.get(self._get_param("SourceSnapshotId"))
         except Exception:
             pass
+        refuse_archived(source)
         chain = _chain_snapshot(source)
         hook = _snapshot_hook(self, "ebs_copy", lambda s: chain, request, (STATE.copies, lambda s: (account, region, "ebs")))
         with STATE.create_lock:
@@ -1089,10 +1207,75 @@ def _patch_ec2_responses() -> None:
             return orig()
         account, region = self.current_account, self.region
         request = _request_ec2_directives(self)
-        chain = _chain_snapshot(self.ec2_backend.snapshots.get(snapshot_id))
+        source = self.ec2_backend.snapshots.get(snapshot_id)
+        refuse_archived(source)
+        chain = _chain_snapshot(source)
         hook = _simple_hook(Volume, "restore_volume", chain, request, lambda v, m: _remember_ec2(account, region, v.id, m))
         with _Hook(hook):
             return orig()
+
+    # ---- ModifySnapshotTier, RestoreSnapshotTier -----------------------------------------------
+    def tier_snapshot(self: Any) -> Any:
+        return self.ec2_backend.snapshots.get(self._get_param("SnapshotId"))
+
+    def settle_tier(self: Any) -> None:
+        """Layer off: keep what readers see now as the stored fields, so moto's own (instant)
+        operation starts from there and its result shows."""
+        snap = tier_snapshot(self)
+        op = STATE.tiers.get(snap) if snap is not None else None
+        if op is not None:
+            for name, value in op.fields().items():
+                setattr(snap, name, value)
+            STATE.tiers.pop(snap, None)
+
+    def start_tier(snap: Any, op: str, meta: Meta, orig: Callable[[], Any], days: int = 1) -> Any:
+        """Attach the operation before moto runs (its answer reads the start time from it). moto
+        writes its instant result into the stored fields, which the operation hides."""
+        prev = STATE.tiers.get(snap)
+        STATE.tiers[snap] = TierOp(op, meta, {name: getattr(snap, name) for name in TIER_FIELDS}, days)
+        try:
+            return orig()
+        except Exception:
+            if prev is None:
+                STATE.tiers.pop(snap, None)
+            else:
+                STATE.tiers[snap] = prev
+            raise
+
+    @wrap("modify_snapshot_tier", off=settle_tier)
+    def modify_snapshot_tier(self: Any, orig: Callable[[], Any]) -> Any:
+        snap = tier_snapshot(self)
+        if snap is None or self._get_param("StorageTier") != "archive":
+            return orig()  # moto's own InvalidSnapshot.NotFound / InvalidParameterValue
+        with STATE.create_lock:
+            if snap.status != "completed":
+                raise incorrect_state(f"The snapshot '{snap.id}' is in the '{snap.status}' state. Only a completed snapshot can be archived.")
+            status = snap.last_tiering_operation_status
+            if snap.storage_tier == "archive" or status in TIER_BUSY or status == "temporary-restore-completed":
+                # Archived, being archived or restored, or temporarily restored (it still has its
+                # archived copy, and goes back to the archive tier by itself).
+                raise incorrect_state(f"The snapshot '{snap.id}' is already archived or has an archive or restore in progress ({status}).")
+            meta = _new_meta("snapshot_archive", _chain_snapshot(snap), {})
+            return start_tier(snap, "archive", meta, orig)
+
+    @wrap("restore_snapshot_tier", off=settle_tier)
+    def restore_snapshot_tier(self: Any, orig: Callable[[], Any]) -> Any:
+        snap = tier_snapshot(self)
+        if snap is None:
+            return orig()
+        op = "permanent" if str(self._get_param("PermanentRestore", False)).lower() == "true" else "temporary"
+        days = int(self._get_param("TemporaryRestoreDays") or 1)  # moto's default when omitted
+        with STATE.create_lock:
+            status = snap.last_tiering_operation_status
+            if status in TIER_BUSY:
+                raise incorrect_state(f"The snapshot '{snap.id}' has an archive or restore in progress ({status}).")
+            if snap.storage_tier == "archive":
+                return start_tier(snap, op, _new_meta("snapshot_tier_restore", _chain_snapshot(snap), {}), orig, days)
+            if status == "temporary-restore-completed":
+                # AWS: a new restore period (from now) or restore type for a temporarily restored
+                # snapshot; nothing to copy, so it takes effect at once.
+                return start_tier(snap, op, Meta("snapshot_tier_restore", 0.0, "ok", 0.0, {}, 100), orig, days)
+            raise incorrect_state(f"The snapshot '{snap.id}' is not in the archive tier.")
 
     # ---- RunInstances --------------------------------------------------------------------------
     @wrap("run_instances")

@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import boto3
 import botocore.exceptions
@@ -440,6 +441,137 @@ class RealismTest(unittest.TestCase):
         self.assertEqual(self.rds.describe_db_instances(DBInstanceIdentifier=f"{db}-r")["DBInstances"][0]["DBInstanceStatus"], "available")
         self.assertEqual(self.rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshots"][0]["Status"], "available")
         self.assertEqual(self.rds.describe_db_clusters(DBClusterIdentifier=f"{cluster}-r")["DBClusters"][0]["Status"], "available")
+
+    # ---- EBS snapshot archive tier -------------------------------------------------------------
+
+    def tier_status(self, snapshot_id: str) -> dict:
+        filters = [{"Name": "snapshot-id", "Values": [snapshot_id]}]
+        return self.ec2.describe_snapshot_tier_status(Filters=filters)["SnapshotTierStatuses"][0]
+
+    def tier_settled(self, snapshot_id: str, timeout: float = PENDING + 2) -> dict:
+        """The tier status once no archive or restore is in progress."""
+        return wait_until(lambda: not (t := self.tier_status(snapshot_id))["LastTieringOperationStatus"].endswith("-in-progress") and t, timeout)
+
+    def assertRefused(self, call, code: str = "IncorrectState") -> None:
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            call()
+        self.assertCode(ctx, code, 400)
+
+    def test_archive_is_pending_and_refused_in_the_wrong_state(self) -> None:
+        vol = self.volume()
+        sid = self.ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+        archive = lambda: self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")  # noqa: E731
+        self.assertRefused(archive)  # still pending
+        wait_until(lambda: self.snapshot_state(sid)["State"] == "completed", PENDING + 2)
+        started = archive()["TieringStartTime"]
+
+        # While it is archived the snapshot stays in the standard tier and can still be used.
+        self.assertEqual(self.snapshot_state(sid)["StorageTier"], "standard")
+        mid = wait_until(lambda: (t := self.tier_status(sid))["LastTieringProgress"] > 0 and t)
+        self.assertEqual((mid["StorageTier"], mid["LastTieringOperationStatus"]), ("standard", "archival-in-progress"))
+        self.assertLess(mid["LastTieringProgress"], 100)
+        self.assertNotIn("ArchivalCompleteTime", mid)
+        self.assertRefused(archive)
+        self.assertRefused(lambda: self.ec2.restore_snapshot_tier(SnapshotId=sid, TemporaryRestoreDays=1))
+        self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a")
+
+        done = self.tier_settled(sid)
+        self.assertEqual((done["StorageTier"], done["LastTieringOperationStatus"], done["LastTieringProgress"]), ("archive", "archival-completed", 100))
+        self.assertGreaterEqual(done["ArchivalCompleteTime"], started)
+        self.assertEqual(self.snapshot_state(sid)["StorageTier"], "archive")
+        on_volume = {"Name": "volume-id", "Values": [vol]}
+        by_tier = self.ec2.describe_snapshots(Filters=[on_volume, {"Name": "storage-tier", "Values": ["archive"]}])["Snapshots"]
+        self.assertEqual([s["SnapshotId"] for s in by_tier], [sid])
+        by_op = self.ec2.describe_snapshot_tier_status(Filters=[on_volume, {"Name": "last-tiering-operation", "Values": ["archival-completed"]}])
+        self.assertEqual([s["SnapshotId"] for s in by_op["SnapshotTierStatuses"]], [sid])
+
+        # Archived: not archived again, and not usable until restored.
+        self.assertRefused(archive)
+        self.assertRefused(lambda: self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a"))
+        self.assertRefused(lambda: client("ec2", "us-west-1").copy_snapshot(SourceSnapshotId=sid, SourceRegion="us-east-1"))
+        counted = stats()
+        self.assertGreaterEqual(counted["refused"]["IncorrectState"], 6)
+        self.assertGreaterEqual(counted["pending"]["snapshot_archive"], 1)
+
+    def test_tier_restore_is_pending_then_the_snapshot_is_usable(self) -> None:
+        set_config({"pending": {"ebs_snapshot": 0, "snapshot_archive": 0}, "consistency": {"ebs_snapshot": 0}})
+        vol = self.volume()
+        never = self.ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+        self.assertRefused(lambda: self.ec2.restore_snapshot_tier(SnapshotId=never, TemporaryRestoreDays=1))
+        sid = self.ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        self.assertEqual(self.snapshot_state(sid)["StorageTier"], "archive")
+
+        restore = self.ec2.restore_snapshot_tier(SnapshotId=sid, TemporaryRestoreDays=3)
+        self.assertEqual((restore["RestoreDuration"], restore["IsPermanentRestore"]), (3, False))
+        during = self.snapshot_state(sid)
+        self.assertEqual(during["StorageTier"], "archive")
+        self.assertNotIn("RestoreExpiryTime", during)
+        self.assertEqual(self.tier_status(sid)["LastTieringOperationStatus"], "temporary-restore-in-progress")
+        self.assertRefused(lambda: self.ec2.restore_snapshot_tier(SnapshotId=sid, TemporaryRestoreDays=3))
+        self.assertRefused(lambda: self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a"))
+
+        done = self.tier_settled(sid)
+        self.assertEqual((done["StorageTier"], done["LastTieringOperationStatus"]), ("standard", "temporary-restore-completed"))
+        # Expiry = completion + the restore days (moto renders whole seconds).
+        expected = restore["RestoreStartTime"] + timedelta(days=3, seconds=PENDING)
+        self.assertLessEqual(abs((done["RestoreExpiryTime"] - expected).total_seconds()), 2)
+        self.assertEqual(self.snapshot_state(sid)["RestoreExpiryTime"], done["RestoreExpiryTime"])
+        self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a")
+        self.assertRefused(lambda: self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive"))
+        # A temporarily restored snapshot takes a new restore period, from now and at once.
+        again = self.ec2.restore_snapshot_tier(SnapshotId=sid, TemporaryRestoreDays=1)
+        now = self.snapshot_state(sid)
+        self.assertEqual(now["StorageTier"], "standard")
+        self.assertLessEqual(abs((now["RestoreExpiryTime"] - (again["RestoreStartTime"] + timedelta(days=1))).total_seconds()), 2)
+        # ... or becomes a permanent restore: no expiry, no archived copy, so it may be archived again.
+        self.assertTrue(self.ec2.restore_snapshot_tier(SnapshotId=sid, PermanentRestore=True)["IsPermanentRestore"])
+        status = self.tier_status(sid)
+        self.assertEqual((status["StorageTier"], status["LastTieringOperationStatus"]), ("standard", "permanent-restore-completed"))
+        self.assertNotIn("RestoreExpiryTime", status)
+        self.assertRefused(lambda: self.ec2.restore_snapshot_tier(SnapshotId=sid, PermanentRestore=True))
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        self.assertEqual(self.snapshot_state(sid)["StorageTier"], "archive")
+
+    def test_archive_and_tier_restore_can_fail(self) -> None:
+        fast = {"ebs_snapshot": 0, "snapshot_archive": 0.2, "snapshot_tier_restore": 0.2}
+        set_config({"pending": fast, "consistency": {"ebs_snapshot": 0}, "errors": {"snapshot_archive": 1.0}})
+        sid = self.ec2.create_snapshot(VolumeId=self.volume())["SnapshotId"]
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        failed = self.tier_settled(sid)
+        self.assertEqual((failed["StorageTier"], failed["LastTieringOperationStatus"]), ("standard", "archival-failed"))
+        self.assertLess(failed["LastTieringProgress"], 100)
+        self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a")  # still in the standard tier
+        # A failed archival may be tried again; a directive on the snapshot overrides the share.
+        self.ec2.create_tags(Resources=[sid], Tags=[{"Key": "realism:archive-fate", "Value": "ok"}])
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        self.assertEqual(self.tier_settled(sid)["LastTieringOperationStatus"], "archival-completed")
+
+        # A directive on the volume: its snapshots archive fine, but their restores fail.
+        set_config({"errors": None})
+        bad = self.ec2.create_snapshot(VolumeId=self.volume(**{"realism:tier-restore-fate": "error"}))["SnapshotId"]
+        self.ec2.modify_snapshot_tier(SnapshotId=bad, StorageTier="archive")
+        self.assertEqual(self.tier_settled(bad)["LastTieringOperationStatus"], "archival-completed")
+        self.ec2.restore_snapshot_tier(SnapshotId=bad, TemporaryRestoreDays=1)
+        restore = self.tier_settled(bad)
+        self.assertEqual((restore["StorageTier"], restore["LastTieringOperationStatus"]), ("archive", "temporary-restore-failed"))
+        self.assertNotIn("RestoreExpiryTime", restore)
+        self.assertRefused(lambda: self.ec2.create_volume(SnapshotId=bad, AvailabilityZone="us-east-1a"))
+        counted = stats()["failed"]
+        self.assertGreaterEqual(counted["snapshot_archive"], 1)
+        self.assertGreaterEqual(counted["snapshot_tier_restore"], 1)
+
+    def test_archive_tier_is_moto_s_own_when_the_layer_is_off(self) -> None:
+        set_config({"pending": {"ebs_snapshot": 0}, "consistency": {"ebs_snapshot": 0}})
+        sid = self.ec2.create_snapshot(VolumeId=self.volume())["SnapshotId"]
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        self.assertEqual(self.tier_status(sid)["LastTieringOperationStatus"], "archival-in-progress")
+        set_config({"enabled": False})
+        # moto: instant, no state checks; the archival in progress gives way to it.
+        self.ec2.modify_snapshot_tier(SnapshotId=sid, StorageTier="archive")
+        status = self.tier_status(sid)
+        self.assertEqual((status["StorageTier"], status["LastTieringOperationStatus"]), ("archive", "archival-completed"))
+        self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a")
 
     # ---- quotas --------------------------------------------------------------------------------
 
