@@ -20,8 +20,9 @@ pub const MAX_OBJECT_TAGS: usize = 10;
 pub const SOURCE_ETAG: &str = "backup-fleet:source-etag";
 
 /// Fleet tags a backup copy always keeps, whatever the source object carries: the marker
-/// retention relies on, the idempotency key, the plan and source, and the skip marker.
-pub const ESSENTIAL_TAGS: &[&str] = &[tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE, SOURCE_ETAG];
+/// retention relies on, the idempotency key, the plan and source, the skip marker, and the tier
+/// (the backup bucket's lifecycle rules select each tier's transitions by it).
+pub const ESSENTIAL_TAGS: &[&str] = &[tags::MANAGED, tags::TASK_ID, tags::PLAN, tags::SOURCE, SOURCE_ETAG, tags::TIER];
 
 /// An object's HEAD.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +152,16 @@ pub trait ObjectStore: Send + Sync {
     /// allows: the locked versions stay, but the key reads as absent. Used to hide a copy that
     /// failed verification so that the next run copies it again instead of skipping it.
     async fn hide_latest(&self, region: &str, bucket: &str, key: &str) -> Result<(), AwsError>;
+    /// Starts restoring a temporary copy of an archived (GLACIER, DEEP_ARCHIVE) version for
+    /// `days`; a restore already under way is not an error.
+    async fn restore_archived(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        days: i32,
+    ) -> Result<(), AwsError>;
     /// Buckets located in `region` (GetBucketLocation), with their tags (none: no tags).
     async fn list_buckets(&self, region: &str) -> Result<Vec<BucketInfo>, AwsError>;
     async fn bucket_tags(&self, region: &str, bucket: &str) -> Result<Tags, AwsError>;
@@ -159,7 +170,7 @@ pub trait ObjectStore: Send + Sync {
 /// The tag set of a backup copy: the fleet's tags merged over the source object's own, within
 /// S3's limit of 10 per object. The essential fleet tags ([`ESSENTIAL_TAGS`]) always stay; then as
 /// many source tags as fit (in key order, so the choice is stable across runs); then the remaining
-/// fleet tags (tier, expiry) if room is left. The expiry also lives in the catalog record, which is
+/// fleet tags (the expiry) if room is left. The expiry also lives in the catalog record, which is
 /// what retention reads. Source tags in the fleet's `backup-fleet:` namespace are dropped: on a
 /// backup that namespace belongs to the fleet (a stray `expires-at` must not be inherited).
 pub fn merge_object_tags(fleet: &Tags, source: &Tags) -> Tags {
@@ -211,8 +222,9 @@ mod tests {
         for key in ESSENTIAL_TAGS {
             assert!(merged.contains_key(*key), "{key} kept");
         }
-        assert!((0..5).all(|i| merged.contains_key(&format!("k{i}"))));
-        assert!(!merged.contains_key(tags::TIER), "source tags come before the optional fleet tags");
+        assert!((0..4).all(|i| merged.contains_key(&format!("k{i}"))));
+        assert!(merged.contains_key(tags::TIER), "the lifecycle rules select by tier");
+        assert!(!merged.contains_key(tags::EXPIRES_AT), "source tags come before the optional fleet tags");
 
         let few = merge_object_tags(&fleet, &tags(&[("team", "x"), (tags::EXPIRES_AT, "1999-01-01T00:00:00Z")]));
         assert_eq!(few.len(), 8);

@@ -79,15 +79,15 @@ module "backup_bucket" {
     aws.replica = aws.replica
   }
 
-  bucket_name                     = var.backup_bucket_name
-  kms_key_arn                     = module.kms.key_arn
-  object_lock_mode                = var.object_lock_mode
-  object_lock_days                = var.object_lock_days
-  transition_to_standard_ia_days  = var.transition_to_standard_ia_days
-  transition_to_glacier_days      = var.transition_to_glacier_days
-  transition_to_deep_archive_days = var.transition_to_deep_archive_days
-  replication_enabled             = var.replication_enabled
-  replica_kms_key_arn             = var.replication_enabled ? module.kms_dr[0].key_arn : null
+  bucket_name                        = var.backup_bucket_name
+  kms_key_arn                        = module.kms.key_arn
+  object_lock_mode                   = var.object_lock_mode
+  object_lock_days                   = var.object_lock_days
+  tier_transitions                   = var.tier_transitions
+  replica_transitions                = var.replica_transitions
+  noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+  replication_enabled                = var.replication_enabled
+  replica_kms_key_arn                = var.replication_enabled ? module.kms_dr[0].key_arn : null
 
   tags = local.tags
 }

@@ -231,22 +231,28 @@ variable "object_lock_days" {
   default     = 30
 }
 
-variable "transition_to_standard_ia_days" {
-  description = "Days before backups move to Standard-IA."
-  type        = number
-  default     = 30
+variable "tier_transitions" {
+  description = "Lifecycle transitions of S3 backups per backup tier (daily, weekly, monthly, yearly, event, manual): an ordered list of `{ days, storage_class }` each (see the backup-bucket module). Null: the module's defaults."
+  type = map(list(object({
+    days          = number
+    storage_class = string
+  })))
+  default = null
 }
 
-variable "transition_to_glacier_days" {
-  description = "Days before backups move to Glacier Flexible Retrieval."
-  type        = number
-  default     = 90
+variable "replica_transitions" {
+  description = "Lifecycle transitions of the DR copies: an ordered list of `{ days, storage_class }`. Null: the module's default."
+  type = list(object({
+    days          = number
+    storage_class = string
+  }))
+  default = null
 }
 
-variable "transition_to_deep_archive_days" {
-  description = "Days before backups move to Glacier Deep Archive."
+variable "noncurrent_version_expiration_days" {
+  description = "Days after which non-current backup versions expire; at least the minimum storage duration of every class they can be in (180 with DEEP_ARCHIVE transitions). Null: the module's default (90)."
   type        = number
-  default     = 365
+  default     = null
 }
 
 variable "replication_enabled" {

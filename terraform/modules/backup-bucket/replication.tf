@@ -94,11 +94,16 @@ resource "aws_s3_bucket_logging" "replica" {
   target_prefix = "s3-access/${local.replica_bucket_name}/"
 }
 
+# Replication writes every replica in replica_storage_class whatever its tier (the tier tag is
+# replicated, but every tier starts from the same class), so one rule and one list of transitions
+# serve them all. Non-current replicas expire like the primary's versions.
 resource "aws_s3_bucket_lifecycle_configuration" "replica" {
   provider = aws.replica
   for_each = local.replicas
 
   bucket = aws_s3_bucket.replica[each.key].id
+
+  transition_default_minimum_object_size = var.transition_default_minimum_object_size
 
   rule {
     id     = "dr-tiering"
@@ -106,9 +111,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "replica" {
 
     filter {}
 
-    transition {
-      days          = var.transition_to_deep_archive_days
-      storage_class = "DEEP_ARCHIVE"
+    dynamic "transition" {
+      for_each = var.replica_transitions
+
+      content {
+        days          = transition.value.days
+        storage_class = transition.value.storage_class
+      }
     }
 
     noncurrent_version_expiration {
@@ -121,6 +130,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "replica" {
   }
 
   depends_on = [aws_s3_bucket_versioning.replica]
+
+  lifecycle {
+    precondition {
+      condition     = length(local.replica_steps_not_colder) == 0
+      error_message = "replica_transitions: every transition must go to a colder class than the one the replica is in (replica_storage_class, then the previous transition's), along S3's order STANDARD, STANDARD_IA, INTELLIGENT_TIERING, ONEZONE_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE (ONEZONE_IA cannot go to GLACIER_IR). S3 would never carry out: ${join("; ", local.replica_steps_not_colder)}."
+    }
+
+    precondition {
+      condition     = length(local.replica_steps_too_early) == 0
+      error_message = "replica_transitions: a transition out of a class before its S3 minimum storage duration (STANDARD_IA/ONEZONE_IA 30 days, GLACIER_IR/GLACIER 90, DEEP_ARCHIVE 180; counted from creation for replica_storage_class, else from the previous transition) is billed as an early deletion. Too early: ${join("; ", local.replica_steps_too_early)}."
+    }
+
+    precondition {
+      condition     = var.noncurrent_version_expiration_days >= local.replica_min_noncurrent_days
+      error_message = "noncurrent_version_expiration_days is ${var.noncurrent_version_expiration_days} but must be at least ${local.replica_min_noncurrent_days}: a replica can become non-current the day after it reached any of ${join(", ", local.replica_classes)} (replica_storage_class, or a replica_transitions target), and expiring it before that class's S3 minimum storage duration is billed as an early deletion."
+    }
+  }
 }
 
 resource "aws_s3_bucket_notification" "replica" {

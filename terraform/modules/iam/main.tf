@@ -40,6 +40,7 @@ locals {
       "ec2:DescribeInstances",
       "ec2:DescribeSnapshots",
       "ec2:DescribeImages",
+      "ec2:DescribeSnapshotTierStatus",
     ]
     # Source resources unconditioned; the snapshots/AMIs they create must be tagged managed=true.
     ec2_backup_create = [
@@ -64,6 +65,12 @@ locals {
     ec2_delete_managed = [
       "ec2:DeleteSnapshot",
       "ec2:DeregisterImage",
+    ]
+    # EBS archive tier: archiving the fleet's long-kept snapshots, and the temporary restore a
+    # restore of an archived snapshot starts. Only snapshots tagged backup-fleet:managed=true.
+    ec2_tiering_managed = [
+      "ec2:ModifySnapshotTier",
+      "ec2:RestoreSnapshotTier",
     ]
     # A restored instance is stopped after launch: only instances tagged
     # backup-fleet:managed=true that carry backup-fleet:restored-from.
@@ -126,6 +133,11 @@ locals {
     s3_cleanup = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
+    ]
+    # Backup bucket only: a restore of a backup in GLACIER or DEEP_ARCHIVE first restores a
+    # temporary copy of it (RestoreObject).
+    s3_archive_restore = [
+      "s3:RestoreObject",
     ]
     # Restore drills remove the object versions they restored (under drills/ only).
     s3_drill_cleanup = [
@@ -552,6 +564,20 @@ data "aws_iam_policy_document" "worker_ec2" {
     }
   }
 
+  # Archive-tier moves and temporary restores of the fleet's own snapshots only.
+  statement {
+    sid       = "Ec2TieringManaged"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_tiering_managed
+    resources = [local.ec2_snapshots]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+  }
+
   # Restores stop the instance they launched: only instances the fleet restored (managed=true, set
   # on launch by Ec2RestoreCreateTagged, and a restored-from tag).
   statement {
@@ -686,6 +712,13 @@ data "aws_iam_policy_document" "worker_s3" {
     sid       = "S3CleanupBackupBucket"
     effect    = "Allow"
     actions   = local.worker_actions.s3_cleanup
+    resources = ["${var.backup_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "S3ArchiveRestoreBackupBucket"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_archive_restore
     resources = ["${var.backup_bucket_arn}/*"]
   }
 
