@@ -83,5 +83,9 @@ at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 run_cycle 1
 run_cycle 2
 
+step "what the backups cost (backupctl report cost, list prices)"
+"$bin/backupctl" report cost
+"$bin/backupctl" report cost --json > "$out/cost.json"
+
 step "report"
 "$repo/.venv/bin/python" scripts/demo_report.py "$out"

@@ -146,6 +146,46 @@ for queue in status2["queues"]:
     if queue["name"].endswith("dlq"):
         check(d["visible"] + d["in_flight"] == 0, f"{queue['name']} is empty")
 
+section("cost (backupctl report cost against a recomputation from the catalog)")
+# The same arithmetic as backup_core::cost, from the price table the binary compiled in.
+import tomllib
+prices = tomllib.loads((Path(__file__).resolve().parent.parent / "core/prices/aws-list-prices.toml").read_text())
+cost = load("cost.json")
+
+
+def price(region, field, s3_class=None):
+    own = prices.get("regions", {}).get(region, {})
+    if s3_class:
+        return own.get("s3_gb_month", {}).get(s3_class, prices["default"]["s3_gb_month"].get(s3_class, prices["default"]["s3_gb_month"]["STANDARD"]))
+    return own.get(field, prices["default"][field])
+
+
+GIB = 2 ** 30
+expected = 0.0
+for record in catalog2:
+    if record.get("deleted_at"):
+        continue
+    kind, region = record["artifact"]["kind"], record["artifact"]["region"]
+    details = record.get("details") or {}
+    gib = (record.get("size_bytes") or 0) / GIB
+    archived = (record.get("archive") or {}).get("archived_at")
+    if kind in ("ebs_snapshot", "ami"):
+        if archived:
+            expected += gib * price(region, "ebs_snapshot_archive_gb_month")
+        else:
+            unique = details.get("unique_bytes")
+            expected += (int(unique) / GIB if unique else gib) * price(region, "ebs_snapshot_standard_gb_month")
+    elif kind == "rds_snapshot":
+        expected += gib * price(region, "rds_snapshot_gb_month")
+    elif kind == "rds_cluster_snapshot":
+        expected += gib * price(region, "aurora_snapshot_gb_month")
+    elif kind == "s3_object":
+        expected += gib * price(region, None, details.get("storage_class") or "STANDARD")
+print(f"  storage {cost['storage_monthly_usd']:.4f} USD/month over {len(cost['rows'])} rows; recomputed {expected:.4f}")
+check(abs(cost["storage_monthly_usd"] - expected) < 1e-6, "report cost's storage figure matches the recomputation")
+check(cost["price_table"] == prices["version"], f"priced with table {prices['version']}")
+check(cost["coordination"]["tasks"] > 0, f"coordination counted ({cost['coordination']['tasks']} tasks in the period)")
+
 print()
 if failures:
     print(f"demo report: {len(failures)} check(s) FAILED")

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use backup_core::artifacts::{CatalogQuery, CatalogRecord, Verification};
+use backup_core::artifacts::{ArchiveRecord, CatalogQuery, CatalogRecord, Verification};
 use backup_core::ports::Catalog;
 use backup_core::AwsError;
 use backup_schemas::ArtifactRef;
@@ -54,6 +54,9 @@ fn record_from(item: &Item) -> Option<CatalogRecord> {
     }
     if let Some(deleted_at) = get_time(item, "deleted_at") {
         record.deleted_at = Some(deleted_at);
+    }
+    if let Some(archive) = get_s(item, "archive").and_then(|v| serde_json::from_str(v).ok()) {
+        record.archive = Some(archive);
     }
     Some(record)
 }
@@ -230,6 +233,23 @@ impl Catalog for DynamoCatalog {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":v", s(serde_json::to_string(verification).expect("serialises")))
             .expression_attribute_values(":ok", AttributeValue::Bool(verification.ok))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn set_archive(&self, artifact: &ArtifactRef, archive: &ArchiveRecord) -> Result<(), AwsError> {
+        // Its own attribute, like the verification: the create-only put never overwrites it.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(artifact)))
+            // ARCHIVE is a DynamoDB reserved word: the attribute goes by a placeholder.
+            .update_expression("SET #archive = :a")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#archive", "archive")
+            .expression_attribute_values(":a", s(serde_json::to_string(archive).expect("serialises")))
             .send()
             .await
             .map_err(|e| classify("dynamodb", "UpdateItem", e))?;

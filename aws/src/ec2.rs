@@ -6,12 +6,13 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     Filter, Image, ImageState, Instance, InstanceSpecification, ResourceType, Snapshot, SnapshotState, Tag,
-    TagSpecification, Volume, VolumeType,
+    TagSpecification, TargetStorageTier, Volume, VolumeType,
 };
 use backup_core::artifacts::{ArtifactStatus, Tags};
 use backup_core::ratelimit::RateLimiter;
 use backup_core::services::block::{
-    BlockStorage, ImageInfo, InstanceInfo, NewInstance, NewVolume, SnapshotInfo, TagFilter, VolumeInfo,
+    BlockStorage, ImageInfo, InstanceInfo, NewInstance, NewVolume, SnapshotInfo, SnapshotTierStatus, TagFilter,
+    VolumeInfo,
 };
 use backup_core::AwsError;
 use chrono::{DateTime, Utc};
@@ -122,6 +123,8 @@ fn snapshot_info(region: &str, snapshot: &Snapshot) -> SnapshotInfo {
         tags: tags_of(snapshot.tags.as_deref()),
         created_at: snapshot.start_time().and_then(to_chrono),
         description: snapshot.description().map(str::to_owned),
+        storage_tier: snapshot.storage_tier().map(|t| t.as_str().to_owned()),
+        restore_expiry: snapshot.restore_expiry_time().and_then(to_chrono),
     }
 }
 
@@ -448,6 +451,51 @@ impl BlockStorage for Ec2BlockStorage {
             .await
             .map_err(|e| classify("ec2", "CopySnapshot", e))?;
         Ok(output.snapshot_id.unwrap_or_default())
+    }
+
+    async fn archive_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError> {
+        self.client(region)
+            .modify_snapshot_tier()
+            .snapshot_id(snapshot_id)
+            .storage_tier(TargetStorageTier::Archive)
+            .send()
+            .await
+            .map_err(|e| classify("ec2", "ModifySnapshotTier", e))?;
+        Ok(())
+    }
+
+    async fn restore_archived_snapshot(&self, region: &str, snapshot_id: &str, days: i32) -> Result<(), AwsError> {
+        self.client(region)
+            .restore_snapshot_tier()
+            .snapshot_id(snapshot_id)
+            .temporary_restore_days(days)
+            .send()
+            .await
+            .map_err(|e| classify("ec2", "RestoreSnapshotTier", e))?;
+        Ok(())
+    }
+
+    async fn snapshot_tier_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotTierStatus>, AwsError> {
+        let output = self
+            .client(region)
+            .describe_snapshot_tier_status()
+            .filters(Filter::builder().name("snapshot-id").values(snapshot_id).build())
+            .send()
+            .await
+            .map_err(|e| classify("ec2", "DescribeSnapshotTierStatus", e))?;
+        Ok(output.snapshot_tier_statuses().iter().find(|s| s.snapshot_id() == Some(snapshot_id)).map(|s| {
+            SnapshotTierStatus {
+                storage_tier: s.storage_tier().map(|t| t.as_str().to_owned()),
+                last_operation: s.last_tiering_operation_status().map(|o| o.as_str().to_owned()),
+                progress: s.last_tiering_progress(),
+                archival_complete_time: s.archival_complete_time().and_then(to_chrono),
+                restore_expiry: s.restore_expiry_time().and_then(to_chrono),
+            }
+        }))
     }
 
     async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError> {

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective,
-    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, StorageClass,
-    TaggingDirective,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, EncodingType, GlacierJobParameters,
+    MetadataDirective, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+    RestoreRequest, StorageClass, TaggingDirective, Tier as S3Tier,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -599,6 +599,39 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| s3_error("DeleteObject", e))?;
         Ok(())
+    }
+
+    async fn restore_archived(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        days: i32,
+    ) -> Result<(), AwsError> {
+        // The Standard retrieval tier: hours for GLACIER (3-5) and DEEP_ARCHIVE (up to 12).
+        let job = GlacierJobParameters::builder().tier(S3Tier::Standard).build().map_err(|e| AwsError {
+            service: "s3",
+            operation: "RestoreObject",
+            code: "InvalidRequest".into(),
+            message: format!("building the restore request: {e}"),
+            class: ErrorClass::Permanent,
+        })?;
+        let request = RestoreRequest::builder().days(days).glacier_job_parameters(job).build();
+        match self
+            .client(region)
+            .restore_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .restore_request(request)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("RestoreAlreadyInProgress") => Ok(()),
+            Err(err) => Err(s3_error("RestoreObject", err)),
+        }
     }
 
     async fn list_buckets(&self, region: &str) -> Result<Vec<BucketInfo>, AwsError> {

@@ -1,7 +1,7 @@
 //! What the fleet knows about any artifact it makes: its lifecycle status as AWS reports it, the
 //! tags every artifact carries, and the catalog record kept for it.
 
-use backup_schemas::{tags, ArtifactKind, ArtifactRef, BackupContext, TaskId};
+use backup_schemas::{tags, ArchiveEstimate, ArtifactKind, ArtifactRef, BackupContext, TaskId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,6 +80,30 @@ pub struct CatalogRecord {
     pub details: BTreeMap<String, String>,
     pub verification: Option<Verification>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The archive-tier decision for an EBS snapshot, once one was made (either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveRecord>,
+}
+
+/// What the fleet decided about moving one snapshot to the EBS archive tier, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveRecord {
+    pub decided_at: DateTime<Utc>,
+    pub verdict: ArchiveVerdictKind,
+    pub estimate: ArchiveEstimate,
+    /// When ModifySnapshotTier was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
+    /// When the snapshot was seen in the archive tier: its 90-day minimum runs from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveVerdictKind {
+    Archive,
+    Standard,
 }
 
 impl CatalogRecord {

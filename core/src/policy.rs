@@ -7,7 +7,9 @@
 //! which key (`plan "daily": key "retain.min_keep": 5 exceeds retain.count 3`). Unknown keys are
 //! errors, so a typo cannot silently drop a setting.
 
-use backup_schemas::{AccountRef, BackupContext, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
+use backup_schemas::{
+    AccountRef, ArchiveRule, BackupContext, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier,
+};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -45,15 +47,17 @@ const PLAN_KEYS: &[&str] = &[
     "deadline_hours",
     "accounts",
     "drill",
+    "archive",
 ];
 /// Keys that only mean something for plans that make backups.
 const BACKUP_ONLY_KEYS: &[&str] =
-    &["retain", "copy_to", "tier", "verify", "final_snapshot_on_stop", "backup_on_create"];
+    &["retain", "copy_to", "tier", "verify", "final_snapshot_on_stop", "backup_on_create", "archive"];
 const SELECT_KEYS: &[&str] = &["tags", "exclude_tags"];
 const RETAIN_KEYS: &[&str] = &["days", "count", "min_keep", "daily", "weekly", "monthly"];
 const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key"];
 const S3_KEYS: &[&str] = &["backup_bucket", "storage_class", "lock_days", "prefix"];
 const ACCOUNT_KEYS: &[&str] = &["account_id", "role_arn"];
+const ARCHIVE_KEYS: &[&str] = &["after_days", "unique_percent"];
 const DRILL_KEYS: &[&str] =
     &["sample", "target_subnet", "db_subnet_group", "instance_class", "instance_type", "max_parallel"];
 
@@ -282,6 +286,17 @@ impl Policy {
     }
 }
 
+/// The storage class S3 backups of a tier get unless the plan sets one: colder for longer-lived
+/// tiers, but always instantly readable (a restore from GLACIER or DEEP_ARCHIVE needs hours), and
+/// the bucket's lifecycle moves them on from there (terraform/modules/backup-bucket).
+pub fn default_storage_class(tier: Tier) -> Option<&'static str> {
+    match tier {
+        Tier::Daily | Tier::Event | Tier::Manual => None,
+        Tier::Weekly => Some("STANDARD_IA"),
+        Tier::Monthly | Tier::Yearly => Some("GLACIER_IR"),
+    }
+}
+
 impl Plan {
     /// The context every backup task of the window starting at `window_start` carries.
     pub fn context(&self, window_start: DateTime<Utc>) -> BackupContext {
@@ -310,7 +325,7 @@ impl Plan {
         Some(S3Destination {
             bucket: s3.backup_bucket.clone(),
             region: region.to_string(),
-            storage_class: s3.storage_class.clone(),
+            storage_class: s3.storage_class.clone().or_else(|| default_storage_class(self.tier).map(str::to_owned)),
             lock_days: s3.lock_days,
         })
     }
@@ -403,6 +418,10 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         Some("ami") => InstanceBackup::Ami,
         Some(other) => return Err(r.err("instance_backup", format!("{other:?}: expected \"snapshots\" or \"ami\""))),
     };
+    let mut retain = retain;
+    if let Some(archive) = r.table("archive", ARCHIVE_KEYS)? {
+        retain.archive = Some(parse_archive(archive, &retain, tier, &resources, instance_backup)?);
+    }
     let backup = kind == PlanKind::Backup;
     let verify = r.bool("verify")?.unwrap_or(backup);
     let final_snapshot_on_stop = r.bool("final_snapshot_on_stop")?.unwrap_or(false);
@@ -437,6 +456,16 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
             Some(_) => {}
         }
         accounts.push(AccountRef { account_id, role_arn });
+    }
+    // Validated above so that a mistake is named precisely, then refused: the fleet does not
+    // assume roles in other accounts yet, and a listed account that silently got no backups is
+    // worse than an error.
+    if !accounts.is_empty() {
+        return Err(r.err(
+            "accounts",
+            "cross-account backups are not supported yet: the fleet backs up only the account its \
+             own credentials are in; remove `accounts` and deploy the fleet in each account",
+        ));
     }
 
     let drill = match (kind, r.table("drill", DRILL_KEYS)?) {
@@ -520,6 +549,7 @@ fn parse_retain(mut retain: Reader) -> Result<RetentionRules, PolicyError> {
         daily: retain.positive("daily")?,
         weekly: retain.positive("weekly")?,
         monthly: retain.positive("monthly")?,
+        archive: None,
     };
     retain.finish()?;
     if [rules.days, rules.count, rules.daily, rules.weekly, rules.monthly].iter().all(Option::is_none) {
@@ -533,6 +563,62 @@ fn parse_retain(mut retain: Reader) -> Result<RetentionRules, PolicyError> {
         }
     }
     Ok(rules)
+}
+
+/// The `archive` table: only for plans whose EBS snapshots live long enough for the archive tier
+/// to pay (a monthly or yearly tier whose rules keep each backup at least `after_days` plus the
+/// tier's 90-day minimum); anything else would be accepted and never act.
+fn parse_archive(
+    mut archive: Reader,
+    retain: &RetentionRules,
+    tier: Tier,
+    resources: &[ResourceType],
+    instance_backup: InstanceBackup,
+) -> Result<ArchiveRule, PolicyError> {
+    let after_days = archive.u32("after_days")?.ok_or_else(|| archive.err("after_days", "missing"))?;
+    if after_days > MAX_DAYS {
+        return Err(archive.err("after_days", format!("{after_days} exceeds {MAX_DAYS} (100 years)")));
+    }
+    let unique_percent = match archive.u32("unique_percent")? {
+        None => {
+            return Err(archive.err(
+                "unique_percent",
+                "missing: estimate the share (1-100) of a snapshot's full size that only it holds \
+                 (the blocks changed since the previous kept snapshot); archiving pays above 25",
+            ))
+        }
+        Some(p @ 1..=100) => p as u8,
+        Some(p) => return Err(archive.err("unique_percent", format!("{p}: expected 1 to 100"))),
+    };
+    archive.finish()?;
+    let snapshots = resources.contains(&ResourceType::Ec2Volume)
+        || (resources.contains(&ResourceType::Ec2Instance) && instance_backup == InstanceBackup::Snapshots);
+    if !snapshots {
+        return Err(archive.err_self(
+            "only EBS snapshots have an archive tier: the plan needs ebs-volume resources, or \
+             ec2-instance with instance_backup = \"snapshots\" (AWS archives no snapshot of a registered AMI)",
+        ));
+    }
+    if !matches!(tier, Tier::Monthly | Tier::Yearly) {
+        return Err(archive.err_self(format!(
+            "for long-lived backups only: set tier = \"monthly\" or \"yearly\" (this plan's tier is {})",
+            tier.as_str()
+        )));
+    }
+    let start = DateTime::<Utc>::UNIX_EPOCH;
+    let needed = i64::from(after_days) + crate::archive::MINIMUM_ARCHIVE_DAYS;
+    match crate::archive::keep_until(retain, tier, start, None) {
+        None => Err(archive.err_self(
+            "the retention rules give a backup no known lifetime: set retain.days, retain.count or retain.monthly",
+        )),
+        Some(until) if (until - start).num_days() < needed => Err(archive.err_self(format!(
+            "backups are kept {} days, so none would stay the {after_days} days plus the archive tier's \
+             {}-day minimum ({needed} days) that archiving needs",
+            (until - start).num_days(),
+            crate::archive::MINIMUM_ARCHIVE_DAYS
+        ))),
+        Some(_) => Ok(ArchiveRule { after_days, unique_percent }),
+    }
 }
 
 fn parse_s3(mut s3: Reader) -> Result<S3Settings, PolicyError> {

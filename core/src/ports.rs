@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::artifacts::{CatalogQuery, CatalogRecord, Verification};
+use crate::artifacts::{ArchiveRecord, CatalogQuery, CatalogRecord, Verification};
 use crate::error::AwsError;
 use backup_schemas::ArtifactRef;
 
@@ -292,6 +292,9 @@ pub trait Catalog: Send + Sync {
     async fn add_copy(&self, source: &ArtifactRef, copy: &ArtifactRef) -> Result<(), AwsError>;
     async fn set_verification(&self, artifact: &ArtifactRef, verification: &Verification) -> Result<(), AwsError>;
     async fn mark_deleted(&self, artifact: &ArtifactRef, at: DateTime<Utc>) -> Result<(), AwsError>;
+    /// Records the archive decision (replacing an earlier one: an archival request is followed
+    /// by its completion).
+    async fn set_archive(&self, artifact: &ArtifactRef, archive: &ArchiveRecord) -> Result<(), AwsError>;
 }
 
 /// Fleet-wide caps on operations in flight (e.g. at most 20 snapshot copies per destination

@@ -11,7 +11,9 @@
 //!    catalog knows it, and its plan tag equals `plan`. Anything else is [`Ignored`] (in that order
 //!    of checks): never deleted, never counted by any rule or by `min_keep`.
 //! 3. **Protected artifacts are always kept:** legal hold, Object Lock with `as_of <= locked_until`,
-//!    a snapshot backing an AMI, an incomplete (in-progress) artifact. Artifacts created after
+//!    a snapshot backing an AMI, an incomplete (in-progress) artifact, a snapshot in the EBS
+//!    archive tier within its 90-day minimum (AWS bills the rest of the 90 days on an early
+//!    delete, so keeping it costs nothing and keeps the data). Artifacts created after
 //!    `as_of` (a late re-run of an older prune) are kept too.
 //! 4. **Keep rules are a union** (kept if any applies). They are evaluated per *series*, the
 //!    eligible artifacts of one [`ArtifactKind`], over the *pool*: the complete artifacts created at
@@ -79,6 +81,9 @@ pub struct Candidate {
     /// The crash-consistent set this artifact is a member of, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<BackupSet>,
+    /// Archived (EBS archive tier): the end of its 90-day minimum archive period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_minimum_until: Option<DateTime<Utc>>,
 }
 
 /// Membership of a multi-artifact backup (see invariant 7).
@@ -139,6 +144,8 @@ pub enum KeepReason {
     ObjectLock(DateTime<Utc>),
     /// A snapshot backing this AMI.
     BacksImage(String),
+    /// In the EBS archive tier until the end of its 90-day minimum (this instant).
+    ArchiveMinimum(DateTime<Utc>),
     /// Not complete yet; it may still fail, so it counts toward nothing.
     InProgress,
     /// Created after `as_of`: belongs to a later prune's decision.
@@ -283,11 +290,12 @@ pub fn decide(
 /// One line for logs and task results, e.g. `delete 3, keep 7 (min_keep 1, legal hold 1), ignore 2`.
 /// The parenthesis counts the kept artifacts that no retention rule would have kept on its own.
 pub fn summarize(decision: &RetentionDecision) -> String {
-    const LABELS: [&str; 8] = [
+    const LABELS: [&str; 9] = [
         "min_keep",
         "legal hold",
         "object lock",
         "backs image",
+        "archive minimum",
         "in progress",
         "newer than as_of",
         "no rules",
@@ -311,6 +319,7 @@ fn note(reason: &KeepReason) -> Option<&'static str> {
         KeepReason::LegalHold => Some("legal hold"),
         KeepReason::ObjectLock(_) => Some("object lock"),
         KeepReason::BacksImage(_) => Some("backs image"),
+        KeepReason::ArchiveMinimum(_) => Some("archive minimum"),
         KeepReason::InProgress => Some("in progress"),
         KeepReason::CreatedAfterAsOf => Some("newer than as_of"),
         KeepReason::NoRules => Some("no rules"),
@@ -356,6 +365,7 @@ impl Unit {
         j.created_at = j.created_at.max(member.created_at);
         j.expires_at = j.expires_at.max(member.expires_at);
         j.locked_until = j.locked_until.max(member.locked_until);
+        j.archive_minimum_until = j.archive_minimum_until.max(member.archive_minimum_until);
         j.legal_hold |= member.legal_hold;
         j.complete &= member.complete;
         if j.backs_image.is_none() {
@@ -403,6 +413,9 @@ fn decide_series(rules: &RetentionRules, members: &[&Candidate], as_of: DateTime
         }
         if let Some(image) = &c.backs_image {
             r.push(KeepReason::BacksImage(image.clone()));
+        }
+        if let Some(until) = c.archive_minimum_until.filter(|&until| as_of < until) {
+            r.push(KeepReason::ArchiveMinimum(until));
         }
         if !c.complete {
             r.push(KeepReason::InProgress);

@@ -3,7 +3,7 @@
 
 use backup_core::policy::{InstanceBackup, PlanKind, Policy, PolicyError, Selector};
 use backup_core::schedule::Schedule;
-use backup_schemas::{AccountRef, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
+use backup_schemas::{ArchiveRule, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -125,6 +125,25 @@ fn context_expiry_and_s3_destination() {
             lock_days: Some(30),
         })
     );
+    // Without a storage class, S3 backups take the plan's tier's (always instantly readable).
+    let s3 = |tier: &str, class: &str| {
+        let text = plan(
+            &["resources"],
+            &format!(
+                "resources = [\"s3-bucket\"]\ntier = \"{tier}\"\ns3 = {{ backup_bucket = \"org-backups\"{class} }}"
+            ),
+        );
+        parse(&text).plans[0].s3_destination("us-east-1").unwrap().storage_class
+    };
+    assert_eq!(s3("daily", ""), None, "the bucket's default, STANDARD");
+    assert_eq!(s3("weekly", "").as_deref(), Some("STANDARD_IA"));
+    assert_eq!(s3("monthly", "").as_deref(), Some("GLACIER_IR"));
+    assert_eq!(s3("yearly", "").as_deref(), Some("GLACIER_IR"));
+    assert_eq!(
+        s3("yearly", ", storage_class = \"DEEP_ARCHIVE\"").as_deref(),
+        Some("DEEP_ARCHIVE"),
+        "the plan's own wins"
+    );
     // Count-only retention: no expiry date.
     let policy = parse(&plan(&["retain"], "retain = { count = 5 }"));
     assert_eq!(policy.plans[0].expires_at(window), None);
@@ -136,20 +155,14 @@ fn example_file_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml");
     let policy = Policy::load(&path, "eu-west-1").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["daily", "weekly", "web-ami", "monthly-drill"]);
+    assert_eq!(names, ["daily", "weekly", "monthly", "web-ami", "monthly-drill"]);
 
     let daily = policy.plan("daily").unwrap();
     assert_eq!(daily.copy_to.len(), 2);
     assert_eq!(daily.s3.as_ref().and_then(|s| s.prefix.as_deref()), Some("data/"));
     assert!(daily.final_snapshot_on_stop);
     assert_eq!(daily.deadline, Some(Duration::hours(20)));
-    assert_eq!(
-        daily.accounts[0],
-        AccountRef {
-            account_id: "111122223333".into(),
-            role_arn: "arn:aws:iam::111122223333:role/backup-fleet-worker".into()
-        }
-    );
+    assert!(daily.accounts.is_empty());
     assert!(daily.select.matches(&tags(&[("backup", "daily")])));
     assert!(!daily.select.matches(&tags(&[("backup", "daily"), ("ephemeral", "")])));
 
@@ -160,6 +173,10 @@ fn example_file_parses() {
     assert_eq!(weekly.schedule.nominal_period(), Duration::days(7));
     assert_eq!(weekly.copy_to.len(), 1, "[[plan.copy_to]] sub-table");
     assert!(weekly.copy_to[0].kms_key.as_deref().is_some_and(|k| k.starts_with("arn:aws:kms:us-west-2:")));
+
+    let monthly = policy.plan("monthly").unwrap();
+    assert_eq!(monthly.tier, Tier::Monthly);
+    assert_eq!(monthly.retain.archive, Some(ArchiveRule { after_days: 30, unique_percent: 40 }));
 
     let ami = policy.plan("web-ami").unwrap();
     assert_eq!(ami.instance_backup, InstanceBackup::Ami);
@@ -530,8 +547,72 @@ fn account_errors() {
     let twice = "accounts = [{ account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/a\" }, \
                  { account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/b\" }]";
     assert_error(&plan(&[], twice), "plan \"p\"", "accounts[1].account_id", "listed twice");
-    let gov = parse(&account("111122223333", "arn:aws-us-gov:iam::111122223333:role/path/to/role"));
-    assert_eq!(gov.plans[0].accounts[0].account_id, "111122223333");
+    // A well-formed list is refused too: nothing assumes those roles yet, and an account that is
+    // listed must never silently get no backups.
+    assert_error(
+        &account("111122223333", "arn:aws-us-gov:iam::111122223333:role/path/to/role"),
+        "plan \"p\"",
+        "accounts",
+        "cross-account backups are not supported yet",
+    );
+}
+
+// ---- archive ------------------------------------------------------------------------------------
+
+fn monthly_plan(retain: &str, extra: &str) -> String {
+    plan(&["retain"], &format!("tier = \"monthly\"\nretain = {{ {retain} }}\n{extra}"))
+}
+
+#[test]
+fn archive_is_accepted_only_where_it_can_act() {
+    let ok = parse(&monthly_plan("monthly = 12", "archive = { after_days = 30, unique_percent = 40 }"));
+    assert_eq!(ok.plans[0].retain.archive, Some(ArchiveRule { after_days: 30, unique_percent: 40 }));
+    // The rules go with every backup's context, so the prune task carries the archive rule.
+    assert_eq!(ok.plans[0].context(chrono::Utc::now()).retain.and_then(|r| r.archive).map(|a| a.after_days), Some(30));
+
+    let archive = "archive = { after_days = 30, unique_percent = 40 }";
+    assert_error(&plan(&[], archive), "plan \"p\"", "archive", "set tier = \"monthly\" or \"yearly\"");
+    assert_error(
+        &monthly_plan("monthly = 12", "archive = { after_days = 30 }"),
+        "plan \"p\"",
+        "archive.unique_percent",
+        "missing",
+    );
+    assert_error(
+        &monthly_plan("monthly = 12", "archive = { after_days = 30, unique_percent = 0 }"),
+        "plan \"p\"",
+        "archive.unique_percent",
+        "expected 1 to 100",
+    );
+    assert_error(
+        &monthly_plan("monthly = 12", "archive = { unique_percent = 40 }"),
+        "plan \"p\"",
+        "archive.after_days",
+        "missing",
+    );
+    assert_error(
+        &monthly_plan("monthly = 12", "archive = { after_days = 30, unique_percent = 40, tier = 1 }"),
+        "plan \"p\"",
+        "archive.tier",
+        "unknown key",
+    );
+    // Kept 100 days: never 30 + 90.
+    assert_error(&monthly_plan("days = 100", archive), "plan \"p\"", "archive", "kept 100 days");
+    // Weekly rules say nothing about how long a monthly backup lives.
+    assert_error(&monthly_plan("weekly = 4", archive), "plan \"p\"", "archive", "no known lifetime");
+    // Only EBS snapshots have an archive tier.
+    let rds = plan(
+        &["resources", "retain"],
+        &format!("resources = [\"rds-instance\"]\ntier = \"monthly\"\nretain = {{ monthly = 12 }}\n{archive}"),
+    );
+    assert_error(&rds, "plan \"p\"", "archive", "only EBS snapshots");
+    let ami = plan(
+        &["resources", "retain"],
+        &format!("resources = [\"ec2-instance\"]\ninstance_backup = \"ami\"\ntier = \"yearly\"\nretain = {{ count = 3 }}\n{archive}"),
+    );
+    assert_error(&ami, "plan \"p\"", "archive", "only EBS snapshots");
+    // Drills make no backups.
+    assert_error(&drill_plan(archive), "plan \"p\"", "archive", "not used by restore-drill plans");
 }
 
 // ---- kind and drill -----------------------------------------------------------------------------

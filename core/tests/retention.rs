@@ -37,6 +37,7 @@ fn ours(id: &str, created_at: DateTime<Utc>) -> Candidate {
         backs_image: None,
         complete: true,
         set: None,
+        archive_minimum_until: None,
     }
 }
 
@@ -294,6 +295,7 @@ fn empty_rules_delete_nothing() {
         weekly: Some(0),
         monthly: Some(0),
         min_keep: 0,
+        archive: None,
     };
     // min_keep is a floor, not a keep rule; zero-valued rules keep nothing, so they are "no rules" too.
     for rules in [RetentionRules::default(), rules(None, None, 1), zero] {
@@ -455,15 +457,35 @@ fn summarize_is_one_line_with_the_non_rule_reasons() {
     assert_eq!(summarize(&RetentionDecision::default()), "delete 0, keep 0, ignore 0");
 }
 
+#[test]
+fn an_archived_snapshot_is_kept_until_its_90_day_minimum_ends() {
+    let rules = rules(None, Some(1), 0);
+    let until = as_of() + Duration::days(20);
+    let archived = Candidate { archive_minimum_until: Some(until), ..ours("archived", ago(200)) };
+    let newer = ours("newer", ago(1));
+    let d = decide(PLAN, &rules, &[archived.clone(), newer.clone()], as_of(), true).unwrap();
+    let reasons = &d.keep.iter().find(|k| k.id == "archived").expect("archived is kept").reasons;
+    assert_eq!(reasons, &vec![KeepReason::ArchiveMinimum(until)]);
+    assert!(summarize(&d).contains("archive minimum 1"), "{}", summarize(&d));
+    // From the end of the minimum on, the rules decide again.
+    let d = decide(PLAN, &rules, &[archived, newer], until, true).unwrap();
+    assert_eq!(deleted(&d), BTreeSet::from(["archived".to_owned()]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties over random listings and rules.
 
 fn arb_candidate() -> impl Strategy<Value = Candidate> {
     let times = (-360i64..24, prop::option::of(-400i64..100), prop::option::of(-100i64..100));
     let flags = (prop::bool::weighted(0.9), prop::bool::weighted(0.9), 0u8..10, prop::bool::weighted(0.1));
-    let more = (prop::bool::weighted(0.1), prop::bool::weighted(0.9), prop::bool::ANY);
+    let more = (
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.9),
+        prop::bool::ANY,
+        prop::option::weighted(0.1, -100i64..100),
+    );
     (times, flags, more).prop_map(
-        |((created, expires, locked), (managed, catalogued, plan, held), (backs, complete, ami))| {
+        |((created, expires, locked), (managed, catalogued, plan, held), (backs, complete, ami, archived))| {
             // 6-hour steps over ~90 days before as_of (and a few after) make equal instants likely.
             let step = |n: i64| as_of() + Duration::hours(6 * n);
             Candidate {
@@ -484,6 +506,7 @@ fn arb_candidate() -> impl Strategy<Value = Candidate> {
                 backs_image: backs.then(|| "ami-1".to_owned()),
                 complete,
                 set: None,
+                archive_minimum_until: archived.map(step),
             }
         },
     )
@@ -501,7 +524,7 @@ fn arb_candidates() -> impl Strategy<Value = Vec<Candidate>> {
 fn arb_rules() -> impl Strategy<Value = RetentionRules> {
     let rule = || prop::option::of(0u32..8);
     (rule(), rule(), 0u32..6, rule(), rule(), rule()).prop_map(|(days, count, min_keep, daily, weekly, monthly)| {
-        RetentionRules { days, count, min_keep, daily, weekly, monthly }
+        RetentionRules { days, count, min_keep, daily, weekly, monthly, archive: None }
     })
 }
 
@@ -549,6 +572,7 @@ proptest! {
             let c = by_id[x.id.as_str()];
             prop_assert!(eligible(c) && c.complete && !c.legal_hold && c.backs_image.is_none(), "{:?}", c);
             prop_assert!(c.locked_until.is_none_or(|t| t < now), "{:?}", c);
+            prop_assert!(c.archive_minimum_until.is_none_or(|t| t <= now), "{:?}", c);
             prop_assert!(c.expires_at.is_none_or(|t| t < now), "{:?}", c);
             prop_assert!(c.created_at <= now, "{:?}", c);
             if let Some(days) = rules.days {

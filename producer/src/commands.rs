@@ -376,6 +376,7 @@ pub fn task_region(task: &Task) -> String {
         Task::Prune(p) => p.region.clone(),
         Task::DeleteArtifact(p) => p.artifact.region.clone(),
         Task::Verify(p) => p.artifact.region.clone(),
+        Task::ArchiveSnapshot(p) => p.region.clone(),
         Task::RestoreVolume(_) | Task::RestoreInstance(_) | Task::RestoreDbInstance(_) | Task::RestoreDbCluster(_) => {
             String::new()
         }

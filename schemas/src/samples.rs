@@ -156,6 +156,20 @@ pub fn sample(kind: TaskKind) -> Task {
             }),
             set: Vec::new(),
         }),
+        TaskKind::ArchiveSnapshot => Task::ArchiveSnapshot(ArchiveSnapshot {
+            plan: "monthly".into(),
+            region: "us-east-1".into(),
+            snapshot_id: "snap-0123456789abcdef0".into(),
+            resource: "vol-0123456789abcdef0".into(),
+            estimate: ArchiveEstimate {
+                full_gib: 500.0,
+                unique_gib: 200.0,
+                keep_days: 330.0,
+                monthly_saving_usd: 3.75,
+                reason: "kept 330 more days; full 500 GiB archived costs $6.25/month, unique 200 GiB in standard $10.00/month".into(),
+            },
+            as_of: at(2),
+        }),
         TaskKind::Verify => {
             Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() })
         }

@@ -81,6 +81,8 @@ task_kinds! {
     DeleteArtifact(DeleteArtifact) = "retention.delete",
     /// Verify one artifact: exists, complete, tagged, encrypted, size matches.
     Verify(Verify) = "verify.artifact",
+    /// Move one EBS snapshot to the archive tier, as its prune decided (re-checked first).
+    ArchiveSnapshot(ArchiveSnapshot) = "ebs.archive_snapshot",
     /// Restore an EBS snapshot to a new volume.
     RestoreVolume(RestoreVolume) = "restore.volume",
     /// Launch an instance from an AMI.
@@ -437,6 +439,36 @@ pub struct RetentionRules {
     pub weekly: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly: Option<u32>,
+    /// Move long-kept EBS snapshots to the archive tier when that saves money. Copies that
+    /// inherit the plan's rules carry it; a copy with its own `retain_days` does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveRule>,
+}
+
+/// The policy's `archive` table: when an EBS snapshot becomes a candidate for the archive tier,
+/// and how much of it the standard tier holds for it alone (EBS bills the standard tier by
+/// changed blocks, the archive tier by the full snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ArchiveRule {
+    /// Age in days from which a snapshot is considered.
+    pub after_days: u32,
+    /// Estimated share (1-100 %) of a snapshot's full size that only it holds in the standard
+    /// tier, used unless the catalog records a measured figure.
+    pub unique_percent: u8,
+}
+
+/// Why a prune asked for a snapshot to be archived: its estimate, recorded with the archival.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ArchiveEstimate {
+    /// Full size archived (GiB; the volume size, an upper bound).
+    pub full_gib: f64,
+    /// What the standard tier holds for this snapshot alone (GiB).
+    pub unique_gib: f64,
+    /// Days the retention rules will still keep it.
+    pub keep_days: f64,
+    /// Estimated saving in USD per month over its remaining life.
+    pub monthly_saving_usd: f64,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -466,6 +498,18 @@ pub struct DeleteArtifact {
     /// The other members of the backup when it is a set (deleted together, or not at all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<ArtifactRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ArchiveSnapshot {
+    pub plan: String,
+    pub region: String,
+    pub snapshot_id: String,
+    /// The volume or instance the snapshot backs up.
+    pub resource: String,
+    pub estimate: ArchiveEstimate,
+    /// The prune's instant, for the record.
+    pub as_of: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -618,6 +662,8 @@ impl Task {
                 None => json!([p.artifact]),
             },
             Task::Verify(p) => json!([p.artifact]),
+            // Archiving is one-way: one task per snapshot, whichever prune asked first.
+            Task::ArchiveSnapshot(p) => json!([p.region, p.snapshot_id]),
             Task::RestoreVolume(p) => json!([p.restore_id]),
             Task::RestoreInstance(p) => json!([p.restore_id]),
             Task::RestoreDbInstance(p) => json!([p.restore_id]),
@@ -649,6 +695,7 @@ impl Task {
             Task::Prune(p) => p.resource.clone(),
             Task::DeleteArtifact(p) => p.artifact.id.clone(),
             Task::Verify(p) => p.artifact.id.clone(),
+            Task::ArchiveSnapshot(p) => p.snapshot_id.clone(),
             Task::RestoreVolume(p) => restore_source_name(&p.source),
             Task::RestoreInstance(p) => restore_source_name(&p.source),
             Task::RestoreDbInstance(p) => restore_source_name(&p.source),

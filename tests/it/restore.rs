@@ -664,6 +664,7 @@ async fn rpo_report_flags_the_resource_whose_backups_stopped() {
         details: Default::default(),
         verification: Some(Verification { verified_at: now - age, ok: true, checks: Default::default() }),
         deleted_at: None,
+        archive: None,
     };
     catalog.put(&record("vol-fresh", "daily", ChronoDuration::hours(3))).await.unwrap();
     catalog.put(&record("vol-stale", "daily", ChronoDuration::days(3))).await.unwrap();

@@ -107,7 +107,8 @@ pub struct Fleet {
 
 /// Worker flags that match the realism layer's windows in `tests/realism.json` (short re-checks,
 /// a consistency window longer than the emulator's).
-pub const REALISTIC_WORKER_ARGS: &[&str] = &["--recheck-secs=1", "--consistency-window-secs=3"];
+pub const REALISTIC_WORKER_ARGS: &[&str] =
+    &["--recheck-secs=1", "--consistency-window-secs=3", "--tier-recheck-secs=1"];
 
 impl Fleet {
     /// A fleet on the plain emulator.
@@ -428,6 +429,7 @@ pub fn test_timing() -> backup_worker::handlers::services::Timing {
         recheck: Duration::from_millis(500),
         consistency_window: Duration::from_secs(3),
         slot_hold: Duration::from_secs(60),
+        tier_recheck: Duration::from_millis(500),
     }
 }
 

@@ -154,6 +154,7 @@ impl Handlers {
             Task::Prune(p) => self.services(task)?.run(p, ctx).await,
             Task::DeleteArtifact(p) => self.services(task)?.run(p, ctx).await,
             Task::Verify(p) => self.services(task)?.run(p, ctx).await,
+            Task::ArchiveSnapshot(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreVolume(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreInstance(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreDbInstance(p) => self.services(task)?.run(p, ctx).await,

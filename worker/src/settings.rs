@@ -62,6 +62,10 @@ pub struct WorkerSettings {
     /// How long a task waiting on a pending artifact (snapshot, copy, restore) waits between checks.
     #[arg(long, env = "BACKUP_RECHECK_SECS", default_value_t = 60)]
     pub recheck_secs: u64,
+    /// How long a task waits between checks of an EBS archive-tier operation (archiving a
+    /// snapshot, or restoring one from the archive tier, which takes up to 72 hours).
+    #[arg(long, env = "BACKUP_TIER_RECHECK_SECS", default_value_t = 900)]
+    pub tier_recheck_secs: u64,
     /// How long after a create EC2 and RDS may still answer "not found" for the new resource
     /// (eventual consistency): a lookup that finds nothing is trusted only after this.
     #[arg(long, env = "BACKUP_CONSISTENCY_WINDOW_SECS", default_value_t = 30)]

@@ -26,7 +26,7 @@ use backup_aws::ec2::Ec2BlockStorage;
 use backup_aws::rds::RdsDatabases;
 use backup_aws::s3::S3Objects;
 use backup_aws::{AwsContext, AwsSettings};
-use backup_core::artifacts::{artifact_tags, CatalogQuery, CatalogRecord, Tags, Verification};
+use backup_core::artifacts::{artifact_tags, ArchiveRecord, CatalogQuery, CatalogRecord, Tags, Verification};
 use backup_core::ports::Catalog;
 use backup_core::ratelimit::RateLimiter;
 use backup_core::{AwsError, ErrorClass, RetryClass};
@@ -106,6 +106,9 @@ impl Catalog for MemoryCatalog {
         Ok(())
     }
     async fn mark_deleted(&self, _artifact: &ArtifactRef, _at: DateTime<Utc>) -> Result<(), AwsError> {
+        Ok(())
+    }
+    async fn set_archive(&self, _artifact: &ArtifactRef, _archive: &ArchiveRecord) -> Result<(), AwsError> {
         Ok(())
     }
 }

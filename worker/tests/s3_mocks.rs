@@ -19,7 +19,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
 use backup_aws::s3::S3Objects;
 use backup_aws::{AwsContext, AwsSettings};
-use backup_core::artifacts::{CatalogQuery, CatalogRecord, Verification};
+use backup_core::artifacts::{ArchiveRecord, CatalogQuery, CatalogRecord, Verification};
 use backup_core::ports::Catalog;
 use backup_core::ratelimit::RateLimiter;
 use backup_core::services::objects::{CopyRequest, ObjectStore};
@@ -266,6 +266,9 @@ impl Catalog for MemoryCatalog {
         Ok(())
     }
     async fn mark_deleted(&self, _artifact: &ArtifactRef, _at: DateTime<Utc>) -> Result<(), AwsError> {
+        Ok(())
+    }
+    async fn set_archive(&self, _artifact: &ArtifactRef, _archive: &ArchiveRecord) -> Result<(), AwsError> {
         Ok(())
     }
 }

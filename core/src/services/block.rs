@@ -19,6 +19,37 @@ pub struct SnapshotInfo {
     pub tags: Tags,
     pub created_at: Option<DateTime<Utc>>,
     pub description: Option<String>,
+    /// `standard` or `archive` (EBS Snapshots Archive); `None` when AWS does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_tier: Option<String>,
+    /// Set while an archived snapshot is temporarily restored to the standard tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_expiry: Option<DateTime<Utc>>,
+}
+
+impl SnapshotInfo {
+    /// In the archive tier (whether or not a temporary restore makes it usable now).
+    pub fn is_archived(&self) -> bool {
+        self.storage_tier.as_deref() == Some("archive")
+    }
+
+    /// Archived and not temporarily restored at `now`: no volume can be made from it. AWS shows a
+    /// temporarily restored snapshot in the standard tier with a restore expiry; some emulators
+    /// keep the archive tier and set the expiry, so the expiry alone also counts as restored.
+    pub fn needs_restore_from_archive(&self, now: DateTime<Utc>) -> bool {
+        self.is_archived() && self.restore_expiry.is_none_or(|until| until <= now)
+    }
+}
+
+/// DescribeSnapshotTierStatus for one snapshot: where its last tiering operation stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotTierStatus {
+    pub storage_tier: Option<String>,
+    /// e.g. `archival-in-progress`, `archival-completed`, `temporary-restore-in-progress`.
+    pub last_operation: Option<String>,
+    pub progress: Option<i32>,
+    pub archival_complete_time: Option<DateTime<Utc>>,
+    pub restore_expiry: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,6 +157,15 @@ pub trait BlockStorage: Send + Sync {
         tags: &Tags,
     ) -> Result<String, AwsError>;
     async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError>;
+    /// Starts moving a snapshot to the archive tier (ModifySnapshotTier).
+    async fn archive_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError>;
+    /// Starts a temporary restore of an archived snapshot to the standard tier for `days`.
+    async fn restore_archived_snapshot(&self, region: &str, snapshot_id: &str, days: i32) -> Result<(), AwsError>;
+    async fn snapshot_tier_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotTierStatus>, AwsError>;
 
     async fn images_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<ImageInfo>, AwsError>;
     async fn images(&self, region: &str, ids: &[String]) -> Result<Vec<ImageInfo>, AwsError>;

@@ -6,6 +6,10 @@
 //!   verifies (verification passed), or not failed when it does not. S3 backups are incremental
 //!   (an unchanged object is not copied again), so a bucket is also fresh as of the newest plan
 //!   window whose scan succeeded, when the fleet's state table still holds it.
+//! - `cost`: what the backups cost per month at list prices (`backup_core::cost`): storage per
+//!   plan, artifact type, region, account and storage tier from the catalog, the cross-region copy
+//!   transfer and the fleet's coordination requests over the last `--days`, and the archive
+//!   decisions' saving. Upper bounds are marked where AWS bills less than the catalogued size.
 //! - `drills`: restore drill outcomes and time to restore, from the checks the drill handler
 //!   writes into the drilled backups' catalog verification (`drill`, `restore_seconds`,
 //!   `drill_task`, `drill_plan`, `drill_resource_type`); one drill per `drill_task`.
@@ -14,6 +18,7 @@ use backup_core::artifacts::{CatalogQuery, CatalogRecord};
 use backup_core::outln;
 use backup_core::policy::{Plan, Policy};
 use backup_core::ports::TaskStore;
+use backup_core::prices::PriceTable;
 use backup_schemas::{ArtifactKind, ScanBucket, Task, TaskState};
 use chrono::{DateTime, Duration, Utc};
 use clap::Subcommand;
@@ -35,8 +40,19 @@ const CHECK_DRILL_TYPE: &str = "drill_resource_type";
 /// Plan windows looked back for a successful S3 scan.
 const SCAN_WINDOWS: usize = 3;
 
+/// Runs read to count the tasks of the cost period (newest first).
+const COST_RUNS: usize = 100_000;
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// What the backups cost per month at list prices: storage, copy transfer, coordination.
+    Cost {
+        /// Days over which copy transfer and coordination requests are counted (then scaled to a month).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Age of each resource's newest good backup against its plan's schedule; exit 3 on a violation.
     Rpo {
         /// Policy file (TOML).
@@ -64,6 +80,7 @@ pub enum Command {
 
 pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     match command {
+        Command::Cost { days, json } => cost(fleet, days, json).await,
         Command::Rpo { policy, policy_text, grace, json } => rpo(fleet, policy, policy_text, &grace, json).await,
         Command::Drills { check, json } => drills(fleet, check, json).await,
     }
@@ -298,6 +315,87 @@ async fn rpo(
     Ok(if report.violations > 0 { EXIT_CHECK_FAILED } else { 0 })
 }
 
+async fn cost(fleet: &Fleet, days: i64, json: bool) -> anyhow::Result<i32> {
+    let now = Utc::now();
+    let since = now - Duration::days(days);
+    let records = fleet.catalog()?.list(&CatalogQuery { include_deleted: true, ..CatalogQuery::default() }).await?;
+    let enqueued: u64 = match fleet.store() {
+        Ok(store) => store
+            .list_runs(COST_RUNS)
+            .await?
+            .iter()
+            .filter(|run| run.created_at >= since)
+            .map(|run| run.expected.values().sum::<u64>())
+            .sum(),
+        Err(_) => 0,
+    };
+    let report = backup_core::cost::report(&records, enqueued, days, PriceTable::builtin(), now);
+    if json {
+        output::json(&report)?;
+        return Ok(0);
+    }
+    let usd = |v: f64| if v != 0.0 && v.abs() < 0.01 { format!("{v:.4}") } else { format!("{v:.2}") };
+    let table: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.plan.clone(),
+                r.artifact_kind.clone(),
+                r.region.clone(),
+                r.account.clone(),
+                r.storage_tier.clone(),
+                r.artifacts.to_string(),
+                format!(
+                    "{:.1}{}{}",
+                    r.stored_gib,
+                    if r.upper_bound { "*" } else { "" },
+                    if r.unknown_size > 0 { format!(" ({} unsized)", r.unknown_size) } else { String::new() }
+                ),
+                usd(r.monthly_usd),
+            ]
+        })
+        .collect();
+    outln!(
+        "{}",
+        output::table(&["PLAN", "TYPE", "REGION", "ACCOUNT", "TIER", "ARTIFACTS", "GiB", "USD/MONTH"], &table)
+    )?;
+    outln!()?;
+    outln!("storage                     {:>12} USD/month", usd(report.storage_monthly_usd))?;
+    outln!(
+        "copy transfer, last {days}d     {:>12} USD ({} copies, {:.1} GiB)",
+        usd(report.transfer.usd),
+        report.transfer.copies,
+        report.transfer.gib
+    )?;
+    outln!(
+        "coordination, last {days}d      {:>12} USD ({} tasks: {} enqueued, {} follow-ups)",
+        usd(report.coordination.usd),
+        report.coordination.tasks,
+        report.coordination.enqueued_tasks,
+        report.coordination.follow_up_tasks
+    )?;
+    outln!(
+        "archive tier                {:>12} USD/month saved ({} archived, {:.1} GiB; {} kept in standard)",
+        usd(report.archive.monthly_saving_usd),
+        report.archive.archived,
+        report.archive.archived_gib,
+        report.archive.kept_standard
+    )?;
+    outln!("total                       {:>12} USD/month", usd(report.total_monthly_usd))?;
+    eprintln!(
+        "list prices of {} ({}); * = full size, an upper bound (EBS bills changed blocks; RDS includes a free allowance)",
+        report.price_table, report.currency
+    );
+    if !report.regions_at_default_prices.is_empty() {
+        eprintln!(
+            "priced at us-east-1 figures (no regional prices in the table): {}",
+            report.regions_at_default_prices.join(", ")
+        );
+    }
+    Ok(0)
+}
+
 fn human(d: Duration) -> String {
     let secs = d.num_seconds();
     if secs >= 2 * 86_400 {
@@ -482,6 +580,7 @@ mod tests {
                 checks: checks.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             }),
             deleted_at: None,
+            archive: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! `--resource ID` in that region; `--from-region us-west-2` restores from the DR copy.
 
 use anyhow::Context as _;
+use backup_core::artifacts::CatalogRecord;
 use backup_core::outln;
 use backup_core::ports::{OutgoingMessage, RunRecord};
 use backup_schemas::{
@@ -20,6 +21,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::Fleet;
+
+/// Days the worker restores an archived snapshot for (`backup-worker`'s `ARCHIVE_RESTORE_DAYS`).
+const ARCHIVE_RESTORE_DAYS: i32 = 3;
 use crate::output;
 
 /// Which backup to restore.
@@ -176,6 +180,19 @@ impl Pick {
 /// Checks the source against the catalog before sending: a resource without a usable backup is
 /// reported now, not as a failed task. A named backup the catalog does not know is only warned
 /// about (in a disaster the catalog may be what is missing).
+/// Tells the operator up front that a snapshot in the EBS archive tier is restored to the
+/// standard tier first, which takes hours.
+fn note_archived(record: &CatalogRecord, json: bool) {
+    if json || record.archive.as_ref().and_then(|a| a.archived_at).is_none() {
+        return;
+    }
+    eprintln!(
+        "note: {} is in the EBS archive tier: the fleet first restores it to the standard tier for {} days \
+         (RestoreSnapshotTier), which takes up to 72 hours; the task waits for it, then makes the volume",
+        record.artifact.id, ARCHIVE_RESTORE_DAYS
+    );
+}
+
 async fn preflight(
     fleet: &Fleet,
     source: &RestoreSource,
@@ -188,7 +205,10 @@ async fn preflight(
             Some(record) if record.deleted_at.is_some() => {
                 Ok(Some(format!("backup {} was deleted at {:?}", artifact.id, record.deleted_at)))
             }
-            Some(_) => Ok(None),
+            Some(record) => {
+                note_archived(&record, json);
+                Ok(None)
+            }
             None => {
                 if !json {
                     eprintln!(
@@ -203,12 +223,17 @@ async fn preflight(
         },
         RestoreSource::LatestOf { resource, region } => {
             let records = catalog.by_resource(resource).await?;
-            let usable = records.iter().any(|r| {
+            // Newest first: the one the worker will pick (it re-checks with AWS).
+            let newest = records.iter().find(|r| {
                 r.deleted_at.is_none()
                     && &r.artifact.region == region
                     && r.artifact.kind == kind
                     && r.verification.as_ref().is_none_or(|v| v.ok)
             });
+            let usable = newest.is_some();
+            if let Some(record) = newest {
+                note_archived(record, json);
+            }
             Ok((!usable).then(|| {
                 format!(
                     "no usable backup ({}) of {resource} in {region} ({} catalog records)",

@@ -7,18 +7,26 @@
 //! before deleting. Verification checks one artifact and records the result.
 
 use async_trait::async_trait;
-use backup_core::artifacts::{is_managed, Tags, Verification};
+use backup_core::archive::{self, ArchiveInput, ArchiveVerdict};
+use backup_core::artifacts::{is_managed, ArchiveRecord, ArchiveVerdictKind, CatalogRecord, Tags, Verification};
+use backup_core::cost::UNIQUE_BYTES;
+use backup_core::prices::PriceTable;
 use backup_core::retention::{decide, summarize, BackupSet, Candidate, RetentionDecision, RetentionError};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::services::database::DbSnapshotInfo;
 use backup_core::{RetryClass, TaskError};
-use backup_schemas::{tags, ArtifactKind, ArtifactRef, DeleteArtifact, Prune, ResourceType, Task, Tier, Verify};
+use backup_schemas::{
+    tags, ArchiveRule, ArchiveSnapshot, ArtifactKind, ArtifactRef, DeleteArtifact, Prune, ResourceType, Task, Tier,
+    Verify,
+};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::Services;
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// How many ids of each list a prune's result names (the counts are always complete): the
 /// result is stored on the task item, which DynamoDB caps at 400 KB.
@@ -61,28 +69,33 @@ fn candidate(
         backs_image: None,
         complete,
         set: None,
+        archive_minimum_until: None,
     }
 }
 
 impl Services {
+    /// The live catalog records of the prune's resource in its region, by kind and id.
+    async fn live_records(&self, p: &Prune) -> Result<BTreeMap<(ArtifactKind, String), CatalogRecord>, TaskError> {
+        Ok(self
+            .catalog
+            .by_resource(&p.resource)
+            .await?
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none() && r.artifact.region == p.region)
+            .map(|r| ((r.artifact.kind, r.artifact.id.clone()), r))
+            .collect())
+    }
+
     /// Every artifact of `resource` in `region`, as retention candidates. `Err` means the listing
     /// was incomplete, and nothing may be deleted.
     async fn retention_candidates(&self, p: &Prune) -> Result<Vec<Candidate>, TaskError> {
         // The catalog's creation time is the fleet's own record of when the backup was taken;
         // AWS's start time is only the fallback for artifacts the catalog does not know.
-        let catalogued: BTreeMap<(ArtifactKind, String, String), DateTime<Utc>> = self
-            .catalog
-            .by_resource(&p.resource)
-            .await?
-            .into_iter()
-            .filter(|r| r.deleted_at.is_none())
-            .map(|r| ((r.artifact.kind, r.artifact.region, r.artifact.id), r.created_at))
-            .collect();
-        let in_catalog =
-            |kind: ArtifactKind, id: &str| catalogued.contains_key(&(kind, p.region.clone(), id.to_owned()));
-        let created = |kind: ArtifactKind, id: &str, aws: Option<DateTime<Utc>>| {
-            catalogued.get(&(kind, p.region.clone(), id.to_owned())).copied().or(aws)
-        };
+        let catalogued = self.live_records(p).await?;
+        let record = |kind: ArtifactKind, id: &str| catalogued.get(&(kind, id.to_owned()));
+        let in_catalog = |kind: ArtifactKind, id: &str| record(kind, id).is_some();
+        let created =
+            |kind: ArtifactKind, id: &str, aws: Option<DateTime<Utc>>| record(kind, id).map(|r| r.created_at).or(aws);
         let mut candidates = Vec::new();
         match p.resource_type {
             ResourceType::Ec2Volume | ResourceType::Ec2Instance => {
@@ -100,6 +113,9 @@ impl Services {
                         in_catalog(ArtifactKind::EbsSnapshot, &snapshot.id),
                     );
                     c.set = set_of(&snapshot.tags);
+                    c.archive_minimum_until = record(ArtifactKind::EbsSnapshot, &snapshot.id)
+                        .and_then(|r| r.archive.as_ref()?.archived_at)
+                        .map(|at| at + chrono::TimeDelta::days(archive::MINIMUM_ARCHIVE_DAYS));
                     // A snapshot behind an image is deleted with its image, never on its own.
                     if let Some(image) = snapshot.tags.get(tags::IMAGE) {
                         if live_images.contains(image.as_str()) {
@@ -196,15 +212,86 @@ impl Handler<Prune> for Services {
             })
             .collect();
         tracing::info!(resource = %p.resource, summary = %summarize(&decision), "retention decided");
+        let (archives, archive_summary) = match p.rules.archive {
+            Some(rule) => self.archive_decisions(p, &rule, &candidates, &decision).await?,
+            None => (Vec::new(), None),
+        };
         Ok(Outcome::done(json!({
             "resource": p.resource,
             "region": p.region,
             "summary": summarize(&decision),
+            "archive": archive_summary,
             "delete": listed(&decision.delete, |d| json!({"id": d.id, "reason": d.reason})),
             "keep": listed(&decision.keep, |k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})),
             "ignored": listed(&decision.ignored, |i| json!({"id": i.id, "why": format!("{:?}", i.why)})),
         }))
-        .with_children(children))
+        .with_children(children.into_iter().chain(archives)))
+    }
+}
+
+impl Services {
+    /// The archive-tier decisions of a prune: for each kept, complete EBS snapshot of the plan that
+    /// has no decision yet and is old enough, either an archive task (re-checked when it runs) or
+    /// the recorded reason to keep it in the standard tier. A set's members share their lifetime
+    /// and the estimate scales with size, so a set is archived whole or not at all.
+    async fn archive_decisions(
+        &self,
+        p: &Prune,
+        rule: &ArchiveRule,
+        candidates: &[Candidate],
+        decision: &RetentionDecision,
+    ) -> Result<(Vec<Task>, Option<serde_json::Value>), TaskError> {
+        if !matches!(p.resource_type, ResourceType::Ec2Volume | ResourceType::Ec2Instance) {
+            return Ok((Vec::new(), None));
+        }
+        let records = self.live_records(p).await?;
+        let prices = PriceTable::builtin().region(&p.region);
+        let kept: BTreeSet<&str> = decision.keep.iter().map(|k| k.id.as_str()).collect();
+        let (mut tasks, mut standard, mut waiting) = (Vec::new(), 0usize, 0usize);
+        for c in candidates.iter().filter(|c| c.kind == ArtifactKind::EbsSnapshot && kept.contains(c.id.as_str())) {
+            let Some(record) = records.get(&(ArtifactKind::EbsSnapshot, c.id.clone())) else { continue };
+            if !c.complete || c.backs_image.is_some() || record.archive.is_some() || record.plan != p.plan {
+                continue;
+            }
+            // Without a size there is nothing to weigh; the next prune decides once it is known.
+            let Some(size) = record.size_bytes else { continue };
+            let tier = c.tier.unwrap_or(Tier::Daily);
+            let input = ArchiveInput {
+                created_at: c.created_at,
+                keep_until: archive::keep_until(&p.rules, tier, c.created_at, c.expires_at),
+                full_gib: size as f64 / GIB,
+                unique_gib: record.details.get(UNIQUE_BYTES).and_then(|b| b.parse::<f64>().ok()).map(|b| b / GIB),
+                standard_price: prices.ebs_snapshot_standard_gb_month,
+                archive_price: prices.ebs_snapshot_archive_gb_month,
+            };
+            match archive::decide(rule, &input, p.as_of) {
+                ArchiveVerdict::NotYet => waiting += 1,
+                ArchiveVerdict::Archive(estimate) => tasks.push(Task::ArchiveSnapshot(ArchiveSnapshot {
+                    plan: p.plan.clone(),
+                    region: p.region.clone(),
+                    snapshot_id: c.id.clone(),
+                    resource: p.resource.clone(),
+                    estimate,
+                    as_of: p.as_of,
+                })),
+                ArchiveVerdict::Standard(estimate) => {
+                    standard += 1;
+                    let artifact =
+                        ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: p.region.clone(), id: c.id.clone() };
+                    tracing::info!(snapshot = %c.id, reason = %estimate.reason, "kept in the standard tier");
+                    let record = ArchiveRecord {
+                        decided_at: p.as_of,
+                        verdict: ArchiveVerdictKind::Standard,
+                        estimate,
+                        requested_at: None,
+                        archived_at: None,
+                    };
+                    self.catalog.set_archive(&artifact, &record).await?;
+                }
+            }
+        }
+        let summary = json!({ "archive": tasks.len(), "standard": standard, "not_yet": waiting });
+        Ok((tasks, Some(summary)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Task handlers: `Services` implements `Handler<P>` for every backup, lifecycle and restore kind,
 //! one module per service area; the canary has its own handler.
 
+pub mod archive;
 pub mod canary;
 pub mod ebs;
 pub mod lifecycle;

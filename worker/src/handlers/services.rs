@@ -26,6 +26,9 @@ pub struct Timing {
     /// How long a copy slot is held without being renewed (each re-check of a copy in flight
     /// renews it): a holder that vanished frees its slot after this.
     pub slot_hold: Duration,
+    /// How long a task waits between checks of an EBS archive-tier operation (an archival or a
+    /// restore from the archive tier takes hours, up to 72 for a restore).
+    pub tier_recheck: Duration,
 }
 
 impl Default for Timing {
@@ -34,6 +37,7 @@ impl Default for Timing {
             recheck: Duration::from_secs(60),
             consistency_window: Duration::from_secs(30),
             slot_hold: Duration::from_secs(600),
+            tier_recheck: Duration::from_secs(900),
         }
     }
 }
@@ -136,6 +140,7 @@ pub fn record(
         details: Default::default(),
         verification: None,
         deleted_at: None,
+        archive: None,
     }
 }
 

@@ -435,6 +435,12 @@ impl Services {
         for (record, outcome) in outcomes {
             let name = record.details.get("key").cloned().unwrap_or_else(|| record.artifact.id.clone());
             let object = match outcome {
+                Ok(object) if object.waiting_for_archive => {
+                    // A drill samples instantly readable backups; an archived one would keep
+                    // it waiting for hours.
+                    checks.check(format!("{name}.restore"), false, "the backup is in GLACIER or DEEP_ARCHIVE");
+                    continue;
+                }
                 Ok(object) => object,
                 Err(err) if matches!(err.class, ErrorClass::Permanent) => {
                     checks.check(format!("{name}.restore"), false, err.reason);

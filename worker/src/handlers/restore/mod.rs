@@ -62,6 +62,8 @@ pub const DRILL_TIMEOUT_HOURS: i64 = 6;
 pub const DRILL_OBJECTS: usize = 100;
 /// Prefix of S3 drill restores inside the backup bucket: `drills/<task short id>/<backup key>`.
 pub const DRILL_PREFIX: &str = "drills/";
+/// Days an archived snapshot (or S3 object) stays restored for a restore to use it.
+pub const ARCHIVE_RESTORE_DAYS: i32 = 3;
 /// Objects restored at once by one task.
 const OBJECT_CONCURRENCY: usize = 8;
 
@@ -218,9 +220,12 @@ fn owned_db(what: &str, id: &str, tags: &Tags, task_id: &TaskId) -> Result<(), T
 struct RestoredObject {
     key: String,
     head: ObjectHead,
-    /// False when the target already held this version (a re-run).
+    /// False when the target already held this version (a re-run), or it is not restored yet.
     copied: bool,
     multipart: bool,
+    /// The backup version is in GLACIER or DEEP_ARCHIVE: its temporary restore (RestoreObject)
+    /// is under way, and it is copied on a later attempt.
+    waiting_for_archive: bool,
 }
 
 /// Parameters of restoring one backup version.
@@ -296,6 +301,9 @@ impl Services {
             ArtifactStatus::Pending { .. } => return Ok(Err(waiting_for("snapshot", snapshot_id, &snapshot.status))),
             ArtifactStatus::Complete => {}
         }
+        if snapshot.needs_restore_from_archive(Utc::now()) {
+            return self.restore_from_archive(region, snapshot_id).await.map(Err);
+        }
         let created = match self.block.create_volume(region, &volume).await {
             Ok(created) => created,
             Err(err) if not_found(&err) => {
@@ -305,6 +313,24 @@ impl Services {
         };
         // Volumes start `creating`: look once more before parking (often enough, it is ready).
         Ok(Ok(self.block.volume(region, &created.id).await?.unwrap_or(created)))
+    }
+
+    /// A snapshot in the EBS archive tier cannot become a volume: it is first restored to the
+    /// standard tier for [`ARCHIVE_RESTORE_DAYS`] (a temporary restore, which costs the standard
+    /// price meanwhile and no early-deletion charge), which takes hours (up to 72). Starts that
+    /// restore unless one is under way, and answers the progress to park on.
+    async fn restore_from_archive(&self, region: &str, snapshot_id: &str) -> Result<Value, TaskError> {
+        let status = self.block.snapshot_tier_status(region, snapshot_id).await?;
+        let operation = status.as_ref().and_then(|s| s.last_operation.clone()).unwrap_or_default();
+        if operation != "temporary-restore-in-progress" && operation != "permanent-restore-in-progress" {
+            self.block.restore_archived_snapshot(region, snapshot_id, ARCHIVE_RESTORE_DAYS).await?;
+            tracing::info!(snapshot = %snapshot_id, days = ARCHIVE_RESTORE_DAYS, "restoring from the archive tier first (up to 72 hours)");
+        }
+        Ok(json!({
+            "snapshot_id": snapshot_id,
+            "waiting_for": "the snapshot's temporary restore from the EBS archive tier (up to 72 hours)",
+            "restore_days": ARCHIVE_RESTORE_DAYS,
+        }))
     }
 
     /// Restores one backup version to `target_key` (tags: the backup's own, without the fleet's
@@ -325,11 +351,24 @@ impl Services {
                 let tags =
                     self.objects.object_tags(region, target_bucket, &target_key, head.version_id.as_deref()).await?;
                 if tags.get(tags::RESTORED_FROM).map(String::as_str) == Some(version_id) {
-                    return Ok(RestoredObject { key: target_key, head, copied: false, multipart: false });
+                    return Ok(RestoredObject {
+                        key: target_key,
+                        head,
+                        copied: false,
+                        multipart: false,
+                        waiting_for_archive: false,
+                    });
                 }
             }
         }
-        let own = self.objects.object_tags(region, backup_bucket, backup_key, Some(version_id)).await?;
+        let own = match self.objects.object_tags(region, backup_bucket, backup_key, Some(version_id)).await {
+            Ok(own) => own,
+            // Some S3 implementations refuse even the tags of an archived version: restore it.
+            Err(err) if archived(&err) => {
+                return self.await_archived(region, (backup_bucket, backup_key, version_id), target_key).await
+            }
+            Err(err) => return Err(err.into()),
+        };
         // The restore's tags first, then as many of the object's own as S3's limit of 10 allows.
         let mut tags = restore.clone();
         for (key, value) in own.into_iter().filter(|(k, _)| !k.starts_with("backup-fleet:")) {
@@ -356,6 +395,11 @@ impl Services {
             Err(err) if err.is_code("NoSuchBucket") => {
                 return Err(TaskError::permanent(format!("bucket {target_bucket} or {backup_bucket} does not exist")))
             }
+            // In GLACIER or DEEP_ARCHIVE and not restored: S3 copies it only from a temporary
+            // restore, which takes hours. Start one (or find it under way) and come back.
+            Err(err) if archived(&err) => {
+                return self.await_archived(region, (backup_bucket, backup_key, version_id), target_key).await
+            }
             Err(err) => return Err(err.into()),
         };
         let head = self
@@ -369,11 +413,40 @@ impl Services {
                 head.size
             )));
         }
-        Ok(RestoredObject { key: target_key, head, copied: true, multipart: result.multipart })
+        Ok(RestoredObject {
+            key: target_key,
+            head,
+            copied: true,
+            multipart: result.multipart,
+            waiting_for_archive: false,
+        })
     }
 }
 
+/// S3's refusals of a version that is in GLACIER or DEEP_ARCHIVE and not restored.
+fn archived(err: &AwsError) -> bool {
+    err.is_code("ObjectNotInActiveTierError") || err.is_code("InvalidObjectState")
+}
+
 impl Services {
+    /// Starts (or finds under way) the temporary restore of an archived backup version
+    /// (bucket, key, version id); a later attempt copies it.
+    async fn await_archived(
+        &self,
+        region: &str,
+        (bucket, key, version_id): (&str, &str, &str),
+        target_key: String,
+    ) -> Result<RestoredObject, TaskError> {
+        self.objects.restore_archived(region, bucket, key, Some(version_id), ARCHIVE_RESTORE_DAYS).await?;
+        Ok(RestoredObject {
+            key: target_key,
+            head: ObjectHead::default(),
+            copied: false,
+            multipart: false,
+            waiting_for_archive: true,
+        })
+    }
+
     /// How a restored DB instance or cluster stands.
     fn db_outcome(
         &self,
@@ -459,6 +532,7 @@ mod tests {
             details: Default::default(),
             verification: verified.map(|ok| Verification { verified_at: at(0), ok, checks: Default::default() }),
             deleted_at: deleted.then(|| at(0)),
+            archive: None,
         }
     }
 

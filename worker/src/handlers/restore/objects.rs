@@ -44,10 +44,11 @@ impl Handler<RestoreObjects> for Services {
             .collect();
         let outcomes: Vec<(String, Result<RestoredObject, TaskError>)> =
             futures::stream::iter(copies).buffer_unordered(OBJECT_CONCURRENCY).collect().await;
-        let (mut restored, mut unchanged, mut bytes) = (0u64, 0u64, 0u64);
+        let (mut restored, mut unchanged, mut bytes, mut archived) = (0u64, 0u64, 0u64, 0u64);
         let mut failures: Vec<(String, TaskError)> = Vec::new();
         for (key, outcome) in outcomes {
             match outcome {
+                Ok(object) if object.waiting_for_archive => archived += 1,
                 Ok(object) if object.copied => {
                     restored += 1;
                     bytes += object.head.size;
@@ -70,6 +71,19 @@ impl Handler<RestoreObjects> for Services {
                 first.reason
             );
             return Err(TaskError { class: first.class, reason, retry_after: first.retry_after });
+        }
+        if archived > 0 {
+            // Everything else is restored; the archived versions follow once S3 has restored
+            // them (the next attempt copies them and skips what is already there).
+            return Ok(Outcome::Pending {
+                checkpoint: json!({
+                    "waiting_for": "temporary restores from GLACIER / DEEP_ARCHIVE (hours)",
+                    "archived_objects": archived,
+                    "restored": restored,
+                    "already_there": unchanged,
+                }),
+                recheck_after: self.timing.tier_recheck,
+            });
         }
         Ok(Outcome::done(json!({
             "restore_id": p.restore_id,

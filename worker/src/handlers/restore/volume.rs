@@ -37,7 +37,10 @@ impl Handler<RestoreVolume> for Services {
                 match self.start_volume(&region, &artifact.id, new).await? {
                     Ok(volume) => volume,
                     Err(progress) => {
-                        return Ok(Outcome::Pending { checkpoint: progress, recheck_after: self.timing.recheck })
+                        // A restore from the archive tier takes hours: re-check it less often.
+                        let archived = progress.get("restore_days").is_some();
+                        let recheck_after = if archived { self.timing.tier_recheck } else { self.timing.recheck };
+                        return Ok(Outcome::Pending { checkpoint: progress, recheck_after });
                     }
                 }
             }
