@@ -239,6 +239,16 @@ async fn a_restore_of_an_archived_snapshot_goes_through_its_temporary_restore() 
     let refused = ec2.create_volume().snapshot_id(&snapshot_id).availability_zone("us-east-1a").send().await;
     assert!(refused.is_err(), "the realism layer refuses a volume from an archived snapshot");
 
+    // The operator is told before the task starts that this takes hours.
+    let output = Command::new(binary("backupctl"))
+        .args(["restore", "volume", "--backup", &snapshot_id, "--restore-id", &format!("cli-{}", fleet.prefix)])
+        .envs(fleet.env_at(&fleet.endpoint))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("archive tier") && stderr.contains("up to 72 hours"), "{stderr}");
+
     let restore = Task::RestoreVolume(RestoreVolume {
         restore_id: format!("archived-{}", fleet.prefix),
         source: RestoreSource::Artifact(ArtifactRef {
