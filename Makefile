@@ -34,6 +34,7 @@ lint:
 
 ## The unit and integration tests of every crate in one cargo run, with the emulators up.
 tests: build
+	bash scripts/browser.sh install
 	bash scripts/with-emulator.sh $(CARGO) test --workspace --locked -- --test-threads=$${TEST_THREADS:-6}
 
 unit:
@@ -43,6 +44,7 @@ infra-check: build
 	bash scripts/check-terraform.sh
 
 integration: build
+	bash scripts/browser.sh install
 	bash scripts/with-emulator.sh $(CARGO) test -p backup-tests --locked -- --test-threads=$${TEST_THREADS:-6}
 
 ## Regenerate the checked-in JSON Schema files from the Rust types.

@@ -11,7 +11,9 @@ anywhere. This script follows every metric that Terraform reads back to where it
   code       the instruments `telemetry/src/metrics.rs` creates (`meter.u64_counter("name")`,
              `f64_histogram`, `f64_gauge`, ...), their kind, and the attribute keys each one is
              recorded with (`KeyValue::new("key", ...)` in the `Metrics` methods); the values of
-             the `outcome` attribute (the worker's `Disposition::as_str()` in worker/src/stats.rs);
+             the `outcome` attribute (the worker's `Disposition::as_str()` in worker/src/stats.rs)
+             and of `coverage_resources`' `status` and `resource_type` (`CoverageStatus::as_str()`
+             in core/src/coverage.rs, `ResourceType::as_str()` in schemas/src/task.rs);
   collector  what the ADOT sidecar of `modules/fleet` publishes to CloudWatch: `awsemf` in the
              namespace `var.metrics_namespace`, with `metric_declarations` built from
              `local.emf_metric_dimensions` (metric name -> dimension sets) and
@@ -21,7 +23,8 @@ anywhere. This script follows every metric that Terraform reads back to where it
 
 It fails, listing each case, when a read in the fleet's namespace names a metric the code does not
 define, a metric the collector does not export, a dimension set the collector does not publish for
-it, an `outcome` value the worker never records, or a statistic the published data cannot answer
+it, an `outcome`, `status` or `resource_type` value the code never records (in `dimensions`, and in
+the `dim="value"` terms of a SEARCH), or a statistic the published data cannot answer
 (counters: Sum or SampleCount; nothing has percentiles, since EMF statistic sets carry no buckets);
 when the collector exports a metric or dimension the code does not produce; when a namespace is
 neither the fleet's nor an AWS one; or when a dashboard's metrics cannot be read. Metrics of AWS
@@ -58,6 +61,9 @@ INSTRUMENT_KINDS = {
 # Attribute values that can be checked against the code: attribute -> (file, regex of the values).
 LABEL_VALUES = {
     "outcome": ("worker/src/stats.rs", r'Disposition::\w+\s*=>\s*"([a-z_]+)"'),
+    # coverage_resources: `CoverageStatus::as_str()` and `ResourceType::as_str()`.
+    "status": ("core/src/coverage.rs", r'CoverageStatus::\w+\s*=>\s*"([a-z-]+)"'),
+    "resource_type": ("schemas/src/task.rs", r'ResourceType::\w+\s*=>\s*"([a-z0-9-]+)"'),
 }
 
 
@@ -319,7 +325,8 @@ def code_metrics(root):
         method, body = fn.group(1), fn.group(2)
         arrays = {a.group(1): set(re.findall(r'KeyValue::new\(\s*"([^"]+)"', a.group(2)))
                   for a in re.finditer(r"let\s+(\w+)\s*=\s*\[(.*?)\];", body, re.S)}
-        for call in re.finditer(r"self\.(\w+)\.(?:add|record)\((.*?)\);", body, re.S):
+        # rustfmt may break `self.field` and `.record(` over two lines.
+        for call in re.finditer(r"self\.(\w+)\s*\.(?:add|record)\((.*?)\);", body, re.S):
             name = field_of.get(call.group(1))
             if name is None:
                 continue
@@ -460,7 +467,12 @@ def search_reads(where, expression, problems):
         if not name:
             problems.append(f"{where}: SEARCH('{query}') names no MetricName=: cannot be checked")
             continue
-        out.append(read(f"{where} SEARCH", ns, name.group(1), dims, stat))
+        # Dimension values the query selects (`status="stale"`, several with OR): one read each, so
+        # that the values are checked against the code like an alarm's `dimensions`.
+        picks = [(k, v) for k, v in re.findall(r'\b(\w+)\s*=\s*"([^"]*)"', query[schema.end():] if schema else "")
+                 if isinstance(dims, dict) and k in dims]
+        for k, v in picks or [(None, None)]:
+            out.append(read(f"{where} SEARCH", ns, name.group(1), dims if k is None else {**dims, k: v}, stat))
     if "SEARCH" in expression and not out and not any(p.startswith(where) for p in problems):
         problems.append(f"{where}: cannot read the SEARCH in {expression!r}")
     return out
@@ -758,6 +770,28 @@ resource "aws_cloudwatch_metric_alarm" "bogus" {
   dimensions  = { outcome = "FAILED" }
   statistic   = "Sum"
 }''', "is never recorded"),
+    ("coverage status the producer never records", '''
+resource "aws_cloudwatch_metric_alarm" "bogus" {
+  namespace   = var.metrics_namespace
+  metric_name = "coverage_resources"
+  dimensions  = { status = "never_backed_up" }
+  statistic   = "Maximum"
+}''', "is never recorded"),
+    ("gauge by a dimension set the collector does not publish", '''
+resource "aws_cloudwatch_metric_alarm" "bogus" {
+  namespace   = var.metrics_namespace
+  metric_name = "coverage_resources"
+  dimensions  = { resource_type = "s3-bucket" }
+  statistic   = "Maximum"
+}''', "a dimension set the collector does not publish"),
+    ("dashboard SEARCH selecting a coverage status the producer never records", '''
+resource "aws_cloudwatch_dashboard" "bogus" {
+  dashboard_body = jsonencode({
+    widgets = [{ type = "metric", properties = { metrics = [
+      [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\\"coverage_resources\\" (status=\\"stale\\" OR status=\\"missing\\")', 'Maximum', 7200))", id = "s" }],
+    ] } }]
+  })
+}''', "coverage_resources{status='missing'} is never recorded"),
     ("percentile of a histogram published as a statistic set", '''
 resource "aws_cloudwatch_metric_alarm" "bogus" {
   namespace          = var.metrics_namespace

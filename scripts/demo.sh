@@ -87,5 +87,23 @@ step "what the backups cost (backupctl report cost, list prices)"
 "$bin/backupctl" report cost
 "$bin/backupctl" report cost --json > "$out/cost.json"
 
+step "coverage: every resource in the policy's regions, live (backupctl report coverage)"
+set +e
+"$bin/backupctl" report coverage --json --html "$out/coverage.html" > "$out/coverage.json"
+echo $? > "$out/coverage.rc"
+"$bin/backupctl" report coverage --status failing --status never-backed-up --status stale --status unprotected --status excluded
+set -e
+echo "  full report: $out/coverage.html"
+
+step "a volume tagged for the daily plan after the run: never backed up, so coverage and rpo exit 3"
+"$repo/.venv/bin/python" scripts/demo_util.py new-volume "$prefix" > "$out/new-volume.txt"
+set +e
+"$bin/backupctl" report coverage --json > "$out/coverage-new.json"
+echo $? > "$out/coverage-new.rc"
+"$bin/backupctl" report rpo --json > "$out/rpo-new.json"
+echo $? > "$out/rpo-new.rc"
+set -e
+echo "  report coverage exit $(cat "$out/coverage-new.rc"), report rpo exit $(cat "$out/rpo-new.rc")"
+
 step "report"
 "$repo/.venv/bin/python" scripts/demo_report.py "$out"

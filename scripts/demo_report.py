@@ -146,6 +146,32 @@ for queue in status2["queues"]:
     if queue["name"].endswith("dlq"):
         check(d["visible"] + d["in_flight"] == 0, f"{queue['name']} is empty")
 
+section("coverage (backupctl report coverage: live discovery against the plans and the catalog)")
+coverage = load("coverage.json")
+status_of = {r["id"]: r["status"] for r in coverage["resources"]}
+print("  " + ", ".join(f"{k} {v}" for k, v in coverage["summary"].items()))
+check((out / "coverage.rc").read_text().strip() == "0", "after the run, nothing selected is unprotected: report coverage exits 0")
+for kind in ("volumes", "instances", "rds_instances", "rds_clusters", "buckets"):
+    for resource in estate[kind]:
+        if resource.get("name") == "scratch":
+            want = "excluded"
+        else:
+            want = "protected" if resource["selected"] else "unprotected"
+        got = status_of.get(resource["id"])
+        check(got == want, f"{resource['id']} is {want} (coverage says {got})")
+check(status_of.get(estate["backup_bucket"]) == "excluded", "the backup bucket is excluded, never 'unprotected'")
+check(coverage["failing_controls"] == 0, f"no control fails ({coverage['failing_controls']})")
+html = (out / "coverage.html").read_text()
+check(f'data-total="{len(coverage["resources"])}"' in html and "<svg" in html, "the HTML report holds the same totals and its chart")
+new_volume = (out / "new-volume.txt").read_text().strip()
+coverage_new = load("coverage-new.json")
+new_status = {r["id"]: r["status"] for r in coverage_new["resources"]}.get(new_volume)
+check(new_status == "never-backed-up", f"a newly tagged volume {new_volume} is never-backed-up (says {new_status})")
+check((out / "coverage-new.rc").read_text().strip() == "3", "report coverage then exits 3")
+rpo_new = load("rpo-new.json")
+check((out / "rpo-new.rc").read_text().strip() == "3" and any(r["resource"] == new_volume and r["status"] == "violation" for r in rpo_new["resources"]),
+      "report rpo counts it as a violation and exits 3")
+
 section("cost (backupctl report cost against a recomputation from the catalog)")
 # The same arithmetic as backup_core::cost, from the price table the binary compiled in.
 import tomllib

@@ -3,6 +3,16 @@ import json
 import sys
 
 command, path = sys.argv[1], sys.argv[2]
+if command == "new-volume":
+    # A volume tagged for the daily plan after the run (argument: the demo's prefix).
+    import os
+    import boto3
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    tags = [{"Key": "Name", "Value": f"{path}-new"}, {"Key": "backup", "Value": "daily"}]
+    print(ec2.create_volume(AvailabilityZone="us-east-1a", Size=5,
+                            TagSpecifications=[{"ResourceType": "volume", "Tags": tags}])["VolumeId"])
+    sys.exit(0)
 data = json.load(open(path))
 if command == "run-summary":
     print(f"run {data['run_id']}: {len(data['tasks'])} tasks, {data['sent']['batches']} SendMessageBatch calls")

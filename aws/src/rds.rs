@@ -10,9 +10,10 @@ use aws_sdk_rds::types::{DbCluster, DbClusterSnapshot, DbInstance, DbSnapshot, T
 use backup_core::artifacts::Tags;
 use backup_core::ratelimit::RateLimiter;
 use backup_core::services::database::{
-    snapshot_status, DatabaseSnapshots, DbClusterInfo, DbInstanceInfo, DbSnapshotInfo,
+    snapshot_status, DatabaseSnapshots, DbClusterInfo, DbInstanceInfo, DbSnapshotInfo, RestoreWindow,
 };
 use backup_core::AwsError;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use crate::classify::classify;
@@ -66,6 +67,19 @@ impl RdsDatabases {
     async fn call(&self, region: &str, action: &str) -> aws_sdk_rds::Client {
         self.limits.acquire(region, &format!("rds:{action}")).await;
         self.client(region)
+    }
+}
+
+fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+/// "Not found" is `None`; anything else stays an error.
+fn gone_as_none<T>(err: AwsError) -> Result<Option<T>, AwsError> {
+    if not_found(&err) {
+        Ok(None)
+    } else {
+        Err(err)
     }
 }
 
@@ -138,6 +152,7 @@ fn instance_info(region: &str, db: &DbInstance) -> DbInstanceInfo {
         class: db.db_instance_class().map(str::to_owned),
         cluster_id: db.db_cluster_identifier().map(str::to_owned),
         allocated_gib: gib(db.allocated_storage()),
+        backup_retention_days: db.backup_retention_period(),
         tags: tags_of(db.tag_list()),
     }
 }
@@ -151,6 +166,7 @@ fn cluster_info(region: &str, db: &DbCluster) -> DbClusterInfo {
         engine: db.engine().map(str::to_owned),
         members: db.db_cluster_members().iter().filter_map(|m| m.db_instance_identifier().map(str::to_owned)).collect(),
         allocated_gib: cluster_gib(db.engine(), db.allocated_storage()),
+        backup_retention_days: db.backup_retention_period(),
         tags: tags_of(db.tag_list()),
     }
 }
@@ -505,6 +521,129 @@ impl DatabaseSnapshots for RdsDatabases {
             .map_err(|e| classify("rds", "RestoreDBInstanceFromDBSnapshot", e))?;
         let db = output.db_instance.ok_or_else(|| empty_response("RestoreDBInstanceFromDBSnapshot", "DB instance"))?;
         let mut info = instance_info(region, &db);
+        if info.tags.is_empty() {
+            info.tags = tags.clone();
+        }
+        Ok(info)
+    }
+
+    async fn restore_window(&self, region: &str, cluster: bool, id: &str) -> Result<Option<RestoreWindow>, AwsError> {
+        if cluster {
+            let output = match self
+                .call(region, "DescribeDBClusters")
+                .await
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(err) => return gone_as_none(classify("rds", "DescribeDBClusters", err)),
+            };
+            return Ok(output.db_clusters().first().map(|c| RestoreWindow {
+                retention_days: c.backup_retention_period().unwrap_or(0),
+                earliest: c.earliest_restorable_time().and_then(to_chrono),
+                latest: c.latest_restorable_time().and_then(to_chrono),
+            }));
+        }
+        let output = match self
+            .call(region, "DescribeDBInstances")
+            .await
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) => return gone_as_none(classify("rds", "DescribeDBInstances", err)),
+        };
+        let Some(db) = output.db_instances().first() else { return Ok(None) };
+        // The earliest restorable time lives on the automated backups, not on the instance.
+        let earliest = match self
+            .call(region, "DescribeDBInstanceAutomatedBackups")
+            .await
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(backups) => backups
+                .db_instance_automated_backups()
+                .iter()
+                .filter_map(|b| b.restore_window()?.earliest_time().and_then(to_chrono))
+                .min(),
+            Err(err) => {
+                let err = classify("rds", "DescribeDBInstanceAutomatedBackups", err);
+                if !not_found(&err) {
+                    return Err(err);
+                }
+                None
+            }
+        };
+        Ok(Some(RestoreWindow {
+            retention_days: db.backup_retention_period().unwrap_or(0),
+            // Nothing is restorable from before the instance existed, whatever the backups say.
+            earliest: earliest.or_else(|| db.instance_create_time().and_then(to_chrono)),
+            latest: db.latest_restorable_time().and_then(to_chrono),
+        }))
+    }
+
+    async fn restore_instance_to_time(
+        &self,
+        region: &str,
+        source_id: &str,
+        target_id: &str,
+        to: Option<DateTime<Utc>>,
+        class: Option<&str>,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbInstanceInfo, AwsError> {
+        let output = self
+            .call(region, "RestoreDBInstanceToPointInTime")
+            .await
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(source_id)
+            .target_db_instance_identifier(target_id)
+            .set_restore_time(to.map(to_smithy))
+            .set_use_latest_restorable_time(to.is_none().then_some(true))
+            .set_db_instance_class(class.map(str::to_owned))
+            .set_db_subnet_group_name(subnet_group.map(str::to_owned))
+            .set_tags(Some(tag_list(tags)))
+            .send()
+            .await
+            .map_err(|e| classify("rds", "RestoreDBInstanceToPointInTime", e))?;
+        let db = output.db_instance.ok_or_else(|| empty_response("RestoreDBInstanceToPointInTime", "DB instance"))?;
+        let mut info = instance_info(region, &db);
+        if info.tags.is_empty() {
+            info.tags = tags.clone();
+        }
+        Ok(info)
+    }
+
+    async fn restore_cluster_to_time(
+        &self,
+        region: &str,
+        source_id: &str,
+        target_id: &str,
+        to: Option<DateTime<Utc>>,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbClusterInfo, AwsError> {
+        let output = self
+            .call(region, "RestoreDBClusterToPointInTime")
+            .await
+            .restore_db_cluster_to_point_in_time()
+            .source_db_cluster_identifier(source_id)
+            .db_cluster_identifier(target_id)
+            .set_restore_to_time(to.map(to_smithy))
+            .set_use_latest_restorable_time(to.is_none().then_some(true))
+            .set_db_subnet_group_name(subnet_group.map(str::to_owned))
+            .set_tags(Some(tag_list(tags)))
+            .send()
+            .await
+            .map_err(|e| classify("rds", "RestoreDBClusterToPointInTime", e))?;
+        let db = output.db_cluster.ok_or_else(|| empty_response("RestoreDBClusterToPointInTime", "DB cluster"))?;
+        let mut info = cluster_info(region, &db);
         if info.tags.is_empty() {
             info.tags = tags.clone();
         }

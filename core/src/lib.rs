@@ -5,6 +5,7 @@ pub mod archive;
 pub mod artifacts;
 pub mod backoff;
 pub mod cost;
+pub mod coverage;
 pub mod error;
 pub mod exit;
 pub mod policy;

@@ -65,7 +65,42 @@ const DRILL_KEYS: &[&str] =
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub plans: Vec<Plan>,
+    /// The optional `[controls]` table: what `backupctl report coverage` checks per resource.
+    pub controls: Controls,
 }
+
+/// Compliance controls evaluated per protected resource by `backupctl report coverage`, from
+/// the catalog and live state. Each is off unless the policy's `[controls]` table sets it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Controls {
+    /// The latest good backup is encrypted.
+    pub encrypted: bool,
+    /// The latest good backup has a copy in another region.
+    pub cross_region_copy: bool,
+    /// S3 backups are under Object Lock for at least this many days.
+    pub s3_object_lock_days: Option<u32>,
+    /// The plan keeps backups at least this many days.
+    pub min_retention_days: Option<u32>,
+    /// A restore drill of the resource passed within this many days.
+    pub drill_within_days: Option<u32>,
+    /// RDS automated backups (point-in-time restore) are on, kept at least this many days.
+    pub rds_pitr_days: Option<u32>,
+}
+
+impl Controls {
+    pub fn any(&self) -> bool {
+        self != &Controls::default()
+    }
+}
+
+const CONTROL_KEYS: &[&str] = &[
+    "encrypted",
+    "cross_region_copy",
+    "s3_object_lock_days",
+    "min_retention_days",
+    "drill_within_days",
+    "rds_pitr_days",
+];
 
 /// One `[[plan]]`: what to back up (or drill), when, where, and how long to keep it.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +227,8 @@ pub struct DrillSettings {
 pub enum PlanRef {
     Name(String),
     Index(usize),
+    /// The `[controls]` table.
+    Controls,
 }
 
 impl fmt::Display for PlanRef {
@@ -199,6 +236,7 @@ impl fmt::Display for PlanRef {
         match self {
             PlanRef::Name(name) => write!(f, "plan {name:?}"),
             PlanRef::Index(index) => write!(f, "plan #{index}"),
+            PlanRef::Controls => f.write_str("controls"),
         }
     }
 }
@@ -229,12 +267,30 @@ impl Policy {
         }
         let mut root: Table = text.parse().map_err(|e: toml::de::Error| PolicyError::Toml(e.to_string()))?;
         let plans = root.remove("plan");
+        let controls = root.remove("controls");
         if let Some(key) = root.keys().next() {
-            let hint = if suggest(key, &["plan"]).is_some() { " (did you mean [[plan]]?)" } else { "" };
+            let hint = match suggest(key, &["plan", "controls"]) {
+                Some("plan") => " (did you mean [[plan]]?)",
+                Some(_) => " (did you mean [controls]?)",
+                None => "",
+            };
             return Err(PolicyError::File(format!(
-                "key {key:?}: unknown key: the file holds only [[plan]] tables{hint}"
+                "key {key:?}: unknown key: the file holds [[plan]] tables and an optional [controls] table{hint}"
             )));
         }
+        let controls = match controls {
+            None => Controls::default(),
+            Some(Value::Table(table)) => {
+                let label = PlanRef::Controls;
+                parse_controls(Reader::new(&label, String::new(), table, CONTROL_KEYS)?)?
+            }
+            Some(other) => {
+                return Err(PolicyError::File(format!(
+                    "key \"controls\": expected a table, found {}",
+                    other.type_str()
+                )))
+            }
+        };
         let plans = match plans {
             None => return Err(PolicyError::File("no plans: define at least one [[plan]]".into())),
             Some(Value::Array(plans)) if plans.is_empty() => {
@@ -270,7 +326,7 @@ impl Policy {
             seen.insert(plan.name.clone(), index);
             out.push(plan);
         }
-        Ok(Policy { plans: out })
+        Ok(Policy { plans: out, controls })
     }
 
     /// Reads and parses a policy file.
@@ -619,6 +675,25 @@ fn parse_archive(
         ))),
         Some(_) => Ok(ArchiveRule { after_days, unique_percent }),
     }
+}
+
+fn parse_controls(mut c: Reader) -> Result<Controls, PolicyError> {
+    let controls = Controls {
+        encrypted: c.bool("encrypted")?.unwrap_or(false),
+        cross_region_copy: c.bool("cross_region_copy")?.unwrap_or(false),
+        s3_object_lock_days: c.days("s3_object_lock_days")?,
+        min_retention_days: c.days("min_retention_days")?,
+        drill_within_days: c.days("drill_within_days")?,
+        rds_pitr_days: match c.u32("rds_pitr_days")? {
+            None => None,
+            Some(days @ 1..=35) => Some(days),
+            Some(days) => {
+                return Err(c.err("rds_pitr_days", format!("{days}: RDS keeps automated backups 1 to 35 days")))
+            }
+        },
+    };
+    c.finish()?;
+    Ok(controls)
 }
 
 fn parse_s3(mut s3: Reader) -> Result<S3Settings, PolicyError> {

@@ -84,6 +84,10 @@ pub enum Command {
         /// Long-poll wait per receive (at most 20 s).
         #[arg(long, default_value_t = 20)]
         wait_secs: u64,
+        /// Every this many seconds, discover every resource and publish the coverage gauges
+        /// (`coverage_resources{status, resource_type}`); 0 turns it off.
+        #[arg(long, env = "BACKUP_COVERAGE_INTERVAL_SECS", default_value_t = 3600)]
+        coverage_interval_secs: u64,
     },
     /// Expand one event read from a file (an SQS body as EventBridge, SNS or S3 deliver it).
     Ingest {
@@ -143,8 +147,9 @@ pub async fn run(cx: &Context, command: Command, shutdown: CancellationToken) ->
         Command::Run { plan, at, dry_run, json } => {
             run_plan(cx, &plan, at.unwrap_or_else(Utc::now), dry_run, json).await
         }
-        Command::Serve { exit_when_idle, wait_secs } => {
-            serve(cx, exit_when_idle.map(Duration::from_secs), wait_secs, shutdown).await
+        Command::Serve { exit_when_idle, wait_secs, coverage_interval_secs } => {
+            let coverage = (coverage_interval_secs > 0).then(|| Duration::from_secs(coverage_interval_secs));
+            serve(cx, exit_when_idle.map(Duration::from_secs), wait_secs, coverage, shutdown).await
         }
         Command::Ingest { file, dry_run, json } => ingest(cx, &file, dry_run, json).await,
         Command::Rules { json } => {
@@ -526,15 +531,105 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
 /// The events loop: receive, parse, map, send tasks, then delete. A malformed body goes to the
 /// events DLQ with its reason; an event no plan selects is acknowledged and counted; a failed
 /// lookup leaves the message for a retry (and the queue's redrive after too many).
+/// One coverage pass: discovers every resource, classifies it, and records the gauges for every
+/// status and type (zeros included, so an alarm clears).
+async fn publish_coverage(cx: &Context, policy: &Policy) -> anyhow::Result<()> {
+    use backup_core::coverage::{self, CoverageStatus, Grace, Sources};
+    let Some(catalog) = cx.catalog.clone() else {
+        anyhow::bail!("BACKUP_CATALOG_TABLE is not set: coverage needs the catalog")
+    };
+    let sources = Sources {
+        block: cx.discovery.block.clone(),
+        databases: cx.discovery.databases.clone(),
+        objects: cx.discovery.objects.clone(),
+        catalog,
+        store: cx.store.clone(),
+    };
+    let now = Utc::now();
+    let inputs = coverage::gather(policy, &sources, &coverage::regions(policy), now).await?;
+    let report = coverage::assess(policy, &inputs, now, Grace::Percent(25.0));
+    let metrics = backup_telemetry::metrics();
+    for resource_type in ResourceType::ALL {
+        for status in CoverageStatus::ALL {
+            let n = report.resources.iter().filter(|r| r.resource_type == resource_type && r.status == status).count();
+            metrics.coverage(status.as_str(), resource_type.as_str(), n as u64);
+        }
+    }
+    tracing::info!(
+        resources = report.resources.len(),
+        violations = report.violations,
+        unprotected = report.unprotected,
+        failing_controls = report.failing_controls,
+        incomplete = report.incomplete.len(),
+        summary = %serde_json::to_string(&report.summary).unwrap_or_default(),
+        "coverage published"
+    );
+    for incomplete in &report.incomplete {
+        tracing::warn!(region = %incomplete, "coverage discovery incomplete");
+    }
+    Ok(())
+}
+
+/// Coverage passes every `every`, the first at once (so a new deployment's gauges exist before
+/// its first interval), until `stop` (the events loop ended). A pass in progress is abandoned
+/// only on `shutdown` (SIGTERM); an idle exit lets it finish. A failed pass is logged and tried
+/// again next interval.
+async fn coverage_loop(
+    cx: &Context,
+    policy: &Policy,
+    every: Duration,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            result = publish_coverage(cx, policy) => {
+                if let Err(err) = result {
+                    tracing::warn!(error = %format!("{err:#}"), "coverage pass failed");
+                }
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 async fn serve(
     cx: &Context,
+    exit_when_idle: Option<Duration>,
+    wait_secs: u64,
+    coverage_every: Option<Duration>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
+    let policy = cx.policy()?;
+    // Coverage runs beside the events, never in their way: a long discovery delays no event.
+    let stop_coverage = CancellationToken::new();
+    let coverage = async {
+        if let Some(every) = coverage_every {
+            coverage_loop(cx, &policy, every, shutdown.clone(), stop_coverage.clone()).await;
+        }
+    };
+    let events = async {
+        let result = serve_events(cx, &policy, exit_when_idle, wait_secs, shutdown.clone()).await;
+        stop_coverage.cancel();
+        result
+    };
+    let (result, ()) = tokio::join!(events, coverage);
+    result
+}
+
+async fn serve_events(
+    cx: &Context,
+    policy: &Policy,
     exit_when_idle: Option<Duration>,
     wait_secs: u64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     let queue = cx.event_queue.clone().ok_or_else(|| UsageError::new("BACKUP_EVENT_QUEUE_URL is not set"))?;
     let dlq = cx.event_dlq.clone().ok_or_else(|| UsageError::new("BACKUP_EVENT_DLQ_URL is not set"))?;
-    let policy = cx.policy()?;
     let mut stats = EventStats::default();
     let mut idle_since = std::time::Instant::now();
     tracing::info!(queue = queue.url(), plans = policy.plans.len(), "producer serving events");
@@ -591,8 +686,8 @@ async fn serve(
                 stats.events += 1;
                 let span = tracing::info_span!("event", event_id = %event.id);
                 let result = async {
-                    let decisions = map_checked(cx, &policy, event).await?;
-                    apply(cx, &policy, event, decisions, &mut stats, true).await
+                    let decisions = map_checked(cx, policy, event).await?;
+                    apply(cx, policy, event, decisions, &mut stats, true).await
                 };
                 if let Err(err) = tracing::Instrument::instrument(result, span).await {
                     tracing::warn!(error = %err, event_id = %event.id, "event not processed; it will be retried");

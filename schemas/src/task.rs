@@ -518,12 +518,32 @@ pub struct Verify {
     pub source_resource: String,
 }
 
-/// Where a restore reads from: a named artifact, or the latest verified backup of a resource.
+/// Where a restore reads from: a named artifact, the latest verified backup of a resource, or
+/// (RDS) a point in time of a database's continuous automated backups.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreSource {
     Artifact(ArtifactRef),
     LatestOf { resource: String, region: String },
+    PointInTime { resource: String, region: String, to: PointInTime },
+}
+
+/// The instant a point-in-time restore goes back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PointInTime {
+    At(DateTime<Utc>),
+    /// The latest restorable time (a few minutes behind now on AWS).
+    Latest,
+}
+
+impl fmt::Display for PointInTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointInTime::At(t) => f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            PointInTime::Latest => f.write_str("latest"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -711,5 +731,6 @@ fn restore_source_name(source: &RestoreSource) -> String {
     match source {
         RestoreSource::Artifact(artifact) => artifact.id.clone(),
         RestoreSource::LatestOf { resource, .. } => resource.clone(),
+        RestoreSource::PointInTime { resource, to, .. } => format!("{resource}@{to}"),
     }
 }

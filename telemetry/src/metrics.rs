@@ -4,7 +4,7 @@
 //! come from the SDK's operation metadata (a closed set). Without an exporter every instrument is
 //! a no-op.
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider};
 use opentelemetry::KeyValue;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub struct Metrics {
     dlq_moves: Counter<u64>,
     aws_calls: Counter<u64>,
     aws_throttled: Counter<u64>,
+    coverage: Gauge<u64>,
 }
 
 impl Metrics {
@@ -69,6 +70,10 @@ impl Metrics {
                 .u64_counter("aws_throttled_total")
                 .with_description("Throttled AWS API requests, by service and operation.")
                 .build(),
+            coverage: meter
+                .u64_gauge("coverage_resources")
+                .with_description("Resources by coverage status (protected, stale, never-backed-up, ...) and type.")
+                .build(),
         }
     }
 
@@ -107,6 +112,13 @@ impl Metrics {
     /// `dlq_moves_total{reason_code}` += 1 (`DecodeError::code()` or a runtime reason).
     pub fn dlq_move(&self, reason_code: &'static str) {
         self.dlq_moves.add(1, &[KeyValue::new("reason_code", reason_code)]);
+    }
+
+    /// `coverage_resources{status, resource_type}` ← `count`. The producer records every status
+    /// of every type (zeros included) on each coverage pass, so an alarm clears when its count
+    /// drops back to 0.
+    pub fn coverage(&self, status: &'static str, resource_type: &'static str, count: u64) {
+        self.coverage.record(count, &[KeyValue::new("status", status), KeyValue::new("resource_type", resource_type)]);
     }
 
     /// `aws_calls_total{service, operation}` += 1, and `aws_throttled_total{…}` += 1 when the

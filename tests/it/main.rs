@@ -6,6 +6,7 @@ mod backupctl;
 mod bootstrap;
 mod chaos;
 mod cli;
+mod coverage;
 mod ebs;
 mod producer;
 mod rds;

@@ -678,9 +678,11 @@ name = "daily"
 schedule = "cron(0 2 * * ? *)"
 resources = ["ec2-volume"]
 regions = ["{REGION}"]
-select.tags = {{ backup = "daily" }}
+select.tags = {{ backup = "{}" }}
 retain = {{ days = 7, min_keep = 1 }}
-"#
+"#,
+            // Its own tag: `report rpo` also discovers live volumes, and the emulator is shared.
+            fleet.prefix
         ),
     );
     let mut env = fleet.env();
@@ -814,4 +816,118 @@ async fn a_drill_past_its_deadline_validates_what_it_restored_and_cleans_up() {
         .filter(|v| !matches!(v.state.as_deref(), Some("deleting" | "deleted")))
         .collect();
     assert!(left.is_empty(), "a drill past its deadline left restores behind: {left:?}");
+}
+
+#[tokio::test]
+async fn point_in_time_restores_check_the_window_and_make_one_database() {
+    let fleet = Fleet::realistic("rspitr").await;
+    let handlers = handlers(&fleet);
+    let databases = services(&fleet).databases;
+    let rds = fleet.aws.clients().rds;
+    let db = db_name(&fleet, "pitr");
+    let before = Utc::now();
+    rds.create_db_instance()
+        .db_instance_identifier(&db)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("backup")
+        .master_user_password("not-a-secret-123")
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    let off = db_name(&fleet, "nopitr");
+    rds.create_db_instance()
+        .db_instance_identifier(&off)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("backup")
+        .master_user_password("not-a-secret-123")
+        .backup_retention_period(0)
+        .send()
+        .await
+        .unwrap();
+    let cluster = db_name(&fleet, "pitrcl");
+    rds.create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("backup")
+        .master_user_password("not-a-secret-123")
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    // Past the realism layer's restorable-time lag and its consistency window.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let restore = |id: &str, source: &str, to: PointInTime, target: &str| {
+        Task::RestoreDbInstance(RestoreDbInstance {
+            restore_id: format!("{}-{id}", fleet.prefix),
+            source: RestoreSource::PointInTime { resource: source.to_owned(), region: REGION.into(), to },
+            target_identifier: target.to_owned(),
+            instance_class: None,
+            subnet_group: None,
+            drill: false,
+        })
+    };
+
+    // A month ago is before the database existed: refused, naming the window.
+    let err = run_task(
+        &handlers,
+        &restore("old", &db, PointInTime::At(before - ChronoDuration::days(30)), &db_name(&fleet, "old")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class, backup_core::ErrorClass::Permanent);
+    assert!(err.reason.contains("outside the restorable window") && err.reason.contains(" to "), "{}", err.reason);
+    assert!(databases.instance(REGION, &db_name(&fleet, "old")).await.unwrap().is_none(), "nothing was created");
+    // Without automated backups there is nothing to go back to.
+    let err =
+        run_task(&handlers, &restore("off", &off, PointInTime::Latest, &db_name(&fleet, "off"))).await.unwrap_err();
+    assert!(err.reason.contains("automated backups off"), "{}", err.reason);
+
+    // A time inside the window: one database, tagged with where and when it came from.
+    let at = before + ChronoDuration::seconds(2);
+    let target = db_name(&fleet, "at");
+    let task = restore("at", &db, PointInTime::At(at), &target);
+    let result = run_until_done(&handlers, &task).await.expect("point-in-time restore");
+    assert_eq!(result["db_instance_id"].as_str(), Some(target.as_str()));
+    let restored = databases.instance(REGION, &target).await.unwrap().expect("restored instance");
+    assert_eq!(restored.tags.get(tags::RESTORED_FROM), Some(&format!("{db}@{}", PointInTime::At(at))));
+    let again = run_until_done(&handlers, &task).await.expect("a second start adopts the same instance");
+    assert_eq!(again["db_instance_id"], result["db_instance_id"]);
+
+    // The latest restorable time, for a cluster.
+    let target_cl = db_name(&fleet, "latest-cl");
+    let task = Task::RestoreDbCluster(RestoreDbCluster {
+        restore_id: format!("{}-latest-cl", fleet.prefix),
+        source: RestoreSource::PointInTime {
+            resource: cluster.clone(),
+            region: REGION.into(),
+            to: PointInTime::Latest,
+        },
+        target_identifier: target_cl.clone(),
+        engine: None,
+        subnet_group: None,
+        drill: false,
+    });
+    run_until_done(&handlers, &task).await.expect("cluster point-in-time restore");
+    let restored = databases.cluster(REGION, &target_cl).await.unwrap().expect("restored cluster");
+    assert_eq!(restored.tags.get(tags::RESTORED_FROM), Some(&format!("{cluster}@latest")));
+
+    // The CLI refuses a malformed time and a time without a database before sending anything.
+    let mut env = fleet.env_at(&fleet.endpoint);
+    env.push(("BACKUP_LOG_FORMAT".into(), "text".into()));
+    for args in [
+        vec!["restore", "db-instance", "--resource", db.as_str(), "--to-time", "yesterday"],
+        vec!["restore", "db-instance", "--backup", "snap-1", "--to-time", "2026-12-01T00:00:00Z"],
+        vec!["restore", "db-cluster", "--latest-restorable", "--backup", "x"],
+    ] {
+        let run = run_binary("backupctl", &env, &args).await;
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+    }
+
+    let _ = databases.delete_instance(REGION, &target).await;
+    let _ = databases.delete_cluster(REGION, &target_cl).await;
 }

@@ -4,7 +4,10 @@
 
 use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, Tag, TagSpecification};
 use backup_tests::{policy_file, run_binary, Fleet, FleetProcess, REGION};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as Number};
 use prost::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -172,4 +175,68 @@ async fn exported_spans_form_one_xray_trace_from_the_producer_to_the_worker_and_
         .find(|s| s.name == "EC2.CreateSnapshot")
         .unwrap_or_else(|| panic!("the CreateSnapshot call is a span of the trace: {trace:#?}"));
     assert!(task_ids.contains(snapshot_call.parent.as_str()), "under the task span: {snapshot_call:?}");
+}
+
+/// `coverage_resources` data points as exported: (status, resource_type) -> value.
+fn coverage_points(received: &[(String, Vec<u8>)]) -> std::collections::BTreeMap<(String, String), i64> {
+    let mut points = std::collections::BTreeMap::new();
+    for (path, body) in received.iter().filter(|(p, _)| p.ends_with("/v1/metrics")) {
+        let request = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for metric in request.resource_metrics.into_iter().flat_map(|r| r.scope_metrics).flat_map(|s| s.metrics) {
+            let Some(Data::Gauge(gauge)) = metric.data.filter(|_| metric.name == "coverage_resources") else {
+                continue;
+            };
+            for point in gauge.data_points {
+                let attribute = |key: &str| {
+                    point.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+                        match kv.value.as_ref()?.value.as_ref()? {
+                            AnyValue::StringValue(s) => Some(s.clone()),
+                            _ => None,
+                        }
+                    })
+                };
+                let value = match point.value {
+                    Some(Number::AsInt(v)) => v,
+                    Some(Number::AsDouble(v)) => v as i64,
+                    None => continue,
+                };
+                points.insert(
+                    (attribute("status").unwrap_or_default(), attribute("resource_type").unwrap_or_default()),
+                    value,
+                );
+            }
+        }
+    }
+    points
+}
+
+#[tokio::test]
+async fn the_producer_publishes_coverage_for_every_status_and_type() {
+    let fleet = Fleet::new("covgauge").await;
+    let (endpoint, received) = collector().await;
+    let spec = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Volume)
+        .tags(Tag::builder().key("backup").value(&fleet.prefix).build())
+        .build();
+    let ec2 = fleet.aws.clients().ec2;
+    ec2.create_volume().availability_zone("us-east-1a").size(8).tag_specifications(spec).send().await.unwrap();
+    let policy = policy_file(
+        &fleet.prefix,
+        &format!(
+            "[[plan]]\nname = \"gauged\"\nschedule = \"rate(1 day)\"\nresources = [\"ec2-volume\"]\nregions = [\"{REGION}\"]\nselect.tags = {{ backup = \"{}\" }}\nretain = {{ days = 7 }}\n",
+            fleet.prefix
+        ),
+    );
+    let mut env = fleet.env();
+    env.push(("BACKUP_POLICY_FILE".into(), policy.display().to_string()));
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()));
+    // One pass at start; the idle exit lets it finish, and the exporter flushes on the way out.
+    let serve = run_binary("backup-producer", &env, &["serve", "--exit-when-idle", "2", "--wait-secs", "1"]).await;
+    assert!(serve.status.success(), "{}", serve.stderr);
+    assert!(serve.stderr.contains("coverage published"), "{}", serve.stderr);
+    let points = coverage_points(&received.lock().unwrap());
+    // Every status of every type, zeros included, so an alarm on any of them can clear.
+    assert_eq!(points.len(), 6 * 5, "{points:?}");
+    assert!(points[&("never-backed-up".to_owned(), "ec2-volume".to_owned())] >= 1, "{points:?}");
+    assert_eq!(points[&("protected".to_owned(), "ec2-volume".to_owned())], 0, "nothing was backed up: {points:?}");
 }

@@ -42,6 +42,8 @@ pub struct DbInstanceInfo {
     /// snapshots only (CreateDBSnapshot refuses them).
     pub cluster_id: Option<String>,
     pub allocated_gib: Option<i32>,
+    /// Days of automated backups (point-in-time restore); 0 means they are off.
+    pub backup_retention_days: Option<i32>,
     pub tags: Tags,
 }
 
@@ -55,7 +57,18 @@ pub struct DbClusterInfo {
     /// Identifiers of the member DB instances.
     pub members: Vec<String>,
     pub allocated_gib: Option<i32>,
+    /// Days of automated backups (point-in-time restore).
+    pub backup_retention_days: Option<i32>,
     pub tags: Tags,
+}
+
+/// Where a database can be restored to from its continuous (automated) backups.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoreWindow {
+    /// Days of automated backups; 0 means they are off and nothing can be restored to a time.
+    pub retention_days: i32,
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
 }
 
 /// Maps an RDS snapshot status string to the fleet's lifecycle status. RDS reports progress as a
@@ -131,6 +144,31 @@ pub trait DatabaseSnapshots: Send + Sync {
         subnet_group: Option<&str>,
         tags: &Tags,
     ) -> Result<DbInstanceInfo, AwsError>;
+    /// The point-in-time restore window of a DB instance or cluster: `None` when it does not
+    /// exist. Restoring needs automated backups on (`retention_days > 0`).
+    async fn restore_window(&self, region: &str, cluster: bool, id: &str) -> Result<Option<RestoreWindow>, AwsError>;
+    /// Restores a DB instance as it was at `to` (`None`: the latest restorable time).
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_instance_to_time(
+        &self,
+        region: &str,
+        source_id: &str,
+        target_id: &str,
+        to: Option<DateTime<Utc>>,
+        class: Option<&str>,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbInstanceInfo, AwsError>;
+    /// Restores a DB cluster (without instances) as it was at `to` (`None`: the latest).
+    async fn restore_cluster_to_time(
+        &self,
+        region: &str,
+        source_id: &str,
+        target_id: &str,
+        to: Option<DateTime<Utc>>,
+        subnet_group: Option<&str>,
+        tags: &Tags,
+    ) -> Result<DbClusterInfo, AwsError>;
     /// Restores a DB cluster (without instances) from a cluster snapshot.
     async fn restore_cluster(
         &self,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 pub mod bootstrap;
 pub mod canary;
 pub mod catalog;
+pub mod coverage_html;
 pub mod dlq;
 pub mod report;
 pub mod restore;
@@ -78,7 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         command: restore::Command,
     },
-    /// Recovery reports: RPO per resource (exit 3 on a violation), restore drill outcomes.
+    /// Recovery reports: RPO per resource (exit 3 on a violation), coverage of every resource,
+    /// restore drill outcomes, cost.
     Report {
         #[command(subcommand)]
         command: report::Command,
@@ -130,6 +132,19 @@ impl Fleet {
     pub fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
         let table = Self::need(&self.args.catalog_table, "BACKUP_CATALOG_TABLE")?;
         Ok(Arc::new(DynamoCatalog::new(self.aws.clients().dynamodb, table)))
+    }
+
+    /// What coverage reads: live discovery in every region, the catalog, and (when configured)
+    /// the task store.
+    pub fn coverage_sources(&self) -> anyhow::Result<backup_core::coverage::Sources> {
+        use backup_core::ratelimit::RateLimiter;
+        Ok(backup_core::coverage::Sources {
+            block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(self.aws.clone(), RateLimiter::default())),
+            databases: Arc::new(backup_aws::rds::RdsDatabases::new(self.aws.clone(), RateLimiter::default())),
+            objects: Arc::new(backup_aws::s3::S3Objects::new(self.aws.clone())),
+            catalog: self.catalog()?,
+            store: self.store().ok(),
+        })
     }
 }
 

@@ -6,6 +6,11 @@
 //!   verifies (verification passed), or not failed when it does not. S3 backups are incremental
 //!   (an unchanged object is not copied again), so a bucket is also fresh as of the newest plan
 //!   window whose scan succeeded, when the fleet's state table still holds it.
+//! - `coverage`: every live resource of the supported types in the policy's regions, classified
+//!   protected / stale / failing / never backed up / excluded / unprotected against the plans and
+//!   the catalog, with the policy's `[controls]` (`backup_core::coverage`); exit 3 when anything
+//!   selected is not protected or a control fails, `--strict` also on unprotected resources;
+//!   `--html FILE` writes a self-contained page for an audit.
 //! - `cost`: what the backups cost per month at list prices (`backup_core::cost`): storage per
 //!   plan, artifact type, region, account and storage tier from the catalog, the cross-region copy
 //!   transfer and the fleet's coordination requests over the last `--days`, and the archive
@@ -14,18 +19,18 @@
 //!   writes into the drilled backups' catalog verification (`drill`, `restore_seconds`,
 //!   `drill_task`, `drill_plan`, `drill_resource_type`); one drill per `drill_task`.
 
+use anyhow::Context as _;
 use backup_core::artifacts::{CatalogQuery, CatalogRecord};
+use backup_core::coverage::{self, CoverageReport, CoverageStatus, Grace};
 use backup_core::outln;
 use backup_core::policy::{Plan, Policy};
-use backup_core::ports::TaskStore;
 use backup_core::prices::PriceTable;
-use backup_schemas::{ArtifactKind, ScanBucket, Task, TaskState};
+use backup_schemas::{ArtifactKind, ResourceType};
 use chrono::{DateTime, Duration, Utc};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::{Fleet, EXIT_CHECK_FAILED};
 use crate::output;
@@ -37,14 +42,62 @@ const CHECK_DRILL_TASK: &str = "drill_task";
 const CHECK_DRILL_PLAN: &str = "drill_plan";
 const CHECK_DRILL_TYPE: &str = "drill_resource_type";
 
-/// Plan windows looked back for a successful S3 scan.
-const SCAN_WINDOWS: usize = 3;
+/// The policy a report judges against, and the lateness it allows.
+#[derive(Args, Debug)]
+pub struct Judged {
+    /// Policy file (TOML).
+    #[arg(long, env = "BACKUP_POLICY_FILE")]
+    policy: Option<PathBuf>,
+    /// Policy text, when no file is given.
+    #[arg(long, env = "BACKUP_POLICY", hide_env_values = true)]
+    policy_text: Option<String>,
+    /// Allowed lateness past a plan's period: a percentage of it (`25%`) or a duration (`90m`,
+    /// `2h`, `1d`).
+    #[arg(long, default_value = "25%")]
+    grace: String,
+}
+
+impl Judged {
+    /// The parsed policy and grace; either invalid is a usage error (exit 2).
+    fn load(self, region: &str) -> anyhow::Result<(Policy, Grace)> {
+        let usage = |message: String| -> anyhow::Error { backup_core::exit::UsageError::new(message).into() };
+        let grace = Grace::parse(&self.grace).map_err(usage)?;
+        let policy = load_policy(self.policy, self.policy_text, region)?.map_err(usage)?;
+        Ok((policy, grace))
+    }
+}
 
 /// Runs read to count the tasks of the cost period (newest first).
 const COST_RUNS: usize = 100_000;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Every resource in the policy's regions: protected, stale, failing, never backed up,
+    /// excluded or unprotected, with the policy's controls; exit 3 on a problem.
+    Coverage {
+        #[command(flatten)]
+        judged: Judged,
+        /// Also exit 3 when a resource is unprotected (no plan selects it).
+        #[arg(long)]
+        strict: bool,
+        /// Only these resource types (ec2-volume, ec2-instance, rds-instance, rds-cluster, s3-bucket).
+        #[arg(long = "type", value_name = "TYPE")]
+        resource_type: Vec<String>,
+        /// Only these regions.
+        #[arg(long)]
+        region_filter: Vec<String>,
+        /// Only resources this plan selects.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only these statuses.
+        #[arg(long)]
+        status: Vec<String>,
+        /// Also write a self-contained HTML report (for an audit) to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// What the backups cost per month at list prices: storage, copy transfer, coordination.
     Cost {
         /// Days over which copy transfer and coordination requests are counted (then scaled to a month).
@@ -55,16 +108,8 @@ pub enum Command {
     },
     /// Age of each resource's newest good backup against its plan's schedule; exit 3 on a violation.
     Rpo {
-        /// Policy file (TOML).
-        #[arg(long, env = "BACKUP_POLICY_FILE")]
-        policy: Option<PathBuf>,
-        /// Policy text, when no file is given.
-        #[arg(long, env = "BACKUP_POLICY", hide_env_values = true)]
-        policy_text: Option<String>,
-        /// Allowed lateness past the schedule's period: a percentage of it (`25%`) or a duration
-        /// (`90m`, `2h`, `1d`).
-        #[arg(long, default_value = "25%")]
-        grace: String,
+        #[command(flatten)]
+        judged: Judged,
         #[arg(long)]
         json: bool,
     },
@@ -81,44 +126,12 @@ pub enum Command {
 pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Cost { days, json } => cost(fleet, days, json).await,
-        Command::Rpo { policy, policy_text, grace, json } => rpo(fleet, policy, policy_text, &grace, json).await,
+        Command::Coverage { judged, strict, resource_type, region_filter, plan, status, html, json } => {
+            let filters = CoverageFilters { types: resource_type, regions: region_filter, plan, statuses: status };
+            coverage(fleet, judged, strict, filters, html, json).await
+        }
+        Command::Rpo { judged, json } => rpo(fleet, judged, json).await,
         Command::Drills { check, json } => drills(fleet, check, json).await,
-    }
-}
-
-/// A grace: a share of the period, or a fixed duration.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Grace {
-    Percent(f64),
-    Fixed(Duration),
-}
-
-impl Grace {
-    pub fn parse(text: &str) -> Result<Grace, String> {
-        let text = text.trim();
-        let bad = || format!("--grace {text:?}: expected a percentage (25%) or a duration (90m, 2h, 1d)");
-        if let Some(percent) = text.strip_suffix('%') {
-            let value: f64 = percent.trim().parse().map_err(|_| bad())?;
-            return if value >= 0.0 { Ok(Grace::Percent(value)) } else { Err(bad()) };
-        }
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (number, unit) = text.split_at(split);
-        let number: i64 = number.parse().map_err(|_| bad())?;
-        let duration = match unit {
-            "s" => Duration::seconds(number),
-            "m" => Duration::minutes(number),
-            "h" => Duration::hours(number),
-            "d" => Duration::days(number),
-            _ => return Err(bad()),
-        };
-        Ok(Grace::Fixed(duration))
-    }
-
-    pub fn threshold(self, period: Duration) -> Duration {
-        match self {
-            Grace::Percent(p) => period + Duration::milliseconds((period.num_milliseconds() as f64 * p / 100.0) as i64),
-            Grace::Fixed(d) => period + d,
-        }
     }
 }
 
@@ -174,58 +187,8 @@ fn counts(record: &CatalogRecord, plan: Option<&Plan>) -> bool {
     record.deleted_at.is_none() && !failed && (verified(record) || !verify)
 }
 
-/// The newest window start (within `SCAN_WINDOWS` windows of `now`) whose S3 scan of `bucket`
-/// succeeded.
-async fn scanned_at(
-    store: &Arc<dyn TaskStore>,
-    plan: &Plan,
-    bucket: &str,
-    region: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let mut at = now;
-    for _ in 0..SCAN_WINDOWS {
-        let Some(window) = plan.schedule.window_containing(at) else { return Ok(None) };
-        // Only the fields of the task's identity matter for its id; the destination does not.
-        let scan = Task::ScanBucket(ScanBucket {
-            region: region.to_owned(),
-            bucket: bucket.to_owned(),
-            prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
-            continuation: None,
-            page: 0,
-            dest: plan.s3_destination(region).unwrap_or_else(|| backup_schemas::S3Destination {
-                bucket: String::new(),
-                region: region.to_owned(),
-                storage_class: None,
-                lock_days: None,
-            }),
-            ctx: plan.context(window.start),
-        });
-        if store.get(&scan.id()).await?.is_some_and(|r| r.state == TaskState::Succeeded) {
-            return Ok(Some(window.start));
-        }
-        at = window.start - Duration::seconds(1);
-    }
-    Ok(None)
-}
-
-async fn rpo(
-    fleet: &Fleet,
-    path: Option<PathBuf>,
-    text: Option<String>,
-    grace: &str,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let grace = match Grace::parse(grace) {
-        Ok(grace) => grace,
-        Err(err) => return Err(backup_core::exit::UsageError::new(err.to_string()).into()),
-    };
-    let policy = match load_policy(path, text, &fleet.aws.region())? {
-        Ok(policy) => policy,
-        Err(err) => {
-            return Err(backup_core::exit::UsageError::new(err).into());
-        }
-    };
+async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
+    let (policy, grace) = judged.load(&fleet.aws.region())?;
     let store = fleet.store().ok();
     let now = Utc::now();
     let records = fleet.catalog()?.list(&CatalogQuery::default()).await?;
@@ -265,7 +228,7 @@ async fn rpo(
         let mut fresh_at = row.latest_at;
         if group.iter().all(|r| r.artifact.kind == ArtifactKind::S3Object) {
             if let Some(store) = &store {
-                if let Some(scanned) = scanned_at(store, plan, &resource, &region, now).await? {
+                if let Some(scanned) = coverage::scanned_at(store.as_ref(), plan, &resource, &region, now).await? {
                     if fresh_at.is_none_or(|t| scanned > t) {
                         fresh_at = Some(scanned);
                         row.basis = Some("scan".into());
@@ -288,6 +251,32 @@ async fn rpo(
             }
         }
         rows.push(row);
+    }
+    // A resource a plan selects that the catalog knows nothing of is a violation too: only live
+    // discovery can see it.
+    let inputs = coverage::gather(&policy, &fleet.coverage_sources()?, &coverage::regions(&policy), now).await?;
+    for row in coverage::assess(&policy, &inputs, now, grace).resources {
+        for p in row.plans.iter().filter(|p| p.status == CoverageStatus::NeverBackedUp) {
+            if rows.iter().any(|r| r.resource == row.id && r.region == row.region && r.plan == p.plan) {
+                continue;
+            }
+            rows.push(RpoRow {
+                resource: row.id.clone(),
+                region: row.region.clone(),
+                plan: p.plan.clone(),
+                status: "violation".into(),
+                latest_backup: None,
+                latest_at: None,
+                age_secs: None,
+                threshold_secs: Some(p.rpo_secs),
+                basis: None,
+                verified: None,
+                note: Some(format!("selected by plan {} but never backed up", p.plan)),
+            });
+        }
+    }
+    for incomplete in &inputs.incomplete {
+        eprintln!("warning: discovery incomplete: {incomplete}");
     }
     let violations = rows.iter().filter(|r| r.status == "violation").count();
     let report = RpoReport { generated_at: now, resources: rows, violations };
@@ -313,6 +302,141 @@ async fn rpo(
         eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
     }
     Ok(if report.violations > 0 { EXIT_CHECK_FAILED } else { 0 })
+}
+
+/// `report coverage`'s filters (each empty: everything).
+pub struct CoverageFilters {
+    pub types: Vec<String>,
+    pub regions: Vec<String>,
+    pub plan: Option<String>,
+    pub statuses: Vec<String>,
+}
+
+async fn coverage(
+    fleet: &Fleet,
+    judged: Judged,
+    strict: bool,
+    filters: CoverageFilters,
+    html: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let usage = |message: String| -> anyhow::Error { backup_core::exit::UsageError::new(message).into() };
+    let (policy, grace) = judged.load(&fleet.aws.region())?;
+    let types: Vec<ResourceType> = filters
+        .types
+        .iter()
+        .map(|t| t.parse::<ResourceType>().map_err(|e| usage(format!("--type: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let statuses: Vec<CoverageStatus> = filters
+        .statuses
+        .iter()
+        .map(|s| s.parse::<CoverageStatus>().map_err(|e| usage(format!("--status: {e}"))))
+        .collect::<Result<_, _>>()?;
+    if let Some(plan) = &filters.plan {
+        if policy.plan(plan).is_none() {
+            return Err(usage(format!("--plan {plan:?}: no such plan in the policy")));
+        }
+    }
+    let now = Utc::now();
+    let regions = coverage::regions(&policy);
+    if !json {
+        eprintln!("discovering every resource in {} ...", regions.join(", "));
+    }
+    let inputs = coverage::gather(&policy, &fleet.coverage_sources()?, &regions, now).await?;
+    let full = coverage::assess(&policy, &inputs, now, grace);
+    let discovered = full.resources.len();
+    let shown: Vec<_> = full
+        .resources
+        .into_iter()
+        .filter(|r| types.is_empty() || types.contains(&r.resource_type))
+        .filter(|r| filters.regions.is_empty() || filters.regions.contains(&r.region))
+        .filter(|r| filters.plan.as_ref().is_none_or(|plan| r.plans.iter().any(|p| &p.plan == plan)))
+        .filter(|r| statuses.is_empty() || statuses.contains(&r.status))
+        .collect();
+    let report = coverage::summarize(&policy, shown, inputs.incomplete.clone(), now);
+    if let Some(path) = &html {
+        std::fs::write(path, super::coverage_html::render(&report, &policy))
+            .with_context(|| format!("writing {}", path.display()))?;
+        if !json {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if json {
+        output::json(&report)?;
+    } else {
+        print_coverage(&report, discovered)?;
+    }
+    let problem = report.violations > 0
+        || report.failing_controls > 0
+        || !report.incomplete.is_empty()
+        || (strict && report.unprotected > 0);
+    Ok(if problem { EXIT_CHECK_FAILED } else { 0 })
+}
+
+/// The human table, grouped by status (worst first), then the summary of what is shown (of
+/// `discovered` resources in all).
+fn print_coverage(report: &CoverageReport, discovered: usize) -> anyhow::Result<()> {
+    for status in CoverageStatus::ALL {
+        let rows: Vec<Vec<String>> = report
+            .resources
+            .iter()
+            .filter(|r| r.status == status)
+            .map(|r| {
+                let plans: Vec<String> = r.plans.iter().map(|p| p.plan.clone()).collect();
+                let age = r
+                    .plans
+                    .iter()
+                    .filter_map(|p| {
+                        p.age_secs.map(|a| {
+                            format!("{} / {}", human(Duration::seconds(a)), human(Duration::seconds(p.rpo_secs)))
+                        })
+                    })
+                    .next()
+                    .unwrap_or_else(|| "-".into());
+                let why =
+                    r.plans.iter().find_map(|p| p.reason.clone()).or_else(|| r.excluded_by.clone()).unwrap_or_default();
+                let failing: Vec<&str> = r.failing_controls().map(|c| c.control).collect();
+                vec![
+                    r.resource_type.as_str().to_owned(),
+                    r.id.clone(),
+                    r.name.clone().unwrap_or_default(),
+                    r.region.clone(),
+                    if plans.is_empty() { "-".into() } else { plans.join(",") },
+                    age,
+                    if failing.is_empty() { "-".into() } else { failing.join(",") },
+                    why,
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        outln!("{} ({})", status.as_str().to_uppercase(), rows.len())?;
+        outln!(
+            "{}",
+            output::table(
+                &["TYPE", "RESOURCE", "NAME", "REGION", "PLANS", "AGE / RPO", "FAILING CONTROLS", "WHY"],
+                &rows
+            )
+        )?;
+        outln!()?;
+    }
+    let counts: Vec<String> =
+        report.summary.iter().filter(|(_, n)| **n > 0).map(|(status, n)| format!("{status} {n}")).collect();
+    let shown = report.resources.len();
+    let scope = if shown == discovered {
+        format!("{shown} resources")
+    } else {
+        format!("{shown} of {discovered} resources shown")
+    };
+    outln!("{scope}: {}", if counts.is_empty() { "none".to_owned() } else { counts.join(", ") })?;
+    if report.failing_controls > 0 {
+        outln!("{} failing controls", report.failing_controls)?;
+    }
+    for incomplete in &report.incomplete {
+        eprintln!("warning: discovery incomplete: {incomplete}");
+    }
+    Ok(())
 }
 
 async fn cost(fleet: &Fleet, days: i64, json: bool) -> anyhow::Result<i32> {

@@ -11,8 +11,8 @@ use backup_core::artifacts::CatalogRecord;
 use backup_core::outln;
 use backup_core::ports::{OutgoingMessage, RunRecord};
 use backup_schemas::{
-    ArtifactKind, ArtifactRef, Envelope, Origin, RestoreDbCluster, RestoreDbInstance, RestoreInstance, RestoreObjects,
-    RestoreSource, RestoreVolume, RunId, Task, TaskState,
+    ArtifactKind, ArtifactRef, Envelope, Origin, PointInTime, RestoreDbCluster, RestoreDbInstance, RestoreInstance,
+    RestoreObjects, RestoreSource, RestoreVolume, RunId, Task, TaskState,
 };
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -38,6 +38,34 @@ pub struct Pick {
     /// Region of the backup to restore from (the DR region restores from the copy); default AWS_REGION.
     #[arg(long)]
     pub from_region: Option<String>,
+}
+
+/// A point in time instead of a snapshot (RDS only): `--resource` names the database.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Pitr {
+    /// Restore the database as it was at this instant (RFC 3339, e.g. 2026-12-04T10:42:00Z), from
+    /// its automated backups; needs --resource. Refused outside the restorable window.
+    #[arg(long, conflicts_with_all = ["backup", "latest_restorable"], requires = "resource")]
+    pub to_time: Option<String>,
+    /// Restore the database as it was at its latest restorable time (minutes ago); needs --resource.
+    #[arg(long, conflicts_with = "backup", requires = "resource")]
+    pub latest_restorable: bool,
+}
+
+impl Pitr {
+    /// The point in time asked for, if any; a malformed time is a usage error.
+    fn point(&self) -> anyhow::Result<Option<PointInTime>> {
+        if self.latest_restorable {
+            return Ok(Some(PointInTime::Latest));
+        }
+        let Some(text) = &self.to_time else { return Ok(None) };
+        let at = DateTime::parse_from_rfc3339(text).map_err(|err| {
+            backup_core::exit::UsageError::new(format!(
+                "--to-time {text:?}: {err} (expected RFC 3339, e.g. 2026-12-04T10:42:00Z)"
+            ))
+        })?;
+        Ok(Some(PointInTime::At(at.with_timezone(&Utc))))
+    }
 }
 
 /// Flags every restore takes.
@@ -87,10 +115,12 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// An RDS snapshot to a new DB instance.
+    /// An RDS snapshot, or a point in time (--to-time, --latest-restorable), to a new DB instance.
     DbInstance {
         #[command(flatten)]
         pick: Pick,
+        #[command(flatten)]
+        pitr: Pitr,
         /// Identifier of the new DB instance (default: `restored-<restore id>`).
         #[arg(long)]
         target: Option<String>,
@@ -102,10 +132,13 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// An Aurora cluster snapshot to a new DB cluster (without instances: add them to use it).
+    /// An Aurora cluster snapshot, or a point in time (--to-time, --latest-restorable), to a new DB
+    /// cluster (without instances: add them to use it).
     DbCluster {
         #[command(flatten)]
         pick: Pick,
+        #[command(flatten)]
+        pitr: Pitr,
         /// Identifier of the new DB cluster (default: `restored-<restore id>`).
         #[arg(long)]
         target: Option<String>,
@@ -169,10 +202,20 @@ fn default_target(restore_id: &str) -> String {
 
 impl Pick {
     fn source(&self, kind: ArtifactKind, default_region: &str) -> RestoreSource {
+        self.source_at(kind, default_region, None)
+    }
+
+    /// The source, or with a point in time the database's automated backups at that time.
+    fn source_at(&self, kind: ArtifactKind, default_region: &str, point: Option<PointInTime>) -> RestoreSource {
         let region = self.from_region.clone().unwrap_or_else(|| default_region.to_owned());
-        match (&self.backup, &self.resource) {
-            (Some(id), _) => RestoreSource::Artifact(ArtifactRef { kind, region, id: id.clone() }),
-            (None, resource) => RestoreSource::LatestOf { resource: resource.clone().unwrap_or_default(), region },
+        match (&self.backup, &self.resource, point) {
+            (Some(id), _, _) => RestoreSource::Artifact(ArtifactRef { kind, region, id: id.clone() }),
+            (None, resource, Some(to)) => {
+                RestoreSource::PointInTime { resource: resource.clone().unwrap_or_default(), region, to }
+            }
+            (None, resource, None) => {
+                RestoreSource::LatestOf { resource: resource.clone().unwrap_or_default(), region }
+            }
         }
     }
 }
@@ -221,6 +264,8 @@ async fn preflight(
                 Ok(None)
             }
         },
+        // The worker checks the restorable window against RDS itself.
+        RestoreSource::PointInTime { .. } => Ok(None),
         RestoreSource::LatestOf { resource, region } => {
             let records = catalog.by_resource(resource).await?;
             // Newest first: the one the worker will pick (it re-checks with AWS).
@@ -277,9 +322,9 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             });
             (task, common, Some((source, kind)))
         }
-        Command::DbInstance { pick, target, class, subnet_group, common } => {
+        Command::DbInstance { pick, pitr, target, class, subnet_group, common } => {
             let kind = ArtifactKind::RdsSnapshot;
-            let source = pick.source(kind, &region);
+            let source = pick.source_at(kind, &region, pitr.point()?);
             let restore_id = common.restore_id.clone().unwrap_or_else(new_restore_id);
             let task = Task::RestoreDbInstance(RestoreDbInstance {
                 target_identifier: target.unwrap_or_else(|| default_target(&restore_id)).to_ascii_lowercase(),
@@ -291,9 +336,9 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
             });
             (task, common, Some((source, kind)))
         }
-        Command::DbCluster { pick, target, engine, subnet_group, common } => {
+        Command::DbCluster { pick, pitr, target, engine, subnet_group, common } => {
             let kind = ArtifactKind::RdsClusterSnapshot;
-            let source = pick.source(kind, &region);
+            let source = pick.source_at(kind, &region, pitr.point()?);
             let restore_id = common.restore_id.clone().unwrap_or_else(new_restore_id);
             let task = Task::RestoreDbCluster(RestoreDbCluster {
                 target_identifier: target.unwrap_or_else(|| default_target(&restore_id)).to_ascii_lowercase(),

@@ -164,6 +164,8 @@ module "fleet" {
   worker_on_demand_weight        = var.worker_on_demand_weight
   worker_spot_weight             = var.worker_spot_weight
 
+  coverage_interval_seconds = var.coverage_interval_seconds
+
   tags = local.tags
 }
 
@@ -180,6 +182,11 @@ module "monitoring" {
   producer_service_name = module.fleet.producer_service_name
   worker_service_name   = module.fleet.worker_service_name
   metrics_namespace     = module.fleet.metrics_namespace
+
+  # From the fleet module, so that the coverage alarms follow the producer's interval (and are
+  # not created when coverage is off).
+  coverage_interval_seconds     = module.fleet.coverage_interval_seconds
+  coverage_alarm_on_unprotected = var.coverage_alarm_on_unprotected
 
   tags = local.tags
 }

@@ -261,6 +261,20 @@ variable "replication_enabled" {
   default     = false
 }
 
+# --- coverage -------------------------------------------------------------------------------------
+
+variable "coverage_interval_seconds" {
+  description = "Seconds between the producer's coverage passes (every resource in the plans' regions classified, `coverage_resources` published, the coverage-gaps alarm fed); 0 turns coverage and its alarms off. See the fleet and monitoring modules."
+  type        = number
+  default     = 3600
+}
+
+variable "coverage_alarm_on_unprotected" {
+  description = "Also alarm (a warning) when a coverage pass finds resources no plan selects."
+  type        = bool
+  default     = false
+}
+
 # --- alerts ---------------------------------------------------------------------------------------
 
 variable "alert_email_addresses" {

@@ -47,8 +47,12 @@ locals {
   }, var.worker_extra_environment)
 
   producer_environment = merge(local.common_environment, {
-    OTEL_SERVICE_NAME        = "backup-producer"
-    OTEL_RESOURCE_ATTRIBUTES = join(",", [for k, v in merge(var.otel_resource_attributes, { "service.namespace" = var.name }) : "${k}=${v}"])
+    # Seconds between coverage passes (every resource in the plans' regions discovered and
+    # classified, `coverage_resources` published); 0 turns them off. The monitoring module's
+    # coverage alarms are sized from the same value (output coverage_interval_seconds).
+    BACKUP_COVERAGE_INTERVAL_SECS = tostring(var.coverage_interval_seconds)
+    OTEL_SERVICE_NAME             = "backup-producer"
+    OTEL_RESOURCE_ATTRIBUTES      = join(",", [for k, v in merge(var.otel_resource_attributes, { "service.namespace" = var.name }) : "${k}=${v}"])
   }, var.producer_extra_environment)
 
   # The fleet's metrics as they land in CloudWatch, in namespace var.metrics_namespace: metric
@@ -64,6 +68,13 @@ locals {
   # publish nothing (no zeros), which each alarm's treat_missing_data accounts for. A histogram
   # becomes a statistic set per interval (SampleCount, Sum, Minimum, Maximum; Average = Sum /
   # SampleCount); it carries no buckets, so percentiles are not available.
+  #
+  # A gauge (coverage_resources) exports, with delta temporality, only the values recorded since
+  # the last export: one data point per series per coverage pass (every status x resource_type,
+  # zeros included), nothing in between. Each point lands in both of its dimension sets, so a
+  # [status] series gets one sample per resource type and pass: its Maximum is the largest count
+  # of one type (> 0 exactly when some resource has that status), its Sum adds types *and* passes.
+  # The alarms read [status] with Maximum; the dashboard sums [status, resource_type] for totals.
   emf_metric_dimensions = {
     tasks_total                 = [["outcome"], ["kind", "outcome"]]
     task_duration_seconds       = [[], ["kind"]]
@@ -73,6 +84,7 @@ locals {
     dlq_moves_total             = [[], ["reason_code"]]
     aws_calls_total             = [[], ["service"]]
     aws_throttled_total         = [[], ["service"], ["service", "operation"]]
+    coverage_resources          = [["status"], ["status", "resource_type"]]
   }
 
   # ADOT collector: OTLP in on localhost only; traces -> X-Ray, metrics -> CloudWatch EMF.

@@ -52,3 +52,8 @@ output "metrics_namespace" {
   description = "CloudWatch namespace of the fleet's own metrics (pass it to the monitoring module)."
   value       = var.metrics_namespace
 }
+
+output "coverage_interval_seconds" {
+  description = "Seconds between the producer's coverage passes (0: off); pass it to the monitoring module, which sizes the coverage alarm's period from it."
+  value       = var.coverage_interval_seconds
+}

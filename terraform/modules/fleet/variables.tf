@@ -210,6 +210,20 @@ variable "metrics_namespace" {
   default     = "BackupFleet"
 }
 
+variable "coverage_interval_seconds" {
+  description = "Seconds between the producer's coverage passes (BACKUP_COVERAGE_INTERVAL_SECS): each discovers every EBS volume, EC2 instance, RDS instance and cluster and S3 bucket in the regions the plans name, classifies it against the catalog and the latest runs, and publishes `coverage_resources{status, resource_type}`. 0 turns coverage off (then set the monitoring module's coverage_interval_seconds to 0 too, or its coverage alarm reports the missing data)."
+  type        = number
+  default     = 3600
+
+  validation {
+    # Under 5 minutes a pass would repeat the account-wide Describe/List calls and the full
+    # catalog scan faster than coverage can change; over 12 hours the monitoring module's alarm
+    # period (twice the interval) would pass a day, and a gap would go unnoticed for that long.
+    condition     = var.coverage_interval_seconds == 0 || (var.coverage_interval_seconds >= 300 && var.coverage_interval_seconds <= 43200 && floor(var.coverage_interval_seconds) == var.coverage_interval_seconds)
+    error_message = "coverage_interval_seconds must be 0 (off) or a whole number of seconds from 300 to 43200."
+  }
+}
+
 variable "producer_extra_environment" {
   description = "Additional environment variables for the producer container (e.g. RUST_LOG)."
   type        = map(string)

@@ -87,6 +87,7 @@ locals {
       "rds:DescribeDBClusters",
       "rds:DescribeDBSnapshots",
       "rds:DescribeDBClusterSnapshots",
+      "rds:DescribeDBInstanceAutomatedBackups",
       "rds:ListTagsForResource",
     ]
     rds_snapshot_create = [
@@ -101,9 +102,12 @@ locals {
     rds_tag_on_create = [
       "rds:AddTagsToResource",
     ]
+    # From a snapshot, or to a point in time of the source's automated backups.
     rds_restore = [
       "rds:RestoreDBInstanceFromDBSnapshot",
       "rds:RestoreDBClusterFromSnapshot",
+      "rds:RestoreDBInstanceToPointInTime",
+      "rds:RestoreDBClusterToPointInTime",
     ]
     # Only snapshots tagged backup-fleet:managed=true.
     rds_delete_managed = [
@@ -174,6 +178,16 @@ locals {
       "dynamodb:UpdateItem",
       "dynamodb:GetItem",
     ]
+    # Reads by index and run: a plan's expansion looks up the backups of deleted sources that must
+    # still age out (catalog by_expiry); a coverage pass reads the run history (state table
+    # partition) and the tasks of each plan's latest run (state by_run).
+    dynamodb_query = [
+      "dynamodb:Query",
+    ]
+    # A coverage pass reads the whole catalog (every backup, deleted ones included): a Scan.
+    catalog_scan = [
+      "dynamodb:Scan",
+    ]
     ec2_discovery = [
       "ec2:DescribeVolumes",
       "ec2:DescribeInstances",
@@ -190,7 +204,8 @@ locals {
       "s3:GetBucketTagging",
       "s3:GetBucketLocation",
     ]
-    # Needed because the queues are SSE-KMS encrypted: receiving decrypts, sending generates a data key.
+    # Needed because the queues and tables are SSE-KMS encrypted: receiving and reading decrypt,
+    # sending and writing generate a data key.
     kms = [
       "kms:Decrypt",
       "kms:GenerateDataKey",
@@ -617,7 +632,7 @@ data "aws_iam_policy_document" "worker_rds" {
     sid       = "RdsRead"
     effect    = "Allow"
     actions   = local.worker_actions.rds_read
-    resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots]
+    resources = [local.rds_instances, local.rds_clusters, local.rds_snapshots, local.rds_cluster_snapshots, "${local.rds_arn}:auto-backup:*"]
   }
 
   statement {
@@ -655,6 +670,8 @@ data "aws_iam_policy_document" "worker_rds" {
       "${local.rds_arn}:og:*",
       "${local.rds_arn}:pg:*",
       "${local.rds_arn}:cluster-pg:*",
+      # A point-in-time restore reads the source's automated backups.
+      "${local.rds_arn}:auto-backup:*",
     ]
   }
 
@@ -797,6 +814,22 @@ data "aws_iam_policy_document" "producer" {
     effect    = "Allow"
     actions   = local.producer_actions.dynamodb
     resources = [var.state_table_arn]
+  }
+
+  # The state table (runs) and the indexes of both tables (by_run, by_expiry). Indexes by
+  # wildcard: they hold no item the table-level reads here (state GetItem, catalog Scan) do not.
+  statement {
+    sid       = "QueryRunsAndCatalog"
+    effect    = "Allow"
+    actions   = local.producer_actions.dynamodb_query
+    resources = concat([var.state_table_arn], local.table_index_arns)
+  }
+
+  statement {
+    sid       = "ScanCatalog"
+    effect    = "Allow"
+    actions   = local.producer_actions.catalog_scan
+    resources = [var.catalog_table_arn]
   }
 
   statement {

@@ -3,6 +3,13 @@ data "aws_region" "current" {}
 locals {
   region        = data.aws_region.current.name
   alarm_actions = [var.alarm_topic_arn]
+
+  # Coverage passes publish coverage_resources once per interval (plus the pass's own duration and
+  # up to a minute's export delay). A period of twice the interval, in whole minutes, always holds
+  # at least one pass; at least an hour, so that a slow pass of a large estate (its duration adds
+  # to the spacing) still lands in every period. With coverage off it only sizes the dashboard.
+  coverage_enabled        = var.coverage_interval_seconds > 0
+  coverage_period_seconds = max(3600, 120 * ceil(var.coverage_interval_seconds / 60))
 }
 
 ###############################################################################################
@@ -328,6 +335,121 @@ resource "aws_cloudwatch_metric_alarm" "aws_throttling" {
 }
 
 ###############################################################################################
+# Coverage (the producer's coverage passes: coverage_resources{status, resource_type})
+#
+# Every `coverage_interval_seconds` the producer discovers every resource in the regions its plans
+# name and publishes, for each status x resource type, how many resources have it -- zeros
+# included, so a count that drops back to 0 clears the alarm. A gauge exported with delta
+# temporality has one data point per series and pass and none in between, and each point is also
+# a sample of its [status] series: Maximum over a period that always holds a pass is the largest
+# count of one resource type in that status, above 0 exactly when any resource has it.
+###############################################################################################
+
+# Coverage gaps: a resource some plan selects is failing (its task in the plan's newest run failed
+# or went dead), was never backed up, or is stale (its newest good backup is older than the plan's
+# schedule period plus 25%, the producer's grace). SUM over the three statuses of the per-status
+# Maximum: > 0 when any resource is in any of them (a lower bound of how many; the dashboard and
+# `backupctl report coverage` count them). A resource created between two backup windows counts
+# as never-backed-up until its first backup: the classifier has no grace for new resources.
+#
+# treat_missing_data = breaching. The producer publishes every status on every pass, zeros
+# included, so no data at all (CloudWatch looks back over a few periods before it calls data
+# missing) means that no pass has landed for hours: coverage passes fail (the producer logs
+# "coverage pass failed": a denied or throttled catalog or state-table read, no catalog table),
+# the producer or its ADOT sidecar is down, or coverage was turned off in the fleet module but not
+# here. Only a stopped producer also shows elsewhere (events-queue-oldest-message-age, once an
+# event waits); a failing pass or a dead sidecar shows nowhere else, and "coverage not measured"
+# must not read as "every resource covered". A new deployment can see ALARM until its first pass
+# lands (the producer runs one at start). The alarm exists only while coverage is on.
+resource "aws_cloudwatch_metric_alarm" "coverage_gaps" {
+  count = local.coverage_enabled ? 1 : 0
+
+  alarm_name          = "${var.name}-coverage-gaps"
+  alarm_description   = "A coverage pass found resources that a plan selects but that are failing (a task of the plan's newest run failed or went dead), never backed up, or stale (newest good backup older than the schedule period plus 25%) (${var.metrics_namespace} coverage_resources by status, Maximum per ${local.coverage_period_seconds} s). List them with `backupctl report coverage`. In ALARM without data: no coverage pass was published for hours; check the producer service, its log for \"coverage pass failed\" and its ADOT sidecar (/ecs/<name>/adot)."
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "failing"
+    return_data = false
+
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "coverage_resources"
+      dimensions  = { status = "failing" }
+      period      = local.coverage_period_seconds
+      stat        = "Maximum"
+    }
+  }
+
+  metric_query {
+    id          = "never_backed_up"
+    return_data = false
+
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "coverage_resources"
+      dimensions  = { status = "never-backed-up" }
+      period      = local.coverage_period_seconds
+      stat        = "Maximum"
+    }
+  }
+
+  metric_query {
+    id          = "stale"
+    return_data = false
+
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "coverage_resources"
+      dimensions  = { status = "stale" }
+      period      = local.coverage_period_seconds
+      stat        = "Maximum"
+    }
+  }
+
+  metric_query {
+    id          = "gaps"
+    label       = "Selected resources failing, never backed up or stale (at least)"
+    expression  = "SUM([failing, never_backed_up, stale])"
+    return_data = true
+  }
+
+  tags = var.tags
+}
+
+# Unprotected resources: no plan's tags select them. Off unless
+# var.coverage_alarm_on_unprotected: many estates keep resources outside every plan on purpose.
+# A lower-severity signal than coverage_gaps: treat_missing_data = missing, so a lack of passes
+# leaves it INSUFFICIENT_DATA without a notification (coverage_gaps reports that) rather than
+# paging twice or sending an OK that nothing measured.
+resource "aws_cloudwatch_metric_alarm" "coverage_unprotected" {
+  count = local.coverage_enabled && var.coverage_alarm_on_unprotected ? 1 : 0
+
+  alarm_name          = "${var.name}-coverage-unprotected"
+  alarm_description   = "Warning: a coverage pass found resources that no plan selects (${var.metrics_namespace} coverage_resources{status=unprotected}, Maximum per ${local.coverage_period_seconds} s). Tag them for a plan if they need backups; list them with `backupctl report coverage`."
+  namespace           = var.metrics_namespace
+  metric_name         = "coverage_resources"
+  dimensions          = { status = "unprotected" }
+  statistic           = "Maximum"
+  period              = local.coverage_period_seconds
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}
+
+###############################################################################################
 # Dashboard
 ###############################################################################################
 
@@ -499,11 +621,44 @@ resource "aws_cloudwatch_dashboard" "this" {
           ]
         }
       },
+      # Coverage: per-status totals of the estate, each the SUM over resource types of the
+      # [status, resource_type] series (Maximum per period: the worse pass when two share one).
+      # Stacked, the top edge is the number of resources discovered.
       {
-        type = "alarm", x = 0, y = 30, width = 24, height = 3
+        type = "metric", x = 0, y = 30, width = 12, height = 6
+        properties = {
+          title   = "Coverage: resources by status"
+          region  = local.region
+          view    = "timeSeries"
+          stacked = true
+          period  = local.coverage_period_seconds
+          metrics = [
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"failing\"', 'Maximum', ${local.coverage_period_seconds}))", id = "failing", label = "failing", color = "#d62728" }],
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"never-backed-up\"', 'Maximum', ${local.coverage_period_seconds}))", id = "never_backed_up", label = "never-backed-up", color = "#ff7f0e" }],
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"stale\"', 'Maximum', ${local.coverage_period_seconds}))", id = "stale", label = "stale", color = "#bcbd22" }],
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"unprotected\"', 'Maximum', ${local.coverage_period_seconds}))", id = "unprotected", label = "unprotected", color = "#9467bd" }],
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"excluded\"', 'Maximum', ${local.coverage_period_seconds}))", id = "excluded", label = "excluded", color = "#7f7f7f" }],
+            [{ expression = "SUM(SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" status=\"protected\"', 'Maximum', ${local.coverage_period_seconds}))", id = "protected", label = "protected", color = "#2ca02c" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 30, width = 12, height = 6
+        properties = {
+          title  = "Coverage gaps by resource type (failing, never backed up, stale)"
+          region = local.region
+          view   = "timeSeries"
+          period = local.coverage_period_seconds
+          metrics = [
+            [{ expression = "SEARCH('{${var.metrics_namespace},resource_type,status} MetricName=\"coverage_resources\" (status=\"failing\" OR status=\"never-backed-up\" OR status=\"stale\")', 'Maximum', ${local.coverage_period_seconds})", id = "gaps_by_type" }],
+          ]
+        }
+      },
+      {
+        type = "alarm", x = 0, y = 36, width = 24, height = 3
         properties = {
           title = "Alarms"
-          alarms = [
+          alarms = concat([
             aws_cloudwatch_metric_alarm.task_dlq_not_empty.arn,
             aws_cloudwatch_metric_alarm.events_dlq_not_empty.arn,
             aws_cloudwatch_metric_alarm.task_queue_oldest_message.arn,
@@ -511,7 +666,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             aws_cloudwatch_metric_alarm.task_failure_rate.arn,
             aws_cloudwatch_metric_alarm.task_no_progress.arn,
             aws_cloudwatch_metric_alarm.aws_throttling.arn,
-          ]
+          ], aws_cloudwatch_metric_alarm.coverage_gaps[*].arn, aws_cloudwatch_metric_alarm.coverage_unprotected[*].arn)
         }
       },
     ]

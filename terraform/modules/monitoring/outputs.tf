@@ -1,5 +1,5 @@
 output "alarm_arns" {
-  description = "ARNs of the alarms, by purpose."
+  description = "ARNs of the alarms, by purpose (null for a coverage alarm that is off)."
   value = {
     task_dlq_not_empty          = aws_cloudwatch_metric_alarm.task_dlq_not_empty.arn
     events_dlq_not_empty        = aws_cloudwatch_metric_alarm.events_dlq_not_empty.arn
@@ -8,6 +8,8 @@ output "alarm_arns" {
     task_failure_rate           = aws_cloudwatch_metric_alarm.task_failure_rate.arn
     task_no_progress            = aws_cloudwatch_metric_alarm.task_no_progress.arn
     aws_throttling              = aws_cloudwatch_metric_alarm.aws_throttling.arn
+    coverage_gaps               = one(aws_cloudwatch_metric_alarm.coverage_gaps[*].arn)
+    coverage_unprotected        = one(aws_cloudwatch_metric_alarm.coverage_unprotected[*].arn)
   }
 }
 

@@ -164,6 +164,23 @@ variable "throttle_evaluation_periods" {
   }
 }
 
+variable "coverage_interval_seconds" {
+  description = "Seconds between the producer's coverage passes: the `fleet` module's `coverage_interval_seconds` output. The coverage alarms read coverage_resources over twice this (at least an hour), so that every period holds a pass. 0: coverage is off, no coverage alarm."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.coverage_interval_seconds == 0 || (var.coverage_interval_seconds >= 300 && var.coverage_interval_seconds <= 43200 && floor(var.coverage_interval_seconds) == var.coverage_interval_seconds)
+    error_message = "coverage_interval_seconds must be 0 (off) or a whole number of seconds from 300 to 43200 (the fleet module's limits)."
+  }
+}
+
+variable "coverage_alarm_on_unprotected" {
+  description = "Also alarm (a warning: no notification on missing data) when a coverage pass finds resources no plan selects (coverage_resources{status=unprotected} > 0). Off by default: many estates keep resources outside every plan by design."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags applied to the alarms."
   type        = map(string)

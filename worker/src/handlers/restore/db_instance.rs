@@ -1,4 +1,5 @@
-//! Restore of an RDS DB snapshot as a DB instance (`restore.db_instance`).
+//! Restore of an RDS DB snapshot, or of a point in time of its automated backups, as a DB
+//! instance (`restore.db_instance`).
 
 use super::*;
 
@@ -17,36 +18,59 @@ impl Handler<RestoreDbInstance> for Services {
                 if let Some(outcome) = self.park_if_not_visible_yet(ctx) {
                     return outcome;
                 }
-                let (artifact, _) = self.restore_source(&p.source, &[ArtifactKind::RdsSnapshot]).await?;
-                let snapshot = self.databases.snapshot(&region, false, &artifact.id).await?.ok_or_else(|| {
-                    TaskError::permanent(format!("DB snapshot {} does not exist in {region}", artifact.id))
-                })?;
-                match &snapshot.status {
-                    ArtifactStatus::Failed { reason } => {
-                        return Err(TaskError::permanent(format!("DB snapshot {} failed: {reason}", artifact.id)))
+                let started = match &p.source {
+                    RestoreSource::PointInTime { resource, to, .. } => {
+                        let at = self.point_in_time(&region, false, resource, *to).await?;
+                        let tags = restore_tags(&ctx.task_id, &format!("{resource}@{to}"), p.drill.then_some("true"));
+                        ctx.may_start("the point-in-time restore")?;
+                        self.databases
+                            .restore_instance_to_time(
+                                &region,
+                                resource,
+                                &target,
+                                at,
+                                p.instance_class.as_deref(),
+                                p.subnet_group.as_deref(),
+                                &tags,
+                            )
+                            .await
                     }
-                    ArtifactStatus::Pending { .. } => {
-                        return Ok(Outcome::Pending {
-                            checkpoint: waiting_for("DB snapshot", &artifact.id, &snapshot.status),
-                            recheck_after: self.timing.recheck,
-                        })
+                    source => {
+                        let (artifact, _) = self.restore_source(source, &[ArtifactKind::RdsSnapshot]).await?;
+                        let snapshot =
+                            self.databases.snapshot(&region, false, &artifact.id).await?.ok_or_else(|| {
+                                TaskError::permanent(format!("DB snapshot {} does not exist in {region}", artifact.id))
+                            })?;
+                        match &snapshot.status {
+                            ArtifactStatus::Failed { reason } => {
+                                return Err(TaskError::permanent(format!(
+                                    "DB snapshot {} failed: {reason}",
+                                    artifact.id
+                                )))
+                            }
+                            ArtifactStatus::Pending { .. } => {
+                                return Ok(Outcome::Pending {
+                                    checkpoint: waiting_for("DB snapshot", &artifact.id, &snapshot.status),
+                                    recheck_after: self.timing.recheck,
+                                })
+                            }
+                            ArtifactStatus::Complete => {}
+                        }
+                        let tags = restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true"));
+                        ctx.may_start("the DB instance restore")?;
+                        self.databases
+                            .restore_instance(
+                                &region,
+                                &artifact.id,
+                                &target,
+                                p.instance_class.as_deref(),
+                                p.subnet_group.as_deref(),
+                                &tags,
+                            )
+                            .await
                     }
-                    ArtifactStatus::Complete => {}
-                }
-                let tags = restore_tags(&ctx.task_id, &artifact.id, p.drill.then_some("true"));
-                ctx.may_start("the DB instance restore")?;
-                match self
-                    .databases
-                    .restore_instance(
-                        &region,
-                        &artifact.id,
-                        &target,
-                        p.instance_class.as_deref(),
-                        p.subnet_group.as_deref(),
-                        &tags,
-                    )
-                    .await
-                {
+                };
+                match started {
                     Ok(db) => db,
                     // An earlier attempt (or someone else) took the name, and a Describe does
                     // not show it yet: the re-check adopts it once visible if it is ours, and

@@ -35,8 +35,8 @@ use backup_core::services::block::{InstanceInfo, NewInstance, NewVolume, VolumeI
 use backup_core::services::objects::{CopyRequest, ObjectHead, ObjectVersion};
 use backup_core::{AwsError, ErrorClass, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, ResourceType, RestoreDbCluster, RestoreDbInstance, RestoreDrill, RestoreInstance,
-    RestoreObjects, RestoreSource, RestoreVolume, TaskId,
+    tags, ArtifactKind, ArtifactRef, PointInTime, ResourceType, RestoreDbCluster, RestoreDbInstance, RestoreDrill,
+    RestoreInstance, RestoreObjects, RestoreSource, RestoreVolume, TaskId,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -110,7 +110,7 @@ pub fn restore_tags(task_id: &TaskId, restored_from: &str, drill: Option<&str>) 
 fn source_region(source: &RestoreSource) -> &str {
     match source {
         RestoreSource::Artifact(artifact) => &artifact.region,
-        RestoreSource::LatestOf { region, .. } => region,
+        RestoreSource::LatestOf { region, .. } | RestoreSource::PointInTime { region, .. } => region,
     }
 }
 
@@ -264,6 +264,10 @@ impl Services {
                 }
                 Ok((artifact.clone(), record))
             }
+            RestoreSource::PointInTime { resource, .. } => Err(TaskError::permanent(format!(
+                "a point-in-time restore of {resource} reads no backup artifact: only DB instance and cluster \
+                 restores take one"
+            ))),
             RestoreSource::LatestOf { resource, region } => {
                 let records = self.catalog.by_resource(resource).await?;
                 let record = latest_good(&records, region, kinds).ok_or_else(|| {
@@ -277,6 +281,42 @@ impl Services {
                 Ok((record.artifact.clone(), Some(record.clone())))
             }
         }
+    }
+
+    /// The time a point-in-time restore of `resource` goes back to (`None`: the latest restorable
+    /// time), after checking that automated backups are on and that the time is inside the
+    /// restorable window; a time outside it is refused with the window in the reason.
+    async fn point_in_time(
+        &self,
+        region: &str,
+        cluster: bool,
+        resource: &str,
+        to: PointInTime,
+    ) -> Result<Option<DateTime<Utc>>, TaskError> {
+        let what = if cluster { "DB cluster" } else { "DB instance" };
+        let window = self
+            .databases
+            .restore_window(region, cluster, resource)
+            .await?
+            .ok_or_else(|| TaskError::permanent(format!("{what} {resource} does not exist in {region}")))?;
+        if window.retention_days <= 0 {
+            return Err(TaskError::permanent(format!(
+                "{what} {resource} has automated backups off (backup retention 0): there is no point in time to restore"
+            )));
+        }
+        let PointInTime::At(at) = to else { return Ok(None) };
+        let show = |t: Option<DateTime<Utc>>| {
+            t.map_or_else(|| "?".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        };
+        if window.earliest.is_some_and(|e| at < e) || window.latest.is_some_and(|l| at > l) {
+            return Err(TaskError::permanent(format!(
+                "{} is outside the restorable window of {what} {resource}: {} to {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                show(window.earliest),
+                show(window.latest)
+            )));
+        }
+        Ok(Some(at))
     }
 
     /// Starts a volume from a complete snapshot; `Err(Ok(progress))` while the snapshot (a DR copy)
