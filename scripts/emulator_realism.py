@@ -12,6 +12,10 @@ moto (5.2.5) so that it does:
   by filter leaves the new resource out;
 * quotas with AWS's own error codes: concurrent snapshots per volume, snapshot copies in flight per
   destination region, the CreateSnapshot request rate, duplicate AMI names;
+* RDS point-in-time restores: RestoreDBInstanceToPointInTime / RestoreDBClusterToPointInTime go
+  pending like the restores from a snapshot, and a time outside the source's restorable window
+  (creation .. now minus a lag) or a source with automated backups off is refused; Describe and
+  DescribeDBInstanceAutomatedBackups show that window;
 * the EBS snapshot archive tier: ModifySnapshotTier and RestoreSnapshotTier take time (and may fail),
   are refused in the wrong state, and an archived snapshot cannot be used until it is restored;
 * SQS: only a message's newest receipt handle works (moto accepts every handle it ever had), and
@@ -56,6 +60,8 @@ KINDS = (
     "restore_instance",  # RunInstances
     "restore_db",  # RestoreDBInstanceFromDBSnapshot
     "restore_cluster",  # RestoreDBClusterFromSnapshot
+    "restore_db_pitr",  # RestoreDBInstanceToPointInTime
+    "restore_cluster_pitr",  # RestoreDBClusterToPointInTime
     "snapshot_archive",  # ModifySnapshotTier (archive)
     "snapshot_tier_restore",  # RestoreSnapshotTier (temporary or permanent)
 )
@@ -66,6 +72,8 @@ FAMILY = {
     "restore_instance": "restore",
     "restore_db": "restore",
     "restore_cluster": "restore",
+    "restore_db_pitr": "restore",
+    "restore_cluster_pitr": "restore",
 }
 
 # Derived resources (copies, restores) also read `realism:<family>-<directive>` from their source.
@@ -78,6 +86,8 @@ DIRECTIVE_FAMILY = {
     "restore_instance": "restore",
     "restore_db": "restore",
     "restore_cluster": "restore",
+    "restore_db_pitr": "restore",
+    "restore_cluster_pitr": "restore",
     # The tier operations act on the snapshot itself: `realism:archive-*` / `realism:tier-restore-*`
     # on the snapshot or its volume (never `realism:restore-*`, which is for volumes made from it).
     "snapshot_archive": "archive",
@@ -107,6 +117,8 @@ DEFAULTS: dict[str, Any] = {
     "consistency": {},
     "consistency_on_create_tags": False,
     "ami_name_unique": True,
+    # How far an RDS DB instance's / cluster's LatestRestorableTime trails now (AWS: up to ~5 min).
+    "latest_restorable_lag_seconds": 2.0,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -125,7 +137,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _MAP_KEYS = ("pending", "errors", "consistency")
-_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds")
+_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds", "latest_restorable_lag_seconds")
 _BOOL_KEYS = ("enabled", "consistency_on_create_tags", "ami_name_unique")
 _QUOTA_NUMBERS = (
     "pending_snapshots_per_volume",
@@ -569,7 +581,7 @@ def _new_meta(kind: str, chain: dict[str, str], request: dict[str, str]) -> Meta
         consistency = _kind_value(cfg, "consistency", kind, "consistency_seconds")
     fate = pick("fate", _parse_fate)
     with STATE.lock:
-        if kind == "restore_cluster":
+        if kind in ("restore_cluster", "restore_cluster_pitr"):
             fate = "ok"  # no failure state is modelled for a restored cluster
         if fate is None:
             share = _kind_value(cfg, "errors", kind, "error_share")
@@ -725,6 +737,100 @@ AMI_STATES = {"pending": "pending", "ok": None, "error": "failed"}
 RDS_SNAPSHOT_STATES = {"pending": "creating", "ok": None, "error": "failed"}
 
 
+# --------------------------------------------------------------------------------------------------
+# RDS point-in-time restore: the restorable window
+# --------------------------------------------------------------------------------------------------
+
+
+def _naive_utc(value: Any) -> Any:
+    """A request timestamp as moto keeps its own (naive UTC datetime); None if unparseable."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, str):
+        try:
+            from botocore.utils import parse_timestamp
+
+            value = parse_timestamp(value)
+        except Exception:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _restorable_window(obj: Any) -> tuple[Any, Any]:
+    """(earliest, latest) restorable time of a DB instance or cluster, naive UTC as moto's own
+    timestamps. earliest: the creation time, or `BackupRetentionPeriod` days ago if later; latest:
+    now minus `latest_restorable_lag_seconds`, None while that is still before earliest (nothing
+    restorable yet). (None, None): automated backups off (an instance with BackupRetentionPeriod 0;
+    a cluster always has backups in AWS, so a moto cluster with 0 counts as 1 day)."""
+    from datetime import timedelta
+
+    from moto.core.utils import utcnow
+    from moto.rds.models import DBCluster
+
+    try:
+        retention = int(obj.backup_retention_period or 0)
+    except (TypeError, ValueError):
+        retention = 0
+    is_cluster = isinstance(obj, DBCluster)
+    if is_cluster:
+        retention = max(retention, 1)
+        created = obj.__dict__.get("_rlz_earliest_restorable_time") or obj.cluster_create_time
+    else:
+        created = obj.instance_create_time
+    if retention <= 0 or created is None:
+        return None, None
+    now = utcnow()
+    earliest = max(created, now - timedelta(days=retention))
+    latest = now - timedelta(seconds=float(_cfg().get("latest_restorable_lag_seconds", 0)))
+    return earliest, (latest if latest >= earliest else None)
+
+
+def _iso(t: Any) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if t is not None else "none"
+
+
+class _AutomatedBackup:
+    """One entry of DescribeDBInstanceAutomatedBackups for a live DB instance with automated
+    backups on (moto's serializer reads these attributes by their snake_case names)."""
+
+    def __init__(self, db: Any, earliest: Any, latest: Any):
+        import hashlib
+
+        self.db_instance_identifier = db.db_instance_identifier
+        self.db_instance_arn = db.db_instance_arn
+        self.dbi_resource_id = db.dbi_resource_id
+        self.region = db.region
+        self.status = "active"
+        self.restore_window = {"EarliestTime": earliest} if latest is None else {"EarliestTime": earliest, "LatestTime": latest}
+        for attr in (
+            "allocated_storage",
+            "port",
+            "availability_zone",
+            "instance_create_time",
+            "master_username",
+            "engine",
+            "engine_version",
+            "license_model",
+            "iops",
+            "storage_type",
+            "kms_key_id",
+            "backup_retention_period",
+            "preferred_backup_window",
+            "option_group_name",
+        ):
+            setattr(self, attr, getattr(db, attr, None))
+        self.encrypted = bool(getattr(db, "storage_encrypted", False))
+        self.iam_database_authentication_enabled = bool(getattr(db, "enable_iam_database_authentication", False))
+        # moto gives every instance the same DbiResourceId, so the id is derived from the ARN and
+        # the creation time: stable for one instance, different for a new one of the same name.
+        digest = hashlib.sha1(f"{db.db_instance_arn}@{db.instance_create_time}".encode()).hexdigest()[:26].upper()
+        self.db_instance_automated_backups_arn = f"arn:{db.partition}:rds:{db.region}:{db.account_id}:auto-backup:ab-{digest}"
+
+
 def _patch_models() -> None:
     from moto.ec2.models.amis import Ami
     from moto.ec2.models.elastic_block_store import Snapshot, Volume
@@ -847,6 +953,38 @@ def _patch_models() -> None:
         return orig()
 
     DBCluster.status = _wrapped_property(DBCluster.status, cluster_status)
+
+    # Restorable window (RDS point-in-time restore): moto says "now" for LatestRestorableTime and
+    # the creation time for a cluster's EarliestRestorableTime. With the layer on, Describe shows the
+    # window the restore calls check (see _restorable_window); a DB with backups off has none.
+    orig_db_latest = DBInstance.latest_restorable_time
+
+    def db_latest(self: Any) -> Any:
+        if not _active():
+            return orig_db_latest.fget(self)  # type: ignore[misc]
+        return _restorable_window(self)[1]
+
+    DBInstance.latest_restorable_time = property(db_latest, doc="LatestRestorableTime (realism layer)")
+
+    orig_cluster_latest = DBCluster.latest_restorable_time
+
+    def cluster_latest(self: Any) -> Any:
+        if not _active():
+            return orig_cluster_latest.fget(self)  # type: ignore[misc]
+        return _restorable_window(self)[1]
+
+    DBCluster.latest_restorable_time = property(cluster_latest, doc="LatestRestorableTime (realism layer)")
+
+    def cluster_earliest(self: Any) -> Any:
+        stored = self.__dict__.get("_rlz_earliest_restorable_time")
+        if not _active():
+            return stored
+        return _restorable_window(self)[0]
+
+    def set_cluster_earliest(self: Any, value: Any) -> None:
+        self.__dict__["_rlz_earliest_restorable_time"] = value
+
+    DBCluster.earliest_restorable_time = property(cluster_earliest, set_cluster_earliest, doc="EarliestRestorableTime (realism layer)")
 
     for cls in (Snapshot, Ami, Volume, Instance, DBSnapshot, DBClusterSnapshot, DBInstance, DBCluster):
         _patch_init(cls)
@@ -1429,7 +1567,7 @@ def _patch_rds_responses() -> None:
         if not identifier:
             return None
         try:
-            return self.backend.databases.get(identifier)
+            return self.backend.databases.get(identifier) or self.backend.databases.get(identifier.lower())
         except Exception:
             return None
 
@@ -1489,6 +1627,66 @@ def _patch_rds_responses() -> None:
         with _Hook(_simple_hook(DBCluster, "restore_cluster", chain, _request_rds_directives(self))):
             return orig()
 
+    # ---- point-in-time restores -----------------------------------------------------------------
+    def refuse(code: str, message: str) -> Exception:
+        from moto.rds.exceptions import RDSClientError
+
+        STATE.count("refused", code)
+        return RDSClientError(code, message)
+
+    def check_point_in_time(self: Any, source: Any, time_param: str, what: str) -> None:
+        """AWS's checks of a point-in-time restore against its source, which moto does not make:
+        RestoreTime (RestoreToTime) and UseLatestRestorableTime together, automated backups off
+        (DB instances), a time outside the restorable window, no restorable time yet."""
+        use_latest = str(self.params.get("UseLatestRestorableTime") or "").lower() == "true"
+        raw = self.params.get(time_param)
+        if raw is not None and use_latest:
+            raise refuse("InvalidParameterCombination", f"Cannot specify both {time_param} and UseLatestRestorableTime")
+        name = source.db_cluster_identifier if what == "DB cluster" else source.db_instance_identifier
+        earliest, latest = _restorable_window(source)
+        if earliest is None:
+            raise refuse(
+                "PointInTimeRestoreNotEnabled",
+                f"Point-in-time restore is not enabled for {what} {name}: its BackupRetentionPeriod is 0.",
+            )
+        if raw is None and not use_latest:
+            return  # neither given: moto's own behaviour (it restores)
+        window = f"{_iso(earliest)} to {_iso(latest)}" if latest is not None else f"nothing restorable before {_iso(earliest)} yet"
+        if latest is None:
+            raise refuse("InvalidRestoreFault", f"{what} {name} has no restorable time yet ({window}).")
+        if use_latest:
+            return
+        at = _naive_utc(raw)
+        if at is None:
+            return  # moto's own parameter validation answers
+        if at < earliest or at > latest:
+            raise refuse(
+                "InvalidRestoreFault",
+                f"The {time_param} {_iso(at)} is outside the restorable window of {what} {name}: {window}.",
+            )
+
+    @wrap("restore_db_instance_to_point_in_time")
+    def restore_db_instance_to_point_in_time(self: Any, orig: Callable[[], Any]) -> Any:
+        source = db_lookup(self, self.params.get("SourceDBInstanceIdentifier"))
+        if source is None:
+            return orig()  # moto's DBInstanceNotFound (or its handling of the other source parameters)
+        check_point_in_time(self, source, "RestoreTime", "DB instance")
+        with _Hook(_simple_hook(DBInstance, "restore_db_pitr", _chain_rds(source), _request_rds_directives(self))):
+            return orig()
+
+    @wrap("restore_db_cluster_to_point_in_time")
+    def restore_db_cluster_to_point_in_time(self: Any, orig: Callable[[], Any]) -> Any:
+        source = None
+        identifier = self.params.get("SourceDBClusterIdentifier")
+        if identifier:
+            source = self.backend.clusters.get(identifier) or self.backend.clusters.get(identifier.lower())
+        if source is None:
+            return orig()  # moto's DBClusterNotFoundFault
+        _refuse_existing_cluster(self)
+        check_point_in_time(self, source, "RestoreToTime", "DB cluster")
+        with _Hook(_simple_hook(DBCluster, "restore_cluster_pitr", _chain_rds(source), _request_rds_directives(self))):
+            return orig()
+
     @wrap("create_db_cluster")
     def create_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
         _refuse_existing_cluster(self)
@@ -1532,6 +1730,48 @@ def _patch_rds_responses() -> None:
         DBClusterSnapshotNotFoundError,
         "DBClusterSnapshotNotFoundFault",
     )
+    # DescribeDBInstanceAutomatedBackups: moto lists one entry per instance that has automated
+    # snapshots (every instance, also with backups off), with no RestoreWindow. AWS lists one per
+    # instance with automated backups on, with the window point-in-time restores are checked against.
+    from moto.rds.models import DBInstanceClustered, RDSBackend
+
+    orig_automated = RDSBackend.describe_db_instance_automated_backups
+
+    @functools.wraps(orig_automated)
+    def describe_db_instance_automated_backups(self: Any, db_instance_identifier: Optional[str] = None, **kwargs: Any) -> list[Any]:
+        result = orig_automated(self, db_instance_identifier=db_instance_identifier, **kwargs)
+        if not _active():
+            return result
+        live = {db.db_instance_identifier for db in list(self.databases.values())}
+        # moto's entries for deleted instances (automated snapshots kept: "retained") stay as they are.
+        out = [b for b in result if b.db_instance_identifier.lower() not in live]
+        wanted = db_instance_identifier.lower() if db_instance_identifier else None
+        filters = {f.get("Name"): [str(v).lower() for v in f.get("Values") or []] for f in kwargs.get("filters") or [] if hasattr(f, "get")}
+        now = time.monotonic()
+        hidden = 0
+        for db in list(self.databases.values()):
+            if isinstance(db, DBInstanceClustered):
+                continue  # Aurora: the cluster has the automated backups
+            if wanted and db.db_instance_identifier != wanted:
+                continue
+            if "db-instance-id" in filters and db.db_instance_identifier not in filters["db-instance-id"]:
+                continue
+            meta = STATE.meta.get(db)
+            if meta is not None and meta.hidden(now):
+                hidden += 1
+                continue
+            earliest, latest = _restorable_window(db)
+            if earliest is None:
+                continue  # automated backups off: nothing to list
+            out.append(_AutomatedBackup(db, earliest, latest))
+        if hidden:
+            STATE.count("omitted", "DescribeDBInstanceAutomatedBackups", hidden)
+        if "status" in filters:
+            out = [b for b in out if str(b.status).lower() in filters["status"]]
+        return out
+
+    RDSBackend.describe_db_instance_automated_backups = describe_db_instance_automated_backups  # type: ignore[method-assign]
+
     describe("describe_db_instances", "DBInstances", "DBInstanceIdentifier", "DescribeDBInstances", DBInstanceNotFoundError, "DBInstanceNotFound")
     describe("describe_db_clusters", "DBClusters", "DBClusterIdentifier", "DescribeDBClusters", DBClusterNotFoundError, "DBClusterNotFoundFault")
 

@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import boto3
 import botocore.exceptions
@@ -36,6 +36,7 @@ EMULATOR = os.path.join(REPO, "scripts", "emulator.sh")
 
 PENDING = 1.0  # seconds every kind stays pending in the baseline config
 CONSISTENCY = 0.5  # seconds a new resource is invisible to Describe
+LAG = 0.5  # seconds an RDS LatestRestorableTime trails now
 
 BASELINE = {
     "enabled": True,
@@ -48,6 +49,7 @@ BASELINE = {
     "consistency": None,
     "consistency_on_create_tags": False,
     "ami_name_unique": True,
+    "latest_restorable_lag_seconds": LAG,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -441,6 +443,193 @@ class RealismTest(unittest.TestCase):
         self.assertEqual(self.rds.describe_db_instances(DBInstanceIdentifier=f"{db}-r")["DBInstances"][0]["DBInstanceStatus"], "available")
         self.assertEqual(self.rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshots"][0]["Status"], "available")
         self.assertEqual(self.rds.describe_db_clusters(DBClusterIdentifier=f"{cluster}-r")["DBClusters"][0]["Status"], "available")
+
+    # ---- RDS point-in-time restores ------------------------------------------------------------
+
+    def db_instance(self, backup_days: int = 1, tags_kv: dict[str, str] | None = None) -> str:
+        db = f"db-{uid()}"
+        self.rds.create_db_instance(
+            DBInstanceIdentifier=db,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="admin",
+            MasterUserPassword="password1",
+            AllocatedStorage=20,
+            BackupRetentionPeriod=backup_days,
+            Tags=[{"Key": k, "Value": v} for k, v in (tags_kv or {}).items()],
+        )
+        return db
+
+    def db_cluster(self, tags_kv: dict[str, str] | None = None) -> str:
+        cluster = f"cl-{uid()}"
+        self.rds.create_db_cluster(
+            DBClusterIdentifier=cluster,
+            Engine="aurora-postgresql",
+            MasterUsername="admin",
+            MasterUserPassword="password1",
+            BackupRetentionPeriod=7,
+            Tags=[{"Key": k, "Value": v} for k, v in (tags_kv or {}).items()],
+        )
+        return cluster
+
+    def describe_db(self, db: str) -> dict:
+        return self.rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]
+
+    def describe_cluster(self, cluster: str) -> dict:
+        return self.rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+
+    def automated_backups(self, db: str) -> list[dict]:
+        return self.rds.describe_db_instance_automated_backups(DBInstanceIdentifier=db)["DBInstanceAutomatedBackups"]
+
+    def test_point_in_time_restores_are_pending_and_invisible_at_first(self) -> None:
+        db, cluster = self.db_instance(), self.db_cluster()
+        latest = wait_until(lambda: self.describe_db(db).get("LatestRestorableTime"))
+        restored = self.rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-r", RestoreTime=latest
+        )["DBInstance"]
+        self.assertEqual(restored["DBInstanceStatus"], "creating")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.describe_db(f"{db}-r")
+        self.assertCode(ctx, "DBInstanceNotFound", 404)
+        listed = [d["DBInstanceIdentifier"] for d in self.rds.describe_db_instances()["DBInstances"]]
+        self.assertIn(db, listed)
+        self.assertNotIn(f"{db}-r", listed)
+        self.assertEqual(self.automated_backups(f"{db}-r"), [])  # not yet visible, no automated backups either
+
+        # A cluster, to its earliest restorable time (the window's ends are included).
+        earliest = wait_until(lambda: (c := self.describe_cluster(cluster)).get("LatestRestorableTime") and c["EarliestRestorableTime"])
+        rc = self.rds.restore_db_cluster_to_point_in_time(
+            SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-r", RestoreToTime=earliest
+        )["DBCluster"]
+        self.assertEqual(rc["Status"], "creating")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.describe_cluster(f"{cluster}-r")
+        self.assertCode(ctx, "DBClusterNotFoundFault", 404)
+        # A second restore under the same name is refused, as AWS does (moto would replace it).
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.rds.restore_db_cluster_to_point_in_time(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-r", UseLatestRestorableTime=True)
+        self.assertCode(ctx, "DBClusterAlreadyExistsFault", 400)
+
+        self.assertEqual(wait_until(lambda: self.describe_db(f"{db}-r"))["DBInstanceStatus"], "creating")
+        self.assertEqual(wait_until(lambda: self.describe_cluster(f"{cluster}-r"))["Status"], "creating")
+        self.assertEqual(wait_until(lambda: (s := self.describe_db(f"{db}-r")["DBInstanceStatus"]) != "creating" and s, PENDING + 2), "available")
+        self.assertEqual(wait_until(lambda: (s := self.describe_cluster(f"{cluster}-r")["Status"]) != "creating" and s, PENDING + 2), "available")
+        counted = stats()
+        self.assertGreaterEqual(counted["pending"]["restore_db_pitr"], 1)
+        self.assertGreaterEqual(counted["pending"]["restore_cluster_pitr"], 1)
+        self.assertGreaterEqual(counted["not_found"]["DBInstanceNotFound"], 1)
+        self.assertGreaterEqual(counted["omitted"]["DescribeDBInstances"], 1)
+
+    def test_point_in_time_restores_can_fail_and_take_the_restore_settings(self) -> None:
+        fast = {"realism:restore-pending-seconds": "0.2", "realism:restore-consistency-seconds": "0"}
+        # A directive on the source instance: its point-in-time restores fail (the source does not).
+        bad = self.db_instance(tags_kv=dict(fast, **{"realism:restore-fate": "error"}))
+        time.sleep(LAG + 0.1)
+        self.rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=bad, TargetDBInstanceIdentifier=f"{bad}-r", UseLatestRestorableTime=True)
+        failed = wait_until(lambda: (d := self.describe_db(f"{bad}-r"))["DBInstanceStatus"] != "creating" and d)
+        self.assertEqual(failed["DBInstanceStatus"], "incompatible-restore")
+        self.assertEqual(self.describe_db(bad)["DBInstanceStatus"], "available")
+        # The error share of the kind; the `restore` family's pending time (0: done at once).
+        set_config({"errors": {"restore_db_pitr": 1.0}, "pending": {"restore": 0}, "consistency": {"restore": 0}})
+        db = self.db_instance()
+        time.sleep(LAG + 0.1)
+        out = self.rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-r", UseLatestRestorableTime=True)
+        self.assertEqual(out["DBInstance"]["DBInstanceStatus"], "incompatible-restore")
+        # ... unless the request says otherwise.
+        ok = self.rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-ok", UseLatestRestorableTime=True, Tags=[{"Key": "realism:fate", "Value": "ok"}]
+        )
+        self.assertEqual(ok["DBInstance"]["DBInstanceStatus"], "available")
+        # A restored cluster never fails, as for a restore from a snapshot.
+        cluster = self.db_cluster()
+        time.sleep(LAG + 0.1)
+        rc = self.rds.restore_db_cluster_to_point_in_time(
+            SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-r", UseLatestRestorableTime=True, Tags=[{"Key": "realism:fate", "Value": "error"}]
+        )["DBCluster"]
+        self.assertEqual(rc["Status"], "available")
+        self.assertGreaterEqual(stats()["failed"]["restore_db_pitr"], 2)
+
+    def test_point_in_time_restore_window_is_checked_and_described(self) -> None:
+        # A long lag: nothing is restorable yet.
+        set_config({"latest_restorable_lag_seconds": 3600})
+        db, cluster, off = self.db_instance(), self.db_cluster(), self.db_instance(backup_days=0)
+        created = self.describe_db(db)["InstanceCreateTime"]
+        self.assertNotIn("LatestRestorableTime", self.describe_db(db))
+        c = self.describe_cluster(cluster)
+        self.assertNotIn("LatestRestorableTime", c)
+        self.assertLessEqual(abs((c["EarliestRestorableTime"] - c["ClusterCreateTime"]).total_seconds()), 1)
+        [backup] = self.automated_backups(db)
+        self.assertEqual((backup["Status"], backup["RestoreWindow"]), ("active", {"EarliestTime": created}))
+        for call in (
+            lambda: self.rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-r", UseLatestRestorableTime=True),
+            lambda: self.rds.restore_db_cluster_to_point_in_time(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-r", UseLatestRestorableTime=True),
+        ):
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                call()
+            self.assertCode(ctx, "InvalidRestoreFault", 400)
+            self.assertIn("no restorable time yet", ctx.exception.response["Error"]["Message"])
+
+        # The window opens once now - lag is past the creation time; Describe shows it.
+        set_config({"latest_restorable_lag_seconds": LAG})
+        time.sleep(LAG + 0.1)
+        latest = self.describe_db(db)["LatestRestorableTime"]
+        self.assertGreater(latest, created)
+        self.assertLess(latest, datetime.now(timezone.utc) - timedelta(seconds=LAG * 0.9))
+        [backup] = self.automated_backups(db)
+        self.assertEqual(backup["RestoreWindow"]["EarliestTime"], created)
+        self.assertGreaterEqual(backup["RestoreWindow"]["LatestTime"], latest)
+        self.assertEqual(backup["BackupRetentionPeriod"], 1)
+        self.assertTrue(backup["DBInstanceAutomatedBackupsArn"].startswith("arn:aws:rds:us-east-1:123456789012:auto-backup:ab-"))
+        c = self.describe_cluster(cluster)
+        self.assertGreater(c["LatestRestorableTime"], c["EarliestRestorableTime"])
+
+        def refused(code: str, call) -> str:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                call()
+            self.assertCode(ctx, code, 400)
+            return ctx.exception.response["Error"]["Message"]
+
+        pitr = self.rds.restore_db_instance_to_point_in_time
+        cpitr = self.rds.restore_db_cluster_to_point_in_time
+        # Before the source existed, in the future, and now (later than the latest restorable time).
+        message = refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-a", RestoreTime=created - timedelta(seconds=1)))
+        self.assertIn("outside the restorable window", message)
+        refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-b", RestoreTime=datetime.now(timezone.utc) + timedelta(minutes=1)))
+        refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-c", RestoreTime=datetime.now(timezone.utc)))
+        refused("InvalidRestoreFault", lambda: cpitr(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-a", RestoreToTime=c["EarliestRestorableTime"] - timedelta(seconds=1)))
+        refused("InvalidRestoreFault", lambda: cpitr(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-b", RestoreToTime=datetime.now(timezone.utc)))
+        # Both a time and UseLatestRestorableTime.
+        refused("InvalidParameterCombination", lambda: pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-d", RestoreTime=latest, UseLatestRestorableTime=True))
+        refused("InvalidParameterCombination", lambda: cpitr(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-d", RestoreToTime=latest, UseLatestRestorableTime=True))
+        for target in (f"{db}-a", f"{db}-b", f"{db}-c", f"{db}-d"):
+            self.assertEqual(self.rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [target]}])["DBInstances"], [])
+        # UseLatestRestorableTime restores to the latest restorable time: never refused for the window.
+        self.rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-latest", UseLatestRestorableTime=True)
+        self.rds.restore_db_cluster_to_point_in_time(SourceDBClusterIdentifier=cluster, DBClusterIdentifier=f"{cluster}-latest", UseLatestRestorableTime=True)
+
+        # Automated backups off: no window, no automated backups, no point-in-time restore.
+        self.assertEqual(self.describe_db(off)["BackupRetentionPeriod"], 0)
+        self.assertNotIn("LatestRestorableTime", self.describe_db(off))
+        self.assertEqual(self.automated_backups(off), [])
+        listed = [b["DBInstanceIdentifier"] for b in self.rds.describe_db_instance_automated_backups()["DBInstanceAutomatedBackups"]]
+        self.assertIn(db, listed)
+        self.assertNotIn(off, listed)
+        for kwargs in ({"UseLatestRestorableTime": True}, {"RestoreTime": latest}):
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                pitr(SourceDBInstanceIdentifier=off, TargetDBInstanceIdentifier=f"{off}-r", **kwargs)
+            self.assertIsInstance(ctx.exception, self.rds.exceptions.PointInTimeRestoreNotEnabledFault)
+            self.assertCode(ctx, "PointInTimeRestoreNotEnabled", 400)
+        counted = stats()["refused"]
+        self.assertGreaterEqual(counted["InvalidRestoreFault"], 7)
+        self.assertGreaterEqual(counted["InvalidParameterCombination"], 2)
+        self.assertGreaterEqual(counted["PointInTimeRestoreNotEnabled"], 2)
+
+        # The layer off: moto's own answers (any time accepted, LatestRestorableTime = now).
+        set_config({"enabled": False})
+        pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-moto", RestoreTime=created - timedelta(days=1))
+        self.assertIn("LatestRestorableTime", self.describe_db(off))
+        status, body = http("POST", "/_realism/config", {"latest_restorable_lag_seconds": -1})
+        self.assertEqual(status, 400, body)
 
     # ---- EBS snapshot archive tier -------------------------------------------------------------
 
