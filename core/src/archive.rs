@@ -48,32 +48,37 @@ pub enum ArchiveVerdict {
     Standard(ArchiveEstimate),
 }
 
-/// Until when the plan's rules keep a snapshot created at `created_at` of a plan of tier `tier`.
-/// Each snapshot of a monthly (yearly) plan is the only one of its month (year), so `count` and
-/// `monthly` keep it that many months (years count as 12 months); `days` keeps it that many days,
-/// and the expiry tag until it passes. The rules are a union: the latest wins. `None` when no
-/// rule gives a known lifetime (daily/weekly plans, or `count` alone on them).
+/// Until when the plan's rules keep a snapshot created at `created_at`. `count = N` keeps it N
+/// schedule periods (`period_days`; without it, a monthly tier's period is a month and a yearly
+/// tier's a year); `monthly = N` keeps it N months when each backup is its month's only one (a
+/// period of 28 days or more); `days` keeps it that many days, and the expiry tag until it
+/// passes. The rules are a union: the latest wins. `None` when no rule gives a known lifetime.
 pub fn keep_until(
     rules: &RetentionRules,
     tier: Tier,
+    period_days: Option<u32>,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
-    let months_per_backup = match tier {
+    let tier_months = match tier {
         Tier::Monthly => Some(1),
         Tier::Yearly => Some(12),
         _ => None,
     };
-    let by_count = months_per_backup.zip(rules.count).map(|(m, n)| m * n);
-    let by_month = if months_per_backup.is_some() { rules.monthly } else { None };
+    let (by_count, monthly_backups) = match period_days {
+        Some(days) => (
+            rules.count.and_then(|n| created_at.checked_add_signed(TimeDelta::days(i64::from(n) * i64::from(days)))),
+            days >= 28,
+        ),
+        None => (
+            tier_months.zip(rules.count).and_then(|(m, n)| created_at.checked_add_months(Months::new(m * n))),
+            tier_months.is_some(),
+        ),
+    };
+    let by_month =
+        rules.monthly.filter(|_| monthly_backups).and_then(|n| created_at.checked_add_months(Months::new(n)));
     let by_days = rules.days.and_then(|d| created_at.checked_add_signed(TimeDelta::days(i64::from(d))));
-    [by_count, by_month]
-        .into_iter()
-        .flatten()
-        .filter_map(|months| created_at.checked_add_months(Months::new(months)))
-        .chain(by_days)
-        .chain(expires_at)
-        .max()
+    [by_count, by_month, by_days, expires_at].into_iter().flatten().max()
 }
 
 /// Decides for one snapshot at `now`; see the module docs.
@@ -135,7 +140,7 @@ mod tests {
     }
 
     fn rule(unique_percent: u8) -> ArchiveRule {
-        ArchiveRule { after_days: 30, unique_percent }
+        ArchiveRule { after_days: 30, unique_percent, ..ArchiveRule::default() }
     }
 
     fn input(keep_days_from_now: i64, unique_gib: Option<f64>) -> ArchiveInput {
@@ -202,20 +207,29 @@ mod tests {
         let created = Utc.with_ymd_and_hms(2026, 1, 31, 2, 0, 0).unwrap();
         let monthly12 = RetentionRules { monthly: Some(12), ..RetentionRules::default() };
         assert_eq!(
-            keep_until(&monthly12, Tier::Monthly, created, None),
+            keep_until(&monthly12, Tier::Monthly, None, created, None),
             Some(Utc.with_ymd_and_hms(2027, 1, 31, 2, 0, 0).unwrap())
         );
         let count3 = RetentionRules { count: Some(3), ..RetentionRules::default() };
         assert_eq!(
-            keep_until(&count3, Tier::Yearly, created, None),
+            keep_until(&count3, Tier::Yearly, None, created, None),
             Some(Utc.with_ymd_and_hms(2029, 1, 31, 2, 0, 0).unwrap())
         );
         // A daily plan's GFS monthly keeper cannot be told from the others: no known lifetime.
-        assert_eq!(keep_until(&monthly12, Tier::Daily, created, None), None);
+        assert_eq!(keep_until(&monthly12, Tier::Daily, None, created, None), None);
+        // The schedule decides, not the tier: a "monthly" tier on a weekly schedule keeps
+        // `count` weeks, and its GFS monthly rule says nothing about one backup.
+        let count12 = RetentionRules { count: Some(12), monthly: Some(12), ..RetentionRules::default() };
+        assert_eq!(keep_until(&count12, Tier::Monthly, Some(7), created, None), Some(created + TimeDelta::days(84)));
+        assert_eq!(
+            keep_until(&count12, Tier::Monthly, Some(31), created, None),
+            Some(created + TimeDelta::days(12 * 31)),
+            "12 periods of 31 days outlast 12 calendar months"
+        );
         // Union: the latest rule wins, the expiry tag included.
         let days = RetentionRules { days: Some(400), monthly: Some(12), ..RetentionRules::default() };
-        assert_eq!(keep_until(&days, Tier::Monthly, created, None), Some(created + TimeDelta::days(400)));
+        assert_eq!(keep_until(&days, Tier::Monthly, None, created, None), Some(created + TimeDelta::days(400)));
         let tag = created + TimeDelta::days(800);
-        assert_eq!(keep_until(&days, Tier::Monthly, created, Some(tag)), Some(tag));
+        assert_eq!(keep_until(&days, Tier::Monthly, None, created, Some(tag)), Some(tag));
     }
 }

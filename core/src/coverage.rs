@@ -142,7 +142,7 @@ pub struct LiveResource {
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     pub resources: Vec<LiveResource>,
-    /// Every catalog record (live and deleted).
+    /// The live catalog records.
     pub records: Vec<CatalogRecord>,
     /// The newest run's failed or dead task of (plan, resource), with its reason.
     pub failures: BTreeMap<(String, String), String>,
@@ -583,7 +583,8 @@ pub async fn gather(
             Err(err) => inputs.incomplete.push(format!("{region}: {err}")),
         }
     }
-    inputs.records = sources.catalog.list(&CatalogQuery { include_deleted: true, ..CatalogQuery::default() }).await?;
+    // Live records only: a deleted backup protects nothing.
+    inputs.records = sources.catalog.list(&CatalogQuery::default()).await?;
     if let Some(store) = &sources.store {
         let runs = store.list_runs(RUNS).await?;
         for plan in policy.plans.iter().filter(|p| !p.is_drill()) {

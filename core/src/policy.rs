@@ -476,7 +476,12 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
     };
     let mut retain = retain;
     if let Some(archive) = r.table("archive", ARCHIVE_KEYS)? {
-        retain.archive = Some(parse_archive(archive, &retain, tier, &resources, instance_backup)?);
+        let period_days = (schedule.nominal_period().num_hours() / 24).max(1) as u32;
+        let mut rule = parse_archive(archive, &retain, tier, period_days, &resources, instance_backup)?;
+        rule.period_days = Some(period_days);
+        rule.copy_regions = copy_to.iter().map(|c| c.region.clone()).collect();
+        rule.verify = r.peek_bool("verify").unwrap_or(kind == PlanKind::Backup);
+        retain.archive = Some(rule);
     }
     let backup = kind == PlanKind::Backup;
     let verify = r.bool("verify")?.unwrap_or(backup);
@@ -628,6 +633,7 @@ fn parse_archive(
     mut archive: Reader,
     retain: &RetentionRules,
     tier: Tier,
+    period_days: u32,
     resources: &[ResourceType],
     instance_backup: InstanceBackup,
 ) -> Result<ArchiveRule, PolicyError> {
@@ -663,7 +669,13 @@ fn parse_archive(
     }
     let start = DateTime::<Utc>::UNIX_EPOCH;
     let needed = i64::from(after_days) + crate::archive::MINIMUM_ARCHIVE_DAYS;
-    match crate::archive::keep_until(retain, tier, start, None) {
+    if period_days < 28 {
+        return Err(archive.err_self(format!(
+            "the schedule runs every {period_days} days: archive is for monthly or yearly schedules, whose backups each \
+             stand for their period (a more frequent schedule's count and GFS rules keep most backups briefly)"
+        )));
+    }
+    match crate::archive::keep_until(retain, tier, Some(period_days), start, None) {
         None => Err(archive.err_self(
             "the retention rules give a backup no known lifetime: set retain.days, retain.count or retain.monthly",
         )),
@@ -673,7 +685,7 @@ fn parse_archive(
             (until - start).num_days(),
             crate::archive::MINIMUM_ARCHIVE_DAYS
         ))),
-        Some(_) => Ok(ArchiveRule { after_days, unique_percent }),
+        Some(_) => Ok(ArchiveRule { after_days, unique_percent, ..ArchiveRule::default() }),
     }
 }
 
@@ -877,6 +889,11 @@ impl<'a> Reader<'a> {
             Some(s) if s.trim().is_empty() => Err(self.err(key, "empty (leave the key out instead)")),
             other => Ok(other),
         }
+    }
+
+    /// A boolean's value without taking it (the key is read, and validated, later).
+    fn peek_bool(&self, key: &str) -> Option<bool> {
+        self.table.get(key).and_then(Value::as_bool)
     }
 
     fn bool(&mut self, key: &str) -> Result<Option<bool>, PolicyError> {

@@ -3,7 +3,7 @@
 
 use backup_core::policy::{InstanceBackup, PlanKind, Policy, PolicyError, Selector};
 use backup_core::schedule::Schedule;
-use backup_schemas::{ArchiveRule, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
+use backup_schemas::{CopyTarget, ResourceType, RetentionRules, S3Destination, Tier};
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -176,7 +176,9 @@ fn example_file_parses() {
 
     let monthly = policy.plan("monthly").unwrap();
     assert_eq!(monthly.tier, Tier::Monthly);
-    assert_eq!(monthly.retain.archive, Some(ArchiveRule { after_days: 30, unique_percent: 40 }));
+    let rule = monthly.retain.archive.as_ref().expect("archive rule");
+    assert_eq!((rule.after_days, rule.unique_percent, rule.verify), (30, 40, true));
+    assert!(rule.period_days.is_some_and(|d| d >= 28) && rule.copy_regions.is_empty(), "{rule:?}");
 
     let ami = policy.plan("web-ami").unwrap();
     assert_eq!(ami.instance_backup, InstanceBackup::Ami);
@@ -560,13 +562,32 @@ fn account_errors() {
 // ---- archive ------------------------------------------------------------------------------------
 
 fn monthly_plan(retain: &str, extra: &str) -> String {
-    plan(&["retain"], &format!("tier = \"monthly\"\nretain = {{ {retain} }}\n{extra}"))
+    plan(
+        &["retain", "schedule"],
+        &format!("schedule = \"cron(0 4 1 * ? *)\"\ntier = \"monthly\"\nretain = {{ {retain} }}\n{extra}"),
+    )
 }
 
 #[test]
 fn archive_is_accepted_only_where_it_can_act() {
-    let ok = parse(&monthly_plan("monthly = 12", "archive = { after_days = 30, unique_percent = 40 }"));
-    assert_eq!(ok.plans[0].retain.archive, Some(ArchiveRule { after_days: 30, unique_percent: 40 }));
+    let ok = parse(&monthly_plan(
+        "monthly = 12",
+        "archive = { after_days = 30, unique_percent = 40 }\ncopy_to = [{ region = \"us-west-2\" }]\nverify = false",
+    ));
+    let rule = ok.plans[0].retain.archive.clone().expect("archive rule");
+    assert_eq!((rule.after_days, rule.unique_percent), (30, 40));
+    assert_eq!(rule.copy_regions, ["us-west-2"], "archived only once the DR copy exists");
+    assert!(!rule.verify);
+    // A "monthly" tier on a daily schedule: count and GFS rules keep most backups briefly.
+    assert_error(
+        &plan(
+            &["retain"],
+            "tier = \"monthly\"\nretain = { monthly = 12 }\narchive = { after_days = 30, unique_percent = 40 }",
+        ),
+        "plan \"p\"",
+        "archive",
+        "monthly or yearly schedules",
+    );
     // The rules go with every backup's context, so the prune task carries the archive rule.
     assert_eq!(ok.plans[0].context(chrono::Utc::now()).retain.and_then(|r| r.archive).map(|a| a.after_days), Some(30));
 

@@ -548,6 +548,11 @@ async fn publish_coverage(cx: &Context, policy: &Policy) -> anyhow::Result<()> {
     let now = Utc::now();
     let inputs = coverage::gather(policy, &sources, &coverage::regions(policy), now).await?;
     let report = coverage::assess(policy, &inputs, now, Grace::Percent(25.0));
+    if !report.incomplete.is_empty() {
+        // Counts without a region would read as "nothing unprotected there" and clear the alarm;
+        // publishing nothing lets the alarm's missing-data rule page instead.
+        anyhow::bail!("discovery incomplete, coverage not published: {}", report.incomplete.join("; "));
+    }
     let metrics = backup_telemetry::metrics();
     for resource_type in ResourceType::ALL {
         for status in CoverageStatus::ALL {
@@ -564,9 +569,6 @@ async fn publish_coverage(cx: &Context, policy: &Policy) -> anyhow::Result<()> {
         summary = %serde_json::to_string(&report.summary).unwrap_or_default(),
         "coverage published"
     );
-    for incomplete in &report.incomplete {
-        tracing::warn!(region = %incomplete, "coverage discovery incomplete");
-    }
     Ok(())
 }
 

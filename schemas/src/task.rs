@@ -448,13 +448,23 @@ pub struct RetentionRules {
 /// The policy's `archive` table: when an EBS snapshot becomes a candidate for the archive tier,
 /// and how much of it the standard tier holds for it alone (EBS bills the standard tier by
 /// changed blocks, the archive tier by the full snapshot).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ArchiveRule {
     /// Age in days from which a snapshot is considered.
     pub after_days: u32,
     /// Estimated share (1-100 %) of a snapshot's full size that only it holds in the standard
     /// tier, used unless the catalog records a measured figure.
     pub unique_percent: u8,
+    /// The plan's schedule period in days: how long `count` keeps a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_days: Option<u32>,
+    /// Regions the plan copies to: a snapshot is archived only once every copy exists (an
+    /// archived snapshot can no longer be copied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_regions: Vec<String>,
+    /// The plan verifies its backups: a snapshot is archived only once verified.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// Why a prune asked for a snapshot to be archived: its estimate, recorded with the archival.

@@ -95,7 +95,7 @@ fn monthly_rules() -> RetentionRules {
     RetentionRules {
         monthly: Some(12),
         min_keep: 1,
-        archive: Some(ArchiveRule { after_days: 30, unique_percent: 40 }),
+        archive: Some(ArchiveRule { after_days: 30, unique_percent: 40, ..ArchiveRule::default() }),
         ..RetentionRules::default()
     }
 }
@@ -123,6 +123,20 @@ async fn a_monthly_plan_archives_exactly_what_pays_and_records_why_for_every_sna
     // 10 days old: too young to judge.
     let young = monthly_backup(&fleet, &volume_id, 100, as_of, 10, &[]).await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    // While the plan's DR copy of a snapshot does not exist, it waits: an archived snapshot can
+    // no longer be copied.
+    let mut copied_first = monthly_rules();
+    if let Some(rule) = copied_first.archive.as_mut() {
+        rule.copy_regions = vec![backup_tests::DR_REGION.into()];
+    }
+    let Outcome::Done { result, children, .. } =
+        run_task(&handlers, &prune(&volume_id, copied_first, as_of)).await.unwrap()
+    else {
+        panic!("the prune finishes")
+    };
+    assert!(children.iter().all(|t| t.kind() != TaskKind::ArchiveSnapshot), "{children:?}");
+    assert_eq!(result["archive"]["not_yet"], 4, "{result}");
 
     let Outcome::Done { result, children, .. } =
         run_task(&handlers, &prune(&volume_id, monthly_rules(), as_of)).await.unwrap()
@@ -157,6 +171,17 @@ async fn a_monthly_plan_archives_exactly_what_pays_and_records_why_for_every_sna
     let short_record = record(short.clone()).await.archive.expect("a decision is recorded");
     assert!(short_record.estimate.reason.contains("90-day"), "{}", short_record.estimate.reason);
     assert!(record(young.clone()).await.archive.is_none(), "too young: decided later");
+    assert_eq!(storage_tier(&fleet, &young).await.as_deref(), Some("standard"));
+
+    // An archive task that runs too late for the 90-day minimum keeps the snapshot in standard.
+    let late = Task::ArchiveSnapshot(ArchiveSnapshot {
+        snapshot_id: young.clone(),
+        estimate: ArchiveEstimate { keep_days: 10.0, ..archives[0].estimate.clone() },
+        ..archives[0].clone()
+    });
+    let Outcome::Done { result, .. } = run_task(&handlers, &late).await.unwrap() else { panic!() };
+    assert_eq!(result["outcome"], "kept in standard", "{result}");
+    assert_eq!(record(young.clone()).await.archive.map(|a| a.verdict), Some(ArchiveVerdictKind::Standard));
 
     // The archival is in progress for a while (realism layer), then complete.
     let task = Task::ArchiveSnapshot(archives[0].clone());

@@ -256,7 +256,8 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
     // discovery can see it.
     let inputs = coverage::gather(&policy, &fleet.coverage_sources()?, &coverage::regions(&policy), now).await?;
     for row in coverage::assess(&policy, &inputs, now, grace).resources {
-        for p in row.plans.iter().filter(|p| p.status == CoverageStatus::NeverBackedUp) {
+        // Never backed up, whatever else went wrong (a first backup that failed is `failing`).
+        for p in row.plans.iter().filter(|p| p.latest_at.is_none()) {
             if rows.iter().any(|r| r.resource == row.id && r.region == row.region && r.plan == p.plan) {
                 continue;
             }
@@ -271,12 +272,17 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
                 threshold_secs: Some(p.rpo_secs),
                 basis: None,
                 verified: None,
-                note: Some(format!("selected by plan {} but never backed up", p.plan)),
+                note: Some(match &p.reason {
+                    Some(reason) if p.status == CoverageStatus::Failing => {
+                        format!("selected by plan {} but never backed up: {reason}", p.plan)
+                    }
+                    _ => format!("selected by plan {} but never backed up", p.plan),
+                }),
             });
         }
     }
     for incomplete in &inputs.incomplete {
-        eprintln!("warning: discovery incomplete: {incomplete}");
+        eprintln!("error: discovery incomplete, so resources never backed up there are not seen: {incomplete}");
     }
     let violations = rows.iter().filter(|r| r.status == "violation").count();
     let report = RpoReport { generated_at: now, resources: rows, violations };
@@ -301,7 +307,8 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
         outln!("{}", output::table(&["RESOURCE", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table))?;
         eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
     }
-    Ok(if report.violations > 0 { EXIT_CHECK_FAILED } else { 0 })
+    // A region that could not be listed is a check that could not be made: never "all is well".
+    Ok(if report.violations > 0 || !inputs.incomplete.is_empty() { EXIT_CHECK_FAILED } else { 0 })
 }
 
 /// `report coverage`'s filters (each empty: everything).

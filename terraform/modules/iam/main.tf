@@ -249,6 +249,16 @@ locals {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
+    # report coverage and report rpo discover every resource live (read-only, all regions).
+    discovery_read = [
+      "ec2:DescribeVolumes",
+      "ec2:DescribeInstances",
+      "rds:DescribeDBInstances",
+      "rds:DescribeDBClusters",
+      "s3:ListAllMyBuckets",
+      "s3:GetBucketLocation",
+      "s3:GetBucketTagging",
+    ]
   }
 
   # Used by the ADOT collector sidecar in both tasks (not by the Rust binaries): traces to X-Ray,
@@ -959,6 +969,15 @@ data "aws_iam_policy_document" "operator" {
       variable = "kms:ViaService"
       values   = ["sqs.${local.region}.amazonaws.com", "dynamodb.${local.region}.amazonaws.com"]
     }
+  }
+
+  # Describe and List calls authorize on "*" (EC2, RDS instances and clusters of every region,
+  # every bucket's location and tags): reading what exists, never its data.
+  statement {
+    sid       = "CoverageDiscovery"
+    effect    = "Allow"
+    actions   = local.operator_actions.discovery_read
+    resources = ["*"]
   }
 }
 

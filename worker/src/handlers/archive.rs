@@ -9,6 +9,7 @@
 //! after a crash finds the archival in progress (or done) and never asks twice.
 
 use async_trait::async_trait;
+use backup_core::archive::MINIMUM_ARCHIVE_DAYS;
 use backup_core::artifacts::{is_managed, ArchiveRecord, ArchiveVerdictKind, ArtifactStatus};
 use backup_core::TaskError;
 use backup_schemas::{tags, ArchiveSnapshot, ArtifactKind, ArtifactRef};
@@ -49,6 +50,10 @@ impl Handler<ArchiveSnapshot> for Services {
         if !is_managed(&snapshot.tags) {
             return Err(TaskError::permanent(format!("snapshot {} lacks the fleet's managed tag", p.snapshot_id)));
         }
+        // A later prune may have decided otherwise meanwhile; its verdict stands.
+        if record.archive.as_ref().is_some_and(|a| a.verdict == ArchiveVerdictKind::Standard) {
+            return done("kept in standard", json!("a later decision keeps it in the standard tier"));
+        }
         let mut decision = record.archive.clone().unwrap_or_else(|| ArchiveRecord {
             decided_at: p.as_of,
             verdict: ArchiveVerdictKind::Archive,
@@ -56,6 +61,18 @@ impl Handler<ArchiveSnapshot> for Services {
             requested_at: None,
             archived_at: None,
         });
+        // A task that runs late (a backlog, a replay) decides again on the time left: archiving
+        // what will be deleted within the 90-day minimum would cost more, not less.
+        let kept_until = p.as_of + chrono::Duration::seconds((p.estimate.keep_days * 86_400.0) as i64);
+        if decision.requested_at.is_none() && kept_until - Utc::now() < chrono::Duration::days(MINIMUM_ARCHIVE_DAYS) {
+            decision.verdict = ArchiveVerdictKind::Standard;
+            decision.estimate.reason = format!(
+                "by the time it could be archived, kept only until {}: less than the {MINIMUM_ARCHIVE_DAYS}-day minimum",
+                kept_until.format("%Y-%m-%d")
+            );
+            self.catalog.set_archive(&artifact, &decision).await?;
+            return done("kept in standard", json!(decision.estimate.reason));
+        }
         if let Some(image) = snapshot.tags.get(tags::IMAGE) {
             if self
                 .block

@@ -212,8 +212,8 @@ impl Handler<Prune> for Services {
             })
             .collect();
         tracing::info!(resource = %p.resource, summary = %summarize(&decision), "retention decided");
-        let (archives, archive_summary) = match p.rules.archive {
-            Some(rule) => self.archive_decisions(p, &rule, &candidates, &decision).await?,
+        let (archives, archive_summary) = match &p.rules.archive {
+            Some(rule) => self.archive_decisions(p, rule, &candidates, &decision).await?,
             None => (Vec::new(), None),
         };
         Ok(Outcome::done(json!({
@@ -253,12 +253,20 @@ impl Services {
             if !c.complete || c.backs_image.is_some() || record.archive.is_some() || record.plan != p.plan {
                 continue;
             }
+            // An archived snapshot can no longer be copied: wait for every DR copy, and for the
+            // verification when the plan verifies (the next prune decides then).
+            let copied = rule.copy_regions.iter().all(|region| record.copies.iter().any(|c| &c.region == region));
+            let verified = !rule.verify || record.verification.as_ref().is_some_and(|v| v.ok);
+            if record.copy_of.is_none() && (!copied || !verified) {
+                waiting += 1;
+                continue;
+            }
             // Without a size there is nothing to weigh; the next prune decides once it is known.
             let Some(size) = record.size_bytes else { continue };
             let tier = c.tier.unwrap_or(Tier::Daily);
             let input = ArchiveInput {
                 created_at: c.created_at,
-                keep_until: archive::keep_until(&p.rules, tier, c.created_at, c.expires_at),
+                keep_until: archive::keep_until(&p.rules, tier, rule.period_days, c.created_at, c.expires_at),
                 full_gib: size as f64 / GIB,
                 unique_gib: record.details.get(UNIQUE_BYTES).and_then(|b| b.parse::<f64>().ok()).map(|b| b / GIB),
                 standard_price: prices.ebs_snapshot_standard_gb_month,
