@@ -18,6 +18,12 @@ moto (5.2.5) so that it does:
   DescribeDBInstanceAutomatedBackups show that window;
 * the EBS snapshot archive tier: ModifySnapshotTier and RestoreSnapshotTier take time (and may fail),
   are refused in the wrong state, and an archived snapshot cannot be used until it is restored;
+* RDS snapshot exports to S3: StartExportTask goes STARTING -> IN_PROGRESS (PercentProgress,
+  TotalExtractedDataInGB) -> COMPLETE or FAILED (FailureCause), CancelExportTask goes CANCELING ->
+  CANCELED; a source that is not available, a bucket that does not exist or is in another region,
+  a missing IamRoleArn / KmsKeyId and a sixth export in progress per region are refused; a
+  completed export leaves its files in the bucket (export_info / export_tables_info JSON and a
+  placeholder, not-really-Parquet data file), written once, when the layer first finds it COMPLETE;
 * SQS: only a message's newest receipt handle works (moto accepts every handle it ever had), and
   SendMessageBatch is refused above a total size of bodies and message attributes.
 
@@ -40,6 +46,8 @@ import random
 import sys
 import threading
 import time
+import uuid
+import warnings
 import weakref
 from typing import Any, Callable, Optional
 
@@ -64,6 +72,7 @@ KINDS = (
     "restore_cluster_pitr",  # RestoreDBClusterToPointInTime
     "snapshot_archive",  # ModifySnapshotTier (archive)
     "snapshot_tier_restore",  # RestoreSnapshotTier (temporary or permanent)
+    "rds_export",  # StartExportTask (a DB or DB cluster snapshot exported to S3)
 )
 
 # Per-kind settings fall back to the family key, then to the global value.
@@ -92,6 +101,9 @@ DIRECTIVE_FAMILY = {
     # on the snapshot or its volume (never `realism:restore-*`, which is for volumes made from it).
     "snapshot_archive": "archive",
     "snapshot_tier_restore": "tier-restore",
+    # An export also acts on the snapshot: `realism:export-*` on the snapshot or what it inherited
+    # from (its DB instance / cluster). StartExportTask takes no tags of its own.
+    "rds_export": "export",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -110,6 +122,7 @@ DEFAULTS: dict[str, Any] = {
         "restore": 2.0,
         "snapshot_archive": 3.0,
         "snapshot_tier_restore": 3.0,
+        "rds_export": 4.0,
     },
     "error_share": 0.0,
     "errors": {},
@@ -119,6 +132,8 @@ DEFAULTS: dict[str, Any] = {
     "ami_name_unique": True,
     # How far an RDS DB instance's / cluster's LatestRestorableTime trails now (AWS: up to ~5 min).
     "latest_restorable_lag_seconds": 2.0,
+    # How long a canceled RDS export task stays CANCELING before it is CANCELED.
+    "export_cancel_seconds": 1.0,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -128,6 +143,7 @@ DEFAULTS: dict[str, Any] = {
         "rds_cluster_copies_per_region": 5,
         "create_snapshot_rate": 5.0,
         "create_snapshot_burst": 100,
+        "rds_exports_per_region": 5,
     },
     "sqs": {
         "enabled": True,
@@ -137,7 +153,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _MAP_KEYS = ("pending", "errors", "consistency")
-_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds", "latest_restorable_lag_seconds")
+_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds", "latest_restorable_lag_seconds", "export_cancel_seconds")
 _BOOL_KEYS = ("enabled", "consistency_on_create_tags", "ami_name_unique")
 _QUOTA_NUMBERS = (
     "pending_snapshots_per_volume",
@@ -146,6 +162,7 @@ _QUOTA_NUMBERS = (
     "rds_cluster_copies_per_region",
     "create_snapshot_rate",
     "create_snapshot_burst",
+    "rds_exports_per_region",
 )
 _QUOTA_BOOLS = ("enabled", "count_error_snapshots")
 _SQS_BOOLS = ("enabled", "stale_receipt_handles")
@@ -366,6 +383,246 @@ class TierOp:
         return out
 
 
+# RDS snapshot exports (StartExportTask). Status values are the API reference's (upper case);
+# moto 5.2.5 writes "complete" at once and "canceled" on CancelExportTask.
+EXPORT_BUSY = ("STARTING", "IN_PROGRESS", "CANCELING")  # count against the in-progress quota
+EXPORT_DONE = ("COMPLETE", "FAILED", "CANCELED")  # CancelExportTask refuses these
+# Share of an export's pending time it stays STARTING (AWS: the snapshot is restored and scaled
+# first) before it goes IN_PROGRESS with PercentProgress 0..99.
+EXPORT_STARTING_SHARE = 0.2
+EXPORT_FAILURE_CAUSE = "The export task failed: internal error (simulated by the emulator realism layer)."
+
+
+class ExportCancel:
+    """A CancelExportTask of a running export: CANCELING for `seconds`, then CANCELED, with the
+    progress the export had reached frozen."""
+
+    __slots__ = ("t0", "seconds", "started", "progress", "extracted", "__weakref__")
+
+    def __init__(self, seconds: float, progress: int, extracted: Optional[int]):
+        from moto.core.utils import utcnow
+
+        self.t0 = time.monotonic()
+        self.seconds = seconds
+        self.started = utcnow()
+        self.progress = progress
+        self.extracted = extracted
+
+
+def _export_extracted(task: Any, progress: int) -> Optional[int]:
+    """TotalExtractedDataInGB at `progress` percent: the layer's stand-in is the snapshot's
+    AllocatedStorage (AWS counts the data actually extracted)."""
+    try:
+        size = int(getattr(task.snapshot, "allocated_storage", 0) or 0)
+    except (TypeError, ValueError):
+        size = 0
+    return size * progress // 100
+
+
+def _export_view(task: Any, meta: Meta) -> tuple[str, int, Optional[int], Any]:
+    """(Status, PercentProgress, TotalExtractedDataInGB, TaskEndTime or None) of a tracked export.
+    The first reader that sees it done settles its files (see _export_settle)."""
+    view = _export_phase(task, meta)
+    if view[0] in EXPORT_DONE and task in STATE.export_files:
+        _export_settle(task, view)
+    return view
+
+
+def _export_phase(task: Any, meta: Meta) -> tuple[str, int, Optional[int], Any]:
+    from datetime import timedelta
+
+    now = time.monotonic()
+    cancel = STATE.export_cancels.get(task)
+    if cancel is not None:
+        if now - cancel.t0 < cancel.seconds:
+            return "CANCELING", cancel.progress, cancel.extracted, None
+        return "CANCELED", cancel.progress, cancel.extracted, cancel.started + timedelta(seconds=cancel.seconds)
+    phase, _ = meta.view(now)
+    if phase == "pending":
+        elapsed = now - meta.t0
+        starting = meta.pending * EXPORT_STARTING_SHARE
+        if elapsed < starting:
+            return "STARTING", 0, 0, None
+        progress = max(0, min(99, int(100 * (elapsed - starting) / (meta.pending - starting))))
+        return "IN_PROGRESS", progress, _export_extracted(task, progress), None
+    started = getattr(task, "created_at", None)
+    ended = started + timedelta(seconds=meta.pending) if started is not None else None
+    if phase == "error":
+        return "FAILED", meta.fail_progress, _export_extracted(task, meta.fail_progress), ended
+    return "COMPLETE", 100, _export_extracted(task, 100), ended
+
+
+def _export_status(task: Any) -> str:
+    """The status a reader sees now (upper case while the layer is on or the task is tracked)."""
+    return str(task.status or "")
+
+
+# What an export writes to its bucket when it is COMPLETE (docs/EMULATOR.md, "RDS snapshot exports",
+# says which names AWS's documentation confirms): under `<S3Prefix>/<ExportTaskIdentifier>/`, the
+# two JSON files RDS describes the export in, and one data file of one placeholder table.
+EXPORT_TABLE = "realism_export"
+EXPORT_PLACEHOLDER = b"Not Parquet: a placeholder data file written by the emulator realism layer.\n"
+
+
+class ExportFiles:
+    """Where a tracked export writes its files once it is COMPLETE: the account and region of its
+    StartExportTask and the bucket's name. Dropped when the export is done (files written, or
+    none for FAILED / CANCELED), so they are written at most once."""
+
+    __slots__ = ("account", "region", "bucket", "writing")
+
+    def __init__(self, account: str, region: str, bucket: str):
+        self.account = account
+        self.region = region
+        self.bucket = bucket
+        self.writing = False
+
+
+def _s3_bucket(account: str, region: str, name: str) -> tuple[Any, Any]:
+    """(moto S3 backend that holds the bucket called `name`, the bucket) in any account of the
+    emulator (its owner's backend, else the caller's), or (None, None)."""
+    try:
+        from moto.s3.models import s3_backends
+        from moto.utilities.utils import get_partition
+
+        owner = s3_backends.bucket_accounts.get(name)
+        if owner is not None:
+            partition, owner_account = owner
+            backend = s3_backends[owner_account][partition]
+        else:
+            backend = s3_backends[account][get_partition(region)]
+        bucket = backend.buckets.get(name)
+        return (backend, bucket) if bucket is not None else (None, None)
+    except Exception:
+        return None, None
+
+
+def _export_base(task: Any) -> str:
+    """`<S3Prefix>/<ExportTaskIdentifier>/`, or `<ExportTaskIdentifier>/` without a prefix."""
+    prefix = str(getattr(task, "s3_prefix", None) or "").rstrip("/")
+    identifier = task.export_task_identifier
+    return f"{prefix}/{identifier}/" if prefix else f"{identifier}/"
+
+
+def _export_table(task: Any) -> tuple[str, str, str]:
+    """(database, `schema.table` folder, export_tables_info target) of the placeholder table. The
+    database is the first `ExportOnly` entry's, else the DB's DBName (a cluster's DatabaseName),
+    else `postgres` (PostgreSQL engines) or `realism`. PostgreSQL tables are `<schema>.<table>` in
+    schema `public` unless ExportOnly names one; MySQL-like ones `<database>.<table>`."""
+    snapshot = task.snapshot
+    source = getattr(snapshot, "database", None) or getattr(snapshot, "cluster", None)
+    engine = str(getattr(snapshot, "engine", None) or getattr(source, "engine", None) or "").lower()
+    postgres = "postgres" in engine
+    database = getattr(source, "db_name", None) or getattr(source, "database_name", None) or ("postgres" if postgres else "realism")
+    schema, table = ("public" if postgres else ""), EXPORT_TABLE
+    only = [str(e).strip() for e in (getattr(task, "export_only", None) or []) if str(e).strip()]
+    if only:
+        parts = only[0].split(".")
+        database = parts[0] or database
+        if postgres:
+            schema = parts[1] if len(parts) > 1 and parts[1] else schema
+            table = parts[2] if len(parts) > 2 and parts[2] else table
+        elif len(parts) > 1 and parts[1]:
+            table = parts[1]
+    folder = f"{schema or database}.{table}"
+    return str(database), folder, f"{database}.{folder}" if postgres else folder
+
+
+def _iso_ms(t: Any) -> Optional[str]:
+    if t is None:
+        return None
+    if hasattr(t, "strftime"):
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return str(t)
+
+
+def _export_put_files(task: Any, files: ExportFiles, view: tuple[str, int, Optional[int], Any]) -> None:
+    """Write a COMPLETE export's files into moto's S3 backend (not over HTTP): encrypted with the
+    export's KMS key, LastModified its TaskEndTime, no event notifications."""
+    backend, bucket = _s3_bucket(files.account, files.region, files.bucket)
+    if bucket is None:
+        raise LookupError(f"the bucket {files.bucket} no longer exists")
+    identifier = task.export_task_identifier
+    base = _export_base(task)
+    database, folder, target = _export_table(task)
+    _, progress, extracted, ended = view
+    # Stable for one task (no draw from the seeded generator, which decides fates).
+    part = uuid.uuid5(uuid.NAMESPACE_URL, f"{task.source_arn}#{identifier}#{_iso_ms(getattr(task, 'created_at', None))}")
+    info = {
+        "exportTaskIdentifier": identifier,
+        "sourceArn": task.source_arn,
+        "sourceType": getattr(task, "source_type", None),
+        "exportOnly": list(getattr(task, "export_only", None) or []),
+        "snapshotTime": _iso_ms(getattr(task.snapshot, "snapshot_create_time", None)),
+        "taskStartTime": _iso_ms(getattr(task, "created_at", None)),
+        "taskEndTime": _iso_ms(ended),
+        "s3Bucket": files.bucket,
+        "s3Prefix": str(getattr(task, "s3_prefix", None) or ""),
+        "exportedFilesPath": base.rstrip("/"),
+        "iamRoleArn": task.iam_role_arn,
+        "kmsKeyId": task.kms_key_id,
+        "status": "COMPLETE",
+        "percentProgress": progress,
+        "totalExportedDataInGB": extracted,
+        "note": "written by the emulator realism layer; fields approximate AWS's",
+    }
+    tables = {"perTableStatus": [{"target": target, "status": "COMPLETE", "sizeGB": extracted}]}
+    objects = (
+        (f"{base}export_info_{identifier}.json", json.dumps(info, indent=2).encode()),
+        (f"{base}export_tables_info_{identifier}_from_1_to_1.json", json.dumps(tables, indent=2).encode()),
+        (f"{base}{database}/{folder}/1/part-00000-{part}.gz.parquet", EXPORT_PLACEHOLDER),
+    )
+    for key, body in objects:
+        obj = backend.put_object(files.bucket, key, body, encryption="aws:kms", kms_key_id=task.kms_key_id, disable_notification=True)
+        if ended is not None:
+            obj.last_modified = ended
+
+
+def _export_settle(task: Any, view: tuple[str, int, Optional[int], Any]) -> None:
+    """A tracked export is done: if COMPLETE, write its files, once (a reader that comes while
+    another writes them waits for it). FAILED and CANCELED write nothing."""
+    with STATE.lock:
+        files = STATE.export_files.get(task)
+        if files is None or files.writing:
+            return
+        files.writing = True
+        try:
+            if view[0] == "COMPLETE":
+                _export_put_files(task, files, view)
+        except Exception as e:
+            sys.stderr.write(f"emulator realism: export {task.export_task_identifier}: files not written: {e}\n")
+        finally:
+            STATE.export_files.pop(task, None)
+
+
+def _settle_exports(bucket_name: Optional[str]) -> None:
+    """Before S3 reads a bucket: settle the tracked exports into it that are done by now (their
+    status decides), so their files are there whether or not anyone described them."""
+    if not bucket_name or not STATE.export_files:
+        return
+    with STATE.lock:
+        due = [task for task, files in list(STATE.export_files.items()) if files.bucket == bucket_name]
+    for task in due:
+        _export_status(task)
+
+
+def _exports_in_progress(refs: list[Any]) -> int:
+    """Prune and count the export tasks (weak references) moto still stores that are in progress."""
+    keep = []
+    for ref in refs:
+        task = ref()
+        if task is None:
+            continue
+        try:
+            stored = task.backend.export_tasks.get(task.export_task_identifier) is task
+        except Exception:
+            stored = False
+        if stored and _export_status(task) in EXPORT_BUSY:
+            keep.append(ref)
+    refs[:] = keep
+    return len(keep)
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.RLock()  # config, rng, buckets, quota lists, stats
@@ -385,6 +642,8 @@ class _State:
             self.volume_pending: dict[tuple[str, str, str], list[Meta]] = {}
             # (account, region, "ebs" | "rds" | "rds_cluster") -> metas of copies in flight
             self.copies: dict[tuple[str, str, str], list[Meta]] = {}
+            # (account, region) -> weak references to the export tasks started with the layer on
+            self.exports: dict[tuple[str, str], list[Any]] = {}
             # (account, region, ec2 id) -> visible_at, insertion-ordered (CreateTags check)
             self.recent: dict[tuple[str, str, str], float] = {}
             self.stats = {
@@ -401,6 +660,10 @@ class _State:
         self.meta = weakref.WeakKeyDictionary()
         # EBS snapshot -> its latest ModifySnapshotTier / RestoreSnapshotTier (TierOp)
         self.tiers: "weakref.WeakKeyDictionary[Any, TierOp]" = weakref.WeakKeyDictionary()
+        # RDS export task -> its CancelExportTask (ExportCancel)
+        self.export_cancels: "weakref.WeakKeyDictionary[Any, ExportCancel]" = weakref.WeakKeyDictionary()
+        # RDS export task -> where it writes its files once COMPLETE (until it is done)
+        self.export_files: "weakref.WeakKeyDictionary[Any, ExportFiles]" = weakref.WeakKeyDictionary()
 
     def count(self, section: str, key: str, n: int = 1) -> None:
         with self.lock:
@@ -455,6 +718,7 @@ def get_stats() -> dict[str, Any]:
                 f"{a}/{r}/{v}": n for (a, r, v), metas in STATE.volume_pending.items() if (n := _live_count(metas, now, True))
             },
             "copies_by_region": {f"{a}/{r}/{k}": n for (a, r, k), metas in STATE.copies.items() if (n := _live_count(metas, now, False))},
+            "exports_by_region": {f"{a}/{r}": n for (a, r), refs in STATE.exports.items() if (n := _exports_in_progress(refs))},
         }
         return out
 
@@ -835,7 +1099,7 @@ def _patch_models() -> None:
     from moto.ec2.models.amis import Ami
     from moto.ec2.models.elastic_block_store import Snapshot, Volume
     from moto.ec2.models.instances import Instance, InstanceState, StateReason
-    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot
+    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot, ExportTask
 
     # EBS snapshot: pending (Progress 0..99%) -> completed | error (StateMessage).
     Snapshot.status = _stored_property("_rlz_status", "status", "completed", lambda s, m: EBS_STATES[m.view()[0]])
@@ -986,7 +1250,39 @@ def _patch_models() -> None:
 
     DBCluster.earliest_restorable_time = property(cluster_earliest, set_cluster_earliest, doc="EarliestRestorableTime (realism layer)")
 
-    for cls in (Snapshot, Ami, Volume, Instance, DBSnapshot, DBClusterSnapshot, DBInstance, DBCluster):
+    # RDS export task: STARTING -> IN_PROGRESS (PercentProgress, TotalExtractedDataInGB) -> COMPLETE
+    # | FAILED (FailureCause); after CancelExportTask CANCELING -> CANCELED. moto's tasks complete at
+    # once and have none of these fields; a task the layer does not track keeps moto's status (upper
+    # case while the layer is on, as AWS writes it) and no progress fields.
+    def export_status(self: Any) -> Any:
+        meta = STATE.meta.get(self)
+        if meta is not None:
+            return _export_view(self, meta)[0]
+        stored = self.__dict__.get("_rlz_status", "complete")
+        return stored.upper() if _active() and isinstance(stored, str) else stored
+
+    def set_export_status(self: Any, value: Any) -> None:
+        self.__dict__["_rlz_status"] = value
+
+    ExportTask.status = property(export_status, set_export_status, doc="Status (realism layer)")
+
+    def export_field(index: int, name: str) -> property:
+        return property(lambda self: _export_view(self, m)[index] if (m := STATE.meta.get(self)) is not None else None, doc=f"{name} (realism layer)")
+
+    ExportTask.percent_progress = export_field(1, "PercentProgress")
+    ExportTask.total_extracted_data_in_gb = export_field(2, "TotalExtractedDataInGB")
+    ExportTask.task_end_time = export_field(3, "TaskEndTime")
+    ExportTask.failure_cause = property(
+        lambda self: EXPORT_FAILURE_CAUSE if (m := STATE.meta.get(self)) is not None and _export_view(self, m)[0] == "FAILED" else None,
+        doc="FailureCause (realism layer)",
+    )
+    ExportTask.task_start_time = property(lambda self: self.created_at if STATE.meta.get(self) is not None else None, doc="TaskStartTime (realism layer)")
+    ExportTask.snapshot_time = property(
+        lambda self: getattr(self.snapshot, "snapshot_create_time", None) if STATE.meta.get(self) is not None else None,
+        doc="SnapshotTime (realism layer)",
+    )
+
+    for cls in (Snapshot, Ami, Volume, Instance, DBSnapshot, DBClusterSnapshot, DBInstance, DBCluster, ExportTask):
         _patch_init(cls)
 
 
@@ -1531,17 +1827,20 @@ def _patch_ec2_responses() -> None:
 
 def _patch_rds_responses() -> None:
     from moto.rds.exceptions import DBClusterNotFoundError, DBClusterSnapshotNotFoundError, DBInstanceNotFoundError, DBSnapshotNotFoundFault
-    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot
+    from moto.rds.models import DBCluster, DBClusterSnapshot, DBInstance, DBSnapshot, ExportTask
     from moto.rds.responses import RDSResponse
     from moto.rds.utils import split_arn
 
-    def wrap(name: str) -> Callable[[Callable[..., Any]], None]:
+    def wrap(name: str, off: Optional[Callable[[Any], None]] = None) -> Callable[[Callable[..., Any]], None]:
+        """`off(self)` runs before moto's own handler when the layer is disabled."""
         orig = getattr(RDSResponse, name)
 
         def decorator(fn: Callable[..., Any]) -> None:
             @functools.wraps(orig)
             def method(self: Any) -> Any:
                 if not _active():
+                    if off is not None:
+                        off(self)
                     return orig(self)
                 return fn(self, lambda: orig(self))
 
@@ -1691,6 +1990,124 @@ def _patch_rds_responses() -> None:
     def create_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
         _refuse_existing_cluster(self)
         return orig()
+
+    # ---- snapshot exports to S3 -----------------------------------------------------------------
+    # MissingParameter is one of AWS's common errors, which moto's error lookup warns about (it only
+    # knows the operation-specific shapes); it renders it like the others (HTTP 400, RDS error XML).
+    warnings.filterwarnings("ignore", message=r"Exception\(RDSClientError\) with code MissingParameter ")
+
+    def export_source(self: Any, source_arn: str) -> Any:
+        """The snapshot moto's StartExportTask will export: by the ARN's type and name, in the
+        request's region (as moto looks it up), or None (moto answers its not-found error)."""
+        try:
+            _, _, kind, name = split_arn(source_arn)
+        except Exception:
+            return None
+        table = {"snapshot": self.backend.database_snapshots, "cluster-snapshot": self.backend.cluster_snapshots}.get(kind)
+        return table.get(name) if table is not None else None
+
+    @wrap("start_export_task")
+    def start_export_task(self: Any, orig: Callable[[], Any]) -> Any:
+        account, region = self.current_account, self.region
+        params = self.params
+        # AWS requires all five (botocore checks them before sending; a raw request is refused).
+        for name in ("ExportTaskIdentifier", "SourceArn", "S3BucketName", "IamRoleArn", "KmsKeyId"):
+            if not str(params.get(name) or "").strip():
+                raise refuse("MissingParameter", f"The request must contain the parameter {name}")
+        identifier = params["ExportTaskIdentifier"]
+        if identifier in self.backend.export_tasks:
+            return orig()  # moto's ExportTaskAlreadyExists
+        snapshot = export_source(self, params["SourceArn"])
+        if snapshot is None:
+            return orig()  # moto's DBSnapshotNotFound / DBClusterSnapshotNotFoundFault
+        what = "DB snapshot" if isinstance(snapshot, DBSnapshot) else "DB cluster snapshot"
+        name = snapshot.db_snapshot_identifier if isinstance(snapshot, DBSnapshot) else snapshot.db_cluster_snapshot_identifier
+        if snapshot.status != "available":
+            raise refuse("InvalidExportSourceState", f"The {what} {name} is {snapshot.status}: only an available snapshot can be exported.")
+        bucket_name = params["S3BucketName"]
+        _, bucket = _s3_bucket(account, region, bucket_name)
+        if bucket is None:
+            raise refuse("InvalidS3BucketFault", f"The S3 bucket {bucket_name} does not exist or Amazon RDS is not authorized to access it.")
+        if bucket.region_name != region:
+            raise refuse(
+                "InvalidS3BucketFault",
+                f"The S3 bucket {bucket_name} is in {bucket.region_name}: a snapshot in {region} can only be exported to a bucket in the same region.",
+            )
+        q = _cfg()["quotas"]
+        limit = int(q["rds_exports_per_region"]) if q["enabled"] else 0
+        with STATE.create_lock:
+            for task in list(self.backend.export_tasks.values()):
+                if task.snapshot is snapshot and _export_status(task) in EXPORT_BUSY:
+                    raise refuse(
+                        "ExportTaskAlreadyExists",
+                        f"Cannot start export task {identifier}: export task {task.export_task_identifier} of {what} {name} is still {_export_status(task)}.",
+                    )
+            with STATE.lock:
+                refs = STATE.exports.setdefault((account, region), [])
+                busy = _exports_in_progress(refs)
+            if limit > 0 and busy >= limit:
+                raise refuse(
+                    "SnapshotQuotaExceeded",
+                    f"Cannot start export task {identifier}: the limit of {limit} export tasks in progress in {region} has been reached.",
+                )
+
+            def after(task: Any, meta: Meta) -> None:
+                with STATE.lock:
+                    STATE.exports.setdefault((account, region), []).append(weakref.ref(task))
+                    STATE.export_files[task] = ExportFiles(account, region, bucket_name)
+
+            chain = _chain_rds(snapshot, "database" if isinstance(snapshot, DBSnapshot) else "cluster")
+            with _Hook(_simple_hook(ExportTask, "rds_export", chain, {}, after)):
+                return orig()
+
+    def settle_export(self: Any) -> None:
+        """Layer off: forget the layer's view of the task, so moto's own cancel shows."""
+        task = self.backend.export_tasks.get(self.params.get("ExportTaskIdentifier"))
+        if task is not None:
+            STATE.meta.pop(task, None)
+            STATE.export_cancels.pop(task, None)
+            STATE.export_files.pop(task, None)
+
+    @wrap("cancel_export_task", off=settle_export)
+    def cancel_export_task(self: Any, orig: Callable[[], Any]) -> Any:
+        identifier = self.params.get("ExportTaskIdentifier")
+        task = self.backend.export_tasks.get(identifier)
+        if task is None:
+            return orig()  # moto's ExportTaskNotFound
+        with STATE.create_lock:
+            status = _export_status(task)
+            if status in EXPORT_DONE:
+                raise refuse("InvalidExportTaskStateFault", f"Cannot cancel export task {identifier}: it is {status}.")
+            meta = STATE.meta.get(task)
+            if meta is not None and task not in STATE.export_cancels:  # CANCELING already: answered as it is
+                _, progress, extracted, _ = _export_view(task, meta)
+                STATE.export_cancels[task] = ExportCancel(float(_cfg()["export_cancel_seconds"]), progress, extracted)
+            return orig()  # moto stores "canceled"; the status shows the cancel's timing
+
+    @wrap("describe_export_tasks")
+    def describe_export_tasks(self: Any, orig: Callable[[], Any]) -> Any:
+        # moto reads ExportTaskIdentifier only; AWS also selects by SourceArn, SourceType and the
+        # filters export-task-identifier, s3-bucket, source-arn and status (lower case).
+        result = orig()
+        tasks = list(result.result["ExportTasks"])
+        source_arn, source_type = self.params.get("SourceArn"), self.params.get("SourceType")
+        if source_arn:
+            tasks = [t for t in tasks if t.source_arn == source_arn]
+        if source_type:
+            tasks = [t for t in tasks if t.source_type == source_type]
+        fields: dict[str, Callable[[Any], Any]] = {
+            "export-task-identifier": lambda t: t.export_task_identifier,
+            "s3-bucket": lambda t: t.s3_bucket,
+            "source-arn": lambda t: t.source_arn,
+            "status": lambda t: _export_status(t).lower(),
+        }
+        for f in self.params.get("Filters") or []:
+            field = fields.get(f.get("Name"))
+            if field is not None:
+                values = [str(v) for v in f.get("Values") or []]
+                tasks = [t for t in tasks if field(t) in values]
+        result.result["ExportTasks"] = tasks
+        return result
 
     def not_found(code: str, exc: Exception) -> Exception:
         STATE.count("not_found", code)
@@ -1912,6 +2329,39 @@ def _patch_sqs() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# S3: the files of RDS snapshot exports
+# --------------------------------------------------------------------------------------------------
+
+
+def _patch_s3() -> None:
+    """Reads of a bucket (ListObjects, ListObjectsV2, ListObjectVersions, GetObject, HeadObject)
+    first settle the exports into it that are done, so an export's files are in its bucket from
+    the moment it is COMPLETE, whether or not a DescribeExportTasks saw that."""
+    from moto.s3.models import S3Backend
+
+    def settle_first(name: str, bucket_of: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
+        orig = getattr(S3Backend, name)
+
+        @functools.wraps(orig)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                bucket_name = bucket_of(args, kwargs)
+            except Exception:
+                bucket_name = None
+            _settle_exports(bucket_name if isinstance(bucket_name, str) else None)
+            return orig(self, *args, **kwargs)
+
+        setattr(S3Backend, name, method)
+
+    # moto passes the bucket object to the first two, its name to the others (HeadObject goes
+    # through get_object).
+    for name in ("list_objects", "list_objects_v2"):
+        settle_first(name, lambda args, kwargs: getattr(args[0] if args else kwargs.get("bucket"), "name", None))
+    for name in ("list_object_versions", "get_object"):
+        settle_first(name, lambda args, kwargs: args[0] if args else kwargs.get("bucket_name"))
+
+
+# --------------------------------------------------------------------------------------------------
 # WSGI: /_realism/* endpoints, reset hook
 # --------------------------------------------------------------------------------------------------
 
@@ -1983,6 +2433,7 @@ def install(spec: str) -> bool:
     _patch_ec2_responses()
     _patch_rds_responses()
     _patch_sqs()
+    _patch_s3()
 
     import moto.server
 

@@ -4,7 +4,7 @@ Run with the emulator's venv:  .venv/bin/python scripts/test_emulator_realism.py
 
 Starts its own realism-enabled moto server on a free port through scripts/emulator.sh (MOTO_PORT,
 EMULATOR_REALISM), drives it with boto3 and stops it at the end. Windows are short (≤ 2 s), so the
-suite takes about half a minute, most of it waiting for pending resources to complete (and for SQS
+suite takes about 45 seconds, most of it waiting for pending resources to complete (and for SQS
 visibility timeouts, 1 s each, to lapse).
 
 Tests share the server: each one uses its own resources (and its own region where a per-region
@@ -37,6 +37,7 @@ EMULATOR = os.path.join(REPO, "scripts", "emulator.sh")
 PENDING = 1.0  # seconds every kind stays pending in the baseline config
 CONSISTENCY = 0.5  # seconds a new resource is invisible to Describe
 LAG = 0.5  # seconds an RDS LatestRestorableTime trails now
+CANCEL = 0.3  # seconds a canceled RDS export task stays CANCELING
 
 BASELINE = {
     "enabled": True,
@@ -50,6 +51,7 @@ BASELINE = {
     "consistency_on_create_tags": False,
     "ami_name_unique": True,
     "latest_restorable_lag_seconds": LAG,
+    "export_cancel_seconds": CANCEL,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -59,6 +61,7 @@ BASELINE = {
         "rds_cluster_copies_per_region": 5,
         "create_snapshot_rate": 5,
         "create_snapshot_burst": 100,
+        "rds_exports_per_region": 5,
     },
     "sqs": {
         "enabled": True,
@@ -134,6 +137,14 @@ def client(service: str, region: str = "us-east-1", retries: bool = False):
 
 def uid() -> str:
     return uuid.uuid4().hex[:10]
+
+
+def bucket(region: str = "us-east-1") -> str:
+    """A new S3 bucket in `region`; its name."""
+    name = f"b-{uid()}"
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    client("s3", region).create_bucket(Bucket=name, **location)
+    return name
 
 
 def tags(resource_type: str, **kv: str) -> list[dict]:
@@ -761,6 +772,320 @@ class RealismTest(unittest.TestCase):
         status = self.tier_status(sid)
         self.assertEqual((status["StorageTier"], status["LastTieringOperationStatus"]), ("archive", "archival-completed"))
         self.ec2.create_volume(SnapshotId=sid, AvailabilityZone="us-east-1a")
+
+    # ---- RDS snapshot exports ------------------------------------------------------------------
+
+    ROLE = "arn:aws:iam::123456789012:role/rds-s3-export"
+    KEY = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    # Source snapshots complete, and are visible, at once; exports keep the baseline timing.
+    INSTANT_SNAPSHOTS = {
+        "pending": {"rds_snapshot": 0, "rds_cluster_snapshot": 0},
+        "consistency": {"rds_snapshot": 0, "rds_cluster_snapshot": 0},
+    }
+
+    def db_snapshot(self, rds=None, db_tags: dict[str, str] | None = None, snap_tags: dict[str, str] | None = None) -> str:
+        """A DB instance (20 GiB) and a snapshot of it; the snapshot's ARN."""
+        rds = rds or self.rds
+        db = f"db-{uid()}"
+        rds.create_db_instance(
+            DBInstanceIdentifier=db,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="admin",
+            MasterUserPassword="password1",
+            AllocatedStorage=20,
+            Tags=[{"Key": k, "Value": v} for k, v in (db_tags or {}).items()],
+        )
+        snap_kwargs = {"Tags": [{"Key": k, "Value": v} for k, v in snap_tags.items()]} if snap_tags else {}
+        return rds.create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=f"{db}-s", **snap_kwargs)["DBSnapshot"]["DBSnapshotArn"]
+
+    def export(self, task_id: str, source_arn: str, bucket_name: str, rds=None, **kwargs) -> dict:
+        params = dict(ExportTaskIdentifier=task_id, SourceArn=source_arn, S3BucketName=bucket_name, IamRoleArn=self.ROLE, KmsKeyId=self.KEY)
+        params.update(kwargs)
+        out = (rds or self.rds).start_export_task(**params)
+        out.pop("ResponseMetadata", None)
+        return out
+
+    def export_task(self, task_id: str, rds=None) -> dict:
+        return (rds or self.rds).describe_export_tasks(ExportTaskIdentifier=task_id)["ExportTasks"][0]
+
+    def export_settled(self, task_id: str, rds=None, timeout: float = PENDING + 2) -> dict:
+        """The export task once it is no longer STARTING, IN_PROGRESS or CANCELING."""
+        busy = ("STARTING", "IN_PROGRESS", "CANCELING")
+        return wait_until(lambda: (t := self.export_task(task_id, rds))["Status"] not in busy and t, timeout)
+
+    def test_rds_export_starts_then_progresses_then_completes(self) -> None:
+        set_config(self.INSTANT_SNAPSHOTS)
+        b = bucket()
+        arn = self.db_snapshot()
+        task = f"ex-{uid()}"
+        out = self.export(task, arn, b)
+        self.assertEqual((out["Status"], out["PercentProgress"], out["TotalExtractedDataInGB"], out["SourceType"]), ("STARTING", 0, 0, "SNAPSHOT"))
+        self.assertNotIn("TaskEndTime", out)
+        self.assertIn("TaskStartTime", out)
+        mid = wait_until(lambda: (t := self.export_task(task))["Status"] == "IN_PROGRESS" and t["PercentProgress"] > 0 and t)
+        self.assertLess(mid["PercentProgress"], 100)
+        self.assertLessEqual(mid["TotalExtractedDataInGB"], 20)
+        done = self.export_settled(task)
+        self.assertEqual((done["Status"], done["PercentProgress"], done["TotalExtractedDataInGB"]), ("COMPLETE", 100, 20))
+        self.assertGreater(done["TaskEndTime"], done["TaskStartTime"])
+        self.assertNotIn("FailureCause", done)
+
+        # A DB cluster snapshot exports the same way.
+        cluster = self.db_cluster()
+        cs_arn = self.rds.create_db_cluster_snapshot(DBClusterIdentifier=cluster, DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshot"]["DBClusterSnapshotArn"]
+        cl_task = f"ex-{uid()}"
+        out = self.export(cl_task, cs_arn, b)
+        self.assertEqual((out["Status"], out["SourceType"]), ("STARTING", "CLUSTER"))
+        # DescribeExportTasks selects by SourceArn and by the status filter (lower case), which moto ignores.
+        self.assertEqual([t["ExportTaskIdentifier"] for t in self.rds.describe_export_tasks(SourceArn=cs_arn)["ExportTasks"]], [cl_task])
+        complete = [t["ExportTaskIdentifier"] for t in self.rds.describe_export_tasks(Filters=[{"Name": "status", "Values": ["complete"]}])["ExportTasks"]]
+        self.assertIn(task, complete)
+        self.assertNotIn(cl_task, complete)
+        self.assertEqual(self.export_settled(cl_task)["Status"], "COMPLETE")
+        self.assertGreaterEqual(stats()["pending"]["rds_export"], 2)
+
+    def test_rds_export_can_fail_by_share_and_directive(self) -> None:
+        set_config({"pending": dict(self.INSTANT_SNAPSHOTS["pending"], rds_export=0.2), "consistency": self.INSTANT_SNAPSHOTS["consistency"], "errors": {"rds_export": 1.0}})
+        b = bucket()
+        failing = f"ex-{uid()}"
+        self.export(failing, self.db_snapshot(), b)
+        # A directive on the snapshot wins over the share.
+        saved = f"ex-{uid()}"
+        self.export(saved, self.db_snapshot(snap_tags={"realism:export-fate": "ok"}), b)
+        set_config({"errors": None})
+        # A directive on the DB instance: its snapshots are fine, their exports fail.
+        by_db = f"ex-{uid()}"
+        arn = self.db_snapshot(db_tags={"realism:export-fate": "error"})
+        self.assertEqual(self.rds.describe_db_snapshots(DBSnapshotIdentifier=arn.split(":")[-1])["DBSnapshots"][0]["Status"], "available")
+        self.export(by_db, arn, b)
+        for task in (failing, by_db):
+            failed = self.export_settled(task)
+            self.assertEqual(failed["Status"], "FAILED", failed)
+            self.assertIn("simulated by the emulator realism layer", failed["FailureCause"])
+            self.assertLess(failed["PercentProgress"], 100)
+            self.assertIn("TaskEndTime", failed)
+        self.assertEqual(self.export_settled(saved)["Status"], "COMPLETE")
+        self.assertGreaterEqual(stats()["failed"]["rds_export"], 2)
+
+    def test_rds_export_refusals(self) -> None:
+        set_config(self.INSTANT_SNAPSHOTS)
+        east, west = bucket(), bucket("us-west-2")
+        arn = self.db_snapshot()
+        pending = self.db_snapshot(snap_tags={"realism:pending-seconds": "30"})
+        failed = self.db_snapshot(snap_tags={"realism:fate": "error"})
+
+        def refused(code: str, status: int, call) -> botocore.exceptions.ClientError:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                call()
+            self.assertCode(ctx, code, status)
+            return ctx.exception
+
+        def start(source: str, bucket_name: str = east, task: str | None = None):
+            return lambda: self.export(task or f"ex-{uid()}", source, bucket_name)
+
+        # The source snapshot must be available (moto checks this too; the layer counts it).
+        e = refused("InvalidExportSourceState", 400, start(pending))
+        self.assertIsInstance(e, self.rds.exceptions.InvalidExportSourceStateFault)
+        self.assertIn("creating", e.response["Error"]["Message"])
+        self.assertIn("failed", refused("InvalidExportSourceState", 400, start(failed)).response["Error"]["Message"])
+        # The bucket must exist, in the snapshot's region.
+        e = refused("InvalidS3BucketFault", 400, start(arn, f"no-such-{uid()}"))
+        self.assertIsInstance(e, self.rds.exceptions.InvalidS3BucketFault)
+        self.assertIn("us-west-2", refused("InvalidS3BucketFault", 400, start(arn, west)).response["Error"]["Message"])
+        # IamRoleArn and KmsKeyId are required: botocore checks before sending, a raw request is refused.
+        with self.assertRaises(botocore.exceptions.ParamValidationError):
+            self.rds.start_export_task(ExportTaskIdentifier=f"ex-{uid()}", SourceArn=arn, S3BucketName=east, IamRoleArn=self.ROLE)
+        raw = boto3.client(
+            "rds",
+            region_name="us-east-1",
+            endpoint_url=URL,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(parameter_validation=False, retries={"total_max_attempts": 1}),
+        )
+        for missing in ("IamRoleArn", "KmsKeyId"):
+            params = dict(ExportTaskIdentifier=f"ex-{uid()}", SourceArn=arn, S3BucketName=east, IamRoleArn=self.ROLE, KmsKeyId=self.KEY)
+            del params[missing]
+            e = refused("MissingParameter", 400, lambda: raw.start_export_task(**params))
+            self.assertIn(missing, e.response["Error"]["Message"])
+        refused("MissingParameter", 400, lambda: self.export(f"ex-{uid()}", arn, east, KmsKeyId=""))  # botocore lets "" through
+        # An unknown source is moto's DBSnapshotNotFound.
+        refused("DBSnapshotNotFound", 404, start(arn.rsplit(":", 1)[0] + ":no-such-snapshot"))
+
+        task = f"ex-{uid()}"
+        self.assertEqual(self.export(task, arn, east)["Status"], "STARTING")
+        # The same identifier again (moto's check), and another export of a snapshot being exported.
+        refused("ExportTaskAlreadyExists", 400, start(arn, task=task))
+        self.assertIn("still", refused("ExportTaskAlreadyExists", 400, start(arn)).response["Error"]["Message"])
+        # Nothing refused was created.
+        self.assertEqual([t["ExportTaskIdentifier"] for t in self.rds.describe_export_tasks(SourceArn=arn)["ExportTasks"]], [task])
+        counted = stats()["refused"]
+        self.assertGreaterEqual(counted["InvalidExportSourceState"], 2)
+        self.assertGreaterEqual(counted["InvalidS3BucketFault"], 2)
+        self.assertGreaterEqual(counted["MissingParameter"], 3)
+        self.assertGreaterEqual(counted["ExportTaskAlreadyExists"], 1)
+        # Once that export is done, the snapshot can be exported again.
+        self.export_settled(task)
+        self.export(f"ex-{uid()}", arn, east)
+
+    def test_rds_export_cancel_is_canceling_then_canceled(self) -> None:
+        set_config(self.INSTANT_SNAPSHOTS)
+        b = bucket()
+        arn = self.db_snapshot()
+        task = f"ex-{uid()}"
+        self.export(task, arn, b)
+        wait_until(lambda: (t := self.export_task(task))["Status"] == "IN_PROGRESS" and t["PercentProgress"] > 0 and t)
+        canceling = self.rds.cancel_export_task(ExportTaskIdentifier=task)
+        self.assertEqual(canceling["Status"], "CANCELING")
+        self.assertNotIn("TaskEndTime", canceling)
+        # A second cancel while it is CANCELING is answered as it is.
+        self.assertEqual(self.rds.cancel_export_task(ExportTaskIdentifier=task)["Status"], "CANCELING")
+        canceled = self.export_settled(task, timeout=CANCEL + 2)
+        self.assertEqual((canceled["Status"], canceled["PercentProgress"]), ("CANCELED", canceling["PercentProgress"]))
+        self.assertIn("TaskEndTime", canceled)
+        time.sleep(PENDING)  # past the export's own pending time: still CANCELED
+        self.assertEqual(self.export_task(task)["Status"], "CANCELED")
+
+        def refused(code: str, status: int, task_id: str) -> None:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                self.rds.cancel_export_task(ExportTaskIdentifier=task_id)
+            self.assertCode(ctx, code, status)
+
+        refused("InvalidExportTaskStateFault", 400, task)
+        # A completed export cannot be canceled either (an export-pending-seconds directive: at once).
+        done = f"ex-{uid()}"
+        self.assertEqual(self.export(done, self.db_snapshot(snap_tags={"realism:export-pending-seconds": "0"}), b)["Status"], "COMPLETE")
+        refused("InvalidExportTaskStateFault", 400, done)
+        refused("ExportTaskNotFound", 404, f"ex-{uid()}")
+        # A canceled export no longer holds its snapshot.
+        self.export(f"ex-{uid()}", arn, b)
+        self.assertGreaterEqual(stats()["refused"]["InvalidExportTaskStateFault"], 2)
+
+    def test_sixth_rds_export_in_progress_in_a_region_is_refused(self) -> None:
+        region = "eu-north-1"
+        rds = client("rds", region)
+        set_config(self.INSTANT_SNAPSHOTS)
+        b = bucket(region)
+        db = f"db-{uid()}"
+        rds.create_db_instance(
+            DBInstanceIdentifier=db,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="admin",
+            MasterUserPassword="password1",
+            AllocatedStorage=20,
+            Tags=[{"Key": "realism:export-pending-seconds", "Value": "5"}],
+        )
+        arns = [rds.create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=f"{db}-s{i}")["DBSnapshot"]["DBSnapshotArn"] for i in range(6)]
+        tasks = [f"ex-{uid()}" for _ in range(6)]
+        for task, arn in zip(tasks[:5], arns[:5]):
+            self.export(task, arn, b, rds)
+
+        def sixth_refused() -> None:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                self.export(tasks[5], arns[5], b, rds)
+            self.assertCode(ctx, "SnapshotQuotaExceeded", 400)
+
+        sixth_refused()
+        self.assertEqual(stats()["in_flight"]["exports_by_region"][f"123456789012/{region}"], 5)
+        # Another region has its own quota.
+        self.export(f"ex-{uid()}", self.db_snapshot(), bucket())
+        # A canceled export holds its slot until it is CANCELED.
+        rds.cancel_export_task(ExportTaskIdentifier=tasks[0])
+        sixth_refused()
+        self.assertEqual(self.export_settled(tasks[0], rds, timeout=CANCEL + 2)["Status"], "CANCELED")
+        self.assertEqual(self.export(tasks[5], arns[5], b, rds)["Status"], "STARTING")
+        self.assertGreaterEqual(stats()["refused"]["SnapshotQuotaExceeded"], 2)
+
+    def export_keys(self, bucket_name: str, prefix: str) -> list[str]:
+        listed = client("s3").list_objects_v2(Bucket=bucket_name, Prefix=prefix)
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    def test_rds_export_writes_its_files_to_the_bucket_when_complete(self) -> None:
+        set_config(self.INSTANT_SNAPSHOTS)
+        s3 = client("s3")
+        b = bucket()
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        task = f"ex-{uid()}"
+        self.export(task, self.db_snapshot(), b, S3Prefix="_rds-exports")
+        base = f"_rds-exports/{task}/"
+        # Nothing while it runs.
+        wait_until(lambda: self.export_task(task)["Status"] == "IN_PROGRESS")
+        self.assertEqual(self.export_keys(b, base), [])
+        done = self.export_settled(task)
+        self.assertEqual(done["Status"], "COMPLETE")
+        keys = self.export_keys(b, base)
+        self.assertEqual(len(keys), 3, keys)
+        self.assertEqual(keys[:2], [f"{base}export_info_{task}.json", f"{base}export_tables_info_{task}_from_1_to_1.json"])
+        # The DB has no DBName: a PostgreSQL export's database is `postgres`, the table in `public`.
+        data = keys[2]
+        self.assertTrue(data.startswith(f"{base}postgres/public.realism_export/1/part-00000-") and data.endswith(".gz.parquet"), data)
+        uuid.UUID(data[len(f"{base}postgres/public.realism_export/1/part-00000-") : -len(".gz.parquet")])
+        info = json.loads(s3.get_object(Bucket=b, Key=keys[0])["Body"].read())
+        self.assertEqual((info["exportTaskIdentifier"], info["status"], info["s3Prefix"], info["s3Bucket"]), (task, "COMPLETE", "_rds-exports", b))
+        self.assertEqual(info["totalExportedDataInGB"], 20)
+        tables = json.loads(s3.get_object(Bucket=b, Key=keys[1])["Body"].read())
+        self.assertEqual(tables["perTableStatus"][0]["target"], "postgres.public.realism_export")
+        self.assertIn(b"Not Parquet", s3.get_object(Bucket=b, Key=data)["Body"].read())
+        # Encrypted with the export's KMS key; written by the time the task says it ended.
+        head = s3.head_object(Bucket=b, Key=data)
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"]), ("aws:kms", self.KEY))
+        self.assertLessEqual(head["LastModified"], done["TaskEndTime"])
+        # Idempotent: more reads of the complete task write nothing more (one version per key).
+        for _ in range(3):
+            self.export_task(task)
+            self.rds.describe_export_tasks(Filters=[{"Name": "status", "Values": ["complete"]}])
+        versions = s3.list_object_versions(Bucket=b, Prefix=base).get("Versions", [])
+        self.assertEqual(sorted(v["Key"] for v in versions), keys)
+
+        # No S3Prefix: directly under `<ExportTaskIdentifier>/`. S3 finds the files on its own once the
+        # export is due, without a DescribeExportTasks in between; a DB cluster snapshot with an
+        # ExportOnly table names the database, schema and table.
+        cluster = self.db_cluster()
+        cs_arn = self.rds.create_db_cluster_snapshot(DBClusterIdentifier=cluster, DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshot"]["DBClusterSnapshotArn"]
+        bare = f"ex-{uid()}"
+        self.assertEqual(self.export(bare, cs_arn, b, ExportOnly=["appdb.sales.orders"])["Status"], "STARTING")
+        time.sleep(PENDING + 0.2)
+        keys = self.export_keys(b, f"{bare}/")
+        self.assertEqual(len(keys), 3, keys)
+        self.assertEqual(keys[1:], [f"{bare}/export_info_{bare}.json", f"{bare}/export_tables_info_{bare}_from_1_to_1.json"])
+        self.assertTrue(keys[0].startswith(f"{bare}/appdb/sales.orders/1/part-00000-"), keys[0])
+        self.assertEqual(self.export_task(bare)["Status"], "COMPLETE")
+        self.assertEqual(self.export_keys(b, f"{bare}/"), keys)
+
+    def test_failed_or_canceled_rds_export_writes_nothing(self) -> None:
+        set_config({"pending": dict(self.INSTANT_SNAPSHOTS["pending"], rds_export=0.3), "consistency": self.INSTANT_SNAPSHOTS["consistency"]})
+        b = bucket()
+        failing = f"ex-{uid()}"
+        self.export(failing, self.db_snapshot(snap_tags={"realism:export-fate": "error"}), b, S3Prefix="exports")
+        canceled = f"ex-{uid()}"
+        self.export(canceled, self.db_snapshot(snap_tags={"realism:export-pending-seconds": "30"}), b, S3Prefix="exports")
+        self.rds.cancel_export_task(ExportTaskIdentifier=canceled)
+        self.assertEqual(self.export_settled(failing)["Status"], "FAILED")
+        self.assertEqual(self.export_settled(canceled, timeout=CANCEL + 2)["Status"], "CANCELED")
+        self.assertEqual(self.export_keys(b, ""), [])
+
+    def test_rds_export_is_moto_s_own_when_the_layer_is_off(self) -> None:
+        set_config(self.INSTANT_SNAPSHOTS)
+        b = bucket()
+        arn = self.db_snapshot()
+        tracked = f"ex-{uid()}"
+        self.assertEqual(self.export(tracked, arn, b)["Status"], "STARTING")
+        set_config({"enabled": False})
+        # moto: no checks (another export of the snapshot, a bucket that does not exist), complete at once.
+        untracked = f"ex-{uid()}"
+        out = self.export(untracked, arn, f"no-such-{uid()}")
+        self.assertEqual(out["Status"], "complete")
+        self.assertNotIn("PercentProgress", out)
+        # moto's cancel: at once, also of a task the layer was running, and of a complete one.
+        for task in (tracked, untracked):
+            self.assertEqual(self.rds.cancel_export_task(ExportTaskIdentifier=task)["Status"], "canceled")
+            self.assertNotIn("PercentProgress", self.export_task(task))
+        status, body = http("POST", "/_realism/config", {"export_cancel_seconds": -1})
+        self.assertEqual(status, 400, body)
+        status, body = http("POST", "/_realism/config", {"quotas": {"rds_exports_per_region": -1}})
+        self.assertEqual(status, 400, body)
 
     # ---- quotas --------------------------------------------------------------------------------
 
