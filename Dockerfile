@@ -7,8 +7,11 @@
 #   docker buildx build --platform linux/arm64 --target producer -t backup-fleet-producer:<version> .
 #
 # The ECS task definitions (terraform/modules/fleet) set the entry point of each service
-# explicitly, so one image (the default target) serves both services. The `producer`, `worker`
-# and `ctl` targets only differ in their default ENTRYPOINT/CMD, for `docker run`.
+# explicitly, so one image (the default target) serves both services. The `producer` and `ctl`
+# targets only differ in their default ENTRYPOINT/CMD, for `docker run`, and are distroless. The
+# `worker` target (the default, so the image ECS runs for both services unless `producer_image`
+# points at a `--target producer` build) is Debian 12 slim with PostgreSQL's client tools: the
+# worker runs pg_dump and pg_restore for the logical PostgreSQL backups (see its stage below).
 #
 # The builder runs on the build machine's architecture and cross-compiles when the target
 # platform differs (an amd64 CI runner builds the arm64 image without QEMU emulation).
@@ -26,9 +29,14 @@
 #     of them builds linux/arm64 from it, so it is the multi-platform index); it could not be
 #     verified where this was written (no registry access): check it, and refresh it when taking
 #     in Debian security updates, with `docker buildx imagetools inspect
-#     gcr.io/distroless/cc-debian12:nonroot` (use the index digest, which covers linux/arm64).
+#     gcr.io/distroless/cc-debian12:nonroot` (use the index digest, which covers linux/arm64);
+#   - the worker's runtime by digest too, debian:12-slim (tag informational, the digest wins). This
+#     digest was also taken from public projects that pin debian:12-slim / debian:bookworm-slim
+#     (several describe it as the multi-platform index); it could not be verified where this was
+#     written (no registry access): check it, and refresh it with the Debian point releases, with
+#     `docker buildx imagetools inspect debian:12-slim` (the index digest, covering linux/arm64).
 
-#checkov:skip=CKV_DOCKER_2:No HEALTHCHECK: the services expose no port or probe, the distroless image has no shell, and ECS (which ignores image HEALTHCHECKs unless the task definition sets one) replaces failed tasks through the circuit breaker and queue metrics.
+#checkov:skip=CKV_DOCKER_2:No HEALTHCHECK: the services expose no port or probe, the distroless images have no shell, and ECS (which ignores image HEALTHCHECKs unless the task definition sets one) replaces failed tasks through the circuit breaker and queue metrics.
 
 ###############################################################################################
 FROM --platform=$BUILDPLATFORM rust:1.95.0-bookworm AS builder
@@ -81,7 +89,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     done
 
 ###############################################################################################
-# Runtime: distroless (glibc, CA certificates, no shell, no package manager), non-root.
+# Runtime of the producer and backupctl: distroless (glibc, CA certificates, no shell, no package
+# manager), non-root.
 FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 
 LABEL org.opencontainers.image.title="backup-fleet" \
@@ -105,6 +114,55 @@ FROM runtime AS producer
 ENTRYPOINT ["/usr/local/bin/backup-producer"]
 CMD ["serve"]
 
+###############################################################################################
+# Worker runtime: Debian 12 slim (glibc, as the builder) with PostgreSQL's client tools, non-root.
 # Last stage = the default target.
-FROM runtime AS worker
+#
+# The worker streams `pg_dump --format=custom` to S3 for the logical PostgreSQL backups and runs
+# pg_restore in restore drills, so it cannot run from the distroless image: pg_dump and
+# pg_restore come from Debian 12's postgresql-client, i.e. PostgreSQL 15 (postgresql-client-15,
+# kept on the latest 15.x by Debian's security archive; not version-pinned, because superseded
+# versions leave the archive). /usr/bin/pg_dump and /usr/bin/pg_restore are Debian's wrapper (a Perl
+# script) around /usr/lib/postgresql/15/bin/, which holds the binaries themselves.
+#
+# Which servers these client tools support:
+#   - pg_dump 15 dumps servers from PostgreSQL 9.2 up to 15, its own major version. It refuses a
+#     newer server ("aborting because of server version mismatch"): backing up PostgreSQL 16 or 17
+#     (e.g. RDS for PostgreSQL 16/17) needs a newer client, postgresql-client-17 from the PGDG apt
+#     repository (apt.postgresql.org), which dumps 9.2 through 17;
+#   - pg_restore 15 reads archives written by pg_dump 15 or older, and restores into a server of the
+#     dumped server's major version or newer.
+# The build fails if the installed pg_dump/pg_restore are older than 15.
+#
+# The same binaries as the distroless runtime, plus: ca-certificates (rustls loads the system
+# roots), and the user `nonroot` with the distroless uid/gid 65532 that the ECS task definitions pin
+# (libpq looks the current user up in /etc/passwd). The ECS root filesystem is read-only, /tmp is
+# writable: pg_dump writing an archive to stdout and pg_restore reading one from stdin write no
+# files (a custom-format archive read from a pipe restores sequentially: no `pg_restore -j`).
+FROM debian:12-slim@sha256:60eac759739651111db372c07be67863818726f754804b8707c90979bda511df AS worker
+
+LABEL org.opencontainers.image.title="backup-fleet" \
+      org.opencontainers.image.description="Event-driven AWS backup pipeline: producer, worker and backupctl" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+RUN set -eux; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates postgresql-client; \
+    rm -rf /var/lib/apt/lists/*; \
+    for tool in pg_dump pg_restore; do \
+        version="$("${tool}" --version | awk '{ print $3 }')"; \
+        [ "${version%%.*}" -ge 15 ] || { echo "${tool} ${version} is older than 15" >&2; exit 1; }; \
+    done; \
+    groupadd --system --gid 65532 nonroot; \
+    useradd --system --no-log-init --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home \
+        --shell /usr/sbin/nologin nonroot
+
+COPY --from=builder --chown=0:0 --chmod=0755 /out/ /usr/local/bin/
+
+# Same uid as distroless "nonroot" (65532); the ECS task definitions pin the same user.
+USER 65532:65532
+ENV BACKUP_LOG_FORMAT=json
+# ECS sends SIGTERM, then SIGKILL after stopTimeout; the worker drains on SIGTERM.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/backup-worker"]

@@ -35,6 +35,7 @@ lint:
 ## The unit and integration tests of every crate in one cargo run, with the emulators up.
 tests: build
 	bash scripts/browser.sh install
+	bash scripts/postgres.sh install
 	bash scripts/with-emulator.sh $(CARGO) test --workspace --locked -- --test-threads=$${TEST_THREADS:-6}
 
 unit:
@@ -45,6 +46,7 @@ infra-check: build
 
 integration: build
 	bash scripts/browser.sh install
+	bash scripts/postgres.sh install
 	bash scripts/with-emulator.sh $(CARGO) test -p backup-tests --locked -- --test-threads=$${TEST_THREADS:-6}
 
 ## Regenerate the checked-in JSON Schema files from the Rust types.
@@ -68,7 +70,7 @@ soak:
 	BENCH_PHASES=soak bash scripts/bench.sh
 
 ## make realism-check: the tests of the emulator's realism layer (scripts/emulator_realism.py). They
-## start their own moto server on a free port and stop it afterwards (~30 s).
+## start their own moto server on a free port and stop it afterwards (~45 s).
 realism-check:
 	bash scripts/emulator.sh install
 	.venv/bin/python scripts/test_emulator_realism.py

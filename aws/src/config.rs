@@ -88,6 +88,7 @@ pub struct RegionClients {
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsContext {
@@ -188,6 +189,7 @@ impl AwsContext {
             rds: client!(aws_sdk_rds),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             eventbridge: client!(aws_sdk_eventbridge),
+            secrets: client!(aws_sdk_secretsmanager),
         }
     }
 }

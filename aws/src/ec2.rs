@@ -296,6 +296,20 @@ fn not_found(err: &AwsError) -> bool {
 
 #[async_trait]
 impl BlockStorage for Ec2BlockStorage {
+    async fn subnet_zone(&self, region: &str, subnet_id: &str) -> Result<Option<String>, AwsError> {
+        match self.client(region).describe_subnets().subnet_ids(subnet_id).send().await {
+            Ok(output) => Ok(output.subnets().first().and_then(|s| s.availability_zone()).map(str::to_owned)),
+            Err(err) => {
+                let err = classify("ec2", "DescribeSubnets", err);
+                if not_found(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
     async fn volume(&self, region: &str, volume_id: &str) -> Result<Option<VolumeInfo>, AwsError> {
         match self.describe_volumes(region, vec![], vec![volume_id.to_owned()]).await {
             Ok(volumes) => Ok(volumes.into_iter().next()),

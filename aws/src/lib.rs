@@ -1,6 +1,6 @@
 //! The only crate that talks to AWS. It builds SDK configuration (`config`), counts calls
 //! (`calls`), classifies SDK errors once (`classify`), and implements the domain ports of
-//! `backup-core` on SQS, DynamoDB, EventBridge, EC2, RDS and S3.
+//! `backup-core` on SQS, DynamoDB, EventBridge, EC2, RDS, S3 and Secrets Manager.
 
 pub mod bootstrap;
 pub mod calls;
@@ -12,6 +12,7 @@ pub mod ec2;
 pub mod eventbridge;
 pub mod rds;
 pub mod s3;
+pub mod secrets;
 pub mod sqs;
 
 pub use config::{AwsContext, AwsSettings, NoRegion, RegionClients};

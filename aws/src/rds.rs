@@ -10,7 +10,8 @@ use aws_sdk_rds::types::{DbCluster, DbClusterSnapshot, DbInstance, DbSnapshot, T
 use backup_core::artifacts::Tags;
 use backup_core::ratelimit::RateLimiter;
 use backup_core::services::database::{
-    snapshot_status, DatabaseSnapshots, DbClusterInfo, DbInstanceInfo, DbSnapshotInfo, RestoreWindow,
+    export_status, snapshot_status, DatabaseSnapshots, DbClusterInfo, DbInstanceInfo, DbSnapshotInfo, ExportInfo,
+    NewExport, RestoreWindow,
 };
 use backup_core::AwsError;
 use chrono::{DateTime, Utc};
@@ -81,6 +82,30 @@ fn gone_as_none<T>(err: AwsError) -> Result<Option<T>, AwsError> {
     } else {
         Err(err)
     }
+}
+
+fn export_info(identifier: Option<&str>, t: ExportView<'_>) -> ExportInfo {
+    ExportInfo {
+        identifier: identifier.unwrap_or_default().to_owned(),
+        source_arn: t.source_arn.unwrap_or_default().to_owned(),
+        bucket: t.bucket.unwrap_or_default().to_owned(),
+        prefix: t.prefix.map(str::to_owned).filter(|p| !p.is_empty()),
+        status: export_status(t.status, t.percent, t.failure),
+        total_extracted_gib: t.total_gib,
+        kms_key: t.kms_key.map(str::to_owned),
+    }
+}
+
+/// The fields of StartExportTask's output and of a DescribeExportTasks entry (two SDK types).
+struct ExportView<'a> {
+    source_arn: Option<&'a str>,
+    bucket: Option<&'a str>,
+    prefix: Option<&'a str>,
+    status: Option<&'a str>,
+    percent: Option<i32>,
+    failure: Option<&'a str>,
+    total_gib: Option<i32>,
+    kms_key: Option<&'a str>,
 }
 
 fn tags_of(tags: &[Tag]) -> Tags {
@@ -677,6 +702,64 @@ impl DatabaseSnapshots for RdsDatabases {
             info.tags = tags.clone();
         }
         Ok(info)
+    }
+
+    async fn start_export(&self, region: &str, export: &NewExport) -> Result<ExportInfo, AwsError> {
+        let t = self
+            .call(region, "StartExportTask")
+            .await
+            .start_export_task()
+            .export_task_identifier(&export.identifier)
+            .source_arn(&export.source_arn)
+            .s3_bucket_name(&export.bucket)
+            .set_s3_prefix(export.prefix.clone())
+            .iam_role_arn(&export.iam_role_arn)
+            .kms_key_id(&export.kms_key)
+            .send()
+            .await
+            .map_err(|e| classify("rds", "StartExportTask", e))?;
+        Ok(export_info(
+            t.export_task_identifier(),
+            ExportView {
+                source_arn: t.source_arn(),
+                bucket: t.s3_bucket(),
+                prefix: t.s3_prefix(),
+                status: t.status(),
+                percent: t.percent_progress(),
+                failure: t.failure_cause(),
+                total_gib: t.total_extracted_data_in_gb(),
+                kms_key: t.kms_key_id(),
+            },
+        ))
+    }
+
+    async fn export(&self, region: &str, identifier: &str) -> Result<Option<ExportInfo>, AwsError> {
+        let output = match self
+            .call(region, "DescribeExportTasks")
+            .await
+            .describe_export_tasks()
+            .export_task_identifier(identifier)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) => return gone_as_none(classify("rds", "DescribeExportTasks", err)),
+        };
+        Ok(output.export_tasks().iter().find(|t| t.export_task_identifier() == Some(identifier)).map(|t| {
+            export_info(
+                t.export_task_identifier(),
+                ExportView {
+                    source_arn: t.source_arn(),
+                    bucket: t.s3_bucket(),
+                    prefix: t.s3_prefix(),
+                    status: t.status(),
+                    percent: t.percent_progress(),
+                    failure: t.failure_cause(),
+                    total_gib: t.total_extracted_data_in_gb(),
+                    kms_key: t.kms_key_id(),
+                },
+            )
+        }))
     }
 
     async fn delete_instance(&self, region: &str, id: &str) -> Result<(), AwsError> {

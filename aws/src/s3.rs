@@ -17,7 +17,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backup_core::artifacts::Tags;
 use backup_core::services::objects::{
-    BucketInfo, CopyRequest, CopyResult, ObjectHead, ObjectPage, ObjectStore, ObjectVersion,
+    BucketInfo, CopyRequest, CopyResult, ObjectHead, ObjectPage, ObjectStore, ObjectStream, ObjectVersion,
+    UploadRequest, UploadResult, UploadedPart,
 };
 use backup_core::{AwsError, ErrorClass, RetryClass};
 use backup_schemas::ObjectRef;
@@ -364,7 +365,8 @@ impl S3Objects {
             .map_err(|e| s3_error("CompleteMultipartUpload", e))?;
         let version_id = version(completed.version_id());
         if let Some(until) = request.lock_until {
-            self.ensure_retention(request, version_id.as_deref(), until).await?;
+            let (region, bucket, key) = (&request.dest_region, &request.dest_bucket, &request.dest_key);
+            self.ensure_retention(region, bucket, key, version_id.as_deref(), until).await?;
         }
         Ok(CopyResult {
             version_id,
@@ -378,18 +380,20 @@ impl S3Objects {
     /// ignores Object Lock headers on CreateMultipartUpload; S3 honours them, making this a HEAD).
     async fn ensure_retention(
         &self,
-        request: &CopyRequest,
+        region: &str,
+        bucket: &str,
+        key: &str,
         version_id: Option<&str>,
         until: DateTime<Utc>,
     ) -> Result<(), AwsError> {
-        let head = self.head_output(&request.dest_region, &request.dest_bucket, &request.dest_key, version_id).await?;
+        let head = self.head_output(region, bucket, key, version_id).await?;
         if head.as_ref().and_then(|h| h.object_lock_retain_until_date()).is_some() {
             return Ok(());
         }
-        self.client(&request.dest_region)
+        self.client(region)
             .put_object_retention()
-            .bucket(&request.dest_bucket)
-            .key(&request.dest_key)
+            .bucket(bucket)
+            .key(key)
             .set_version_id(version_id.map(str::to_owned))
             .retention(
                 ObjectLockRetention::builder()
@@ -494,6 +498,151 @@ impl ObjectStore for S3Objects {
         } else {
             self.copy_single(request).await
         }
+    }
+
+    async fn start_upload(&self, request: &UploadRequest) -> Result<String, AwsError> {
+        let created = self
+            .client(&request.region)
+            .create_multipart_upload()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .set_content_type(request.content_type.clone())
+            .tagging(tagging_header(&request.tags))
+            .set_storage_class(request.storage_class.as_deref().map(StorageClass::from))
+            .set_object_lock_mode(request.lock_until.map(|_| ObjectLockMode::Governance))
+            .set_object_lock_retain_until_date(request.lock_until.map(smithy_time))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", e))?;
+        Ok(created.upload_id().unwrap_or_default().to_owned())
+    }
+
+    async fn upload_part(
+        &self,
+        request: &UploadRequest,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<UploadedPart, AwsError> {
+        // Our own SHA-256 of the part, named as the algorithm too: an Object Lock bucket
+        // requires an integrity checksum header.
+        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        let output = self
+            .client(&request.region)
+            .upload_part()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(&checksum)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| s3_error("UploadPart", e))?;
+        Ok(UploadedPart {
+            number,
+            etag: output.e_tag().map(str::to_owned),
+            checksum_sha256: output.checksum_sha256().map(str::to_owned).or(Some(checksum)),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        request: &UploadRequest,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<UploadResult, AwsError> {
+        let completed = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number)
+                    .set_e_tag(p.etag.clone())
+                    .set_checksum_sha256(p.checksum_sha256.clone())
+                    .build()
+            })
+            .collect();
+        let output = self
+            .client(&request.region)
+            .complete_multipart_upload()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .send()
+            .await
+            .map_err(|e| s3_error("CompleteMultipartUpload", e))?;
+        if let Some(until) = request.lock_until {
+            let version_id = version(output.version_id());
+            self.ensure_retention(&request.region, &request.bucket, &request.key, version_id.as_deref(), until).await?;
+        }
+        Ok(UploadResult {
+            version_id: version(output.version_id()),
+            etag: output.e_tag().map(str::to_owned),
+            encryption: output.server_side_encryption().map(|e| e.as_str().to_owned()),
+        })
+    }
+
+    async fn abort_upload(&self, request: &UploadRequest, upload_id: &str) -> Result<(), AwsError> {
+        match self
+            .client(&request.region)
+            .abort_multipart_upload()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.code(), Some("NoSuchUpload")) => Ok(()),
+            Err(err) => Err(s3_error("AbortMultipartUpload", err)),
+        }
+    }
+
+    async fn put_bytes(&self, request: &UploadRequest, body: Vec<u8>) -> Result<UploadResult, AwsError> {
+        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        let output = self
+            .client(&request.region)
+            .put_object()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .set_content_type(request.content_type.clone())
+            .tagging(tagging_header(&request.tags))
+            .set_storage_class(request.storage_class.as_deref().map(StorageClass::from))
+            .set_object_lock_mode(request.lock_until.map(|_| ObjectLockMode::Governance))
+            .set_object_lock_retain_until_date(request.lock_until.map(smithy_time))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(checksum)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", e))?;
+        Ok(UploadResult {
+            version_id: version(output.version_id()),
+            etag: output.e_tag().map(str::to_owned),
+            encryption: output.server_side_encryption().map(|e| e.as_str().to_owned()),
+        })
+    }
+
+    async fn get_stream(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectStream, AwsError> {
+        let output = self
+            .client(region)
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| s3_error("GetObject", e))?;
+        Ok(Box::pin(output.body.into_async_read()))
     }
 
     async fn list_versions(&self, region: &str, bucket: &str, prefix: &str) -> Result<Vec<ObjectVersion>, AwsError> {

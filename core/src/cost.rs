@@ -172,7 +172,7 @@ pub fn report(
             ArtifactKind::RdsClusterSnapshot => {
                 ("backup-storage".to_owned(), full_gib, p.aurora_snapshot_gb_month, true)
             }
-            ArtifactKind::S3Object => {
+            ArtifactKind::S3Object | ArtifactKind::SnapshotExport | ArtifactKind::DatabaseDump => {
                 let class = record.details.get(STORAGE_CLASS).cloned().unwrap_or_else(|| "STANDARD".to_owned());
                 let price = p.s3(&class);
                 (class, full_gib, price, false)

@@ -8,7 +8,8 @@
 //! errors, so a typo cannot silently drop a setting.
 
 use backup_schemas::{
-    AccountRef, ArchiveRule, BackupContext, CopyTarget, ResourceType, RetentionRules, S3Destination, Tier,
+    AccountRef, ArchiveRule, BackupContext, CopyTarget, DbEngine, LogicalDatabase, ResourceType, RetentionRules,
+    S3Destination, SnapshotExport, SqlCheck, Tier,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,18 +49,30 @@ const PLAN_KEYS: &[&str] = &[
     "accounts",
     "drill",
     "archive",
+    "databases",
+    "export",
 ];
 /// Keys that only mean something for plans that make backups.
 const BACKUP_ONLY_KEYS: &[&str] =
-    &["retain", "copy_to", "tier", "verify", "final_snapshot_on_stop", "backup_on_create", "archive"];
+    &["retain", "copy_to", "tier", "verify", "final_snapshot_on_stop", "backup_on_create", "archive", "export"];
+const DATABASE_KEYS: &[&str] = &["name", "engine", "secret_arn", "checks"];
+const CHECK_KEYS: &[&str] = &["name", "sql", "expect"];
+const EXPORT_KEYS: &[&str] = &["iam_role_arn", "kms_key", "retain_days", "prefix"];
 const SELECT_KEYS: &[&str] = &["tags", "exclude_tags"];
 const RETAIN_KEYS: &[&str] = &["days", "count", "min_keep", "daily", "weekly", "monthly"];
 const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key"];
 const S3_KEYS: &[&str] = &["backup_bucket", "storage_class", "lock_days", "prefix"];
 const ACCOUNT_KEYS: &[&str] = &["account_id", "role_arn"];
 const ARCHIVE_KEYS: &[&str] = &["after_days", "unique_percent"];
-const DRILL_KEYS: &[&str] =
-    &["sample", "target_subnet", "db_subnet_group", "instance_class", "instance_type", "max_parallel"];
+const DRILL_KEYS: &[&str] = &[
+    "sample",
+    "target_subnet",
+    "db_subnet_group",
+    "instance_class",
+    "instance_type",
+    "max_parallel",
+    "scratch_secret_arn",
+];
 
 /// A parsed, validated policy file.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,6 +145,43 @@ pub struct Plan {
     pub kind: PlanKind,
     /// Present iff `kind` is `RestoreDrill`.
     pub drill: Option<DrillSettings>,
+    /// The databases of `postgres-db`: named here, not discovered. A backup plan gives each one's
+    /// secret; a drill plan gives each one's SQL checks.
+    pub databases: Vec<DatabaseEntry>,
+    /// Export each completed RDS / Aurora snapshot to S3 (backup plans with RDS resources).
+    pub export: Option<ExportSettings>,
+}
+
+/// One entry of a plan's `databases`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseEntry {
+    pub name: String,
+    pub engine: DbEngine,
+    /// Required in backup plans; drill plans restore from the catalog and need none.
+    pub secret_arn: Option<String>,
+    /// Drill plans only: run against the restored database, each with its expected result.
+    pub checks: Vec<SqlCheck>,
+}
+
+impl DatabaseEntry {
+    /// The database as a backup task carries it (backup plans, where the secret is required).
+    pub fn logical(&self) -> Option<LogicalDatabase> {
+        Some(LogicalDatabase { name: self.name.clone(), engine: self.engine, secret_arn: self.secret_arn.clone()? })
+    }
+
+    /// The region the database is catalogued in: its secret's.
+    pub fn region(&self) -> Option<&str> {
+        crate::services::secrets::secret_region(self.secret_arn.as_deref()?)
+    }
+}
+
+/// The plan's `export` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSettings {
+    pub iam_role_arn: String,
+    pub kms_key: String,
+    pub retain_days: Option<u32>,
+    pub prefix: Option<String>,
 }
 
 /// Which resources a plan takes, by tag.
@@ -220,6 +270,8 @@ pub struct DrillSettings {
     pub instance_type: Option<String>,
     /// How many restores may run at once (default 1).
     pub max_parallel: u32,
+    /// Secret of the PostgreSQL server logical backups are restored into for their drill.
+    pub scratch_secret_arn: Option<String>,
 }
 
 /// Which plan an error is about: by name, or by 1-based position when it has no usable name.
@@ -365,7 +417,19 @@ impl Plan {
             verify: self.verify,
             retain: (!self.is_drill()).then(|| self.retain.clone()),
             account: None,
+            export: self.export.as_ref().zip(self.s3.as_ref()).map(|(export, s3)| SnapshotExport {
+                bucket: s3.backup_bucket.clone(),
+                prefix: export.prefix.clone(),
+                iam_role_arn: export.iam_role_arn.clone(),
+                kms_key: export.kms_key.clone(),
+                retain_days: export.retain_days,
+            }),
         }
+    }
+
+    /// The entry of `databases` named `name`.
+    pub fn database(&self, name: &str) -> Option<&DatabaseEntry> {
+        self.databases.iter().find(|d| d.name == name)
     }
 
     /// Expiry of a backup of this window: the window start plus `retain.days`; `None` when the
@@ -453,11 +517,31 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         copy_to.push(CopyTarget { region, kms_key, retain_days });
     }
 
-    let s3 = match (r.table("s3", S3_KEYS)?, resources.contains(&ResourceType::S3Bucket)) {
-        (None, false) => None,
-        (None, true) => return Err(r.err("s3", "missing: s3-bucket resources need s3.backup_bucket")),
-        (Some(_), false) => return Err(r.err("s3", "set, but resources do not include s3-bucket")),
-        (Some(s3), true) => Some(parse_s3(s3)?),
+    // Backups that land in the backup bucket: S3 copies, logical dumps, snapshot exports.
+    let bucket_needed_by = if resources.contains(&ResourceType::S3Bucket) {
+        Some("s3-bucket resources")
+    } else if resources.contains(&ResourceType::PostgresDb) && kind == PlanKind::Backup {
+        Some("postgres-db resources (their dumps)")
+    } else if r.has("export") && kind == PlanKind::Backup {
+        Some("export (RDS writes the exports)")
+    } else {
+        None
+    };
+    let s3 = match (r.table("s3", S3_KEYS)?, bucket_needed_by) {
+        (None, None) => None,
+        (None, Some(what)) => return Err(r.err("s3", format!("missing: {what} need s3.backup_bucket"))),
+        (Some(_), None) => {
+            return Err(r.err("s3", "set, but nothing of this plan goes to a bucket (s3-bucket, postgres-db or export)"))
+        }
+        (Some(s3), Some(_)) => Some(parse_s3(s3)?),
+    };
+    if s3.as_ref().is_some_and(|s3| s3.prefix.is_some()) && !resources.contains(&ResourceType::S3Bucket) {
+        return Err(r.err("s3.prefix", "selects keys of source buckets, and this plan backs up no s3-bucket"));
+    }
+    let databases = parse_databases(&mut r, &resources, kind)?;
+    let export = match r.table("export", EXPORT_KEYS)? {
+        None => None,
+        Some(export) => Some(parse_export(export, &resources)?),
     };
 
     let tier = match r.string("tier")?.as_deref() {
@@ -557,7 +641,124 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         accounts,
         kind,
         drill,
+        databases,
+        export,
     })
+}
+
+/// The `databases` list: required exactly when the plan has `postgres-db` resources.
+fn parse_databases(
+    r: &mut Reader,
+    resources: &[ResourceType],
+    kind: PlanKind,
+) -> Result<Vec<DatabaseEntry>, PolicyError> {
+    let entries = r.tables("databases", DATABASE_KEYS)?;
+    let wanted = resources.contains(&ResourceType::PostgresDb);
+    if !wanted {
+        if !entries.is_empty() {
+            return Err(r.err("databases", "set, but resources do not include postgres-db"));
+        }
+        return Ok(Vec::new());
+    }
+    if entries.is_empty() {
+        return Err(r.err(
+            "databases",
+            "missing: postgres-db resources are named here (databases = [{ name = \"orders\", secret_arn = \"arn:aws:secretsmanager:...\" }])",
+        ));
+    }
+    let mut out: Vec<DatabaseEntry> = Vec::new();
+    for mut entry in entries {
+        let name = entry.required_string("name")?;
+        if name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(entry.err("name", format!("{name:?}: use 1 to 64 letters, digits, '-' or '_'")));
+        }
+        if out.iter().any(|d| d.name == name) {
+            return Err(entry.err("name", format!("{name} is listed twice")));
+        }
+        let engine = match entry.string("engine")?.as_deref() {
+            None | Some("postgres") | Some("postgresql") => DbEngine::Postgres,
+            Some(other) => {
+                return Err(
+                    entry.err("engine", format!("{other:?}: only \"postgres\" is supported for logical backups"))
+                )
+            }
+        };
+        let secret_arn = entry.non_empty_string("secret_arn")?;
+        match (&secret_arn, kind) {
+            (None, PlanKind::Backup) => {
+                return Err(entry.err(
+                    "secret_arn",
+                    "missing: the Secrets Manager secret (ARN) with host, port, username, password and dbname",
+                ))
+            }
+            (Some(_), PlanKind::RestoreDrill) => {
+                return Err(entry.err(
+                    "secret_arn",
+                    "not used by restore-drill plans: drills restore into drill.scratch_secret_arn's server",
+                ))
+            }
+            (Some(arn), PlanKind::Backup) if crate::services::secrets::secret_region(arn).is_none() => {
+                return Err(entry.err(
+                    "secret_arn",
+                    format!("{arn:?} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
+                ))
+            }
+            _ => {}
+        }
+        let mut checks: Vec<SqlCheck> = Vec::new();
+        for mut check in entry.tables("checks", CHECK_KEYS)? {
+            let check_name = check.required_string("name")?;
+            if checks.iter().any(|c| c.name == check_name) {
+                return Err(check.err("name", format!("{check_name:?} is listed twice")));
+            }
+            let sql = check.required_string("sql")?;
+            let expect = match check.table.remove("expect") {
+                None => return Err(check.err("expect", "missing: the expected result (first column of the first row)")),
+                Some(Value::String(s)) => s,
+                Some(Value::Integer(n)) => n.to_string(),
+                Some(Value::Boolean(b)) => {
+                    if b {
+                        "t".into()
+                    } else {
+                        "f".into()
+                    }
+                }
+                Some(other) => return Err(check.wrong_type("expect", "a string, whole number or boolean", &other)),
+            };
+            check.finish()?;
+            checks.push(SqlCheck { name: check_name, sql, expect });
+        }
+        if !checks.is_empty() && kind == PlanKind::Backup {
+            return Err(entry.err("checks", "SQL checks run in drills: put them on the restore-drill plan's databases"));
+        }
+        entry.finish()?;
+        out.push(DatabaseEntry { name, engine, secret_arn, checks });
+    }
+    Ok(out)
+}
+
+fn parse_export(mut export: Reader, resources: &[ResourceType]) -> Result<ExportSettings, PolicyError> {
+    let iam_role_arn = export.required_string("iam_role_arn")?;
+    if role_account(&iam_role_arn).is_none() {
+        return Err(export.err(
+            "iam_role_arn",
+            format!("{iam_role_arn:?} is not an IAM role ARN (the role RDS assumes to write the export)"),
+        ));
+    }
+    let kms_key = export.required_string("kms_key")?;
+    let retain_days = export.days("retain_days")?;
+    if retain_days.is_none() {
+        return Err(export.err(
+            "retain_days",
+            "missing: how many days the fleet keeps each export (exports are deleted by the fleet, not by the bucket's lifecycle)",
+        ));
+    }
+    let prefix = export.non_empty_string("prefix")?;
+    export.finish()?;
+    if !resources.iter().any(|r| matches!(r, ResourceType::RdsInstance | ResourceType::RdsCluster)) {
+        return Err(export.err_self("only RDS and Aurora snapshots export: the plan needs rds-instance or rds-cluster"));
+    }
+    Ok(ExportSettings { iam_role_arn, kms_key, retain_days, prefix })
 }
 
 fn parse_resources(r: &mut Reader) -> Result<Vec<ResourceType>, PolicyError> {
@@ -751,8 +952,37 @@ fn parse_drill(mut drill: Reader, resources: &[ResourceType]) -> Result<DrillSet
     if let Some(kind) = instance_type.as_deref().filter(|t| t.starts_with("db.") || !t.contains('.')) {
         return Err(drill.err("instance_type", format!("{kind:?} is not an EC2 instance type (e.g. t3.micro)")));
     }
+    if instance_type.is_some() {
+        // A drill of an instance restores its volumes (from its snapshot set or its AMI's
+        // snapshots) and checks them; it launches no instance, so the key would do nothing.
+        return Err(drill.err(
+            "instance_type",
+            "drills restore an instance's volumes and check them without launching it: remove instance_type",
+        ));
+    }
+    let scratch_secret_arn = drill.non_empty_string("scratch_secret_arn")?;
+    match &scratch_secret_arn {
+        Some(arn) if crate::services::secrets::secret_region(arn).is_none() => {
+            return Err(drill.err("scratch_secret_arn", format!("{arn:?} is not a Secrets Manager secret ARN")))
+        }
+        None if resources.contains(&ResourceType::PostgresDb) => {
+            return Err(drill.err(
+                "scratch_secret_arn",
+                "missing: drills of postgres-db restore into a scratch database on this secret's server",
+            ))
+        }
+        _ => {}
+    }
     drill.finish()?;
-    Ok(DrillSettings { sample, target_subnet, db_subnet_group, instance_class, instance_type, max_parallel })
+    Ok(DrillSettings {
+        sample,
+        target_subnet,
+        db_subnet_group,
+        instance_class,
+        instance_type,
+        max_parallel,
+        scratch_secret_arn,
+    })
 }
 
 /// `^[a-z]{2}(-gov)?-[a-z]+-\d$`: the shape of commercial and GovCloud region names.

@@ -76,7 +76,10 @@ fn brief_example_parses_into_expected_values() {
     let plan = policy.plan("daily").expect("plan daily");
     assert_eq!(plan.name, "daily");
     assert_eq!(plan.schedule, "cron(0 2 * * ? *)".parse::<Schedule>().unwrap());
-    assert_eq!(plan.resources, ResourceType::ALL.to_vec());
+    assert_eq!(
+        plan.resources,
+        ResourceType::ALL.into_iter().filter(|r| *r != ResourceType::PostgresDb).collect::<Vec<_>>()
+    );
     assert_eq!(plan.regions, ["us-east-1"]);
     assert_eq!(plan.select.tags, tags(&[("backup", "daily")]));
     assert_eq!(plan.select.exclude_tags, tags(&[("backup-skip", "true")]));
@@ -155,7 +158,7 @@ fn example_file_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml");
     let policy = Policy::load(&path, "eu-west-1").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["daily", "weekly", "monthly", "web-ami", "monthly-drill"]);
+    assert_eq!(names, ["daily", "weekly", "monthly", "web-ami", "orders-logical", "monthly-drill", "orders-drill"]);
 
     let daily = policy.plan("daily").unwrap();
     assert_eq!(daily.copy_to.len(), 2);
@@ -193,6 +196,143 @@ fn example_file_parses() {
     assert_eq!((settings.sample, settings.max_parallel), (3, 2));
     assert_eq!(settings.target_subnet.as_deref(), Some("subnet-0a1b2c3d4e5f67890"));
     assert_eq!(settings.instance_class.as_deref(), Some("db.t3.micro"));
+
+    let export = daily.context(chrono::Utc::now()).export.expect("daily exports its RDS snapshots");
+    assert_eq!((export.bucket.as_str(), export.retain_days), ("org-backups", Some(365)));
+    let logical = policy.plan("orders-logical").unwrap();
+    let orders = logical.database("orders").and_then(|d| d.logical()).expect("orders is backed up logically");
+    assert_eq!(orders.engine, backup_schemas::DbEngine::Postgres);
+    assert_eq!(logical.database("orders").unwrap().region(), Some("us-east-1"));
+    let drill = policy.plan("orders-drill").unwrap();
+    assert_eq!(drill.database("orders").unwrap().checks.len(), 2);
+    assert_eq!(drill.database("orders").unwrap().checks[0].expect, "t", "booleans read as psql prints them");
+    assert!(drill.drill.as_ref().unwrap().scratch_secret_arn.is_some());
+}
+
+const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+
+fn db_plan(extra: &str) -> String {
+    plan(
+        &["resources", "select"],
+        &format!("resources = [\"postgres-db\"]\ns3 = {{ backup_bucket = \"org-backups\" }}\n{extra}"),
+    )
+}
+
+#[test]
+fn databases_are_named_with_their_secret_and_every_mistake_is_refused() {
+    let policy = parse(&db_plan(&format!("databases = [{{ name = \"orders\", secret_arn = \"{SECRET}\" }}]")));
+    assert_eq!(policy.plans[0].databases[0].name, "orders");
+    assert_error(&db_plan(""), "plan \"p\"", "databases", "missing");
+    assert_error(&db_plan("databases = [{ name = \"orders\" }]"), "plan \"p\"", "databases[0].secret_arn", "missing");
+    assert_error(
+        &db_plan("databases = [{ name = \"orders\", secret_arn = \"orders-db\" }]"),
+        "plan \"p\"",
+        "databases[0].secret_arn",
+        "not a Secrets Manager secret ARN",
+    );
+    assert_error(
+        &db_plan(&format!("databases = [{{ name = \"orders\", secret_arn = \"{SECRET}\", engine = \"mysql\" }}]")),
+        "plan \"p\"",
+        "databases[0].engine",
+        "only \"postgres\"",
+    );
+    assert_error(
+        &db_plan(&format!(
+            "databases = [{{ name = \"a\", secret_arn = \"{SECRET}\" }}, {{ name = \"a\", secret_arn = \"{SECRET}\" }}]"
+        )),
+        "plan \"p\"",
+        "databases[1].name",
+        "listed twice",
+    );
+    assert_error(
+        &db_plan(&format!(
+            "databases = [{{ name = \"a\", secret_arn = \"{SECRET}\", checks = [{{ name = \"c\", sql = \"select 1\", expect = 1 }}] }}]"
+        )),
+        "plan \"p\"",
+        "databases[0].checks",
+        "restore-drill plan",
+    );
+    // A plan without postgres-db may not list databases; one with it needs the bucket.
+    assert_error(
+        &plan(&[], &format!("databases = [{{ name = \"a\", secret_arn = \"{SECRET}\" }}]")),
+        "plan \"p\"",
+        "databases",
+        "do not include postgres-db",
+    );
+    assert_error(
+        &plan(
+            &["resources", "select"],
+            &format!("resources = [\"postgres-db\"]\ndatabases = [{{ name = \"a\", secret_arn = \"{SECRET}\" }}]"),
+        ),
+        "plan \"p\"",
+        "s3",
+        "postgres-db resources",
+    );
+}
+
+#[test]
+fn drills_of_databases_need_a_scratch_server_and_take_checks() {
+    let drill = |extra: &str| {
+        plan(
+            &["retain", "resources", "select"],
+            &format!("kind = \"restore-drill\"\nresources = [\"postgres-db\"]\n{extra}"),
+        )
+    };
+    let ok = parse(&drill(&format!(
+        "databases = [{{ name = \"orders\", checks = [{{ name = \"n\", sql = \"select count(*) from t\", expect = 3 }}] }}]\ndrill = {{ scratch_secret_arn = \"{SECRET}\" }}"
+    )));
+    assert_eq!(ok.plans[0].databases[0].checks[0].expect, "3");
+    assert_error(
+        &drill("databases = [{ name = \"orders\" }]\ndrill = {}"),
+        "plan \"p\"",
+        "drill.scratch_secret_arn",
+        "missing",
+    );
+    assert_error(
+        &drill(&format!("databases = [{{ name = \"orders\", secret_arn = \"{SECRET}\" }}]\ndrill = {{ scratch_secret_arn = \"{SECRET}\" }}")),
+        "plan \"p\"",
+        "databases[0].secret_arn",
+        "not used by restore-drill plans",
+    );
+    assert_error(
+        &drill(&format!(
+            "databases = [{{ name = \"o\", checks = [{{ name = \"n\", sql = \"select 1\" }}] }}]\ndrill = {{ scratch_secret_arn = \"{SECRET}\" }}"
+        )),
+        "plan \"p\"",
+        "databases[0].checks[0].expect",
+        "missing",
+    );
+}
+
+#[test]
+fn exports_need_rds_a_role_a_key_a_bucket_and_a_lifetime() {
+    let rds = |extra: &str| plan(&["resources"], &format!("resources = [\"rds-instance\"]\n{extra}"));
+    let role = "arn:aws:iam::123456789012:role/rds-export";
+    let full = format!("export = {{ iam_role_arn = \"{role}\", kms_key = \"alias/exports\", retain_days = 365 }}");
+    let policy = parse(&rds(&format!("{full}\ns3 = {{ backup_bucket = \"org-backups\" }}")));
+    let export = policy.plans[0].context(chrono::Utc::now()).export.unwrap();
+    assert_eq!((export.iam_role_arn.as_str(), export.kms_key.as_str()), (role, "alias/exports"));
+    assert_error(&rds(&full), "plan \"p\"", "s3", "export");
+    assert_error(
+        &rds(&format!(
+            "export = {{ iam_role_arn = \"{role}\", kms_key = \"k\" }}\ns3 = {{ backup_bucket = \"org-backups\" }}"
+        )),
+        "plan \"p\"",
+        "export.retain_days",
+        "missing",
+    );
+    assert_error(
+        &rds("export = { iam_role_arn = \"rds-export\", kms_key = \"k\", retain_days = 1 }\ns3 = { backup_bucket = \"org-backups\" }"),
+        "plan \"p\"",
+        "export.iam_role_arn",
+        "not an IAM role ARN",
+    );
+    assert_error(
+        &plan(&[], &format!("{full}\ns3 = {{ backup_bucket = \"org-backups\" }}")),
+        "plan \"p\"",
+        "export",
+        "only RDS and Aurora",
+    );
 }
 
 #[test]
@@ -453,7 +593,7 @@ fn s3_errors() {
         &plan(&[], "s3 = { backup_bucket = \"b-backups\" }"),
         "plan \"p\"",
         "s3",
-        "resources do not include s3-bucket",
+        "nothing of this plan goes to a bucket",
     );
     assert_error(&s3_plan("s3 = { lock_days = 3 }"), "plan \"p\"", "s3.backup_bucket", "missing");
     assert_error(
@@ -684,6 +824,12 @@ fn drill_errors() {
         "plan \"p\"",
         "drill.instance_type",
         "not an EC2 instance type",
+    );
+    assert_error(
+        &drill_plan(&format!("drill = {{ {subnet}, instance_type = \"t3.micro\" }}")),
+        "plan \"p\"",
+        "drill.instance_type",
+        "without launching it",
     );
     assert_error(&drill_plan(&format!("drill = {{ {subnet}, size = 1 }}")), "plan \"p\"", "drill.size", "unknown key");
 }

@@ -192,7 +192,15 @@ async fn orphans(cx: &Context, plan: &Plan, before: DateTime<Utc>, live: &[Resou
             ArtifactKind::EbsSnapshot | ArtifactKind::Ami => ResourceType::Ec2Instance,
             ArtifactKind::RdsSnapshot => ResourceType::RdsInstance,
             ArtifactKind::RdsClusterSnapshot => ResourceType::RdsCluster,
-            ArtifactKind::S3Object => continue,
+            // An export of a deleted database still expires through its resource's prune.
+            ArtifactKind::SnapshotExport
+                if record.details.get("source_arn").is_some_and(|arn| arn.contains(":cluster-snapshot:")) =>
+            {
+                ResourceType::RdsCluster
+            }
+            ArtifactKind::SnapshotExport => ResourceType::RdsInstance,
+            // Objects in the backup bucket expire through its lifecycle.
+            ArtifactKind::S3Object | ArtifactKind::DatabaseDump => continue,
         };
         if seen.insert((record.resource_region.clone(), record.resource.clone())) {
             found.push(Resource {
@@ -382,6 +390,8 @@ pub fn task_region(task: &Task) -> String {
         Task::DeleteArtifact(p) => p.artifact.region.clone(),
         Task::Verify(p) => p.artifact.region.clone(),
         Task::ArchiveSnapshot(p) => p.region.clone(),
+        Task::ExportSnapshot(p) => p.region.clone(),
+        Task::DumpDatabase(p) => p.region.clone(),
         Task::RestoreVolume(_) | Task::RestoreInstance(_) | Task::RestoreDbInstance(_) | Task::RestoreDbCluster(_) => {
             String::new()
         }

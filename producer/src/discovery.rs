@@ -56,6 +56,8 @@ impl Discovery {
         exclude_buckets: &[String],
     ) -> Result<Vec<Resource>, AwsError> {
         let mut found = Vec::new();
+        // Databases named in the policy: selected by name, not by tags.
+        let mut named = Vec::new();
         let filters = tag_filters(&plan.select);
         let mut push = |resource_type: ResourceType, id: String, tags: BTreeMap<String, String>| {
             // Server-side filters cannot express exclusions: the selector decides.
@@ -65,6 +67,18 @@ impl Discovery {
         };
         for resource_type in &plan.resources {
             match resource_type {
+                // Named in the policy, not discovered; listed once per plan (with its first
+                // region), in the region of its secret (a drill plan's: the plan's region).
+                ResourceType::PostgresDb => {
+                    if plan.regions.first().map(String::as_str) == Some(region) {
+                        named.extend(plan.databases.iter().map(|database| Resource {
+                            resource_type: ResourceType::PostgresDb,
+                            id: database.name.clone(),
+                            region: database.region().unwrap_or(region).to_owned(),
+                            tags: BTreeMap::new(),
+                        }));
+                    }
+                }
                 ResourceType::Ec2Volume => {
                     for volume in self.block.list_volumes(region, &filters).await? {
                         push(ResourceType::Ec2Volume, volume.id, volume.tags);
@@ -98,6 +112,7 @@ impl Discovery {
                 }
             }
         }
+        found.extend(named);
         found.sort_by(|a, b| (a.resource_type, &a.id).cmp(&(b.resource_type, &b.id)));
         Ok(found)
     }

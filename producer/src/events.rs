@@ -262,6 +262,8 @@ pub async fn map_event(
                     ResourceType::RdsInstance => discovery.databases.instance(&region, &id).await?.map(|i| i.tags),
                     ResourceType::RdsCluster => discovery.databases.cluster(&region, &id).await?.map(|c| c.tags),
                     ResourceType::S3Bucket => Some(discovery.objects.bucket_tags(&region, &id).await?),
+                    // Named in the policy, never created by an API call the fleet hears of.
+                    ResourceType::PostgresDb => None,
                 };
                 let Some(tags) = tags else { continue };
                 for plan in selecting(policy, resource_type, &region, &tags).into_iter().filter(|p| p.backup_on_create)
@@ -310,6 +312,7 @@ pub async fn map_event(
                             }),
                             None => continue,
                         },
+                        ResourceType::PostgresDb => continue,
                     };
                     decisions.push(Decision::Tasks {
                         plan: plan.name.clone(),

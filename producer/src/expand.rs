@@ -5,8 +5,8 @@
 use backup_core::policy::{InstanceBackup, Plan};
 use backup_core::schedule::Window;
 use backup_schemas::{
-    CreateAmi, Prune, ResourceType, RestoreDrill, RetentionRules, ScanBucket, SnapshotDbCluster, SnapshotDbInstance,
-    SnapshotInstance, SnapshotVolume, Task,
+    CreateAmi, DrillTarget, DumpDatabase, Prune, ResourceType, RestoreDrill, RetentionRules, ScanBucket,
+    SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotVolume, Task,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -53,6 +53,7 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
                     resource_type: resource.resource_type,
                     region: resource.region.clone(),
                     window: window.start,
+                    target: drill_target(plan, resource),
                 }));
             }
         }
@@ -92,6 +93,14 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
                 }),
                 None => continue,
             },
+            ResourceType::PostgresDb => {
+                match (plan.database(&id).and_then(|d| d.logical()), plan.s3_destination(s3_region)) {
+                    (Some(database), Some(dest)) => {
+                        Task::DumpDatabase(DumpDatabase { region, database, dest, ctx: ctx.clone() })
+                    }
+                    _ => continue,
+                }
+            }
         };
         tasks.push(task);
     }
@@ -100,7 +109,7 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
     // still knows have no backup task: their prunes are expanded here, so their backups age out.
     let mut pruned: BTreeSet<(String, String)> = BTreeSet::new();
     for resource in orphans {
-        if resource.resource_type == ResourceType::S3Bucket {
+        if matches!(resource.resource_type, ResourceType::S3Bucket | ResourceType::PostgresDb) {
             continue;
         }
         let mut prune = |region: &str, rules: RetentionRules| {
@@ -130,4 +139,21 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
         }
     }
     Expansion { plan: plan.name.clone(), window: window.into(), tasks }
+}
+
+/// What a drill of `resource` restores into and checks, from the drill plan.
+fn drill_target(plan: &Plan, resource: &Resource) -> DrillTarget {
+    let drill = plan.drill.as_ref();
+    DrillTarget {
+        subnet_id: drill.and_then(|d| d.target_subnet.clone()),
+        db_subnet_group: drill.and_then(|d| d.db_subnet_group.clone()),
+        instance_class: drill.and_then(|d| d.instance_class.clone()),
+        instance_type: drill.and_then(|d| d.instance_type.clone()),
+        max_parallel: drill.map(|d| d.max_parallel),
+        scratch_secret_arn: drill.and_then(|d| d.scratch_secret_arn.clone()),
+        checks: match resource.resource_type {
+            ResourceType::PostgresDb => plan.database(&resource.id).map(|d| d.checks.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        },
+    }
 }

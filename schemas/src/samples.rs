@@ -25,6 +25,7 @@ fn ctx() -> BackupContext {
         verify: true,
         retain: Some(RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() }),
         account: None,
+        export: None,
     }
 }
 
@@ -170,6 +171,29 @@ pub fn sample(kind: TaskKind) -> Task {
             },
             as_of: at(2),
         }),
+        TaskKind::ExportSnapshot => Task::ExportSnapshot(ExportSnapshot {
+            region: "us-east-1".into(),
+            snapshot_arn: "arn:aws:rds:us-east-1:123456789012:snapshot:backup-fleet-t-0123456789abcdef".into(),
+            source_resource: "orders-db".into(),
+            export: SnapshotExport {
+                bucket: "org-backups".into(),
+                prefix: Some("exports".into()),
+                iam_role_arn: "arn:aws:iam::123456789012:role/backup-fleet-rds-export".into(),
+                kms_key: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+                retain_days: Some(365),
+            },
+            ctx: ctx(),
+        }),
+        TaskKind::DumpDatabase => Task::DumpDatabase(DumpDatabase {
+            region: "us-east-1".into(),
+            database: LogicalDatabase {
+                name: "orders".into(),
+                engine: DbEngine::Postgres,
+                secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf".into(),
+            },
+            dest: dest(),
+            ctx: ctx(),
+        }),
         TaskKind::Verify => {
             Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() })
         }
@@ -222,6 +246,11 @@ pub fn sample(kind: TaskKind) -> Task {
             resource_type: ResourceType::Ec2Volume,
             region: "us-east-1".into(),
             window: at(3),
+            target: DrillTarget {
+                subnet_id: Some("subnet-0123456789abcdef0".into()),
+                max_parallel: Some(2),
+                ..DrillTarget::default()
+            },
         }),
         TaskKind::Canary => {
             Task::Canary(Canary { nonce: "probe-1".into(), sleep_ms: 0, mode: CanaryMode::Succeed, spawn: 0 })

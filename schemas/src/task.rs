@@ -83,6 +83,10 @@ task_kinds! {
     Verify(Verify) = "verify.artifact",
     /// Move one EBS snapshot to the archive tier, as its prune decided (re-checked first).
     ArchiveSnapshot(ArchiveSnapshot) = "ebs.archive_snapshot",
+    /// Export a completed RDS / Aurora snapshot to the backup bucket as Parquet (StartExportTask).
+    ExportSnapshot(ExportSnapshot) = "rds.export_snapshot",
+    /// Logical backup of one PostgreSQL database (pg_dump, custom format) into the backup bucket.
+    DumpDatabase(DumpDatabase) = "db.dump",
     /// Restore an EBS snapshot to a new volume.
     RestoreVolume(RestoreVolume) = "restore.volume",
     /// Launch an instance from an AMI.
@@ -184,6 +188,25 @@ pub struct BackupContext {
     /// Account the resource lives in, when the plan spans accounts (role assumed by the worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRef>,
+    /// Export each completed RDS / Aurora snapshot of the plan to S3 (the plan's `export`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<SnapshotExport>,
+}
+
+/// Where and how RDS snapshots are exported to S3 (StartExportTask): Parquet files under
+/// `<bucket>/<prefix>/<export id>/`, encrypted with the plan's KMS key, written by RDS with
+/// `iam_role_arn`. AWS exports only into a bucket in the snapshot's region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotExport {
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    pub iam_role_arn: String,
+    pub kms_key: String,
+    /// How long the export is kept (its catalog expiry and the tier tag's lifecycle); the
+    /// snapshot's expiry when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u32>,
 }
 
 /// Another account reached through an assumed role.
@@ -343,9 +366,23 @@ pub enum ArtifactKind {
     RdsSnapshot,
     RdsClusterSnapshot,
     S3Object,
+    /// A snapshot exported to S3 as Parquet; the id is the export task identifier.
+    SnapshotExport,
+    /// A logical dump of a database in the backup bucket; the id is `<bucket>/<key>#<version>`.
+    DatabaseDump,
 }
 
 impl ArtifactKind {
+    pub const ALL: [ArtifactKind; 7] = [
+        ArtifactKind::EbsSnapshot,
+        ArtifactKind::Ami,
+        ArtifactKind::RdsSnapshot,
+        ArtifactKind::RdsClusterSnapshot,
+        ArtifactKind::S3Object,
+        ArtifactKind::SnapshotExport,
+        ArtifactKind::DatabaseDump,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::EbsSnapshot => "ebs_snapshot",
@@ -353,23 +390,25 @@ impl ArtifactKind {
             ArtifactKind::RdsSnapshot => "rds_snapshot",
             ArtifactKind::RdsClusterSnapshot => "rds_cluster_snapshot",
             ArtifactKind::S3Object => "s3_object",
+            ArtifactKind::SnapshotExport => "snapshot_export",
+            ArtifactKind::DatabaseDump => "database_dump",
         }
+    }
+
+    /// Objects in a bucket (S3 copies, exports, dumps): they expire through the bucket's
+    /// lifecycle and Object Lock, not through deletions by the fleet.
+    pub fn lives_in_a_bucket(self) -> bool {
+        matches!(self, ArtifactKind::S3Object | ArtifactKind::SnapshotExport | ArtifactKind::DatabaseDump)
     }
 }
 
 impl FromStr for ArtifactKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            ArtifactKind::EbsSnapshot,
-            ArtifactKind::Ami,
-            ArtifactKind::RdsSnapshot,
-            ArtifactKind::RdsClusterSnapshot,
-            ArtifactKind::S3Object,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == s)
-        .ok_or_else(|| format!("unknown artifact kind {s:?}"))
+        ArtifactKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown artifact kind {s:?}"))
     }
 }
 
@@ -391,15 +430,19 @@ pub enum ResourceType {
     RdsInstance,
     RdsCluster,
     S3Bucket,
+    /// A PostgreSQL database reachable from the workers, named in the policy (not discovered):
+    /// backed up logically with pg_dump.
+    PostgresDb,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 5] = [
+    pub const ALL: [ResourceType; 6] = [
         ResourceType::Ec2Volume,
         ResourceType::Ec2Instance,
         ResourceType::RdsInstance,
         ResourceType::RdsCluster,
         ResourceType::S3Bucket,
+        ResourceType::PostgresDb,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -409,6 +452,7 @@ impl ResourceType {
             ResourceType::RdsInstance => "rds-instance",
             ResourceType::RdsCluster => "rds-cluster",
             ResourceType::S3Bucket => "s3-bucket",
+            ResourceType::PostgresDb => "postgres-db",
         }
     }
 }
@@ -419,7 +463,7 @@ impl FromStr for ResourceType {
         ResourceType::ALL
             .into_iter()
             .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| format!("unknown resource type {s:?} (expected one of ec2-volume, ec2-instance, rds-instance, rds-cluster, s3-bucket)"))
+            .ok_or_else(|| format!("unknown resource type {s:?} (expected one of ec2-volume, ec2-instance, rds-instance, rds-cluster, s3-bucket, postgres-db)"))
     }
 }
 
@@ -635,6 +679,81 @@ pub struct RestoreDrill {
     pub resource_type: ResourceType,
     pub region: String,
     pub window: DateTime<Utc>,
+    /// Where the drill restores to and what it checks (the plan's `drill` table).
+    #[serde(default)]
+    pub target: DrillTarget,
+}
+
+/// The isolated target of a drill and its validation, from the drill plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrillTarget {
+    /// Subnet of restored instances, and the availability zone of restored volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_subnet_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Drills of the plan running at once (a fleet-wide slot pool per plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// Secret of the PostgreSQL server logical backups are restored into (a scratch database is
+    /// created there and dropped after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_secret_arn: Option<String>,
+    /// SQL checks run against the restored database, each with its expected result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<SqlCheck>,
+}
+
+/// One user-supplied validation query: its first column of its first row, as text, must equal
+/// `expect` (SQL NULL reads as `NULL`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SqlCheck {
+    pub name: String,
+    pub sql: String,
+    pub expect: String,
+}
+
+/// Database engines the fleet backs up logically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DbEngine {
+    Postgres,
+}
+
+/// A database a plan backs up logically, as the policy names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogicalDatabase {
+    /// The policy's name for it: its resource id in the catalog, reports and task ids.
+    pub name: String,
+    pub engine: DbEngine,
+    /// Secrets Manager secret holding `host`, `port`, `username`, `password` and `dbname` (the
+    /// JSON RDS uses for its managed secrets). Only the ARN travels in tasks; the worker reads
+    /// the secret when it connects and never logs or records it.
+    pub secret_arn: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DumpDatabase {
+    /// Region of the secret (the database's region in the catalog).
+    pub region: String,
+    pub database: LogicalDatabase,
+    pub dest: S3Destination,
+    pub ctx: BackupContext,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExportSnapshot {
+    pub region: String,
+    /// ARN of the completed snapshot (StartExportTask's SourceArn).
+    pub snapshot_arn: String,
+    /// The DB instance or cluster the snapshot backs up.
+    pub source_resource: String,
+    pub export: SnapshotExport,
+    pub ctx: BackupContext,
 }
 
 /// How a canary task ends, for tests, benchmarks and health probes.
@@ -694,6 +813,8 @@ impl Task {
             Task::Verify(p) => json!([p.artifact]),
             // Archiving is one-way: one task per snapshot, whichever prune asked first.
             Task::ArchiveSnapshot(p) => json!([p.region, p.snapshot_id]),
+            Task::ExportSnapshot(p) => json!([p.snapshot_arn]),
+            Task::DumpDatabase(p) => json!([p.database.name, p.ctx.plan, p.ctx.window]),
             Task::RestoreVolume(p) => json!([p.restore_id]),
             Task::RestoreInstance(p) => json!([p.restore_id]),
             Task::RestoreDbInstance(p) => json!([p.restore_id]),
@@ -726,6 +847,8 @@ impl Task {
             Task::DeleteArtifact(p) => p.artifact.id.clone(),
             Task::Verify(p) => p.artifact.id.clone(),
             Task::ArchiveSnapshot(p) => p.snapshot_id.clone(),
+            Task::ExportSnapshot(p) => p.snapshot_arn.clone(),
+            Task::DumpDatabase(p) => p.database.name.clone(),
             Task::RestoreVolume(p) => restore_source_name(&p.source),
             Task::RestoreInstance(p) => restore_source_name(&p.source),
             Task::RestoreDbInstance(p) => restore_source_name(&p.source),

@@ -101,6 +101,7 @@ fn snapshot_task(volume_id: &str, verify: bool) -> Envelope {
         verify,
         retain: None,
         account: None,
+        export: None,
     };
     let task = Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.into(), ctx });
     Envelope::new(task, RunId::new("chaos"), Origin::Operator { command: "chaos".into() }, Utc::now())

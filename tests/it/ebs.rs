@@ -26,6 +26,7 @@ fn ctx(plan: &str, window_day: u32, copies: bool) -> BackupContext {
         verify: true,
         retain: None,
         account: None,
+        export: None,
     }
 }
 

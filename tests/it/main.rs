@@ -8,6 +8,7 @@ mod chaos;
 mod cli;
 mod coverage;
 mod ebs;
+mod logical;
 mod producer;
 mod rds;
 mod restore;

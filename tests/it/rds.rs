@@ -35,6 +35,7 @@ fn ctx(copy_to: Vec<CopyTarget>) -> BackupContext {
         verify: true,
         retain: None,
         account: None,
+        export: None,
     }
 }
 

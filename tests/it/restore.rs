@@ -31,6 +31,7 @@ fn ctx(plan: &str, day: u32, copy_to: Vec<CopyTarget>) -> BackupContext {
         verify: false,
         retain: None,
         account: None,
+        export: None,
     }
 }
 
@@ -481,6 +482,7 @@ fn drill_task(plan: &str, resource: &str, resource_type: ResourceType) -> Task {
         resource_type,
         region: REGION.into(),
         window: Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
+        target: Default::default(),
     })
 }
 

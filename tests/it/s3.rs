@@ -48,6 +48,7 @@ fn ctx() -> BackupContext {
         verify: false,
         retain: None,
         account: None,
+        export: None,
     }
 }
 

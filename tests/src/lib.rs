@@ -418,6 +418,8 @@ pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
             &fleet.resources.catalog_table,
         )),
         slots: Arc::new(fleet.store()),
+        secrets: Arc::new(backup_aws::secrets::SecretsManager::new(fleet.aws.clone())),
+        logical: backup_worker::handlers::logical::LogicalSettings::default(),
         timing: test_timing(),
     }
 }
@@ -553,4 +555,69 @@ pub fn policy_file(prefix: &str, text: &str) -> PathBuf {
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).expect("write policy");
     path
+}
+
+/// The test PostgreSQL server: a throwaway cluster on loopback (`scripts/postgres.sh`), started
+/// once per test process when nothing runs on its port yet.
+#[derive(Debug)]
+pub struct Postgres {
+    pub port: u16,
+    pub password: &'static str,
+    /// Where psql, pg_dump and pg_restore of the server's own version are.
+    pub bin_dir: PathBuf,
+}
+
+/// The test server's superuser password: a test-only value that also serves to prove that a
+/// secret never reaches a log, message or report.
+pub const PG_TEST_PASSWORD: &str = "pw-7f3a9c1e-never-logged";
+
+pub fn postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        let port = port_from("PG_TEST_PORT", 55432);
+        let script = repo_root().join("scripts/postgres.sh");
+        let datadir = format!("/tmp/backup-fleet-pg-{port}");
+        let status = Command::new("bash")
+            .arg(&script)
+            .args(["start", &datadir, &port.to_string(), PG_TEST_PASSWORD])
+            .status()
+            .expect("running scripts/postgres.sh start");
+        assert!(status.success(), "could not start PostgreSQL on port {port} (scripts/postgres.sh start)");
+        let bin = Command::new("bash").arg(&script).arg("bindir").output().expect("scripts/postgres.sh bindir");
+        assert!(bin.status.success(), "no PostgreSQL bin dir (scripts/postgres.sh install)");
+        let bin_dir = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
+        Postgres { port, password: PG_TEST_PASSWORD, bin_dir }
+    })
+}
+
+impl Postgres {
+    /// Runs SQL (psql, stop on the first error) in `dbname` and returns its unaligned output.
+    pub fn sql(&self, dbname: &str, sql: &str) -> String {
+        let output = Command::new(self.bin_dir.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-d")
+            .arg(dbname)
+            .arg("-c")
+            .arg(sql)
+            .env("PGPASSWORD", self.password)
+            .output()
+            .expect("psql");
+        assert!(output.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The JSON a database secret holds (RDS's shape) for `dbname` on this server.
+    pub fn secret_json(&self, dbname: &str) -> String {
+        serde_json::json!({
+            "engine": "postgres",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "username": "postgres",
+            "password": self.password,
+            "dbname": dbname,
+        })
+        .to_string()
+    }
 }

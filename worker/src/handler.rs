@@ -155,6 +155,8 @@ impl Handlers {
             Task::DeleteArtifact(p) => self.services(task)?.run(p, ctx).await,
             Task::Verify(p) => self.services(task)?.run(p, ctx).await,
             Task::ArchiveSnapshot(p) => self.services(task)?.run(p, ctx).await,
+            Task::ExportSnapshot(p) => self.services(task)?.run(p, ctx).await,
+            Task::DumpDatabase(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreVolume(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreInstance(p) => self.services(task)?.run(p, ctx).await,
             Task::RestoreDbInstance(p) => self.services(task)?.run(p, ctx).await,

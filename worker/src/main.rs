@@ -7,13 +7,16 @@ use backup_aws::ec2::Ec2BlockStorage;
 use backup_aws::eventbridge::EventBridgePublisher;
 use backup_aws::rds::RdsDatabases;
 use backup_aws::s3::S3Objects;
+use backup_aws::secrets::SecretsManager;
 use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
 use backup_core::exit;
 use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
 use backup_core::ratelimit::RateLimiter;
+use backup_logical::Tools;
 use backup_telemetry::LogFormat;
 use backup_worker::handler::Handlers;
+use backup_worker::handlers::logical::LogicalSettings;
 use backup_worker::handlers::services::{Services, Timing};
 use backup_worker::runtime::{new_owner, RuntimeConfig, Worker};
 use backup_worker::stats::Stats;
@@ -75,6 +78,13 @@ async fn main() -> anyhow::Result<()> {
                 objects: Arc::new(S3Objects::new(aws.clone())),
                 catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table)),
                 slots: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
+                secrets: Arc::new(SecretsManager::new(aws.clone())),
+                logical: LogicalSettings {
+                    tools: Tools::new(settings.pg_bin_dir.clone()),
+                    part_size: settings.dump_part_mib * 1024 * 1024,
+                    sslmode: settings.pg_sslmode.clone(),
+                    check_timeout_secs: settings.check_timeout_secs,
+                },
                 timing: Timing {
                     recheck: Duration::from_secs(settings.recheck_secs),
                     consistency_window: Duration::from_secs(settings.consistency_window_secs),

@@ -82,6 +82,20 @@ pub struct WorkerSettings {
     /// with four workers).
     #[arg(long, env = "BACKUP_RATE_SHARE", default_value_t = 1.0)]
     pub rate_share: f64,
+    /// Directory of the PostgreSQL client tools (psql, pg_dump, pg_restore); the PATH when unset.
+    #[arg(long, env = "BACKUP_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<std::path::PathBuf>,
+    /// libpq sslmode of logical backups and drills (verify-full with PGSSLROOTCERT pointing at the
+    /// RDS CA bundle in production; libpq's default "prefer" when unset).
+    #[arg(long, env = "BACKUP_PG_SSLMODE")]
+    pub pg_sslmode: Option<String>,
+    /// Base size of a logical dump's upload parts, in MiB (5-5120): the worker's memory per running
+    /// dump. Parts grow by this much every 1,000 parts (S3 allows 10,000 per object).
+    #[arg(long, env = "BACKUP_DUMP_PART_MIB", default_value_t = 16)]
+    pub dump_part_mib: usize,
+    /// Statement timeout of each SQL check a drill runs against a restored database.
+    #[arg(long, env = "BACKUP_CHECK_TIMEOUT_SECS", default_value_t = 300)]
+    pub check_timeout_secs: u64,
     /// Write the exit summary (JSON) to this file as well as to the log.
     #[arg(long, env = "BACKUP_SUMMARY_FILE")]
     pub summary_file: Option<std::path::PathBuf>,
@@ -134,6 +148,16 @@ impl WorkerSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
+        }
+        if !(5..=5120).contains(&self.dump_part_mib) {
+            return Err(format!(
+                "--dump-part-mib (BACKUP_DUMP_PART_MIB) is {}: S3 parts are 5 to 5120 MiB",
+                self.dump_part_mib
+            ));
+        }
+        const SSLMODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+        if let Some(mode) = self.pg_sslmode.as_deref().filter(|m| !SSLMODES.contains(m)) {
+            return Err(format!("--pg-sslmode (BACKUP_PG_SSLMODE) {mode:?}: expected one of {}", SSLMODES.join(", ")));
         }
         if self.visibility_timeout_secs < 2 * self.heartbeat_secs {
             return Err(format!(

@@ -123,6 +123,8 @@ async fn services(rds: Client, catalog: Arc<MemoryCatalog>) -> Services {
         objects: Arc::new(S3Objects::new(unused)),
         catalog,
         slots: Arc::new(backup_core::ports::LocalSlots::default()),
+        secrets: Arc::new(backup_core::services::secrets::NoSecrets),
+        logical: backup_worker::handlers::logical::LogicalSettings::default(),
         timing: Timing { recheck: RECHECK, ..Timing::default() },
     }
 }
@@ -141,6 +143,7 @@ fn backup(copy_to: Vec<CopyTarget>, verify: bool) -> BackupContext {
         verify,
         retain: None,
         account: None,
+        export: None,
     }
 }
 

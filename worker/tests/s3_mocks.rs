@@ -283,6 +283,8 @@ async fn services(s3: Client, catalog: Arc<MemoryCatalog>) -> Services {
         objects: Arc::new(S3Objects::from_client(s3)),
         catalog,
         slots: Arc::new(backup_core::ports::LocalSlots::default()),
+        secrets: Arc::new(backup_core::services::secrets::NoSecrets),
+        logical: backup_worker::handlers::logical::LogicalSettings::default(),
         timing: Timing::default(),
     }
 }
@@ -307,6 +309,7 @@ fn event() -> CopyObject {
             verify: false,
             retain: None,
             account: None,
+            export: None,
         },
     }
 }

@@ -200,4 +200,6 @@ pub trait BlockStorage: Send + Sync {
     async fn terminate_instance(&self, region: &str, instance_id: &str) -> Result<(), AwsError>;
     async fn instances_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<InstanceInfo>, AwsError>;
     async fn volumes_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<VolumeInfo>, AwsError>;
+    /// The availability zone of a subnet; `None` when it does not exist.
+    async fn subnet_zone(&self, region: &str, subnet_id: &str) -> Result<Option<String>, AwsError>;
 }

@@ -83,6 +83,44 @@ pub fn snapshot_status(status: Option<&str>, percent: Option<i32>) -> ArtifactSt
     }
 }
 
+/// An export of a snapshot to S3 (StartExportTask), as DescribeExportTasks reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportInfo {
+    pub identifier: String,
+    pub source_arn: String,
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub status: ArtifactStatus,
+    pub total_extracted_gib: Option<i32>,
+    pub kms_key: Option<String>,
+}
+
+/// What StartExportTask needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewExport {
+    pub identifier: String,
+    pub source_arn: String,
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub iam_role_arn: String,
+    pub kms_key: String,
+}
+
+/// Maps an export task's status (`STARTING`, `IN_PROGRESS`, `COMPLETE`, `CANCELING`, `CANCELED`,
+/// `FAILED`, any case) to the fleet's lifecycle status.
+pub fn export_status(status: Option<&str>, percent: Option<i32>, failure: Option<&str>) -> ArtifactStatus {
+    match status.unwrap_or_default().to_ascii_uppercase().as_str() {
+        "COMPLETE" => ArtifactStatus::Complete,
+        s @ ("FAILED" | "CANCELED" | "CANCELLED" | "CANCELING") => ArtifactStatus::Failed {
+            reason: match failure {
+                Some(cause) => format!("export {}: {cause}", s.to_ascii_lowercase()),
+                None => format!("export {}", s.to_ascii_lowercase()),
+            },
+        },
+        _ => ArtifactStatus::Pending { progress: percent.map(|p| format!("{p}%")) },
+    }
+}
+
 #[async_trait]
 pub trait DatabaseSnapshots: Send + Sync {
     /// A DB instance by identifier; `None` when it does not exist.
@@ -179,6 +217,10 @@ pub trait DatabaseSnapshots: Send + Sync {
         subnet_group: Option<&str>,
         tags: &Tags,
     ) -> Result<DbClusterInfo, AwsError>;
+    /// Starts exporting a snapshot to S3.
+    async fn start_export(&self, region: &str, export: &NewExport) -> Result<ExportInfo, AwsError>;
+    /// An export task by identifier; `None` when there is none.
+    async fn export(&self, region: &str, identifier: &str) -> Result<Option<ExportInfo>, AwsError>;
     /// Deletes a DB instance without a final snapshot; one that does not exist counts as deleted.
     async fn delete_instance(&self, region: &str, id: &str) -> Result<(), AwsError>;
     /// Deletes a DB cluster without a final snapshot; one that does not exist counts as deleted.

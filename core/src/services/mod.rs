@@ -5,3 +5,4 @@
 pub mod block;
 pub mod database;
 pub mod objects;
+pub mod secrets;

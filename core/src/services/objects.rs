@@ -105,6 +105,39 @@ pub struct CopyResult {
     pub multipart: bool,
 }
 
+/// A new object written by the fleet (a logical dump, an export manifest).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRequest {
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    pub storage_class: Option<String>,
+    /// Object Lock retain-until (GOVERNANCE mode).
+    pub lock_until: Option<DateTime<Utc>>,
+    pub tags: Tags,
+}
+
+/// One uploaded part of a multipart upload, as CompleteMultipartUpload needs it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    pub number: i32,
+    pub etag: Option<String>,
+    pub checksum_sha256: Option<String>,
+}
+
+/// What S3 answered for a finished upload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResult {
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    /// The server-side encryption S3 applied (`AES256`, `aws:kms`, ...), when it says.
+    pub encryption: Option<String>,
+}
+
+/// An object's body as a byte stream: read with bounded memory, whatever its size.
+pub type ObjectStream = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// One page of ListObjectsV2 (keys decoded, whatever characters they hold).
@@ -162,6 +195,35 @@ pub trait ObjectStore: Send + Sync {
         version_id: Option<&str>,
         days: i32,
     ) -> Result<(), AwsError>;
+    /// Starts a multipart upload (SHA-256 part checksums, which an Object Lock bucket requires);
+    /// returns its upload id.
+    async fn start_upload(&self, request: &UploadRequest) -> Result<String, AwsError>;
+    /// Uploads part `number` (1-based; every part but the last at least 5 MiB).
+    async fn upload_part(
+        &self,
+        request: &UploadRequest,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<UploadedPart, AwsError>;
+    async fn complete_upload(
+        &self,
+        request: &UploadRequest,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<UploadResult, AwsError>;
+    /// Abandons an upload; one already gone is success.
+    async fn abort_upload(&self, request: &UploadRequest, upload_id: &str) -> Result<(), AwsError>;
+    /// One PutObject of a small body (SHA-256 checksum sent).
+    async fn put_bytes(&self, request: &UploadRequest, body: Vec<u8>) -> Result<UploadResult, AwsError>;
+    /// The object's body as a stream.
+    async fn get_stream(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectStream, AwsError>;
     /// Buckets located in `region` (GetBucketLocation), with their tags (none: no tags).
     async fn list_buckets(&self, region: &str) -> Result<Vec<BucketInfo>, AwsError>;
     async fn bucket_tags(&self, region: &str, bucket: &str) -> Result<Tags, AwsError>;

@@ -154,7 +154,8 @@ impl Services {
                     ));
                 }
             }
-            ResourceType::S3Bucket => {}
+            // Objects in the backup bucket: its lifecycle and Object Lock expire them.
+            ResourceType::S3Bucket | ResourceType::PostgresDb => {}
         }
         Ok(candidates)
     }
@@ -182,11 +183,12 @@ fn listed<T>(items: &[T], show: impl Fn(&T) -> serde_json::Value) -> serde_json:
 #[async_trait]
 impl Handler<Prune> for Services {
     async fn run(&self, p: &Prune, _ctx: &TaskContext) -> HandlerResult {
-        if p.resource_type == ResourceType::S3Bucket {
-            // S3 backup copies expire through the backup bucket's lifecycle rules and Object Lock
-            // retention (Terraform sets both): deleting objects one by one would fight the lock.
+        if matches!(p.resource_type, ResourceType::S3Bucket | ResourceType::PostgresDb) {
+            // S3 backup copies and logical dumps expire through the backup bucket's lifecycle rules
+            // and Object Lock retention (Terraform sets both): deleting objects one by one would
+            // fight the lock.
             return Ok(Outcome::done(
-                json!({ "resource": p.resource, "skipped": "s3 retention is enforced by the backup bucket's lifecycle and Object Lock" }),
+                json!({ "resource": p.resource, "skipped": "retention of objects in the backup bucket is enforced by its lifecycle and Object Lock" }),
             ));
         }
         let (candidates, decision) = self.retention_decision(p).await?;
@@ -212,6 +214,7 @@ impl Handler<Prune> for Services {
             })
             .collect();
         tracing::info!(resource = %p.resource, summary = %summarize(&decision), "retention decided");
+        let expired_exports = self.expired_exports(p).await?;
         let (archives, archive_summary) = match &p.rules.archive {
             Some(rule) => self.archive_decisions(p, rule, &candidates, &decision).await?,
             None => (Vec::new(), None),
@@ -224,12 +227,74 @@ impl Handler<Prune> for Services {
             "delete": listed(&decision.delete, |d| json!({"id": d.id, "reason": d.reason})),
             "keep": listed(&decision.keep, |k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})),
             "ignored": listed(&decision.ignored, |i| json!({"id": i.id, "why": format!("{:?}", i.why)})),
+            "expired_exports": expired_exports.len(),
         }))
-        .with_children(children.into_iter().chain(archives)))
+        .with_children(children.into_iter().chain(archives).chain(expired_exports)))
     }
 }
 
 impl Services {
+    /// Deletions of the resource's snapshot exports whose own expiry (`export.retain_days`) has
+    /// passed at the prune's instant. Exports are not snapshots: no count rule or `min_keep`
+    /// applies, only their expiry and a legal hold recorded in the catalog.
+    async fn expired_exports(&self, p: &Prune) -> Result<Vec<Task>, TaskError> {
+        if !matches!(p.resource_type, ResourceType::RdsInstance | ResourceType::RdsCluster) {
+            return Ok(Vec::new());
+        }
+        let records = self.live_records(p).await?;
+        Ok(records
+            .values()
+            .filter(|r| r.artifact.kind == ArtifactKind::SnapshotExport && r.plan == p.plan)
+            .filter(|r| r.expires_at.is_some_and(|at| at <= p.as_of) && !r.details.contains_key(tags::LEGAL_HOLD))
+            .map(|r| {
+                Task::DeleteArtifact(DeleteArtifact {
+                    plan: p.plan.clone(),
+                    artifact: r.artifact.clone(),
+                    reason: format!("export expired at {}", r.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                    prune: Some(p.clone()),
+                    set: Vec::new(),
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes an expired export's objects (every version under its prefix) after re-checking
+    /// its catalog record: still live, still expired at the prune's instant, no legal hold.
+    async fn delete_export(&self, p: &DeleteArtifact) -> HandlerResult {
+        let artifact = &p.artifact;
+        let refused = |why: String| {
+            tracing::info!(artifact = %artifact.id, %why, "deletion refused");
+            Ok(Outcome::done(json!({ "artifact": artifact, "deleted": false, "refused": why })))
+        };
+        let Some(record) = self.catalog.get(artifact).await? else {
+            return refused("not in the catalog: the fleet deletes only exports it recorded".into());
+        };
+        if record.deleted_at.is_some() {
+            return Ok(Outcome::done(json!({ "artifact": artifact, "deleted": true, "already": true })));
+        }
+        let as_of = p.prune.as_ref().map_or_else(Utc::now, |prune| prune.as_of);
+        if record.expires_at.is_none_or(|at| at > as_of) {
+            return refused(format!("not expired at {as_of} (expires {:?})", record.expires_at));
+        }
+        if record.details.contains_key(tags::LEGAL_HOLD) {
+            return refused("under legal hold".into());
+        }
+        let (Some(bucket), Some(prefix)) = (record.details.get("bucket"), record.details.get("prefix")) else {
+            return refused("the catalog record names no bucket and prefix".into());
+        };
+        // The bucket is in the export's region (RDS exports only there).
+        let region = &artifact.region;
+        let versions = self.objects.list_versions(region, bucket, prefix).await?;
+        for version in &versions {
+            self.objects.delete_version(region, bucket, &version.key, &version.version_id).await?;
+        }
+        self.catalog.mark_deleted(artifact, Utc::now()).await?;
+        tracing::info!(export = %artifact.id, objects = versions.len(), reason = %p.reason, "deleted expired export");
+        Ok(Outcome::done(
+            json!({ "artifact": artifact, "deleted": true, "objects": versions.len(), "reason": p.reason }),
+        ))
+    }
+
     /// The archive-tier decisions of a prune: for each kept, complete EBS snapshot of the plan that
     /// has no decision yet and is old enough, either an archive task (re-checked when it runs) or
     /// the recorded reason to keep it in the standard tier. A set's members share their lifetime
@@ -346,8 +411,8 @@ impl Services {
                 let cluster = artifact.kind == ArtifactKind::RdsClusterSnapshot;
                 self.databases.delete_snapshot(region, cluster, &artifact.id).await?;
             }
-            ArtifactKind::S3Object => {
-                return Err(TaskError::permanent("S3 backup objects expire through the bucket's lifecycle rules"))
+            ArtifactKind::S3Object | ArtifactKind::DatabaseDump | ArtifactKind::SnapshotExport => {
+                return Err(TaskError::permanent("objects in the backup bucket are not deleted with the snapshots"))
             }
         }
         self.catalog.mark_deleted(artifact, Utc::now()).await?;
@@ -363,8 +428,14 @@ impl Handler<DeleteArtifact> for Services {
             tracing::info!(artifact = %p.artifact.id, %why, "deletion refused");
             Ok(Outcome::done(json!({ "artifact": p.artifact, "set": p.set, "deleted": false, "refused": why })))
         };
-        if p.artifact.kind == ArtifactKind::S3Object {
-            return refused("S3 backup objects expire through the bucket's lifecycle rules and Object Lock".into());
+        match p.artifact.kind {
+            ArtifactKind::S3Object | ArtifactKind::DatabaseDump => {
+                return refused(
+                    "objects in the backup bucket expire through its lifecycle rules and Object Lock".into(),
+                )
+            }
+            ArtifactKind::SnapshotExport => return self.delete_export(p).await,
+            _ => {}
         }
         let Some(prune) = &p.prune else {
             // A deletion task from before deletions carried their prune: without the rules it
@@ -552,6 +623,26 @@ impl Handler<Verify> for Services {
                     }
                 }
             }
+            ArtifactKind::DatabaseDump => self.verify_dump(artifact, record.as_ref(), &mut checks).await?,
+            ArtifactKind::SnapshotExport => match self.databases.export(region, &artifact.id).await? {
+                None => checks.check("exists", false, "export task not found"),
+                Some(export) => {
+                    checks.check("exists", true, &artifact.id);
+                    checks.check("complete", export.status.is_complete(), format!("{:?}", export.status));
+                    let prefix = record.as_ref().and_then(|r| r.details.get("prefix")).cloned().unwrap_or_default();
+                    let page = self.objects.list_page(region, &export.bucket, Some(&prefix), None, 1).await?;
+                    checks.check(
+                        "objects",
+                        !page.objects.is_empty(),
+                        format!(
+                            "s3://{}/{prefix} {}",
+                            export.bucket,
+                            if page.objects.is_empty() { "is empty" } else { "holds files" }
+                        ),
+                    );
+                    checks.check("encrypted", export.kms_key.is_some(), format!("KMS key {:?}", export.kms_key));
+                }
+            },
         }
         // A Describe may miss an artifact for a while after it was made (eventual consistency):
         // within that window, "not found" means "look again", not "the backup is gone".
@@ -580,6 +671,67 @@ impl Handler<Verify> for Services {
         }
         Ok(Outcome::done(json!({ "artifact": artifact, "verification": verification })))
     }
+}
+
+impl Services {
+    /// A logical dump: the version exists with the recorded size, is under Object Lock when it
+    /// was written so, and reads back to the SHA-256 recorded at backup time (streamed: memory
+    /// stays bounded whatever the size).
+    async fn verify_dump(
+        &self,
+        artifact: &ArtifactRef,
+        record: Option<&CatalogRecord>,
+        checks: &mut Checks,
+    ) -> Result<(), TaskError> {
+        let Some(record) = record else { return Ok(()) };
+        let detail = |k: &str| record.details.get(k).cloned();
+        let (Some(bucket), Some(key)) = (detail("bucket"), detail("key")) else {
+            checks.check("exists", false, "the catalog record names no bucket and key");
+            return Ok(());
+        };
+        let version = detail("version_id").filter(|v| v != "null");
+        let region = &artifact.region;
+        let Some(head) = self.objects.head(region, &bucket, &key, version.as_deref()).await? else {
+            checks.check("exists", false, "object not found");
+            return Ok(());
+        };
+        checks.check("exists", true, format!("{bucket}/{key}"));
+        if let Some(size) = record.size_bytes {
+            checks.check("size", head.size == size, format!("{} bytes, catalog {size}", head.size));
+        }
+        if let Some(lock) = detail("lock_until") {
+            checks.check(
+                "object_lock",
+                head.lock_until.is_some(),
+                format!("retain until {:?} (written with {lock})", head.lock_until),
+            );
+        }
+        let stream = self.objects.get_stream(region, &bucket, &key, version.as_deref()).await?;
+        let (digest, bytes) = sha256_of(stream)
+            .await
+            .map_err(|e| TaskError::retry(RetryClass::Transient, format!("reading {bucket}/{key}: {e}")))?;
+        let expected = detail("sha256").unwrap_or_default();
+        checks.check("sha256", digest == expected, format!("{digest} over {bytes} bytes, recorded {expected}"));
+        Ok(())
+    }
+}
+
+/// The hex SHA-256 and length of a stream, read in 1 MiB pieces.
+pub(crate) async fn sha256_of(mut stream: impl tokio::io::AsyncRead + Unpin) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(), total))
 }
 
 /// The catalog id of an S3 backup object: `<bucket>/<key>#<version id>`.

@@ -4,7 +4,9 @@
 pub mod archive;
 pub mod canary;
 pub mod ebs;
+pub mod export;
 pub mod lifecycle;
+pub mod logical;
 pub mod rds;
 pub mod restore;
 pub mod s3;

@@ -12,7 +12,7 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus};
 use backup_core::services::database::DbSnapshotInfo;
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ResourceType, SnapshotDbCluster,
+    tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ExportSnapshot, ResourceType, SnapshotDbCluster,
     SnapshotDbInstance, Task, TaskId,
 };
 use chrono::{DateTime, Utc};
@@ -301,8 +301,24 @@ impl Services {
             Some(if db.cluster { Task::CopyDbClusterSnapshot(copy) } else { Task::CopyDbSnapshot(copy) })
         });
         let resource_type = if db.cluster { ResourceType::RdsCluster } else { ResourceType::RdsInstance };
-        let children =
-            children.into_iter().chain(prune_after(backup, db.id, resource_type, db.region, None, snapshot.created_at));
+        // The export reads the snapshot in its own region (RDS exports only into a bucket there).
+        let export = backup.export.as_ref().map(|export| {
+            Task::ExportSnapshot(ExportSnapshot {
+                region: db.region.to_owned(),
+                snapshot_arn: snapshot.arn.clone(),
+                source_resource: db.id.to_owned(),
+                export: export.clone(),
+                ctx: backup.clone(),
+            })
+        });
+        let children = children.into_iter().chain(export).chain(prune_after(
+            backup,
+            db.id,
+            resource_type,
+            db.region,
+            None,
+            snapshot.created_at,
+        ));
         Ok(Outcome::done(json!({
             "identifier": snapshot.identifier,
             "arn": snapshot.arn,

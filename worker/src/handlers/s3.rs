@@ -454,6 +454,7 @@ mod tests {
                 verify: false,
                 retain: None,
                 account: None,
+                export: None,
             },
         }
     }

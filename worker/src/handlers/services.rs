@@ -6,6 +6,7 @@ use backup_core::ports::{Catalog, SlotPool};
 use backup_core::services::block::BlockStorage;
 use backup_core::services::database::DatabaseSnapshots;
 use backup_core::services::objects::ObjectStore;
+use backup_core::services::secrets::SecretStore;
 use backup_core::TaskError;
 use backup_schemas::{tags, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify};
 use chrono::{DateTime, Utc};
@@ -78,6 +79,9 @@ pub struct Services {
     pub catalog: Arc<dyn Catalog>,
     /// Fleet-wide in-flight caps (copies per destination region).
     pub slots: Arc<dyn SlotPool>,
+    /// Database credentials of logical backups and drills.
+    pub secrets: Arc<dyn SecretStore>,
+    pub logical: crate::handlers::logical::LogicalSettings,
     pub timing: Timing,
 }
 

@@ -75,6 +75,7 @@ fn drill_choice(records: &[CatalogRecord], p: &RestoreDrill) -> Vec<CatalogRecor
         ResourceType::RdsInstance => &[ArtifactKind::RdsSnapshot],
         ResourceType::RdsCluster => &[ArtifactKind::RdsClusterSnapshot],
         ResourceType::S3Bucket => &[ArtifactKind::S3Object],
+        ResourceType::PostgresDb => &[ArtifactKind::DatabaseDump],
     };
     let mut live: Vec<&CatalogRecord> = records
         .iter()
@@ -154,6 +155,18 @@ impl Services {
             ArtifactKind::RdsSnapshot => self.drill_db(p, ctx, &chosen[0], false, timed_out).await,
             ArtifactKind::RdsClusterSnapshot => self.drill_db(p, ctx, &chosen[0], true, timed_out).await,
             ArtifactKind::S3Object => self.drill_objects(p, ctx, chosen).await,
+            ArtifactKind::DatabaseDump => {
+                let drilled = self.drill_dump(p, ctx, &chosen[0]).await?;
+                let mut checks = DrillChecks::new();
+                for (name, ok, detail) in drilled.checks {
+                    checks.check(name, ok, detail);
+                }
+                checks.restored.push(format!("{} (scratch database, dropped)", chosen[0].artifact.id));
+                Ok(DrillStep::Validated(checks))
+            }
+            ArtifactKind::SnapshotExport => {
+                Ok(DrillStep::Validated(DrillChecks::failed("snapshot exports are not drilled: drill the snapshots")))
+            }
         }
     }
 
@@ -226,14 +239,20 @@ impl Services {
             let volume = match found {
                 Some(volume) => volume,
                 None => {
-                    // Next to the source volume when it still exists, else in the region's first zone.
                     let source_volume = chosen
                         .iter()
                         .find(|r| r.artifact.id == snapshot_id)
                         .and_then(|r| r.details.get("volume_id").cloned());
-                    let zone = match source_volume {
-                        Some(volume) => self.block.volume(region, &volume).await?.and_then(|v| v.availability_zone),
-                        None => None,
+                    // The drill plan's isolated subnet decides the zone; without one, next to the
+                    // source volume when it still exists, else the region's first zone.
+                    let zone = match (&p.target.subnet_id, source_volume) {
+                        (Some(subnet), _) => Some(self.block.subnet_zone(region, subnet).await?.ok_or_else(|| {
+                            TaskError::permanent(format!("drill.target_subnet {subnet} does not exist in {region}"))
+                        })?),
+                        (None, Some(volume)) => {
+                            self.block.volume(region, &volume).await?.and_then(|v| v.availability_zone)
+                        }
+                        (None, None) => None,
                     };
                     let mut token = format!("{}-{snapshot_id}", ctx.task_id);
                     token.truncate(64);
@@ -349,12 +368,26 @@ impl Services {
                         .or_else(|| record.details.get("engine").cloned())
                         .ok_or_else(|| TaskError::permanent(format!("the engine of {snapshot_id} is unknown")))?;
                     self.databases
-                        .restore_cluster(region, snapshot_id, &target, &engine, None, &tags)
+                        .restore_cluster(
+                            region,
+                            snapshot_id,
+                            &target,
+                            &engine,
+                            p.target.db_subnet_group.as_deref(),
+                            &tags,
+                        )
                         .await
                         .map(|c| (c.status, c.allocated_gib))
                 } else {
                     self.databases
-                        .restore_instance(region, snapshot_id, &target, None, None, &tags)
+                        .restore_instance(
+                            region,
+                            snapshot_id,
+                            &target,
+                            p.target.instance_class.as_deref(),
+                            p.target.db_subnet_group.as_deref(),
+                            &tags,
+                        )
                         .await
                         .map(|i| (i.status, i.allocated_gib))
                 };
@@ -561,6 +594,20 @@ impl Services {
                     left.push(target);
                 }
             }
+            ResourceType::PostgresDb => {
+                // The scratch database is dropped by the drill itself; drop it again in case an
+                // attempt died between creating and dropping it.
+                if let Some(secret) = p.target.scratch_secret_arn.as_deref() {
+                    let secret_region = backup_core::services::secrets::secret_region(secret).unwrap_or(region);
+                    let server = self.connection(secret_region, secret).await?;
+                    let scratch = crate::handlers::logical::scratch_database(&ctx.task_id);
+                    self.logical
+                        .tools
+                        .drop_database(&server, &scratch)
+                        .await
+                        .map_err(crate::handlers::logical::pg_error)?;
+                }
+            }
             ResourceType::S3Bucket => {
                 let prefix = drill_prefix(&ctx.task_id);
                 for (bucket_region, bucket) in buckets {
@@ -642,9 +689,40 @@ fn drill_result(
     })
 }
 
+/// The fleet-wide pool of a drill plan's concurrent drills (`drill.max_parallel`).
+fn drill_pool(plan: &str) -> String {
+    format!("drill:{plan}")
+}
+
 #[async_trait]
 impl Handler<RestoreDrill> for Services {
+    /// Holds one of the plan's `max_parallel` drill slots while the drill runs (parking
+    /// included): a drill that finds them all taken waits for capacity. The slot goes back on
+    /// every outcome that ends the drill.
     async fn run(&self, p: &RestoreDrill, ctx: &TaskContext) -> HandlerResult {
+        let Some(limit) = p.target.max_parallel else { return self.run_drill(p, ctx).await };
+        let pool = drill_pool(&p.plan);
+        if !self.slots.acquire(&pool, &ctx.task_id, limit, self.timing.slot_hold).await? {
+            return Err(TaskError::capacity(format!("{limit} drills of plan {} already running", p.plan))
+                .with_retry_after(self.timing.recheck));
+        }
+        let result = self.run_drill(p, ctx).await;
+        let keep = match &result {
+            Ok(Outcome::Pending { .. }) => true,
+            Ok(Outcome::Done { .. }) => false,
+            Err(err) => err.is_retryable() && !err.is_capacity(),
+        };
+        if !keep {
+            if let Err(err) = self.slots.release(&pool, &ctx.task_id).await {
+                tracing::warn!(error = %err, "could not release a drill slot; its hold expires on its own");
+            }
+        }
+        result
+    }
+}
+
+impl Services {
+    async fn run_drill(&self, p: &RestoreDrill, ctx: &TaskContext) -> HandlerResult {
         let checkpoint: DrillCheckpoint =
             ctx.checkpoint.clone().and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default();
         let started_at = checkpoint.started_at.unwrap_or_else(Utc::now);
