@@ -49,6 +49,7 @@ const BUSY_CODES: &[&str] = &[
     "InvalidDBClusterSnapshotStateFault",
     "InvalidDBSnapshotState",
     "InvalidDBSnapshotStateFault",
+    "InvalidExportSourceState",
     "ResourceInUse",
     "OperationAborted",
     "ConditionalCheckFailedException.Busy",

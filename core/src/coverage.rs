@@ -254,6 +254,15 @@ enum Selection {
 }
 
 fn selection(plan: &Plan, r: &LiveResource, backup_buckets: &BTreeSet<&str>) -> Selection {
+    if r.resource_type == ResourceType::PostgresDb {
+        // Named, not selected by tags: the plan that names it (in the region of its secret).
+        let named = plan.database(&r.id).is_some_and(|d| d.region() == Some(r.region.as_str()));
+        return if !plan.is_drill() && plan.covers(r.resource_type) && named {
+            Selection::Selected
+        } else {
+            Selection::No
+        };
+    }
     if plan.is_drill() || !plan.covers(r.resource_type) || !plan.regions.contains(&r.region) {
         return Selection::No;
     }
@@ -581,6 +590,25 @@ pub async fn gather(
         match discover_all(sources, region).await {
             Ok(found) => inputs.resources.extend(found),
             Err(err) => inputs.incomplete.push(format!("{region}: {err}")),
+        }
+    }
+    // Databases the policy names for logical backups cannot be discovered: they are covered as
+    // named (one row each, in the region of their secret).
+    let mut named = BTreeSet::new();
+    for plan in policy.plans.iter().filter(|p| !p.is_drill()) {
+        for database in &plan.databases {
+            let Some(region) = database.region() else { continue };
+            if named.insert((database.name.clone(), region.to_owned())) {
+                inputs.resources.push(LiveResource {
+                    resource_type: ResourceType::PostgresDb,
+                    id: database.name.clone(),
+                    region: region.to_owned(),
+                    tags: Default::default(),
+                    state: None,
+                    pitr_days: None,
+                    cluster_member: None,
+                });
+            }
         }
     }
     // Live records only: a deleted backup protects nothing.

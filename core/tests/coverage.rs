@@ -194,3 +194,37 @@ fn controls_are_validated_like_plans() {
     let none = Policy::from_toml_str(&POLICY.replace("[controls]", "[ignored]"), "us-east-1");
     assert!(none.is_err(), "an unknown table is refused, never ignored");
 }
+
+/// A database named for logical backups is covered as named: never backed up until a dump is
+/// catalogued, protected once one is, and unprotected by a plan that does not name it.
+#[test]
+fn databases_named_for_logical_backups_are_covered_by_the_plan_that_names_them() {
+    let policy = Policy::from_toml_str(
+        r#"
+[[plan]]
+name = "dumps"
+schedule = "cron(0 1 * * ? *)"
+resources = ["postgres-db"]
+retain = { days = 35 }
+verify = false
+s3 = { backup_bucket = "org-backups" }
+databases = [{ name = "orders", secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf" }]
+"#,
+        "us-east-1",
+    )
+    .unwrap();
+    let orders = live(ResourceType::PostgresDb, "orders", &[]);
+    let stranger = live(ResourceType::PostgresDb, "ledger", &[]);
+    let before = Inputs { resources: vec![orders.clone(), stranger], ..Inputs::default() };
+    let report = assess(&policy, &before, now(), Grace::Percent(25.0));
+    let status = |report: &backup_core::coverage::CoverageReport, id: &str| {
+        report.resources.iter().find(|r| r.id == id).map(|r| r.status).unwrap()
+    };
+    assert_eq!(status(&report, "orders"), CoverageStatus::NeverBackedUp);
+    assert_eq!(status(&report, "ledger"), CoverageStatus::Unprotected);
+
+    let mut dump = backup("orders", "dumps", 3, true, false);
+    dump.artifact.kind = ArtifactKind::DatabaseDump;
+    let after = Inputs { resources: vec![orders], records: vec![dump], ..Inputs::default() };
+    assert_eq!(status(&assess(&policy, &after, now(), Grace::Percent(25.0)), "orders"), CoverageStatus::Protected);
+}

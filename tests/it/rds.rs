@@ -429,3 +429,78 @@ async fn a_copy_with_an_unusable_key_or_a_missing_source_fails_permanently_and_m
 
     rig.clean_up(false, &db, &[]).await;
 }
+
+/// A plan that exports its snapshots: after the snapshot completes, the export runs as a parked
+/// task (the realism layer keeps it STARTING / IN_PROGRESS for a while), is catalogued with its
+/// own expiry and verified (RDS's files under its prefix); the resource's prune deletes it, files
+/// and all, once that expiry has passed, and not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_export_is_parked_catalogued_verified_and_deleted_at_its_own_expiry() {
+    let rig = rig("export").await;
+    let db = db_name(&rig.fleet, "exp");
+    create_instance(&rig.fleet, &db).await;
+    let bucket = format!("{}-exports", rig.fleet.prefix).to_lowercase();
+    let s3 = rig.fleet.aws.clients().s3;
+    s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    let mut backup = ctx(Vec::new());
+    backup.verify = true;
+    backup.retain = Some(RetentionRules { days: Some(7), ..RetentionRules::default() });
+    backup.export = Some(SnapshotExport {
+        bucket: bucket.clone(),
+        prefix: None,
+        iam_role_arn: "arn:aws:iam::123456789012:role/backup-fleet-rds-export".into(),
+        kms_key: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        retain_days: Some(30),
+    });
+    let task =
+        Task::SnapshotDbInstance(SnapshotDbInstance { region: REGION.into(), db_instance_id: db.clone(), ctx: backup });
+    let ran = backup_tests::run_tree(&rig.handlers, task).await;
+    for (task, outcome) in &ran {
+        assert!(matches!(outcome, Ok(Outcome::Done { .. })), "{} did not succeed: {outcome:?}", task.kind());
+    }
+    let export_task =
+        ran.iter().find(|(t, _)| t.kind() == TaskKind::ExportSnapshot).expect("an export follows the snapshot");
+    let identifier = backup_worker::handlers::export::export_identifier(&export_task.0.id());
+    let export = rig.databases.export(REGION, &identifier).await.unwrap().expect("the export exists");
+    assert!(export.status.is_complete(), "{export:?}");
+    let artifact = ArtifactRef { kind: ArtifactKind::SnapshotExport, region: REGION.into(), id: identifier.clone() };
+    let record = rig.catalog.get(&artifact).await.unwrap().expect("the export is catalogued");
+    assert_eq!(record.resource, db);
+    assert_eq!(
+        record.expires_at,
+        Some(window() + ChronoDuration::days(30)),
+        "its own expiry, not the snapshot's 7 days"
+    );
+    assert!(record.verification.as_ref().is_some_and(|v| v.ok), "verified: {:?}", record.verification);
+    let prefix = record.details.get("prefix").cloned().expect("prefix");
+    assert_eq!(prefix, format!("_rds-exports/{identifier}/"));
+    let listed = s3.list_objects_v2().bucket(&bucket).prefix(&prefix).send().await.unwrap();
+    assert!(listed.key_count().unwrap_or(0) > 0, "RDS's files are under the prefix");
+
+    // A prune within the export's life leaves it; one after its expiry deletes it whole.
+    let prune = |as_of| {
+        Task::Prune(Prune {
+            plan: "nightly".into(),
+            resource: db.clone(),
+            resource_type: ResourceType::RdsInstance,
+            region: REGION.into(),
+            rules: RetentionRules { days: Some(7), ..RetentionRules::default() },
+            as_of,
+        })
+    };
+    let early = backup_tests::run_tree(&rig.handlers, prune(window() + ChronoDuration::days(29))).await;
+    assert!(early.iter().all(|(t, _)| t.kind() != TaskKind::DeleteArtifact
+        || !matches!(&t, Task::DeleteArtifact(d) if d.artifact == artifact)));
+    assert!(rig.catalog.get(&artifact).await.unwrap().unwrap().deleted_at.is_none());
+    let late = backup_tests::run_tree(&rig.handlers, prune(window() + ChronoDuration::days(31))).await;
+    let deletion = late
+        .iter()
+        .find(|(t, _)| matches!(t, Task::DeleteArtifact(d) if d.artifact == artifact))
+        .expect("the expired export is deleted");
+    let Ok(Outcome::Done { result, .. }) = &deletion.1 else { panic!("deletion failed: {:?}", deletion.1) };
+    assert_eq!(result["deleted"], true, "{result}");
+    assert!(rig.catalog.get(&artifact).await.unwrap().unwrap().deleted_at.is_some());
+    let listed = s3.list_object_versions().bucket(&bucket).prefix(&prefix).send().await.unwrap();
+    assert!(listed.versions().is_empty(), "every file of the export is gone");
+    rig.clean_up(false, &db, &[]).await;
+}
