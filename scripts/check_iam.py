@@ -6,9 +6,14 @@ The operations are derived from the code, not from a list kept by hand: every `.
 call in an adapter module is matched against the operation modules of the aws-sdk-* crate that
 module uses (found through `cargo metadata`), and each operation's wire name comes from the SDK's
 own `Metadata::new("<OperationName>", ...)`. Operations map to IAM actions one to one, except where
-IAM names them differently (the table below, from the AWS Service Authorization Reference).
+IAM names them differently or authorizes more than the one action (the table below, from the AWS
+Service Authorization Reference and the services' API references).
 
-Usage: check_iam.py <repo root>. Exit 1 on any difference, listing it.
+Coverage: every module of aws/src that uses an SDK client (`aws_sdk_<crate>::Client`, or a field of
+`RegionClients` reached through `clients()` / `clients_in(..)`) must be listed in ADAPTERS with that
+crate, or in NOT_ADAPTERS with the reason it is left out; a new adapter module cannot go unchecked.
+
+Usage: check_iam.py [repo root]. Exit 1 on any difference, listing it.
 """
 import json
 import re
@@ -30,6 +35,13 @@ ADAPTERS = {
     "aws/src/dynamo.rs": ("aws-sdk-dynamodb", "dynamodb"),
     "aws/src/catalog.rs": ("aws-sdk-dynamodb", "dynamodb"),
     "aws/src/eventbridge.rs": ("aws-sdk-eventbridge", "events"),
+    "aws/src/secrets.rs": ("aws-sdk-secretsmanager", "secretsmanager"),
+}
+
+# Modules of aws/src that touch SDK clients but are not adapters of the fleet's roles.
+NOT_ADAPTERS = {
+    "aws/src/bootstrap.rs": "run by an operator's `backupctl bootstrap`; Terraform creates those resources in production",
+    "aws/src/config.rs": "builds the clients (RegionClients), calls no operation",
 }
 
 # Operations whose IAM actions are named differently (or need more than one action).
@@ -47,7 +59,13 @@ IAM_NAMES = {
     # A copy reads the (versioned) source and writes the destination with tags and retention.
     ("s3", "CopyObject"): ["GetObject", "GetObjectVersion", "GetObjectTagging", "GetObjectVersionTagging", "PutObject", "PutObjectTagging"],
     ("s3", "UploadPartCopy"): ["GetObject", "GetObjectVersion", "PutObject"],
-    ("s3", "CreateMultipartUpload"): ["PutObject", "PutObjectTagging"],
+    # Uploads of the fleet's own objects (logical dumps, manifests) carry tags and Object Lock
+    # retention headers: s3:PutObjectTagging and s3:PutObjectRetention besides s3:PutObject.
+    ("s3", "PutObject"): ["PutObject", "PutObjectTagging", "PutObjectRetention"],
+    ("s3", "CreateMultipartUpload"): ["PutObject", "PutObjectTagging", "PutObjectRetention"],
+    # There is no s3:UploadPart or s3:CompleteMultipartUpload action: s3:PutObject authorizes the
+    # parts and the completion.
+    ("s3", "UploadPart"): ["PutObject"],
     ("s3", "CompleteMultipartUpload"): ["PutObject"],
     ("s3", "AbortMultipartUpload"): ["AbortMultipartUpload"],
     # The adapter deletes with and without a version id (a delete marker, and a drill's clean-up).
@@ -61,6 +79,10 @@ IAM_NAMES = {
     ("rds", "CopyDBClusterSnapshot"): ["CopyDBClusterSnapshot", "AddTagsToResource"],
     ("rds", "RestoreDBInstanceFromDBSnapshot"): ["RestoreDBInstanceFromDBSnapshot", "AddTagsToResource"],
     ("rds", "RestoreDBClusterFromSnapshot"): ["RestoreDBClusterFromSnapshot", "AddTagsToResource"],
+    # An export passes the export role to RDS (iam:PassRole), and its caller must be allowed
+    # kms:CreateGrant and kms:DescribeKey on the export's key (RDS StartExportTask API reference).
+    # A name with a colon is a whole IAM action of another service.
+    ("rds", "StartExportTask"): ["StartExportTask", "iam:PassRole", "kms:CreateGrant", "kms:DescribeKey"],
 }
 
 # Granted without the code calling them, each for a stated reason.
@@ -97,8 +119,46 @@ def called_actions(ops):
             operation = ops[crate].get(snake)
             if operation:
                 for action in IAM_NAMES.get((service, operation), [operation]):
-                    actions.setdefault(f"{service}:{action}", set()).add(f"{path}: {snake}()")
+                    name = action if ":" in action else f"{service}:{action}"
+                    actions.setdefault(name, set()).add(f"{path}: {snake}()")
     return actions
+
+
+def client_crates():
+    """RegionClients field -> SDK crate, from aws/src/config.rs."""
+    text = (ROOT / "aws/src/config.rs").read_text()
+    body = re.search(r"pub struct RegionClients\s*\{(.*?)\}", text, re.S)
+    if not body:
+        sys.exit("iam: aws/src/config.rs defines no `struct RegionClients`; update check_iam.py")
+    return {f: c.replace("_", "-") for f, c in re.findall(r"pub\s+(\w+)\s*:\s*(aws_sdk_\w+)::Client", body.group(1))}
+
+
+def coverage_problems(ops):
+    """Modules of aws/src using SDK clients that the check would not read (or reads as the wrong crate)."""
+    fields = client_crates()
+    problems = []
+    for path in sorted(str(p.relative_to(ROOT)) for p in (ROOT / "aws/src").glob("**/*.rs")):
+        if path in NOT_ADAPTERS:
+            continue
+        code = re.sub(r"//[^\n]*", "", (ROOT / path).read_text())
+        used = {c.replace("_", "-") for c in re.findall(r"\b(aws_sdk_\w+)::Client\b", code)}
+        for field in re.findall(r"\.clients(?:_in)?\([^()]*\)\s*\.\s*(\w+)\b", code):
+            used.add(fields.get(field, f"<RegionClients.{field}>"))
+        if not used:
+            continue
+        listed = ADAPTERS.get(path)
+        if listed is None:
+            problems.append(f"{path} uses {', '.join(sorted(used))} but is not in ADAPTERS (nor NOT_ADAPTERS): its calls are not checked")
+            continue
+        other = sorted(used - {listed[0]})
+        if other:
+            problems.append(f"{path} uses {', '.join(other)}, but ADAPTERS reads it as {listed[0]} only")
+    for path, (crate, _) in ADAPTERS.items():
+        if not (ROOT / path).is_file():
+            problems.append(f"{path} (in ADAPTERS) does not exist")
+        if crate not in ops:
+            problems.append(f"{crate} (ADAPTERS, {path}) is not a dependency in `cargo metadata`")
+    return problems
 
 
 # The roles whose grants must match the code: the two ECS task roles and the operator role.
@@ -121,7 +181,15 @@ def granted_actions():
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return
     ops = sdk_operations()
+    coverage = coverage_problems(ops)
+    for problem in coverage:
+        print(f"iam: NOT COVERED: {problem}")
+    if coverage:
+        sys.exit(1)
     called = called_actions(ops)
     granted = granted_actions()
     missing = sorted(set(called) - granted)

@@ -128,6 +128,11 @@ module "iam" {
   metrics_log_group_arn   = module.fleet.metrics_log_group_arn
   ecr_repository_arns     = var.ecr_repository_arns
 
+  database_secret_arns         = var.database_secret_arns
+  database_secret_kms_key_arns = var.database_secret_kms_key_arns
+  rds_export_prefix            = var.rds_export_prefix
+  rds_export_kms_key_arns      = var.rds_export_kms_key_arns
+
   tags = local.tags
 }
 
@@ -154,6 +159,10 @@ module "fleet" {
   event_bus_name     = module.events.event_bus_name
   policy_toml        = local.policy_toml
   worker_runtime     = local.worker_runtime
+
+  pg_sslmode               = var.pg_sslmode
+  dump_part_mib            = var.dump_part_mib
+  worker_extra_environment = var.worker_extra_environment
 
   otel_resource_attributes = { "deployment.environment" = var.environment }
 

@@ -63,6 +63,11 @@ output "operator_role_arn" {
   value       = module.iam.operator_role_arn
 }
 
+output "rds_export_role_arn" {
+  description = "Role RDS assumes to write snapshot exports: put it in the policy's export.iam_role_arn."
+  value       = module.iam.rds_export_role_arn
+}
+
 output "queue_settings" {
   description = "Queue settings as applied (compare with `backupctl bootstrap`'s defaults)."
   value       = module.queues.settings

@@ -186,6 +186,29 @@ variable "worker_spot_weight" {
   default     = 3
 }
 
+variable "pg_sslmode" {
+  description = "libpq sslmode of logical backups and drills (BACKUP_PG_SSLMODE): disable, allow, prefer, require, verify-ca, verify-full. verify-full needs PGSSLROOTCERT and the RDS CA bundle in the image (see the fleet module and docs/DEPLOY.md)."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], var.pg_sslmode)
+    error_message = "pg_sslmode must be one of libpq's sslmodes: disable, allow, prefer, require, verify-ca, verify-full."
+  }
+}
+
+variable "dump_part_mib" {
+  description = "Base size in MiB of a logical dump's upload parts (BACKUP_DUMP_PART_MIB, 5-5120): memory per running dump."
+  type        = number
+  default     = 16
+}
+
+variable "worker_extra_environment" {
+  description = "Additional environment variables of the worker container, e.g. { PGSSLROOTCERT = \"/etc/ssl/certs/rds-global-bundle.pem\" } with pg_sslmode = \"verify-full\" (the file must be in the image)."
+  type        = map(string)
+  default     = {}
+}
+
 # --- sources --------------------------------------------------------------------------------------
 
 variable "source_bucket_arns" {
@@ -206,8 +229,34 @@ variable "source_kms_key_arns" {
   default     = []
 }
 
+variable "database_secret_arns" {
+  description = "Secrets Manager secrets of the PostgreSQL databases the worker dumps (each postgres-db database's `secret_arn`) and of the scratch servers restore drills restore into (`drill.scratch_secret_arn`): the only secrets the worker may read."
+  type        = list(string)
+  default     = []
+}
+
+variable "database_secret_kms_key_arns" {
+  description = "Customer managed KMS keys encrypting those secrets (decrypt through Secrets Manager only). Empty when they use aws/secretsmanager."
+  type        = list(string)
+  default     = []
+}
+
 variable "operator_principal_arns" {
   description = "IAM roles/users allowed to assume the operator role (`backupctl`). Empty: any principal of the account whose own policy allows it."
+  type        = list(string)
+  default     = []
+}
+
+# --- RDS snapshot exports -------------------------------------------------------------------------
+
+variable "rds_export_prefix" {
+  description = "Prefix of the backup bucket that snapshot exports go under: the policy's export.prefix (default `_rds-exports`). The export role writes, and the worker deletes expired exports, only there."
+  type        = string
+  default     = "_rds-exports"
+}
+
+variable "rds_export_kms_key_arns" {
+  description = "KMS keys exports are encrypted with (the policy's export.kms_key), when not the fleet's data key or a source_kms_key_arns key (those already allow it): the worker gets kms:CreateGrant and kms:DescribeKey on them through RDS."
   type        = list(string)
   default     = []
 }

@@ -200,8 +200,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "backup" {
       noncurrent_days = var.noncurrent_version_expiration_days
     }
 
-    # A worker killed mid-copy (scale-in, SIGKILL after the drain deadline) cannot abort its
-    # multipart copy; its parts are billed until this rule removes them.
+    # A worker killed mid-copy or mid-dump (scale-in, Spot, SIGKILL after the drain deadline)
+    # cannot abort its multipart copy or logical-dump upload; its parts are billed until this rule
+    # removes them (whole bucket, var.abort_incomplete_multipart_upload_days, 7 by default).
     abort_incomplete_multipart_upload {
       days_after_initiation = var.abort_incomplete_multipart_upload_days
     }

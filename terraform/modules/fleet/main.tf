@@ -42,8 +42,11 @@ locals {
     BACKUP_LEASE_SECS              = tostring(var.worker_runtime.lease_seconds)
     BACKUP_HEARTBEAT_SECS          = tostring(var.worker_runtime.heartbeat_seconds)
     BACKUP_DRAIN_DEADLINE_SECS     = tostring(var.worker_runtime.drain_deadline_seconds)
-    OTEL_SERVICE_NAME              = "backup-worker"
-    OTEL_RESOURCE_ATTRIBUTES       = join(",", [for k, v in merge(var.otel_resource_attributes, { "service.namespace" = var.name }) : "${k}=${v}"])
+    # Logical PostgreSQL backups and drills: libpq sslmode, and the upload part size of a dump.
+    BACKUP_PG_SSLMODE        = var.pg_sslmode
+    BACKUP_DUMP_PART_MIB     = tostring(var.dump_part_mib)
+    OTEL_SERVICE_NAME        = "backup-worker"
+    OTEL_RESOURCE_ATTRIBUTES = join(",", [for k, v in merge(var.otel_resource_attributes, { "service.namespace" = var.name }) : "${k}=${v}"])
   }, var.worker_extra_environment)
 
   producer_environment = merge(local.common_environment, {

@@ -41,7 +41,7 @@ variable "adot_image" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets for the tasks (no public IP is assigned: they need a NAT gateway or VPC endpoints for SQS, DynamoDB, S3, EC2, RDS, KMS, EventBridge, CloudWatch Logs, X-Ray and ECR)."
+  description = "Private subnets for the tasks (no public IP is assigned: they need a NAT gateway or VPC endpoints for SQS, DynamoDB, S3, EC2, RDS, KMS, EventBridge, Secrets Manager, CloudWatch Logs, X-Ray and ECR). Workers running logical backups also need a route to the databases and drill scratch servers."
   type        = list(string)
 
   validation {
@@ -51,7 +51,7 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups of the tasks (egress 443 only is enough; nothing connects to them)."
+  description = "Security groups of the tasks (nothing connects to them). Egress 443 to the AWS APIs; with logical PostgreSQL backups, also egress to each database's and drill scratch server's port (5432), which those servers' own security groups must admit from these groups."
   type        = list(string)
 
   validation {
@@ -221,6 +221,28 @@ variable "coverage_interval_seconds" {
     # period (twice the interval) would pass a day, and a gap would go unnoticed for that long.
     condition     = var.coverage_interval_seconds == 0 || (var.coverage_interval_seconds >= 300 && var.coverage_interval_seconds <= 43200 && floor(var.coverage_interval_seconds) == var.coverage_interval_seconds)
     error_message = "coverage_interval_seconds must be 0 (off) or a whole number of seconds from 300 to 43200."
+  }
+}
+
+variable "pg_sslmode" {
+  description = "libpq sslmode of the worker's PostgreSQL connections (logical backups and drills), BACKUP_PG_SSLMODE: disable, allow, prefer, require, verify-ca or verify-full. `require` encrypts but does not check the server's certificate; `verify-full` also checks it and the host name, and needs PGSSLROOTCERT (worker_extra_environment) naming a CA bundle inside the image (for RDS, its global bundle), which the repository's Dockerfile does not ship."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], var.pg_sslmode)
+    error_message = "pg_sslmode must be one of libpq's sslmodes: disable, allow, prefer, require, verify-ca, verify-full."
+  }
+}
+
+variable "dump_part_mib" {
+  description = "Base size in MiB of a logical dump's S3 upload parts, BACKUP_DUMP_PART_MIB (5-5120): each running dump holds one part in memory (parts grow by this size every 1,000 parts; S3 allows 10,000, so the 16 MiB default reaches the limit at about 440 GiB of dump). Size worker_memory for worker_runtime.concurrency dumps at once."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.dump_part_mib >= 5 && var.dump_part_mib <= 5120 && floor(var.dump_part_mib) == var.dump_part_mib
+    error_message = "dump_part_mib must be a whole number of MiB from 5 to 5120 (S3's part sizes)."
   }
 }
 

@@ -41,6 +41,8 @@ locals {
       "ec2:DescribeSnapshots",
       "ec2:DescribeImages",
       "ec2:DescribeSnapshotTierStatus",
+      # A drill's target_subnet: its availability zone is where the drill's volumes are created.
+      "ec2:DescribeSubnets",
     ]
     # Source resources unconditioned; the snapshots/AMIs they create must be tagged managed=true.
     ec2_backup_create = [
@@ -119,6 +121,25 @@ locals {
       "rds:DeleteDBInstance",
       "rds:DeleteDBCluster",
     ]
+    # Snapshot exports to the backup bucket (rds.export_snapshot): started on a snapshot, then
+    # followed by the export's identifier.
+    rds_export_start = [
+      "rds:StartExportTask",
+    ]
+    rds_export_describe = [
+      "rds:DescribeExportTasks",
+    ]
+    # StartExportTask hands RDS the export role: only that role, only to the export service.
+    rds_export_pass_role = [
+      "iam:PassRole",
+    ]
+    # The caller of StartExportTask needs these on the export's key (RDS creates a grant for the
+    # export with the caller's permissions): only through RDS. The fleet's own key and
+    # additional_kms_key_arns already have them (KmsUse, KmsGrantForAwsServices).
+    kms_rds_export = [
+      "kms:CreateGrant",
+      "kms:DescribeKey",
+    ]
     s3_read = [
       "s3:ListBucket",
       "s3:ListBucketVersions",
@@ -132,8 +153,9 @@ locals {
       "s3:PutObjectTagging",
       "s3:PutObjectRetention",
     ]
-    # Backup bucket only: abort a failed multipart copy; hide a copy that failed verification
-    # behind a delete marker. No s3:DeleteObjectVersion: versions stay (and Object Lock keeps them).
+    # Backup bucket only: abort a failed multipart copy or dump upload; hide a copy that failed
+    # verification behind a delete marker. No s3:DeleteObjectVersion here: backup versions stay
+    # (and Object Lock keeps them); only the two prefixes below may lose versions.
     s3_cleanup = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
@@ -145,6 +167,11 @@ locals {
     ]
     # Restore drills remove the object versions they restored (under drills/ only).
     s3_drill_cleanup = [
+      "s3:DeleteObjectVersion",
+    ]
+    # Expired snapshot exports are deleted by the fleet, every version of every file RDS wrote
+    # (under the export prefix only, var.rds_export_prefix).
+    s3_export_cleanup = [
       "s3:DeleteObjectVersion",
     ]
     kms = [
@@ -160,6 +187,15 @@ locals {
     ]
     events = [
       "events:PutEvents",
+    ]
+    # Logical backups and drills read the database secrets (host, port, user, password): only
+    # the secrets listed in var.database_secret_arns.
+    secrets = [
+      "secretsmanager:GetSecretValue",
+    ]
+    # Secrets encrypted with a customer managed key: decrypt only through Secrets Manager.
+    kms_secrets = [
+      "kms:Decrypt",
     ]
   }
 
@@ -278,6 +314,20 @@ locals {
     ]
   }
 
+  # The role RDS assumes to write snapshot exports into the backup bucket (not a fleet process:
+  # the actions AWS documents for the export role, StartExportTask's IamRoleArn).
+  rds_export_actions = {
+    bucket = [
+      "s3:ListBucket",
+      "s3:GetBucketLocation",
+    ]
+    objects = [
+      "s3:PutObject*",
+      "s3:GetObject*",
+      "s3:DeleteObject*",
+    ]
+  }
+
   # ECS task execution role (image pull, log delivery).
   execution_actions = {
     ecr_auth = [
@@ -322,6 +372,13 @@ locals {
 
   worker_read_bucket_arns = distinct(concat([var.backup_bucket_arn], var.source_bucket_arns))
   worker_kms_key_arns     = distinct(concat([var.kms_key_arn], var.additional_kms_key_arns))
+
+  # Where RDS writes exports in the backup bucket (the policy's export.prefix).
+  rds_export_objects = "${var.backup_bucket_arn}/${var.rds_export_prefix}/*"
+
+  # KMS keys are regional: each key is used through the service endpoint of its own Region.
+  secrets_kms_via_services = distinct([for k in var.database_secret_kms_key_arns : "secretsmanager.${split(":", k)[3]}.amazonaws.com"])
+  rds_export_kms_via       = distinct([for k in var.rds_export_kms_key_arns : "rds.${split(":", k)[3]}.amazonaws.com"])
 
   ecs_source_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"
 }
@@ -716,6 +773,51 @@ data "aws_iam_policy_document" "worker_rds" {
       values   = ["false"]
     }
   }
+
+  # Exports of snapshots (instance and cluster snapshots; the fleet never exports a live cluster).
+  statement {
+    sid       = "RdsExportStart"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_export_start
+    resources = [local.rds_snapshots, local.rds_cluster_snapshots]
+  }
+
+  # Asked by export identifier, the request names no snapshot: "*" (the account's exports).
+  statement {
+    sid       = "RdsExportDescribe"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_export_describe
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "RdsExportPassRole"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_export_pass_role
+    resources = [aws_iam_role.rds_export.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["export.rds.amazonaws.com"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.rds_export_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "RdsExportKey"
+      effect    = "Allow"
+      actions   = local.worker_actions.kms_rds_export
+      resources = var.rds_export_kms_key_arns
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = local.rds_export_kms_via
+      }
+    }
+  }
 }
 
 data "aws_iam_policy_document" "worker_s3" {
@@ -757,15 +859,57 @@ data "aws_iam_policy_document" "worker_s3" {
     actions   = local.worker_actions.s3_drill_cleanup
     resources = ["${var.backup_bucket_arn}/drills/*"]
   }
+
+  # An expired snapshot export is deleted whole (every version under <prefix>/<export id>/) once
+  # its catalog record expired. Scoped to the export prefix. Object Lock still refuses versions
+  # under retention (a bucket default retention applies to the files RDS writes too).
+  statement {
+    sid       = "S3ExportCleanup"
+    effect    = "Allow"
+    actions   = local.worker_actions.s3_export_cleanup
+    resources = [local.rds_export_objects]
+  }
+}
+
+# Database secrets of logical backups and drills: only when some are listed (a policy without a
+# statement is refused by IAM).
+data "aws_iam_policy_document" "worker_secrets" {
+  count = length(var.database_secret_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "DatabaseSecrets"
+    effect    = "Allow"
+    actions   = local.worker_actions.secrets
+    resources = var.database_secret_arns
+  }
+
+  dynamic "statement" {
+    for_each = length(var.database_secret_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "DatabaseSecretKeys"
+      effect    = "Allow"
+      actions   = local.worker_actions.kms_secrets
+      resources = var.database_secret_kms_key_arns
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = local.secrets_kms_via_services
+      }
+    }
+  }
 }
 
 locals {
-  worker_policies = {
-    core = data.aws_iam_policy_document.worker_core.json
-    ec2  = data.aws_iam_policy_document.worker_ec2.json
-    rds  = data.aws_iam_policy_document.worker_rds.json
-    s3   = data.aws_iam_policy_document.worker_s3.json
-  }
+  worker_policies = merge(
+    {
+      core = data.aws_iam_policy_document.worker_core.json
+      ec2  = data.aws_iam_policy_document.worker_ec2.json
+      rds  = data.aws_iam_policy_document.worker_rds.json
+      s3   = data.aws_iam_policy_document.worker_s3.json
+    },
+    length(var.database_secret_arns) > 0 ? { secrets = data.aws_iam_policy_document.worker_secrets[0].json } : {},
+  )
 }
 
 resource "aws_iam_policy" "worker" {
@@ -789,6 +933,60 @@ resource "aws_iam_role_policy" "worker_telemetry" {
   name   = "telemetry"
   role   = aws_iam_role.worker.id
   policy = data.aws_iam_policy_document.telemetry.json
+}
+
+###############################################################################################
+# RDS snapshot export role (assumed by RDS, passed by the worker in StartExportTask)
+###############################################################################################
+
+data "aws_iam_policy_document" "rds_export_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["export.rds.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "rds_export" {
+  name                 = "${var.name}-rds-export"
+  description          = "backup-fleet: RDS writes snapshot exports into the backup bucket's export prefix."
+  assume_role_policy   = data.aws_iam_policy_document.rds_export_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+
+  tags = var.tags
+}
+
+# The actions AWS documents for an export role, on the backup bucket and its export prefix only.
+data "aws_iam_policy_document" "rds_export" {
+  statement {
+    sid       = "ExportBucket"
+    effect    = "Allow"
+    actions   = local.rds_export_actions.bucket
+    resources = [var.backup_bucket_arn]
+  }
+
+  statement {
+    sid       = "ExportObjects"
+    effect    = "Allow"
+    actions   = local.rds_export_actions.objects
+    resources = [local.rds_export_objects]
+  }
+}
+
+resource "aws_iam_role_policy" "rds_export" {
+  name   = "rds-export"
+  role   = aws_iam_role.rds_export.id
+  policy = data.aws_iam_policy_document.rds_export.json
 }
 
 ###############################################################################################

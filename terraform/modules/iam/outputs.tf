@@ -33,6 +33,16 @@ output "operator_role_name" {
   value       = aws_iam_role.operator.name
 }
 
+output "rds_export_role_arn" {
+  description = "ARN of the role RDS assumes to write snapshot exports into the backup bucket: the policy's `export.iam_role_arn`."
+  value       = aws_iam_role.rds_export.arn
+}
+
+output "rds_export_actions" {
+  description = "The RDS export role's actions, by statement group."
+  value       = local.rds_export_actions
+}
+
 output "worker_actions" {
   description = "The worker role's actions, by statement group (the single source of truth in this module)."
   value       = local.worker_actions
@@ -54,7 +64,7 @@ output "telemetry_actions" {
 }
 
 output "worker_policy_jsons" {
-  description = "The worker role's policy documents, by domain (core, ec2, rds, s3)."
+  description = "The worker role's policy documents, by domain (core, ec2, rds, s3; secrets when database_secret_arns is set)."
   value       = local.worker_policies
 }
 

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix of the roles: `<name>-execution`, `<name>-worker`, `<name>-producer`, `<name>-operator`."
+  description = "Name prefix of the roles: `<name>-execution`, `<name>-worker`, `<name>-producer`, `<name>-operator`, `<name>-rds-export`."
   type        = string
 
   validation {
@@ -77,6 +77,50 @@ variable "additional_kms_key_arns" {
   validation {
     condition     = alltrue([for k in var.additional_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", k))])
     error_message = "additional_kms_key_arns must be KMS key ARNs (not aliases, no wildcards)."
+  }
+}
+
+variable "database_secret_arns" {
+  description = "Secrets Manager secrets the worker may read (secretsmanager:GetSecretValue), each a database's host, port, username, password and dbname: the `secret_arn` of every postgres-db database the backup plans dump, and the `drill.scratch_secret_arn` of the scratch servers restore drills restore dumps into. Full secret ARNs (with AWS's 6-character suffix) or the name followed by `-??????`. Empty: no secret is readable and no secrets policy is attached (logical backups and their drills then fail)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.database_secret_arns : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^*]+$", s))])
+    error_message = "database_secret_arns must be Secrets Manager secret ARNs (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<suffix>); `?` may stand for the suffix, `*` is refused."
+  }
+}
+
+variable "database_secret_kms_key_arns" {
+  description = "Customer managed KMS keys encrypting those secrets (kms:Decrypt, only through Secrets Manager in the key's Region). Empty when the secrets use the AWS managed key aws/secretsmanager."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.database_secret_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", k))])
+    error_message = "database_secret_kms_key_arns must be KMS key ARNs (not aliases, no wildcards)."
+  }
+}
+
+variable "rds_export_prefix" {
+  description = "Prefix of the backup bucket that RDS snapshot exports are written under: the policy's `export.prefix` (its default `_rds-exports`). The export role may write, and the worker delete versions, only under it."
+  type        = string
+  default     = "_rds-exports"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.'()-]+(/[A-Za-z0-9!_.'()-]+)*$", var.rds_export_prefix))
+    error_message = "rds_export_prefix must be a non-empty S3 key prefix without leading or trailing `/` and without wildcards."
+  }
+}
+
+variable "rds_export_kms_key_arns" {
+  description = "KMS keys that snapshot exports are encrypted with (the policy's `export.kms_key`) other than kms_key_arn and additional_kms_key_arns, which already allow it: the worker, as the caller of StartExportTask, gets kms:CreateGrant and kms:DescribeKey on them, only through RDS."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.rds_export_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", k))])
+    error_message = "rds_export_kms_key_arns must be KMS key ARNs (not aliases, no wildcards)."
   }
 }
 

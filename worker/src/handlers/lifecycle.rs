@@ -285,6 +285,21 @@ impl Services {
         // The bucket is in the export's region (RDS exports only there).
         let region = &artifact.region;
         let versions = self.objects.list_versions(region, bucket, prefix).await?;
+        // Files RDS wrote into a bucket with a default Object Lock retention are locked: refuse
+        // (the next prune decides again) rather than fail on the first locked version.
+        let now = Utc::now();
+        for version in versions.iter().filter(|v| !v.delete_marker) {
+            let head = self.objects.head(region, bucket, &version.key, Some(&version.version_id)).await?;
+            if let Some(until) = head.and_then(|h| h.lock_until).filter(|until| *until > now) {
+                return refused(format!(
+                    "{}/{} is under Object Lock until {} (the bucket's default retention applies to RDS's files): \
+                     keep export.retain_days at or above the bucket's retention",
+                    bucket,
+                    version.key,
+                    until.to_rfc3339()
+                ));
+            }
+        }
         for version in &versions {
             self.objects.delete_version(region, bucket, &version.key, &version.version_id).await?;
         }

@@ -7,7 +7,7 @@
 //! says the tables held is exactly what the dump holds, whatever writes happen meanwhile.
 //!
 //! **Bounded memory.** The dump is read into one part at a time (`--dump-part-mib`, growing by
-//! one base size per 1,000 parts so S3's 10,000-part limit is reached only at ~440 GiB with the
+//! one base size per 1,000 parts so S3's 10,000-part limit is reached only at ~860 GiB with the
 //! 16 MiB default) and uploaded before the next is read: `pg_dump` waits on its pipe meanwhile.
 //! The SHA-256 of the whole archive is computed on the way. Nothing touches the local disk.
 //!
