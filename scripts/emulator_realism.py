@@ -16,6 +16,11 @@ moto (5.2.5) so that it does:
   pending like the restores from a snapshot, and a time outside the source's restorable window
   (creation .. now minus a lag) or a source with automated backups off is refused; Describe and
   DescribeDBInstanceAutomatedBackups show that window;
+* cross-Region automated backup replication of DB instances (moto has none of it):
+  Start/StopDBInstanceAutomatedBackupsReplication in the destination region, the replicated backup
+  in DescribeDBInstanceAutomatedBackups there (pending -> replicating -> retained, its own restorable
+  window trailing now by a lag), RestoreDBInstanceToPointInTime from it by
+  SourceDBInstanceAutomatedBackupsArn, DeleteDBInstanceAutomatedBackup, with AWS's refusals;
 * the EBS snapshot archive tier: ModifySnapshotTier and RestoreSnapshotTier take time (and may fail),
   are refused in the wrong state, and an archived snapshot cannot be used until it is restored;
 * RDS snapshot exports to S3: StartExportTask goes STARTING -> IN_PROGRESS (PercentProgress,
@@ -134,6 +139,9 @@ DEFAULTS: dict[str, Any] = {
     "latest_restorable_lag_seconds": 2.0,
     # How long a canceled RDS export task stays CANCELING before it is CANCELED.
     "export_cancel_seconds": 1.0,
+    # How far the LatestTime of automated backups replicated to another region trails now (AWS:
+    # minutes); a new replication is "pending", with nothing restorable, for that long.
+    "replication_lag_seconds": 3.0,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -153,7 +161,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _MAP_KEYS = ("pending", "errors", "consistency")
-_NUMBER_KEYS = ("pending_seconds", "error_share", "consistency_seconds", "latest_restorable_lag_seconds", "export_cancel_seconds")
+_NUMBER_KEYS = (
+    "pending_seconds",
+    "error_share",
+    "consistency_seconds",
+    "latest_restorable_lag_seconds",
+    "export_cancel_seconds",
+    "replication_lag_seconds",
+)
 _BOOL_KEYS = ("enabled", "consistency_on_create_tags", "ami_name_unique")
 _QUOTA_NUMBERS = (
     "pending_snapshots_per_volume",
@@ -644,6 +659,8 @@ class _State:
             self.copies: dict[tuple[str, str, str], list[Meta]] = {}
             # (account, region) -> weak references to the export tasks started with the layer on
             self.exports: dict[tuple[str, str], list[Any]] = {}
+            # automated backups replicated into another region, until deleted (Replication)
+            self.replications: list[Replication] = []
             # (account, region, ec2 id) -> visible_at, insertion-ordered (CreateTags check)
             self.recent: dict[tuple[str, str, str], float] = {}
             self.stats = {
@@ -719,7 +736,12 @@ def get_stats() -> dict[str, Any]:
             },
             "copies_by_region": {f"{a}/{r}/{k}": n for (a, r, k), metas in STATE.copies.items() if (n := _live_count(metas, now, False))},
             "exports_by_region": {f"{a}/{r}": n for (a, r), refs in STATE.exports.items() if (n := _exports_in_progress(refs))},
+            "backup_replications_by_region": {},
         }
+        for rep in STATE.replications:
+            if rep.stopped is None:
+                key = f"{rep.account}/{rep.region}"
+                out["in_flight"]["backup_replications_by_region"][key] = out["in_flight"]["backup_replications_by_region"].get(key, 0) + 1
         return out
 
 
@@ -1062,8 +1084,6 @@ class _AutomatedBackup:
     backups on (moto's serializer reads these attributes by their snake_case names)."""
 
     def __init__(self, db: Any, earliest: Any, latest: Any):
-        import hashlib
-
         self.db_instance_identifier = db.db_instance_identifier
         self.db_instance_arn = db.db_instance_arn
         self.dbi_resource_id = db.dbi_resource_id
@@ -1089,10 +1109,101 @@ class _AutomatedBackup:
             setattr(self, attr, getattr(db, attr, None))
         self.encrypted = bool(getattr(db, "storage_encrypted", False))
         self.iam_database_authentication_enabled = bool(getattr(db, "enable_iam_database_authentication", False))
-        # moto gives every instance the same DbiResourceId, so the id is derived from the ARN and
-        # the creation time: stable for one instance, different for a new one of the same name.
-        digest = hashlib.sha1(f"{db.db_instance_arn}@{db.instance_create_time}".encode()).hexdigest()[:26].upper()
-        self.db_instance_automated_backups_arn = f"arn:{db.partition}:rds:{db.region}:{db.account_id}:auto-backup:ab-{digest}"
+        self.db_instance_automated_backups_arn = _automated_backup_arn(db)
+        # The regions the instance's automated backups are being replicated to (AWS lists them on
+        # the source's own entry and on DescribeDBInstances).
+        self.db_instance_automated_backups_replications = _replications_of(db)
+
+
+def _automated_backup_arn(db: Any) -> str:
+    """The DBInstanceAutomatedBackupsArn of a DB instance's automated backups in its own region.
+    moto gives every instance the same DbiResourceId, so the id is derived from the ARN and the
+    creation time: stable for one instance, different for a new one of the same name."""
+    import hashlib
+
+    digest = hashlib.sha1(f"{db.db_instance_arn}@{db.instance_create_time}".encode()).hexdigest()[:26].upper()
+    return f"arn:{db.partition}:rds:{db.region}:{db.account_id}:auto-backup:ab-{digest}"
+
+
+# --------------------------------------------------------------------------------------------------
+# RDS automated backups replicated to another region (cross-Region automated backups)
+# --------------------------------------------------------------------------------------------------
+
+# Status of a replicated backup: "pending" until something is restorable, then "replicating";
+# "retained" once the replication is stopped (or its source deleted), until deleted or expired.
+
+
+class Replication:
+    """Automated backups of a DB instance replicated into another region of its account, from
+    StartDBInstanceAutomatedBackupsReplication (called in that destination region) until
+    DeleteDBInstanceAutomatedBackup, or until the retention period has passed since it stopped.
+    Holds the source DB instance itself, so a backup whose source was deleted can still restore."""
+
+    __slots__ = ("account", "region", "source", "source_arn", "arn", "retention", "kms_key_id", "tags", "started", "stopped")
+
+    def __init__(self, account: str, region: str, source: Any, retention: int, kms_key_id: Optional[str], tags: list[dict[str, Any]]):
+        import hashlib
+
+        from moto.core.utils import utcnow
+
+        self.account = account
+        self.region = region  # the destination region
+        self.source = source
+        self.source_arn = source.db_instance_arn
+        self.retention = retention
+        self.kms_key_id = kms_key_id
+        self.tags = tags
+        self.started = utcnow()  # naive UTC, as moto's own timestamps
+        self.stopped: Any = None
+        # A new replication (also of the same source again, after a stop) gets a new ARN.
+        seed = f"{self.source_arn}@{source.instance_create_time}>{region}@{self.started.isoformat()}"
+        self.arn = f"arn:{source.partition}:rds:{region}:{account}:auto-backup:ab-{hashlib.sha1(seed.encode()).hexdigest()[:26]}"
+
+    def window(self) -> tuple[Any, Any]:
+        """(earliest, latest) restorable time, naive UTC. earliest: the start of the replication (the
+        layer's reading: replicated from then on, not the source's history), or `retention` days ago if later;
+        latest: now (the stop, once stopped) minus `replication_lag_seconds`, None while that is
+        before earliest (nothing replicated yet, or a retained backup past its retention)."""
+        from datetime import timedelta
+
+        from moto.core.utils import utcnow
+
+        now = utcnow()
+        earliest = max(self.started, now - timedelta(days=self.retention))
+        latest = (self.stopped or now) - timedelta(seconds=float(_cfg().get("replication_lag_seconds", 0)))
+        return earliest, (latest if latest >= earliest else None)
+
+    def status(self) -> str:
+        if self.stopped is not None:
+            return "retained"
+        return "pending" if self.window()[1] is None else "replicating"
+
+
+def _replications_of(db: Any) -> Optional[list[dict[str, str]]]:
+    """DBInstanceAutomatedBackupsReplications of a DB instance: the replications of its automated
+    backups that are running (pending or replicating), None if none."""
+    with STATE.lock:
+        arns = [r.arn for r in STATE.replications if r.source is db and r.stopped is None]
+    return [{"DBInstanceAutomatedBackupsArn": arn} for arn in arns] or None
+
+
+class _ReplicatedBackup(_AutomatedBackup):
+    """One entry of DescribeDBInstanceAutomatedBackups in the destination region (and the answer of
+    Start/Stop/DeleteDBInstanceAutomatedBackup): the source instance's fields, and the
+    replication's own ARN, status, window, retention, KMS key and tags. As in AWS, Region is the
+    source's region and DBInstanceArn / DBInstanceIdentifier are the source's."""
+
+    def __init__(self, rep: Replication, status: Optional[str] = None):
+        earliest, latest = rep.window()
+        super().__init__(rep.source, earliest, latest)
+        self.status = status or rep.status()
+        # AWS answers an empty RestoreWindow while nothing is restorable (and for a deleting backup).
+        self.restore_window = {"EarliestTime": earliest, "LatestTime": latest} if latest is not None and self.status != "deleting" else {}
+        self.backup_retention_period = rep.retention
+        self.kms_key_id = rep.kms_key_id
+        self.db_instance_automated_backups_arn = rep.arn
+        self.db_instance_automated_backups_replications = None
+        self.tag_list = [dict(t) for t in rep.tags] or None
 
 
 def _patch_models() -> None:
@@ -1249,6 +1360,12 @@ def _patch_models() -> None:
         self.__dict__["_rlz_earliest_restorable_time"] = value
 
     DBCluster.earliest_restorable_time = property(cluster_earliest, set_cluster_earliest, doc="EarliestRestorableTime (realism layer)")
+
+    # DescribeDBInstances of a source whose automated backups are replicated to other regions lists
+    # them (moto 5.2.5 has no such field).
+    DBInstance.db_instance_automated_backups_replications = property(
+        lambda self: _replications_of(self) if _active() else None, doc="DBInstanceAutomatedBackupsReplications (realism layer)"
+    )
 
     # RDS export task: STARTING -> IN_PROGRESS (PercentProgress, TotalExtractedDataInGB) -> COMPLETE
     # | FAILED (FailureCause); after CancelExportTask CANCELING -> CANCELED. moto's tasks complete at
@@ -1950,22 +2067,139 @@ def _patch_rds_responses() -> None:
             )
         if raw is None and not use_latest:
             return  # neither given: moto's own behaviour (it restores)
+        check_restore_time(time_param, f"{what} {name}", earliest, latest, raw, use_latest)
+
+    def check_restore_time(time_param: str, label: str, earliest: Any, latest: Any, raw: Any, use_latest: bool) -> Any:
+        """The time to restore to (naive UTC), after AWS's window checks: refused while nothing is
+        restorable, or outside [earliest, latest]. None: unparseable (moto's own validation answers)."""
         window = f"{_iso(earliest)} to {_iso(latest)}" if latest is not None else f"nothing restorable before {_iso(earliest)} yet"
         if latest is None:
-            raise refuse("InvalidRestoreFault", f"{what} {name} has no restorable time yet ({window}).")
+            raise refuse("InvalidRestoreFault", f"{label} has no restorable time yet ({window}).")
         if use_latest:
-            return
+            return latest
         at = _naive_utc(raw)
         if at is None:
-            return  # moto's own parameter validation answers
+            return None
         if at < earliest or at > latest:
+            raise refuse("InvalidRestoreFault", f"The {time_param} {_iso(at)} is outside the restorable window of {label}: {window}.")
+        return at
+
+    # The settings a DB instance restored from replicated automated backups takes from the source
+    # instance (AWS: "most of the original configuration"). Not the region-bound ones (subnet group,
+    # security groups, Availability Zone, parameter and option groups: the destination's defaults
+    # unless the request names its own), and not Multi-AZ (AWS restores single-AZ by default).
+    REPLICA_RESTORE_SETTINGS = (
+        "engine",
+        "engine_version",
+        "db_instance_class",
+        "port",
+        "allocated_storage",
+        "storage_type",
+        "iops",
+        "storage_throughput",
+        "master_username",
+        "master_user_password",
+        "db_name",
+        "license_model",
+        "character_set_name",
+        "backup_retention_period",
+        "preferred_backup_window",
+        "preferred_maintenance_window",
+        "auto_minor_version_upgrade",
+        "storage_encrypted",
+        "enable_iam_database_authentication",
+    )
+    # Request parameters that select the source and the time, not settings of the new instance.
+    REPLICA_RESTORE_SKIP = (
+        "source_db_instance_automated_backups_arn",
+        "source_db_instance_identifier",
+        "source_dbi_resource_id",
+        "target_db_instance_identifier",
+        "restore_time",
+        "use_latest_restorable_time",
+        "tags",
+    )
+
+    def request_tags(self: Any) -> list[dict[str, Any]]:
+        out = []
+        for t in self.params.get("Tags") or []:
+            try:
+                out.append({"Key": t.get("Key"), "Value": t.get("Value")})
+            except AttributeError:
+                continue
+        return out
+
+    def find_replication(account: str, region: str, arn: Optional[str]) -> Optional[Replication]:
+        """The replicated automated backups of `region` with this ARN (running or retained), or None."""
+        with STATE.lock:
+            for rep in STATE.replications:
+                if (rep.account, rep.region) == (account, region) and rep.arn == arn:
+                    return rep
+        return None
+
+    def restore_from_automated_backups(self: Any, orig: Callable[[], Any], arn: str) -> Any:
+        """RestoreDBInstanceToPointInTime with SourceDBInstanceAutomatedBackupsArn (moto reads only
+        SourceDBInstanceIdentifier, and without it restores the region's first DB instance): from
+        automated backups replicated into this region, checked against their window and created
+        here from the source's settings; or from a DB instance of this region by the ARN of its
+        automated backups (then as by its identifier)."""
+        from moto.core.responses import ActionResult
+
+        if self.params.get("SourceDBInstanceIdentifier") or self.params.get("SourceDbiResourceId"):
             raise refuse(
-                "InvalidRestoreFault",
-                f"The {time_param} {_iso(at)} is outside the restorable window of {what} {name}: {window}.",
+                "InvalidParameterCombination",
+                "Specify only one of SourceDBInstanceIdentifier, SourceDbiResourceId and SourceDBInstanceAutomatedBackupsArn.",
             )
+        account, region = self.current_account, self.region
+        rep = find_replication(account, region, arn)
+        if rep is None:
+            for db in list(self.backend.databases.values()):
+                if _restorable_window(db)[0] is not None and _automated_backup_arn(db) == arn:
+                    self.params["SourceDBInstanceIdentifier"] = db.db_instance_identifier
+                    return restore_db_instance_to_point_in_time_by_id(self, orig)
+            raise refuse("DBInstanceAutomatedBackupNotFound", f"Automated backups {arn} not found in {region}.")
+        use_latest = str(self.params.get("UseLatestRestorableTime") or "").lower() == "true"
+        raw = self.params.get("RestoreTime")
+        if raw is not None and use_latest:
+            raise refuse("InvalidParameterCombination", "Cannot specify both RestoreTime and UseLatestRestorableTime")
+        earliest, latest = rep.window()
+        label = f"the replicated automated backups {arn}"
+        if latest is None and rep.stopped is not None:
+            raise refuse("InvalidRestoreFault", f"{label} have nothing restorable any more (retained past their retention period).")
+        # Neither a time nor UseLatestRestorableTime: the layer restores to the latest restorable time.
+        at = check_restore_time("RestoreTime", label, earliest, latest, raw, use_latest or raw is None)
+        if at is None:
+            raise refuse("InvalidParameterValue", f"Invalid RestoreTime: {raw}")
+        source = rep.source
+        props: dict[str, Any] = {}
+        for name in REPLICA_RESTORE_SETTINGS:
+            try:
+                value = getattr(source, name, None)
+            except NotImplementedError:  # moto's write-only properties (the master password)
+                value = source.__dict__.get(f"_{name}")
+            if value is not None:
+                props[name] = value
+        if props.get("storage_encrypted") and rep.kms_key_id:
+            props["kms_key_id"] = rep.kms_key_id
+        for key, value in self.params.items():
+            if key not in REPLICA_RESTORE_SKIP and value:
+                props[key] = value
+        if int(props.get("allocated_storage") or 0) < int(getattr(source, "allocated_storage", 0) or 0):
+            raise refuse("InvalidParameterValue", "The allocated storage size can't be less than the source snapshot or backup size.")
+        props["db_instance_identifier"] = self.params.get("TargetDBInstanceIdentifier")
+        props["tags"] = request_tags(self)
+        with _Hook(_simple_hook(DBInstance, "restore_db_pitr", _chain_rds(source), _request_rds_directives(self))):
+            database = self.backend.create_db_instance(props)
+        return ActionResult({"DBInstance": database})
 
     @wrap("restore_db_instance_to_point_in_time")
     def restore_db_instance_to_point_in_time(self: Any, orig: Callable[[], Any]) -> Any:
+        arn = self.params.get("SourceDBInstanceAutomatedBackupsArn")
+        if arn:
+            return restore_from_automated_backups(self, orig, arn)
+        return restore_db_instance_to_point_in_time_by_id(self, orig)
+
+    def restore_db_instance_to_point_in_time_by_id(self: Any, orig: Callable[[], Any]) -> Any:
         source = db_lookup(self, self.params.get("SourceDBInstanceIdentifier"))
         if source is None:
             return orig()  # moto's DBInstanceNotFound (or its handling of the other source parameters)
@@ -1990,6 +2224,146 @@ def _patch_rds_responses() -> None:
     def create_db_cluster(self: Any, orig: Callable[[], Any]) -> Any:
         _refuse_existing_cluster(self)
         return orig()
+
+    # ---- automated backups replicated to another region -----------------------------------------
+    # StartDBInstanceAutomatedBackupsReplication / StopDBInstanceAutomatedBackupsReplication (called
+    # in the destination region, naming the source by its ARN) and DeleteDBInstanceAutomatedBackup:
+    # moto 5.2.5 implements none of them.
+    def define(name: str) -> Callable[[Callable[..., Any]], None]:
+        """An RDS action the layer handles while it is on. Off: moto's own handler if it has one,
+        else what moto answers for an action it lacks (NotImplementedError: HTTP 500)."""
+        orig = getattr(RDSResponse, name, None)
+
+        def decorator(fn: Callable[..., Any]) -> None:
+            def method(self: Any) -> Any:
+                if not _active():
+                    if orig is not None:
+                        return orig(self)
+                    raise NotImplementedError(f"The {name} action has not been implemented")
+                return fn(self)
+
+            method.__name__ = method.__qualname__ = name
+            setattr(RDSResponse, name, method)
+
+        return decorator
+
+    def source_instance(self: Any, arn: str) -> tuple[str, Any]:
+        """(region, DB instance or None) of a SourceDBInstanceArn; an ARN that does not name a DB
+        instance is refused. Only the caller's own account is looked in (AWS replicates within one
+        account)."""
+        try:
+            src_region, src_account, kind, name = split_arn(arn)
+        except Exception:
+            src_region = src_account = kind = name = ""
+        if not arn.startswith("arn:") or kind != "db" or not name or not src_region:
+            raise refuse("InvalidParameterValue", f"Invalid SourceDBInstanceArn: {arn or '(none)'} is not the ARN of a DB instance.")
+        if src_account != self.current_account:
+            return src_region, None
+        try:
+            return src_region, _rds_backend(self.current_account, src_region).databases.get(name.lower())
+        except Exception:
+            return src_region, None
+
+    def running_replications(account: str, region: str, source_arn: str) -> list[Replication]:
+        with STATE.lock:
+            return [
+                r
+                for r in STATE.replications
+                if (r.account, r.region) == (account, region) and r.stopped is None and r.source_arn.lower() == source_arn.lower()
+            ]
+
+    def drop_replication(rep: Replication) -> None:
+        with STATE.lock:
+            if rep in STATE.replications:
+                STATE.replications.remove(rep)
+
+    @define("start_db_instance_automated_backups_replication")
+    def start_db_instance_automated_backups_replication(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+        from moto.rds.models import DBInstanceClustered
+
+        account, region = self.current_account, self.region
+        arn = str(self.params.get("SourceDBInstanceArn") or "")
+        src_region, source = source_instance(self, arn)
+        if src_region == region:
+            raise refuse(
+                "InvalidParameterValue",
+                f"The source DB instance {arn} is in {region}: automated backups are replicated to another region. "
+                "Call StartDBInstanceAutomatedBackupsReplication in the destination region.",
+            )
+        if source is None:
+            raise refuse("DBInstanceNotFound", f"DBInstance {arn} not found.")
+        name = source.db_instance_identifier
+        if isinstance(source, DBInstanceClustered):
+            raise refuse(
+                "InvalidDBInstanceState",
+                f"DB instance {name} belongs to DB cluster {source.db_cluster_identifier}: Aurora does not replicate automated backups of DB instances.",
+            )
+        if _restorable_window(source)[0] is None:
+            raise refuse("InvalidDBInstanceState", f"DB instance {name} has automated backups turned off (BackupRetentionPeriod 0): nothing to replicate.")
+        if source.status != "available":
+            raise refuse("InvalidDBInstanceState", f"DB instance {name} is {source.status}: only an available DB instance can start replicating its automated backups.")
+        raw = self.params.get("BackupRetentionPeriod")
+        try:
+            retention = 7 if raw is None else int(raw)
+        except (TypeError, ValueError):
+            retention = -1
+        if not 1 <= retention <= 35:
+            raise refuse("InvalidParameterValue", f"Invalid BackupRetentionPeriod {raw}: it must be from 1 to 35 days.")
+        with STATE.create_lock:
+            running = running_replications(account, region, source.db_instance_arn)
+            if running:
+                raise refuse(
+                    "InvalidDBInstanceState",
+                    f"DB instance {name} is already replicating its automated backups to {region} ({running[0].arn}).",
+                )
+            rep = Replication(account, region, source, retention, self.params.get("KmsKeyId") or None, request_tags(self))
+            with STATE.lock:
+                STATE.replications.append(rep)
+        return ActionResult({"DBInstanceAutomatedBackup": _ReplicatedBackup(rep)})
+
+    @define("stop_db_instance_automated_backups_replication")
+    def stop_db_instance_automated_backups_replication(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+        from moto.core.utils import utcnow
+
+        account, region = self.current_account, self.region
+        arn = str(self.params.get("SourceDBInstanceArn") or "")
+        _, source = source_instance(self, arn)
+        with STATE.create_lock:
+            running = running_replications(account, region, arn)
+            if not running:
+                if source is None:
+                    raise refuse("DBInstanceNotFound", f"DBInstance {arn} not found.")
+                raise refuse("InvalidDBInstanceState", f"DB instance {source.db_instance_identifier} is not replicating to the current region ({region}).")
+            rep = running[0]
+            answer = _ReplicatedBackup(rep)  # as it was when stopped, as AWS answers
+            rep.stopped = utcnow()
+            if answer.status == "pending":
+                drop_replication(rep)  # nothing was replicated yet: nothing to retain
+        return ActionResult({"DBInstanceAutomatedBackup": answer})
+
+    @define("delete_db_instance_automated_backup")
+    def delete_db_instance_automated_backup(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        account, region = self.current_account, self.region
+        arn = self.params.get("DBInstanceAutomatedBackupsArn")
+        rep = find_replication(account, region, arn) if arn else None
+        if rep is None:
+            if arn and any(_restorable_window(db)[0] is not None and _automated_backup_arn(db) == arn for db in list(self.backend.databases.values())):
+                raise refuse("InvalidDBInstanceAutomatedBackupState", f"The automated backups {arn} belong to a DB instance that exists: they go with it.")
+            what = arn or f"of DbiResourceId {self.params.get('DbiResourceId')}"
+            raise refuse("DBInstanceAutomatedBackupNotFound", f"Automated backups {what} not found in {region}.")
+        with STATE.create_lock:
+            if rep.stopped is None:
+                raise refuse(
+                    "InvalidDBInstanceAutomatedBackupState",
+                    f"The automated backups {arn} are {rep.status()}: stop the replication (StopDBInstanceAutomatedBackupsReplication) before deleting them.",
+                )
+            answer = _ReplicatedBackup(rep, status="deleting")
+            drop_replication(rep)
+        return ActionResult({"DBInstanceAutomatedBackup": answer})
 
     # ---- snapshot exports to S3 -----------------------------------------------------------------
     # MissingParameter is one of AWS's common errors, which moto's error lookup warns about (it only
@@ -2149,7 +2523,8 @@ def _patch_rds_responses() -> None:
     )
     # DescribeDBInstanceAutomatedBackups: moto lists one entry per instance that has automated
     # snapshots (every instance, also with backups off), with no RestoreWindow. AWS lists one per
-    # instance with automated backups on, with the window point-in-time restores are checked against.
+    # instance with automated backups on, with the window point-in-time restores are checked against,
+    # and the automated backups replicated into the region from other regions.
     from moto.rds.models import DBInstanceClustered, RDSBackend
 
     orig_automated = RDSBackend.describe_db_instance_automated_backups
@@ -2164,14 +2539,20 @@ def _patch_rds_responses() -> None:
         out = [b for b in result if b.db_instance_identifier.lower() not in live]
         wanted = db_instance_identifier.lower() if db_instance_identifier else None
         filters = {f.get("Name"): [str(v).lower() for v in f.get("Values") or []] for f in kwargs.get("filters") or [] if hasattr(f, "get")}
+
+        def selected(identifier: str, arn: str) -> bool:
+            # DBInstanceIdentifier; the db-instance-id filter takes identifiers and ARNs.
+            if wanted and identifier.lower() != wanted:
+                return False
+            ids = filters.get("db-instance-id")
+            return ids is None or identifier.lower() in ids or arn.lower() in ids
+
         now = time.monotonic()
         hidden = 0
         for db in list(self.databases.values()):
             if isinstance(db, DBInstanceClustered):
                 continue  # Aurora: the cluster has the automated backups
-            if wanted and db.db_instance_identifier != wanted:
-                continue
-            if "db-instance-id" in filters and db.db_instance_identifier not in filters["db-instance-id"]:
+            if not selected(db.db_instance_identifier, db.db_instance_arn):
                 continue
             meta = STATE.meta.get(db)
             if meta is not None and meta.hidden(now):
@@ -2183,11 +2564,48 @@ def _patch_rds_responses() -> None:
             out.append(_AutomatedBackup(db, earliest, latest))
         if hidden:
             STATE.count("omitted", "DescribeDBInstanceAutomatedBackups", hidden)
+        with STATE.lock:
+            replications = [r for r in STATE.replications if (r.account, r.region) == (self.account_id, self.region_name)]
+        for rep in replications:
+            if rep.stopped is not None and rep.window()[1] is None:
+                with STATE.lock:  # retained past its retention period: gone, as in AWS
+                    if rep in STATE.replications:
+                        STATE.replications.remove(rep)
+                continue
+            if selected(rep.source.db_instance_identifier, rep.source_arn):
+                out.append(_ReplicatedBackup(rep))
         if "status" in filters:
             out = [b for b in out if str(b.status).lower() in filters["status"]]
+        arn = kwargs.get("db_instance_automated_backups_arn")
+        if arn:
+            out = [b for b in out if getattr(b, "db_instance_automated_backups_arn", None) == arn]
+            if not out:
+                STATE.count("refused", "DBInstanceAutomatedBackupNotFound")
+                from moto.rds.exceptions import RDSClientError
+
+                raise RDSClientError("DBInstanceAutomatedBackupNotFound", f"Automated backups {arn} not found in {self.region_name}.")
         return out
 
     RDSBackend.describe_db_instance_automated_backups = describe_db_instance_automated_backups  # type: ignore[method-assign]
+
+    # DeleteDBInstance of a source whose automated backups are being replicated: the replications
+    # stop and the replicated backups are retained (as when AWS stops a replication by itself).
+    orig_delete_db = RDSBackend.delete_db_instance
+
+    @functools.wraps(orig_delete_db)
+    def delete_db_instance(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from moto.core.utils import utcnow
+
+        database = orig_delete_db(self, *args, **kwargs)
+        with STATE.lock:
+            for rep in list(STATE.replications):
+                if rep.source is database and rep.stopped is None:
+                    rep.stopped = utcnow()
+                    if rep.window()[1] is None:
+                        STATE.replications.remove(rep)  # nothing replicated yet: nothing to retain
+        return database
+
+    RDSBackend.delete_db_instance = delete_db_instance  # type: ignore[method-assign]
 
     describe("describe_db_instances", "DBInstances", "DBInstanceIdentifier", "DescribeDBInstances", DBInstanceNotFoundError, "DBInstanceNotFound")
     describe("describe_db_clusters", "DBClusters", "DBClusterIdentifier", "DescribeDBClusters", DBClusterNotFoundError, "DBClusterNotFoundFault")

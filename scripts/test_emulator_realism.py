@@ -4,7 +4,7 @@ Run with the emulator's venv:  .venv/bin/python scripts/test_emulator_realism.py
 
 Starts its own realism-enabled moto server on a free port through scripts/emulator.sh (MOTO_PORT,
 EMULATOR_REALISM), drives it with boto3 and stops it at the end. Windows are short (≤ 2 s), so the
-suite takes about 45 seconds, most of it waiting for pending resources to complete (and for SQS
+suite takes about 50 seconds, most of it waiting for pending resources to complete (and for SQS
 visibility timeouts, 1 s each, to lapse).
 
 Tests share the server: each one uses its own resources (and its own region where a per-region
@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR = os.path.join(REPO, "scripts", "emulator.sh")
@@ -38,6 +39,7 @@ PENDING = 1.0  # seconds every kind stays pending in the baseline config
 CONSISTENCY = 0.5  # seconds a new resource is invisible to Describe
 LAG = 0.5  # seconds an RDS LatestRestorableTime trails now
 CANCEL = 0.3  # seconds a canceled RDS export task stays CANCELING
+REPLICATION_LAG = 1.0  # seconds replicated automated backups trail now (and stay "pending" at first)
 
 BASELINE = {
     "enabled": True,
@@ -52,6 +54,7 @@ BASELINE = {
     "ami_name_unique": True,
     "latest_restorable_lag_seconds": LAG,
     "export_cancel_seconds": CANCEL,
+    "replication_lag_seconds": REPLICATION_LAG,
     "quotas": {
         "enabled": True,
         "pending_snapshots_per_volume": 5,
@@ -640,6 +643,207 @@ class RealismTest(unittest.TestCase):
         pitr(SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-moto", RestoreTime=created - timedelta(days=1))
         self.assertIn("LatestRestorableTime", self.describe_db(off))
         status, body = http("POST", "/_realism/config", {"latest_restorable_lag_seconds": -1})
+        self.assertEqual(status, 400, body)
+
+    # ---- RDS automated backups replicated to another region ------------------------------------
+
+    def replicated(self, rds, **kwargs) -> list[dict]:
+        return rds.describe_db_instance_automated_backups(**kwargs)["DBInstanceAutomatedBackups"]
+
+    def replicating(self, rds, backup_arn: str) -> dict:
+        """The replicated backup once it is replicating (its first LatestTime is there)."""
+        return wait_until(
+            lambda: (b := self.replicated(rds, DBInstanceAutomatedBackupsArn=backup_arn)[0])["Status"] == "replicating" and b,
+            REPLICATION_LAG + 2,
+        )
+
+    def test_automated_backups_replicate_to_another_region_and_restore_there(self) -> None:
+        dr = client("rds", "us-west-1")
+        db = self.db_instance(backup_days=3, tags_kv={"realism:restore-pending-seconds": "0.5"})
+        source = self.describe_db(db)
+        before = datetime.now(timezone.utc)
+        started = dr.start_db_instance_automated_backups_replication(
+            SourceDBInstanceArn=source["DBInstanceArn"],
+            BackupRetentionPeriod=5,
+            KmsKeyId="arn:aws:kms:us-west-1:123456789012:key/dr",
+            Tags=[{"Key": "purpose", "Value": "dr"}],
+        )["DBInstanceAutomatedBackup"]
+        after = datetime.now(timezone.utc)
+        backup_arn = started["DBInstanceAutomatedBackupsArn"]
+        # The DBInstanceAutomatedBackup shape: the source's ARN, identifier and region, the backup's
+        # own ARN in the destination region, pending with nothing restorable yet.
+        self.assertTrue(backup_arn.startswith("arn:aws:rds:us-west-1:123456789012:auto-backup:ab-"), backup_arn)
+        self.assertEqual(
+            (started["DBInstanceArn"], started["DBInstanceIdentifier"], started["Region"], started["Status"]),
+            (source["DBInstanceArn"], db, "us-east-1", "pending"),
+        )
+        self.assertNotIn("LatestTime", started.get("RestoreWindow") or {})
+        self.assertEqual((started["BackupRetentionPeriod"], started["KmsKeyId"], started["Engine"]), (5, "arn:aws:kms:us-west-1:123456789012:key/dr", "postgres"))
+        self.assertEqual(started["TagList"], [{"Key": "purpose", "Value": "dr"}])
+        # The source, in its own region, lists the replication.
+        replications = [{"DBInstanceAutomatedBackupsArn": backup_arn}]
+        self.assertEqual(self.describe_db(db)["DBInstanceAutomatedBackupsReplications"], replications)
+        [own] = self.automated_backups(db)
+        self.assertEqual((own["Region"], own["DBInstanceAutomatedBackupsReplications"]), ("us-east-1", replications))
+        # The destination lists it by identifier, by the db-instance-id filter (identifier or ARN), by ARN.
+        for kwargs in (
+            {"DBInstanceIdentifier": db},
+            {"Filters": [{"Name": "db-instance-id", "Values": [db]}]},
+            {"Filters": [{"Name": "db-instance-id", "Values": [source["DBInstanceArn"]]}]},
+            {"DBInstanceAutomatedBackupsArn": backup_arn},
+        ):
+            self.assertEqual([b["DBInstanceAutomatedBackupsArn"] for b in self.replicated(dr, **kwargs)], [backup_arn], kwargs)
+        self.assertEqual(self.replicated(self.rds, DBInstanceIdentifier=db)[0]["DBInstanceAutomatedBackupsArn"], own["DBInstanceAutomatedBackupsArn"])
+        pitr = dr.restore_db_instance_to_point_in_time
+
+        def refused(code: str, call, status: int = 400) -> str:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                call()
+            self.assertCode(ctx, code, status)
+            return ctx.exception.response["Error"]["Message"]
+
+        # Pending: nothing restorable yet.
+        self.assertIn("no restorable time yet", refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-p", UseLatestRestorableTime=True)))
+
+        # Replicating: the window starts when the replication started and trails now by the lag.
+        backup = self.replicating(dr, backup_arn)
+        window = backup["RestoreWindow"]
+        self.assertGreaterEqual(window["EarliestTime"], before - timedelta(seconds=0.01))
+        self.assertLessEqual(window["EarliestTime"], after)
+        self.assertGreater(window["EarliestTime"], source["InstanceCreateTime"])
+        self.assertLess(window["LatestTime"], datetime.now(timezone.utc) - timedelta(seconds=REPLICATION_LAG * 0.9))
+        time.sleep(0.3)
+        grown = self.replicated(dr, DBInstanceIdentifier=db)[0]["RestoreWindow"]
+        self.assertEqual(grown["EarliestTime"], window["EarliestTime"])
+        self.assertGreater(grown["LatestTime"], window["LatestTime"])
+
+        # Outside the window (before the replication started, now), both ways of giving the time, two sources.
+        outside = refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-a", RestoreTime=window["EarliestTime"] - timedelta(seconds=1)))
+        self.assertIn("outside the restorable window", outside)
+        refused("InvalidRestoreFault", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-b", RestoreTime=datetime.now(timezone.utc)))
+        refused("InvalidParameterCombination", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-c", RestoreTime=grown["LatestTime"], UseLatestRestorableTime=True))
+        refused("InvalidParameterCombination", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, SourceDBInstanceIdentifier=db, TargetDBInstanceIdentifier=f"{db}-d", UseLatestRestorableTime=True))
+        # Unknown automated backups.
+        unknown = backup_arn[:-4] + "zzzz"
+        refused("DBInstanceAutomatedBackupNotFound", lambda: pitr(SourceDBInstanceAutomatedBackupsArn=unknown, TargetDBInstanceIdentifier=f"{db}-e", UseLatestRestorableTime=True), 404)
+        refused("DBInstanceAutomatedBackupNotFound", lambda: self.replicated(dr, DBInstanceAutomatedBackupsArn=unknown), 404)
+        self.assertEqual(dr.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [f"{db}-{x}" for x in "pabcde"]}])["DBInstances"], [])
+
+        # By time, in the window: created in the destination region from the source's settings.
+        restored = pitr(
+            SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-t", RestoreTime=grown["LatestTime"], Tags=[{"Key": "restored", "Value": "yes"}]
+        )["DBInstance"]
+        self.assertEqual(restored["DBInstanceArn"], f"arn:aws:rds:us-west-1:123456789012:db:{db}-t")
+        self.assertEqual(
+            (restored["DBInstanceStatus"], restored["Engine"], restored["DBInstanceClass"], restored["AllocatedStorage"], restored["MasterUsername"]),
+            ("creating", "postgres", "db.t3.micro", 20, "admin"),
+        )
+        self.assertTrue(restored["AvailabilityZone"].startswith("us-west-1"), restored["AvailabilityZone"])
+        self.assertEqual(restored["TagList"], [{"Key": "restored", "Value": "yes"}])
+        # The latest restorable time, with a class of its own.
+        latest = pitr(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{db}-l", UseLatestRestorableTime=True, DBInstanceClass="db.m5.large")["DBInstance"]
+        self.assertEqual((latest["DBInstanceStatus"], latest["DBInstanceClass"]), ("creating", "db.m5.large"))
+        # Pending and invisible at first like any point-in-time restore; the source's directive set the pending time.
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            dr.describe_db_instances(DBInstanceIdentifier=f"{db}-t")
+        self.assertCode(ctx, "DBInstanceNotFound", 404)
+        self.assertEqual(wait_until(lambda: (s := dr.describe_db_instances(DBInstanceIdentifier=f"{db}-t")["DBInstances"][0]["DBInstanceStatus"]) != "creating" and s, 3), "available")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.describe_db(f"{db}-t")  # not in the source region
+        self.assertCode(ctx, "DBInstanceNotFound", 404)
+        counted = stats()
+        self.assertGreaterEqual(counted["pending"]["restore_db_pitr"], 2)
+        self.assertGreaterEqual(counted["refused"]["DBInstanceAutomatedBackupNotFound"], 2)
+        self.assertEqual(counted["in_flight"]["backup_replications_by_region"].get("123456789012/us-west-1"), 1)
+
+    def test_automated_backup_replication_refusals_stop_and_delete(self) -> None:
+        dr = client("rds", "eu-west-2")
+        db, off = self.db_instance(), self.db_instance(backup_days=0)
+        arn, off_arn = self.describe_db(db)["DBInstanceArn"], self.describe_db(off)["DBInstanceArn"]
+        start = dr.start_db_instance_automated_backups_replication
+        stop = dr.stop_db_instance_automated_backups_replication
+
+        def refused(code: str, call, status: int = 400) -> str:
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                call()
+            self.assertCode(ctx, code, status)
+            return ctx.exception.response["Error"]["Message"]
+
+        # Called in the source's own region; an unknown source; backups off; an Aurora member; a bad retention.
+        refused("InvalidParameterValue", lambda: self.rds.start_db_instance_automated_backups_replication(SourceDBInstanceArn=arn))
+        refused("DBInstanceNotFound", lambda: start(SourceDBInstanceArn=arn + "-gone"), 404)
+        self.assertIn("BackupRetentionPeriod 0", refused("InvalidDBInstanceState", lambda: start(SourceDBInstanceArn=off_arn)))
+        cluster = self.db_cluster()
+        member = self.rds.create_db_instance(DBInstanceIdentifier=f"{cluster}-1", DBInstanceClass="db.r5.large", Engine="aurora-postgresql", DBClusterIdentifier=cluster)["DBInstance"]
+        refused("InvalidDBInstanceState", lambda: start(SourceDBInstanceArn=member["DBInstanceArn"]))
+        refused("InvalidParameterValue", lambda: start(SourceDBInstanceArn=arn, BackupRetentionPeriod=0))
+        # Running already for this source and region.
+        first = start(SourceDBInstanceArn=arn)["DBInstanceAutomatedBackup"]
+        self.assertEqual(first["BackupRetentionPeriod"], 7)  # the default
+        self.assertIn("already replicating", refused("InvalidDBInstanceState", lambda: start(SourceDBInstanceArn=arn)))
+        # Stop: where nothing replicates from the source, and an unknown source.
+        self.assertIn("not replicating to the current region", refused("InvalidDBInstanceState", lambda: client("rds", "eu-west-3").stop_db_instance_automated_backups_replication(SourceDBInstanceArn=arn)))
+        refused("DBInstanceNotFound", lambda: stop(SourceDBInstanceArn=arn + "-gone"), 404)
+        delete = dr.delete_db_instance_automated_backup
+        refused("InvalidDBInstanceAutomatedBackupState", lambda: delete(DBInstanceAutomatedBackupsArn=first["DBInstanceAutomatedBackupsArn"]))
+
+        # Stopped once replicating: answered as it was, then retained with its window frozen, still restorable.
+        replicating = self.replicating(dr, first["DBInstanceAutomatedBackupsArn"])
+        stopped = stop(SourceDBInstanceArn=arn)["DBInstanceAutomatedBackup"]
+        self.assertEqual((stopped["Status"], stopped["DBInstanceAutomatedBackupsArn"]), ("replicating", first["DBInstanceAutomatedBackupsArn"]))
+        self.assertNotIn("DBInstanceAutomatedBackupsReplications", self.describe_db(db))
+        [retained] = self.replicated(dr, DBInstanceIdentifier=db)
+        self.assertEqual(retained["Status"], "retained")
+        self.assertGreaterEqual(retained["RestoreWindow"]["LatestTime"], replicating["RestoreWindow"]["LatestTime"])
+        time.sleep(0.3)
+        self.assertEqual(self.replicated(dr, Filters=[{"Name": "status", "Values": ["retained"]}, {"Name": "db-instance-id", "Values": [db]}])[0]["RestoreWindow"], retained["RestoreWindow"])
+        dr.restore_db_instance_to_point_in_time(SourceDBInstanceAutomatedBackupsArn=retained["DBInstanceAutomatedBackupsArn"], TargetDBInstanceIdentifier=f"{db}-r", UseLatestRestorableTime=True)
+        refused("InvalidDBInstanceState", lambda: stop(SourceDBInstanceArn=arn))  # nothing running any more
+
+        # A new replication of the same source: a new ARN. Stopped while still pending, it leaves nothing.
+        again = start(SourceDBInstanceArn=arn)["DBInstanceAutomatedBackup"]
+        self.assertNotEqual(again["DBInstanceAutomatedBackupsArn"], first["DBInstanceAutomatedBackupsArn"])
+        self.assertEqual(stop(SourceDBInstanceArn=arn)["DBInstanceAutomatedBackup"]["Status"], "pending")
+        refused("DBInstanceAutomatedBackupNotFound", lambda: self.replicated(dr, DBInstanceAutomatedBackupsArn=again["DBInstanceAutomatedBackupsArn"]), 404)
+
+        # DeleteDBInstanceAutomatedBackup removes the retained backup.
+        deleted = delete(DBInstanceAutomatedBackupsArn=first["DBInstanceAutomatedBackupsArn"])["DBInstanceAutomatedBackup"]
+        self.assertEqual(deleted["Status"], "deleting")
+        self.assertEqual(self.replicated(dr, DBInstanceIdentifier=db), [])
+        refused("DBInstanceAutomatedBackupNotFound", lambda: delete(DBInstanceAutomatedBackupsArn=first["DBInstanceAutomatedBackupsArn"]), 404)
+        # The source's own automated backups go with the source (asked in its region).
+        own = self.automated_backups(db)[0]["DBInstanceAutomatedBackupsArn"]
+        refused("InvalidDBInstanceAutomatedBackupState", lambda: self.rds.delete_db_instance_automated_backup(DBInstanceAutomatedBackupsArn=own))
+        # ... and restore by that ARN in their region, as by the instance's identifier.
+        local = self.rds.restore_db_instance_to_point_in_time(SourceDBInstanceAutomatedBackupsArn=own, TargetDBInstanceIdentifier=f"{db}-own", UseLatestRestorableTime=True)
+        self.assertEqual((local["DBInstance"]["DBInstanceStatus"], local["DBInstance"]["DBInstanceArn"]), ("creating", f"arn:aws:rds:us-east-1:123456789012:db:{db}-own"))
+
+        # Deleting the source stops the replication: the replicated backups are retained.
+        gone = self.db_instance()
+        backup_arn = start(SourceDBInstanceArn=self.describe_db(gone)["DBInstanceArn"])["DBInstanceAutomatedBackup"]["DBInstanceAutomatedBackupsArn"]
+        self.replicating(dr, backup_arn)
+        self.rds.delete_db_instance(DBInstanceIdentifier=gone, SkipFinalSnapshot=True)
+        self.assertEqual(self.replicated(dr, DBInstanceAutomatedBackupsArn=backup_arn)[0]["Status"], "retained")
+        out = dr.restore_db_instance_to_point_in_time(SourceDBInstanceAutomatedBackupsArn=backup_arn, TargetDBInstanceIdentifier=f"{gone}-r", UseLatestRestorableTime=True)
+        self.assertEqual(out["DBInstance"]["Engine"], "postgres")
+        counted = stats()["refused"]
+        self.assertGreaterEqual(counted["InvalidDBInstanceState"], 5)
+        self.assertGreaterEqual(counted["InvalidDBInstanceAutomatedBackupState"], 2)
+
+        # The layer off: moto 5.2.5 implements none of the three calls (HTTP 500), and lists nothing replicated.
+        set_config({"enabled": False})
+        for call in (
+            lambda: start(SourceDBInstanceArn=arn),
+            lambda: stop(SourceDBInstanceArn=arn),
+            lambda: delete(DBInstanceAutomatedBackupsArn=backup_arn),
+        ):
+            with self.assertRaises(ResponseParserError) as ctx:  # moto's HTML error page, not RDS error XML
+                call()
+            self.assertIn("500 Internal Server Error", str(ctx.exception))
+        listed = [b["DBInstanceIdentifier"] for b in self.replicated(dr)]  # moto's own entries: its DB instances there
+        self.assertNotIn(gone, listed)
+        self.assertIn(f"{gone}-r", listed)
+        status, body = http("POST", "/_realism/config", {"replication_lag_seconds": -1})
         self.assertEqual(status, 400, body)
 
     # ---- EBS snapshot archive tier -------------------------------------------------------------

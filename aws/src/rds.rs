@@ -11,7 +11,7 @@ use backup_core::artifacts::Tags;
 use backup_core::ratelimit::RateLimiter;
 use backup_core::services::database::{
     export_status, snapshot_status, DatabaseSnapshots, DbClusterInfo, DbInstanceInfo, DbSnapshotInfo, ExportInfo,
-    NewExport, RestoreWindow,
+    NewExport, PitrSource, ReplicatedBackups, RestoreWindow,
 };
 use backup_core::AwsError;
 use chrono::{DateTime, Utc};
@@ -613,21 +613,60 @@ impl DatabaseSnapshots for RdsDatabases {
         }))
     }
 
+    async fn replicated_backups(&self, region: &str, source_id: &str) -> Result<Option<ReplicatedBackups>, AwsError> {
+        let output = match self
+            .call(region, "DescribeDBInstanceAutomatedBackups")
+            .await
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(source_id)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) => return gone_as_none(classify("rds", "DescribeDBInstanceAutomatedBackups", err)),
+        };
+        let region_of = |arn: &str| arn.split(':').nth(3).map(str::to_owned);
+        // A replica's backups live here while their instance lives in another region.
+        Ok(output
+            .db_instance_automated_backups()
+            .iter()
+            .filter(|b| b.db_instance_automated_backups_arn().and_then(region_of).as_deref() == Some(region))
+            .filter(|b| b.db_instance_arn().and_then(region_of).is_some_and(|r| r != region))
+            // Retained backups (replication stopped, or the source deleted) stay restorable: that
+            // is the case a DR restore exists for.
+            .find(|b| !b.status().is_some_and(|s| s.eq_ignore_ascii_case("deleting")))
+            .map(|b| ReplicatedBackups {
+                arn: b.db_instance_automated_backups_arn().unwrap_or_default().to_owned(),
+                source_arn: b.db_instance_arn().map(str::to_owned),
+                status: b.status().map(str::to_owned),
+                window: RestoreWindow {
+                    retention_days: b.backup_retention_period().unwrap_or(0),
+                    earliest: b.restore_window().and_then(|w| w.earliest_time()).and_then(to_chrono),
+                    latest: b.restore_window().and_then(|w| w.latest_time()).and_then(to_chrono),
+                },
+            }))
+    }
+
     async fn restore_instance_to_time(
         &self,
         region: &str,
-        source_id: &str,
+        source: PitrSource<'_>,
         target_id: &str,
         to: Option<DateTime<Utc>>,
         class: Option<&str>,
         subnet_group: Option<&str>,
         tags: &Tags,
     ) -> Result<DbInstanceInfo, AwsError> {
+        let (instance, backups) = match source {
+            PitrSource::Instance(id) => (Some(id.to_owned()), None),
+            PitrSource::ReplicatedBackups(arn) => (None, Some(arn.to_owned())),
+        };
         let output = self
             .call(region, "RestoreDBInstanceToPointInTime")
             .await
             .restore_db_instance_to_point_in_time()
-            .source_db_instance_identifier(source_id)
+            .set_source_db_instance_identifier(instance)
+            .set_source_db_instance_automated_backups_arn(backups)
             .target_db_instance_identifier(target_id)
             .set_restore_time(to.map(to_smithy))
             .set_use_latest_restorable_time(to.is_none().then_some(true))

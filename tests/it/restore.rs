@@ -933,3 +933,88 @@ async fn point_in_time_restores_check_the_window_and_make_one_database() {
     let _ = databases.delete_instance(REGION, &target).await;
     let _ = databases.delete_cluster(REGION, &target_cl).await;
 }
+
+/// A point-in-time restore in the DR region reads the DB instance's automated backups replicated
+/// there (the source region may be gone): refused before replication started or with nothing
+/// replicated, and otherwise one database in the DR region, also after replication stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_in_time_restore_in_the_dr_region_reads_the_replicated_automated_backups() {
+    let fleet = Fleet::realistic("rsdrpitr").await;
+    let handlers = handlers(&fleet);
+    let rds = fleet.aws.clients().rds;
+    let dr = fleet.aws_in(DR_REGION).await;
+    // The adapter makes clients per region: the same one serves the DR region.
+    let dr_databases = services(&fleet).databases;
+    let db = db_name(&fleet, "drpitr");
+    let created = rds
+        .create_db_instance()
+        .db_instance_identifier(&db)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("backup")
+        .master_user_password("not-a-secret-123")
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    let source_arn = created.db_instance().and_then(|d| d.db_instance_arn()).unwrap().to_owned();
+    let restore = |id: &str, to: PointInTime| {
+        Task::RestoreDbInstance(RestoreDbInstance {
+            restore_id: format!("{}-{id}", fleet.prefix),
+            source: RestoreSource::PointInTime { resource: db.clone(), region: DR_REGION.into(), to },
+            target_identifier: db_name(&fleet, id),
+            instance_class: None,
+            subnet_group: None,
+            drill: false,
+        })
+    };
+
+    // Nothing replicated yet: refused, saying so.
+    let err = run_task(&handlers, &restore("none", PointInTime::Latest)).await.unwrap_err();
+    assert_eq!(err.class, backup_core::ErrorClass::Permanent);
+    assert!(err.reason.contains("no automated backups of it are replicated there"), "{}", err.reason);
+
+    let before_replication = Utc::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    dr.clients()
+        .rds
+        .start_db_instance_automated_backups_replication()
+        .source_db_instance_arn(&source_arn)
+        .send()
+        .await
+        .expect("start replication into the DR region");
+    let replicating_since = Utc::now();
+    // Past the layer's replication lag and its consistency window.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    // Before replication started is outside the replicated window, whatever the source keeps.
+    let err = run_task(&handlers, &restore("early", PointInTime::At(before_replication))).await.unwrap_err();
+    assert!(err.reason.contains("outside the restorable window"), "{}", err.reason);
+    assert!(err.reason.contains(&format!("replicated to {DR_REGION}")), "{}", err.reason);
+
+    // The latest restorable time: one database in the DR region, none in the source region.
+    let target = db_name(&fleet, "latest");
+    let result = run_until_done(&handlers, &restore("latest", PointInTime::Latest)).await.expect("DR restore");
+    assert_eq!(result["region"].as_str(), Some(DR_REGION));
+    let restored = dr_databases.instance(DR_REGION, &target).await.unwrap().expect("restored in the DR region");
+    assert_eq!(restored.tags.get(tags::RESTORED_FROM), Some(&format!("{db}@latest")));
+    assert!(services(&fleet).databases.instance(REGION, &target).await.unwrap().is_none());
+
+    // Replication stopped: the retained backups still restore, to a time inside their window.
+    dr.clients()
+        .rds
+        .stop_db_instance_automated_backups_replication()
+        .source_db_instance_arn(&source_arn)
+        .send()
+        .await
+        .expect("stop replication");
+    let at = replicating_since + ChronoDuration::seconds(1);
+    let result = run_until_done(&handlers, &restore("retained", PointInTime::At(at))).await.expect("retained restore");
+    assert_eq!(result["region"].as_str(), Some(DR_REGION));
+
+    for id in ["latest", "retained"] {
+        let _ = dr_databases.delete_instance(DR_REGION, &db_name(&fleet, id)).await;
+    }
+    let _ = services(&fleet).databases.delete_instance(REGION, &db).await;
+}

@@ -83,6 +83,28 @@ pub fn snapshot_status(status: Option<&str>, percent: Option<i32>) -> ArtifactSt
     }
 }
 
+/// A DB instance's automated backups replicated into another region (cross-Region automated
+/// backup replication): what a point-in-time restore in that region reads from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicatedBackups {
+    /// `DBInstanceAutomatedBackupsArn`, in the replica's region.
+    pub arn: String,
+    /// The source DB instance's ARN.
+    pub source_arn: Option<String>,
+    /// `replicating`, `active`, `pending`, ...
+    pub status: Option<String>,
+    pub window: RestoreWindow,
+}
+
+/// What a DB instance's point-in-time restore reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PitrSource<'a> {
+    /// The instance itself, in the restore's region.
+    Instance(&'a str),
+    /// Its automated backups replicated into the restore's region (by their ARN).
+    ReplicatedBackups(&'a str),
+}
+
 /// An export of a snapshot to S3 (StartExportTask), as DescribeExportTasks reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExportInfo {
@@ -185,12 +207,15 @@ pub trait DatabaseSnapshots: Send + Sync {
     /// The point-in-time restore window of a DB instance or cluster: `None` when it does not
     /// exist. Restoring needs automated backups on (`retention_days > 0`).
     async fn restore_window(&self, region: &str, cluster: bool, id: &str) -> Result<Option<RestoreWindow>, AwsError>;
+    /// The automated backups of DB instance `source_id` (of another region) replicated into
+    /// `region`; `None` when there are none.
+    async fn replicated_backups(&self, region: &str, source_id: &str) -> Result<Option<ReplicatedBackups>, AwsError>;
     /// Restores a DB instance as it was at `to` (`None`: the latest restorable time).
     #[allow(clippy::too_many_arguments)]
     async fn restore_instance_to_time(
         &self,
         region: &str,
-        source_id: &str,
+        source: PitrSource<'_>,
         target_id: &str,
         to: Option<DateTime<Utc>>,
         class: Option<&str>,

@@ -35,7 +35,8 @@ pub struct Pick {
     /// Restore the newest good backup of this resource (volume, instance, DB identifier).
     #[arg(long)]
     pub resource: Option<String>,
-    /// Region of the backup to restore from (the DR region restores from the copy); default AWS_REGION.
+    /// Region to restore in and of the backup restored (the DR region restores from the copy, and a
+    /// point in time of a DB instance from its automated backups replicated there); default AWS_REGION.
     #[arg(long)]
     pub from_region: Option<String>,
 }

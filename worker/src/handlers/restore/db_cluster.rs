@@ -19,7 +19,7 @@ impl Handler<RestoreDbCluster> for Services {
                 }
                 let started = match &p.source {
                     RestoreSource::PointInTime { resource, to, .. } => {
-                        let at = self.point_in_time(&region, true, resource, *to).await?;
+                        let (at, _) = self.point_in_time(&region, true, resource, *to).await?;
                         let tags = restore_tags(&ctx.task_id, &format!("{resource}@{to}"), p.drill.then_some("true"));
                         ctx.may_start("the point-in-time restore")?;
                         self.databases

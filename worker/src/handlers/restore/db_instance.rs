@@ -20,13 +20,17 @@ impl Handler<RestoreDbInstance> for Services {
                 }
                 let started = match &p.source {
                     RestoreSource::PointInTime { resource, to, .. } => {
-                        let at = self.point_in_time(&region, false, resource, *to).await?;
+                        let (at, replica) = self.point_in_time(&region, false, resource, *to).await?;
                         let tags = restore_tags(&ctx.task_id, &format!("{resource}@{to}"), p.drill.then_some("true"));
                         ctx.may_start("the point-in-time restore")?;
+                        let source = match &replica {
+                            Some(arn) => PitrSource::ReplicatedBackups(arn),
+                            None => PitrSource::Instance(resource),
+                        };
                         self.databases
                             .restore_instance_to_time(
                                 &region,
-                                resource,
+                                source,
                                 &target,
                                 at,
                                 p.instance_class.as_deref(),

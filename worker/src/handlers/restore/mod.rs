@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use backup_aws::s3::sha256_base64;
 use backup_core::artifacts::{ArtifactStatus, CatalogRecord, Tags, Verification};
 use backup_core::services::block::{InstanceInfo, NewInstance, NewVolume, VolumeInfo};
+use backup_core::services::database::{PitrSource, RestoreWindow};
 use backup_core::services::objects::{CopyRequest, ObjectHead, ObjectVersion};
 use backup_core::{AwsError, ErrorClass, RetryClass, TaskError};
 use backup_schemas::{
@@ -286,25 +287,52 @@ impl Services {
     /// The time a point-in-time restore of `resource` goes back to (`None`: the latest restorable
     /// time), after checking that automated backups are on and that the time is inside the
     /// restorable window; a time outside it is refused with the window in the reason.
+    /// Where a point-in-time restore in `region` reads from, and its restorable window: the
+    /// database there, or (a DB instance restored in a DR region) its automated backups
+    /// replicated there (`Some(arn)`).
+    async fn restorable(
+        &self,
+        region: &str,
+        cluster: bool,
+        resource: &str,
+    ) -> Result<(RestoreWindow, Option<String>), TaskError> {
+        if let Some(window) = self.databases.restore_window(region, cluster, resource).await? {
+            return Ok((window, None));
+        }
+        if cluster {
+            return Err(TaskError::permanent(format!(
+                "DB cluster {resource} does not exist in {region} (Aurora replicates no automated backups to other regions)"
+            )));
+        }
+        match self.databases.replicated_backups(region, resource).await? {
+            Some(replica) => Ok((replica.window, Some(replica.arn))),
+            None => Err(TaskError::permanent(format!(
+                "DB instance {resource} does not exist in {region}, and no automated backups of it are replicated there"
+            ))),
+        }
+    }
+
+    /// The instant to restore to, checked against the restorable window (`None`: the latest).
     async fn point_in_time(
         &self,
         region: &str,
         cluster: bool,
         resource: &str,
         to: PointInTime,
-    ) -> Result<Option<DateTime<Utc>>, TaskError> {
+    ) -> Result<(Option<DateTime<Utc>>, Option<String>), TaskError> {
         let what = if cluster { "DB cluster" } else { "DB instance" };
-        let window = self
-            .databases
-            .restore_window(region, cluster, resource)
-            .await?
-            .ok_or_else(|| TaskError::permanent(format!("{what} {resource} does not exist in {region}")))?;
+        let (window, replica) = self.restorable(region, cluster, resource).await?;
+        let what = if replica.is_some() {
+            format!("the automated backups of {what} replicated to {region}")
+        } else {
+            what.to_owned()
+        };
         if window.retention_days <= 0 {
             return Err(TaskError::permanent(format!(
                 "{what} {resource} has automated backups off (backup retention 0): there is no point in time to restore"
             )));
         }
-        let PointInTime::At(at) = to else { return Ok(None) };
+        let PointInTime::At(at) = to else { return Ok((None, replica)) };
         let show = |t: Option<DateTime<Utc>>| {
             t.map_or_else(|| "?".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         };
@@ -316,7 +344,7 @@ impl Services {
                 show(window.latest)
             )));
         }
-        Ok(Some(at))
+        Ok((Some(at), replica))
     }
 
     /// Starts a volume from a complete snapshot; `Err(Ok(progress))` while the snapshot (a DR copy)
