@@ -236,7 +236,7 @@ async fn the_producer_publishes_coverage_for_every_status_and_type() {
     assert!(serve.stderr.contains("coverage published"), "{}", serve.stderr);
     let points = coverage_points(&received.lock().unwrap());
     // Every status of every type, zeros included, so an alarm on any of them can clear.
-    assert_eq!(points.len(), 6 * 5, "{points:?}");
+    assert_eq!(points.len(), 6 * backup_schemas::ResourceType::ALL.len(), "{points:?}");
     assert!(points[&("never-backed-up".to_owned(), "ec2-volume".to_owned())] >= 1, "{points:?}");
     assert_eq!(points[&("protected".to_owned(), "ec2-volume".to_owned())], 0, "nothing was backed up: {points:?}");
 }

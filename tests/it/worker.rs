@@ -190,6 +190,13 @@ async fn sigterm_stops_receiving_and_lets_short_tasks_finish() {
     let mut worker = start(&fleet, "w", args);
     fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
     worker.sigterm();
+    // The signal is handled asynchronously: once the worker says it stopped receiving (not
+    // before: a loaded machine may run its signal task late), nothing new may be taken.
+    let stopped = std::time::Instant::now() + Duration::from_secs(15);
+    while !worker.log_tail(200).contains("stopped receiving") {
+        assert!(std::time::Instant::now() < stopped, "the worker never stopped receiving:\n{}", worker.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let late = canary("late", CanaryMode::Succeed, 0);
     fleet.send(&late).await;
     let status = worker.wait_async(Duration::from_secs(30)).await;

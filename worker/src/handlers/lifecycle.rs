@@ -289,7 +289,9 @@ impl Services {
         // (the next prune decides again) rather than fail on the first locked version.
         let now = Utc::now();
         for version in versions.iter().filter(|v| !v.delete_marker) {
-            let head = self.objects.head(region, bucket, &version.key, Some(&version.version_id)).await?;
+            // An unversioned bucket lists its objects' versions as "null": HEAD those plainly.
+            let version_id = Some(version.version_id.as_str()).filter(|v| *v != "null");
+            let head = self.objects.head(region, bucket, &version.key, version_id).await?;
             if let Some(until) = head.and_then(|h| h.lock_until).filter(|until| *until > now) {
                 return refused(format!(
                     "{}/{} is under Object Lock until {} (the bucket's default retention applies to RDS's files): \
