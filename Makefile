@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 export MOTO_PORT ?= 4566
 CARGO ?= cargo
 
-.PHONY: all build test tests fmt-check lint unit integration infra-check demo demo-check bench soak emulator-start emulator-stop schemas realism-check
+.PHONY: all build test tests fmt-check lint unit integration infra-check demo demo-check bench bench-dump soak emulator-start emulator-stop schemas realism-check
 
 all: build
 
@@ -64,13 +64,18 @@ demo-check: build
 bench:
 	bash scripts/bench.sh
 
+## make bench-dump: a worker's memory while it streams a ~1 GB pg_dump into S3, at 16, 5 and 64 MiB
+## parts (not part of make test; uses the binaries already built, no cargo; see docs/BENCHMARKS.md).
+bench-dump:
+	bash scripts/bench_dump.sh
+
 ## make soak: an hour of steady, mixed work with injected faults; fails if worker memory grows or
 ## any task ends in the wrong place (not part of make test; see docs/BENCHMARKS.md).
 soak:
 	BENCH_PHASES=soak bash scripts/bench.sh
 
 ## make realism-check: the tests of the emulator's realism layer (scripts/emulator_realism.py). They
-## start their own moto server on a free port and stop it afterwards (~45 s).
+## start their own moto server on a free port and stop it afterwards (~50 s).
 realism-check:
 	bash scripts/emulator.sh install
 	.venv/bin/python scripts/test_emulator_realism.py

@@ -484,8 +484,8 @@ fn controls(
     }
     if c.cross_region_copy {
         match latest {
-            Some(rec) if rec.artifact.kind == ArtifactKind::S3Object => {
-                check("cross_region_copy", true, "S3 backups are copied by the backup bucket's replication".into())
+            Some(rec) if rec.artifact.kind.lives_in_a_bucket() => {
+                check("cross_region_copy", true, "backups in the backup bucket are copied by its replication".into())
             }
             Some(rec) if !rec.copies.is_empty() => {
                 let regions: BTreeSet<&str> = rec.copies.iter().map(|c| c.region.as_str()).collect();
@@ -502,7 +502,7 @@ fn controls(
         }
     }
     let plan_of = |name: &str| policy.plan(name);
-    if let (Some(days), ResourceType::S3Bucket) = (c.s3_object_lock_days, r.resource_type) {
+    if let (Some(days), ResourceType::S3Bucket | ResourceType::PostgresDb) = (c.s3_object_lock_days, r.resource_type) {
         for p in plans {
             let lock = plan_of(&p.plan).and_then(|plan| plan.s3.as_ref()).and_then(|s3| s3.lock_days);
             match lock {

@@ -201,13 +201,17 @@ fn controls_are_validated_like_plans() {
 fn databases_named_for_logical_backups_are_covered_by_the_plan_that_names_them() {
     let policy = Policy::from_toml_str(
         r#"
+[controls]
+cross_region_copy = true
+s3_object_lock_days = 30
+
 [[plan]]
 name = "dumps"
 schedule = "cron(0 1 * * ? *)"
 resources = ["postgres-db"]
 retain = { days = 35 }
 verify = false
-s3 = { backup_bucket = "org-backups" }
+s3 = { backup_bucket = "org-backups", lock_days = 35 }
 databases = [{ name = "orders", secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf" }]
 "#,
         "us-east-1",
@@ -226,5 +230,9 @@ databases = [{ name = "orders", secret_arn = "arn:aws:secretsmanager:us-east-1:1
     let mut dump = backup("orders", "dumps", 3, true, false);
     dump.artifact.kind = ArtifactKind::DatabaseDump;
     let after = Inputs { resources: vec![orders], records: vec![dump], ..Inputs::default() };
-    assert_eq!(status(&assess(&policy, &after, now(), Grace::Percent(25.0)), "orders"), CoverageStatus::Protected);
+    let report = assess(&policy, &after, now(), Grace::Percent(25.0));
+    assert_eq!(status(&report, "orders"), CoverageStatus::Protected);
+    // The dump lives in the backup bucket: its replication is the cross-region copy, and the
+    // plan's Object Lock days are its lock.
+    assert_eq!(report.failing_controls, 0, "{:?}", report.resources[0].controls);
 }
