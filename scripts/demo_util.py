@@ -13,6 +13,15 @@ if command == "new-volume":
     print(ec2.create_volume(AvailabilityZone="us-east-1a", Size=5,
                             TagSpecifications=[{"ResourceType": "volume", "Tags": tags}])["VolumeId"])
     sys.exit(0)
+if command == "secret":
+    # A Secrets Manager secret (arguments: its name, its JSON value); prints its ARN.
+    import os
+    import boto3
+    secrets = boto3.client("secretsmanager", region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                           endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    print(secrets.create_secret(Name=path, SecretString=sys.argv[3])["ARN"])
+    sys.exit(0)
 data = json.load(open(path))
 if command == "run-summary":
     print(f"run {data['run_id']}: {len(data['tasks'])} tasks, {data['sent']['batches']} SendMessageBatch calls")

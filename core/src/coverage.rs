@@ -18,7 +18,7 @@
 //! A resource several plans select gets the worst of its plans' statuses. "Good" is the RPO
 //! report's: live, verified when the plan verifies, never failed verification.
 
-use backup_schemas::{ArtifactKind, ResourceType, ScanBucket, Task, TaskState};
+use backup_schemas::{ResourceType, ScanBucket, Task, TaskState};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
