@@ -162,6 +162,11 @@ COPY --from=builder --chown=0:0 --chmod=0755 /out/ /usr/local/bin/
 
 # Same uid as distroless "nonroot" (65532); the ECS task definitions pin the same user.
 USER 65532:65532
+# glibc keeps freed multi-MiB dump parts in its heap, so with 16 MiB parts a worker's memory climbs
+# to about four parts above its start during a logical backup; with allocations of 1 MiB and more
+# served by mmap (returned on free) it stays one part above it (docs/BENCHMARKS.md, "Logical backup
+# memory": peak 111.8 -> 63.5 MiB for a 1 GB dump).
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576
 ENV BACKUP_LOG_FORMAT=json
 # ECS sends SIGTERM, then SIGKILL after stopTimeout; the worker drains on SIGTERM.
 STOPSIGNAL SIGTERM

@@ -89,8 +89,9 @@ pub struct WorkerSettings {
     /// RDS CA bundle in production; libpq's default "prefer" when unset).
     #[arg(long, env = "BACKUP_PG_SSLMODE")]
     pub pg_sslmode: Option<String>,
-    /// Base size of a logical dump's upload parts, in MiB (5-5120): the worker's memory per running
-    /// dump. Parts grow by this much every 1,000 parts (S3 allows 10,000 per object).
+    /// Base size of a logical dump's upload parts, in MiB (5-5120): a running dump holds one part in
+    /// memory (up to about four with glibc's default malloc settings, which the worker image
+    /// changes; docs/BENCHMARKS.md). Parts grow by this much every 1,000 parts (S3 allows 10,000).
     #[arg(long, env = "BACKUP_DUMP_PART_MIB", default_value_t = 16)]
     pub dump_part_mib: usize,
     /// Statement timeout of each SQL check a drill runs against a restored database.
