@@ -1018,3 +1018,53 @@ async fn a_point_in_time_restore_in_the_dr_region_reads_the_replicated_automated
     }
     let _ = services(&fleet).databases.delete_instance(REGION, &db).await;
 }
+
+/// The drill plan's target settings act: restored volumes go in the zone of `target_subnet` (an
+/// unknown subnet fails the drill by name instead of restoring next to production), and
+/// `max_parallel` drills of a plan run at once fleet-wide (one more waits for capacity).
+#[tokio::test]
+async fn drills_restore_into_the_target_subnet_and_wait_for_a_parallel_slot() {
+    let fleet = Fleet::realistic("rsdrilltarget").await;
+    let handlers = handlers(&fleet);
+    let source = volume(&fleet, 2).await;
+    snapshot(&handlers, &source, 17, vec![]).await;
+    let with_target = |plan: &str, target: DrillTarget| {
+        let Task::RestoreDrill(mut drill) = drill_task(plan, &source, ResourceType::Ec2Volume) else { unreachable!() };
+        drill.target = target;
+        Task::RestoreDrill(drill)
+    };
+
+    // An isolated subnet in another zone than the source volume (us-east-1a).
+    let ec2 = fleet.aws.clients().ec2;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets
+        .subnets()
+        .iter()
+        .find(|s| s.availability_zone() == Some("us-east-1c"))
+        .and_then(|s| s.subnet_id())
+        .expect("moto's default VPC has a subnet in us-east-1c")
+        .to_owned();
+    let passed =
+        drill(&handlers, &with_target("zoned", DrillTarget { subnet_id: Some(subnet), ..DrillTarget::default() }))
+            .await
+            .expect("the drill restores into the subnet's zone and passes");
+    assert_eq!(passed["ok"], true, "{passed}");
+
+    let missing = DrillTarget { subnet_id: Some("subnet-0123456789abcdef0".into()), ..DrillTarget::default() };
+    let err = drill(&handlers, &with_target("nosubnet", missing)).await.unwrap_err();
+    assert!(err.reason.contains("drill.target_subnet subnet-0123456789abcdef0 does not exist"), "{}", err.reason);
+
+    // max_parallel = 1 with the plan's one slot held by another drill: this one waits.
+    let slots = services(&fleet).slots;
+    let other = TaskId::derive("restore.drill", &serde_json::json!(["another drill"]));
+    assert!(slots.acquire("drill:busy", &other, 1, Duration::from_secs(60)).await.unwrap());
+    let busy = with_target("busy", DrillTarget { max_parallel: Some(1), ..DrillTarget::default() });
+    let envelope =
+        Envelope::new(busy.clone(), RunId::new("test-run"), Origin::Operator { command: "test".into() }, Utc::now());
+    let waited = handlers.dispatch(&envelope, &backup_tests::context_for(&busy)).await.unwrap_err();
+    assert!(waited.is_capacity(), "{waited:?}");
+    assert!(waited.reason.contains("1 drills of plan busy already running"), "{}", waited.reason);
+    slots.release("drill:busy", &other).await.unwrap();
+    let ran = drill(&handlers, &busy).await.expect("with the slot free the drill runs");
+    assert_eq!(ran["ok"], true, "{ran}");
+}
