@@ -96,7 +96,23 @@ fn export_info(identifier: Option<&str>, t: ExportView<'_>) -> ExportInfo {
     }
 }
 
-/// The fields of StartExportTask's output and of a DescribeExportTasks entry (two SDK types).
+/// The fields of StartExportTask's output and of a DescribeExportTasks entry: two SDK types with
+/// the same accessors.
+macro_rules! export_view {
+    ($t:expr) => {
+        ExportView {
+            source_arn: $t.source_arn(),
+            bucket: $t.s3_bucket(),
+            prefix: $t.s3_prefix(),
+            status: $t.status(),
+            percent: $t.percent_progress(),
+            failure: $t.failure_cause(),
+            total_gib: $t.total_extracted_data_in_gb(),
+            kms_key: $t.kms_key_id(),
+        }
+    };
+}
+
 struct ExportView<'a> {
     source_arn: Option<&'a str>,
     bucket: Option<&'a str>,
@@ -757,19 +773,7 @@ impl DatabaseSnapshots for RdsDatabases {
             .send()
             .await
             .map_err(|e| classify("rds", "StartExportTask", e))?;
-        Ok(export_info(
-            t.export_task_identifier(),
-            ExportView {
-                source_arn: t.source_arn(),
-                bucket: t.s3_bucket(),
-                prefix: t.s3_prefix(),
-                status: t.status(),
-                percent: t.percent_progress(),
-                failure: t.failure_cause(),
-                total_gib: t.total_extracted_data_in_gb(),
-                kms_key: t.kms_key_id(),
-            },
-        ))
+        Ok(export_info(t.export_task_identifier(), export_view!(t)))
     }
 
     async fn export(&self, region: &str, identifier: &str) -> Result<Option<ExportInfo>, AwsError> {
@@ -784,21 +788,11 @@ impl DatabaseSnapshots for RdsDatabases {
             Ok(output) => output,
             Err(err) => return gone_as_none(classify("rds", "DescribeExportTasks", err)),
         };
-        Ok(output.export_tasks().iter().find(|t| t.export_task_identifier() == Some(identifier)).map(|t| {
-            export_info(
-                t.export_task_identifier(),
-                ExportView {
-                    source_arn: t.source_arn(),
-                    bucket: t.s3_bucket(),
-                    prefix: t.s3_prefix(),
-                    status: t.status(),
-                    percent: t.percent_progress(),
-                    failure: t.failure_cause(),
-                    total_gib: t.total_extracted_data_in_gb(),
-                    kms_key: t.kms_key_id(),
-                },
-            )
-        }))
+        Ok(output
+            .export_tasks()
+            .iter()
+            .find(|t| t.export_task_identifier() == Some(identifier))
+            .map(|t| export_info(t.export_task_identifier(), export_view!(t))))
     }
 
     async fn delete_instance(&self, region: &str, id: &str) -> Result<(), AwsError> {
