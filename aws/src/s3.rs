@@ -527,7 +527,7 @@ impl ObjectStore for S3Objects {
     ) -> Result<UploadedPart, AwsError> {
         // Our own SHA-256 of the part, named as the algorithm too: an Object Lock bucket
         // requires an integrity checksum header.
-        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        let checksum = sha256_base64(&body);
         let output = self
             .client(&request.region)
             .upload_part()
@@ -602,7 +602,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn put_bytes(&self, request: &UploadRequest, body: Vec<u8>) -> Result<UploadResult, AwsError> {
-        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        let checksum = sha256_base64(&body);
         let output = self
             .client(&request.region)
             .put_object()
@@ -712,23 +712,16 @@ impl ObjectStore for S3Objects {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Vec<u8>, AwsError> {
-        let output = self
-            .client(region)
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| s3_error("GetObject", e))?;
-        let body = output.body.collect().await.map_err(|e| AwsError {
+        let mut body = Vec::new();
+        let mut stream = self.get_stream(region, bucket, key, version_id).await?;
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut body).await.map_err(|e| AwsError {
             service: "s3",
             operation: "GetObject",
             code: "BodyReadError".into(),
             message: e.to_string(),
             class: ErrorClass::Retry(RetryClass::Transient),
         })?;
-        Ok(body.into_bytes().to_vec())
+        Ok(body)
     }
 
     async fn delete_version(&self, region: &str, bucket: &str, key: &str, version_id: &str) -> Result<(), AwsError> {

@@ -73,9 +73,12 @@ fn candidate(
     }
 }
 
+/// Catalog records by kind and id.
+type Records = BTreeMap<(ArtifactKind, String), CatalogRecord>;
+
 impl Services {
     /// The live catalog records of the prune's resource in its region, by kind and id.
-    async fn live_records(&self, p: &Prune) -> Result<BTreeMap<(ArtifactKind, String), CatalogRecord>, TaskError> {
+    async fn live_records(&self, p: &Prune) -> Result<Records, TaskError> {
         Ok(self
             .catalog
             .by_resource(&p.resource)
@@ -88,10 +91,9 @@ impl Services {
 
     /// Every artifact of `resource` in `region`, as retention candidates. `Err` means the listing
     /// was incomplete, and nothing may be deleted.
-    async fn retention_candidates(&self, p: &Prune) -> Result<Vec<Candidate>, TaskError> {
+    async fn retention_candidates(&self, p: &Prune, catalogued: &Records) -> Result<Vec<Candidate>, TaskError> {
         // The catalog's creation time is the fleet's own record of when the backup was taken;
         // AWS's start time is only the fallback for artifacts the catalog does not know.
-        let catalogued = self.live_records(p).await?;
         let record = |kind: ArtifactKind, id: &str| catalogued.get(&(kind, id.to_owned()));
         let in_catalog = |kind: ArtifactKind, id: &str| record(kind, id).is_some();
         let created =
@@ -160,12 +162,14 @@ impl Services {
         Ok(candidates)
     }
 
-    /// Lists and decides, as a prune does.
-    async fn retention_decision(&self, p: &Prune) -> Result<(Vec<Candidate>, RetentionDecision), TaskError> {
+    /// Lists and decides, as a prune does. Also returns the catalog records it read, which the prune's archive and export decisions
+    /// reuse (one catalog query per prune).
+    async fn retention_decision(&self, p: &Prune) -> Result<(Vec<Candidate>, RetentionDecision, Records), TaskError> {
         // Listing failed part-way: decide nothing (the error is retried, listing from scratch).
-        let candidates = self.retention_candidates(p).await?;
+        let records = self.live_records(p).await?;
+        let candidates = self.retention_candidates(p, &records).await?;
         match decide(&p.plan, &p.rules, &candidates, p.as_of, true) {
-            Ok(decision) => Ok((candidates, decision)),
+            Ok(decision) => Ok((candidates, decision, records)),
             Err(RetentionError::IncompleteListing) => Err(TaskError::retry(
                 RetryClass::Transient,
                 format!("the listing of {}'s artifacts was incomplete", p.resource),
@@ -191,7 +195,7 @@ impl Handler<Prune> for Services {
                 json!({ "resource": p.resource, "skipped": "retention of objects in the backup bucket is enforced by its lifecycle and Object Lock" }),
             ));
         }
-        let (candidates, decision) = self.retention_decision(p).await?;
+        let (candidates, decision, records) = self.retention_decision(p).await?;
         let by_id: BTreeMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
         let artifact = |id: &str| ArtifactRef { kind: by_id[id].kind, region: p.region.clone(), id: id.to_owned() };
         // One deletion task per backup: a set's members go together.
@@ -214,9 +218,9 @@ impl Handler<Prune> for Services {
             })
             .collect();
         tracing::info!(resource = %p.resource, summary = %summarize(&decision), "retention decided");
-        let expired_exports = self.expired_exports(p).await?;
+        let expired_exports = self.expired_exports(p, &records);
         let (archives, archive_summary) = match &p.rules.archive {
-            Some(rule) => self.archive_decisions(p, rule, &candidates, &decision).await?,
+            Some(rule) => self.archive_decisions(p, rule, &candidates, &decision, &records).await?,
             None => (Vec::new(), None),
         };
         Ok(Outcome::done(json!({
@@ -236,16 +240,15 @@ impl Handler<Prune> for Services {
 impl Services {
     /// Deletions of the resource's snapshot exports whose own expiry (`export.retain_days`) has
     /// passed at the prune's instant. Exports are not snapshots: no count rule or `min_keep`
-    /// applies, only their expiry and a legal hold recorded in the catalog.
-    async fn expired_exports(&self, p: &Prune) -> Result<Vec<Task>, TaskError> {
+    /// applies, only their own expiry.
+    fn expired_exports(&self, p: &Prune, records: &Records) -> Vec<Task> {
         if !matches!(p.resource_type, ResourceType::RdsInstance | ResourceType::RdsCluster) {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let records = self.live_records(p).await?;
-        Ok(records
+        records
             .values()
             .filter(|r| r.artifact.kind == ArtifactKind::SnapshotExport && r.plan == p.plan)
-            .filter(|r| r.expires_at.is_some_and(|at| at <= p.as_of) && !r.details.contains_key(tags::LEGAL_HOLD))
+            .filter(|r| r.expires_at.is_some_and(|at| at <= p.as_of))
             .map(|r| {
                 Task::DeleteArtifact(DeleteArtifact {
                     plan: p.plan.clone(),
@@ -255,11 +258,11 @@ impl Services {
                     set: Vec::new(),
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Deletes an expired export's objects (every version under its prefix) after re-checking
-    /// its catalog record: still live, still expired at the prune's instant, no legal hold.
+    /// its catalog record: still live and still expired at the prune's instant.
     async fn delete_export(&self, p: &DeleteArtifact) -> HandlerResult {
         let artifact = &p.artifact;
         let refused = |why: String| {
@@ -275,9 +278,6 @@ impl Services {
         let as_of = p.prune.as_ref().map_or_else(Utc::now, |prune| prune.as_of);
         if record.expires_at.is_none_or(|at| at > as_of) {
             return refused(format!("not expired at {as_of} (expires {:?})", record.expires_at));
-        }
-        if record.details.contains_key(tags::LEGAL_HOLD) {
-            return refused("under legal hold".into());
         }
         let (Some(bucket), Some(prefix)) = (record.details.get("bucket"), record.details.get("prefix")) else {
             return refused("the catalog record names no bucket and prefix".into());
@@ -322,11 +322,11 @@ impl Services {
         rule: &ArchiveRule,
         candidates: &[Candidate],
         decision: &RetentionDecision,
+        records: &Records,
     ) -> Result<(Vec<Task>, Option<serde_json::Value>), TaskError> {
         if !matches!(p.resource_type, ResourceType::Ec2Volume | ResourceType::Ec2Instance) {
             return Ok((Vec::new(), None));
         }
-        let records = self.live_records(p).await?;
         let prices = PriceTable::builtin().region(&p.region);
         let kept: BTreeSet<&str> = decision.keep.iter().map(|k| k.id.as_str()).collect();
         let (mut tasks, mut standard, mut waiting) = (Vec::new(), 0usize, 0usize);
@@ -462,7 +462,7 @@ impl Handler<DeleteArtifact> for Services {
                 "no retention rules to re-check against (an older deletion task); the next prune decides again".into(),
             );
         };
-        let (candidates, decision) = self.retention_decision(prune).await?;
+        let (candidates, decision, _) = self.retention_decision(prune).await?;
         let listed: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
         // A member gone from the listing is done with unless it is an AMI, whose snapshots may
         // still need deleting (a crash after deregistering).
@@ -748,7 +748,7 @@ pub(crate) async fn sha256_of(mut stream: impl tokio::io::AsyncRead + Unpin) -> 
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(), total))
+    Ok((crate::handlers::logical::hex(&hasher.finalize()), total))
 }
 
 /// The catalog id of an S3 backup object: `<bucket>/<key>#<version id>`.

@@ -205,7 +205,8 @@ impl Services {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
