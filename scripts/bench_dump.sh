@@ -37,7 +37,7 @@
 #   BENCH_DUMP_TARGET_MIB   compressed dump size to aim for [1024]
 #   BENCH_DUMP_PART_MIBS    part sizes to run, MiB, space-separated [16 5 64]
 #   BENCH_DUMP_MOTO_PORT    port of the dedicated emulator; must be free [4611]
-#   BENCH_DUMP_PG_PORT      port of the throwaway PostgreSQL server; must be free [55611]
+#   BENCH_DUMP_PG_PORT      port of the throwaway PostgreSQL server; must be free [25611]
 #   BENCH_DUMP_PROFILE      release | bench-fast | debug [the first present, in that order]
 #   BENCH_DUMP_TIMEOUT_SECS per-run limit before the worker is killed and the bench fails [1800]
 #   BENCH_DUMP_OUT          output directory [bench-out]
@@ -50,7 +50,7 @@ cd "$repo"
 target_mib="${BENCH_DUMP_TARGET_MIB:-1024}"
 part_mibs="${BENCH_DUMP_PART_MIBS:-16 5 64}"
 moto_port="${BENCH_DUMP_MOTO_PORT:-4611}"
-pg_port="${BENCH_DUMP_PG_PORT:-55611}"
+pg_port="${BENCH_DUMP_PG_PORT:-25611}"
 timeout_secs="${BENCH_DUMP_TIMEOUT_SECS:-1800}"
 out="${BENCH_DUMP_OUT:-$repo/bench-out}"
 py="$repo/.venv/bin/python"

@@ -25,7 +25,7 @@ rm -rf "$out"; mkdir -p "$out"
 
 started=0
 workers=()
-pg_port="${DEMO_PG_PORT:-55477}"
+pg_port="${DEMO_PG_PORT:-25477}"
 pg_dir="/tmp/backup-fleet-demo-pg-$pg_port"
 cleanup() {
   for pid in "${workers[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done

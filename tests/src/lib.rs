@@ -574,7 +574,9 @@ pub const PG_TEST_PASSWORD: &str = "pw-7f3a9c1e-never-logged";
 pub fn postgres() -> &'static Postgres {
     static PG: OnceLock<Postgres> = OnceLock::new();
     PG.get_or_init(|| {
-        let port = port_from("PG_TEST_PORT", 55432);
+        // Below Linux's ephemeral range (32768-60999): a port there can be held by any client
+        // connection or test proxy of this parallel suite when the server starts.
+        let port = port_from("PG_TEST_PORT", 25432);
         let script = repo_root().join("scripts/postgres.sh");
         let datadir = format!("/tmp/backup-fleet-pg-{port}");
         let status = Command::new("bash")
