@@ -136,6 +136,11 @@ impl AwsContext {
         &self.sdk
     }
 
+    /// A context on other SDK configuration (other credentials), counting calls with this one.
+    pub fn with_sdk_config(&self, sdk: SdkConfig) -> AwsContext {
+        Self { sdk, region: self.region.clone(), counter: self.counter.clone(), clients: Arc::default() }
+    }
+
     /// The default region (from the settings, `AWS_REGION`, or the profile).
     pub fn region(&self) -> String {
         self.region.clone()

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    Filter, Image, ImageState, Instance, InstanceSpecification, ResourceType, Snapshot, SnapshotState, Tag,
+    Filter, Image, OperationType, SnapshotAttributeName, ImageState, Instance, InstanceSpecification, ResourceType, Snapshot, SnapshotState, Tag,
     TagSpecification, TargetStorageTier, Volume, VolumeType,
 };
 use backup_core::artifacts::{ArtifactStatus, Tags};
@@ -525,6 +525,20 @@ impl BlockStorage for Ec2BlockStorage {
                 }
             }
         }
+    }
+
+    async fn share_snapshot(&self, region: &str, snapshot_id: &str, account: &str, shared: bool) -> Result<(), AwsError> {
+        let operation = if shared { OperationType::Add } else { OperationType::Remove };
+        self.client(region)
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(operation)
+            .user_ids(account)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ec2", "ModifySnapshotAttribute", e))
     }
 
     async fn images_tagged(&self, region: &str, key: &str, value: &str) -> Result<Vec<ImageInfo>, AwsError> {

@@ -2,6 +2,7 @@
 //! (`calls`), classifies SDK errors once (`classify`), and implements the domain ports of
 //! `backup-core` on SQS, DynamoDB, EventBridge, EC2, RDS, S3 and Secrets Manager.
 
+pub mod accounts;
 pub mod bootstrap;
 pub mod calls;
 pub mod catalog;

@@ -539,6 +539,42 @@ impl DatabaseSnapshots for RdsDatabases {
         gone(result)
     }
 
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        cluster: bool,
+        identifier: &str,
+        account: &str,
+        shared: bool,
+    ) -> Result<(), AwsError> {
+        let (add, remove) = if shared { (Some(vec![account.to_owned()]), None) } else { (None, Some(vec![account.to_owned()])) };
+        if cluster {
+            self.call(region, "ModifyDBClusterSnapshotAttribute")
+                .await
+                .modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(identifier)
+                .attribute_name("restore")
+                .set_values_to_add(add)
+                .set_values_to_remove(remove)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("rds", "ModifyDBClusterSnapshotAttribute", e))
+        } else {
+            self.call(region, "ModifyDBSnapshotAttribute")
+                .await
+                .modify_db_snapshot_attribute()
+                .db_snapshot_identifier(identifier)
+                .attribute_name("restore")
+                .set_values_to_add(add)
+                .set_values_to_remove(remove)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("rds", "ModifyDBSnapshotAttribute", e))
+        }
+    }
+
     async fn restore_instance(
         &self,
         region: &str,

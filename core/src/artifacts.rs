@@ -83,6 +83,9 @@ pub struct CatalogRecord {
     /// The archive-tier decision for an EBS snapshot, once one was made (either way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveRecord>,
+    /// The account the artifact lives in; absent for the fleet's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// What the fleet decided about moving one snapshot to the EBS archive tier, and why.

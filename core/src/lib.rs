@@ -1,6 +1,7 @@
 //! Domain logic of the fleet with no AWS SDK in it: error classes and retry schedules, backup
 //! policies and schedule windows, retention math, and the ports (traits) AWS adapters implement.
 
+pub mod accounts;
 pub mod archive;
 pub mod artifacts;
 pub mod backoff;

@@ -8,7 +8,7 @@
 //! errors, so a typo cannot silently drop a setting.
 
 use backup_schemas::{
-    AccountRef, ArchiveRule, BackupContext, CopyTarget, DbEngine, LogicalDatabase, ResourceType, RetentionRules,
+    role_account, AccountRef, AccountRefError, ArchiveRule, BackupContext, CopyTarget, DbEngine, LogicalDatabase, ResourceType, RetentionRules,
     S3Destination, SnapshotExport, SqlCheck, Tier,
 };
 use chrono::{DateTime, Duration, Utc};
@@ -47,6 +47,7 @@ const PLAN_KEYS: &[&str] = &[
     "backup_on_create",
     "deadline_hours",
     "accounts",
+    "own_account",
     "drill",
     "archive",
     "databases",
@@ -60,7 +61,7 @@ const CHECK_KEYS: &[&str] = &["name", "sql", "expect"];
 const EXPORT_KEYS: &[&str] = &["iam_role_arn", "kms_key", "retain_days", "prefix"];
 const SELECT_KEYS: &[&str] = &["tags", "exclude_tags"];
 const RETAIN_KEYS: &[&str] = &["days", "count", "min_keep", "daily", "weekly", "monthly"];
-const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key"];
+const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key", "account_id", "role_arn", "share_kms_key"];
 const S3_KEYS: &[&str] = &["backup_bucket", "storage_class", "lock_days", "prefix"];
 const ACCOUNT_KEYS: &[&str] = &["account_id", "role_arn"];
 const ARCHIVE_KEYS: &[&str] = &["after_days", "unique_percent"];
@@ -80,6 +81,17 @@ pub struct Policy {
     pub plans: Vec<Plan>,
     /// The optional `[controls]` table: what `backupctl report coverage` checks per resource.
     pub controls: Controls,
+}
+
+impl Policy {
+    /// The plans that cover `account` (`None`: the fleet's own account).
+    pub fn for_account(&self, account: Option<&AccountRef>) -> Policy {
+        let covers = |plan: &Plan| match account {
+            None => plan.own_account,
+            Some(account) => plan.accounts.iter().any(|a| a.account_id == account.account_id),
+        };
+        Policy { plans: self.plans.iter().filter(|p| covers(p)).cloned().collect(), controls: self.controls.clone() }
+    }
 }
 
 /// Compliance controls evaluated per protected resource by `backupctl report coverage`, from
@@ -140,8 +152,10 @@ pub struct Plan {
     /// A task of this plan not finished this long after its window start fails; `None` leaves it
     /// to the fleet's default.
     pub deadline: Option<Duration>,
-    /// Other accounts to cover through an assumed role; empty means the fleet's own account.
+    /// Other accounts to cover through an assumed role.
     pub accounts: Vec<AccountRef>,
+    /// Whether the fleet's own account is covered as well (default true).
+    pub own_account: bool,
     pub kind: PlanKind,
     /// Present iff `kind` is `RestoreDrill`.
     pub drill: Option<DrillSettings>,
@@ -416,7 +430,6 @@ impl Plan {
             copy_to: self.copy_to.clone(),
             verify: self.verify,
             retain: (!self.is_drill()).then(|| self.retain.clone()),
-            account: None,
             export: self.export.as_ref().zip(self.s3.as_ref()).map(|(export, s3)| SnapshotExport {
                 bucket: s3.backup_bucket.clone(),
                 prefix: export.prefix.clone(),
@@ -448,6 +461,11 @@ impl Plan {
             storage_class: s3.storage_class.clone().or_else(|| default_storage_class(self.tier).map(str::to_owned)),
             lock_days: s3.lock_days,
         })
+    }
+
+    /// The accounts the plan covers: `None` for the fleet's own, then each listed one.
+    pub fn target_accounts(&self) -> Vec<Option<&AccountRef>> {
+        self.own_account.then_some(None).into_iter().chain(self.accounts.iter().map(Some)).collect()
     }
 
     pub fn is_drill(&self) -> bool {
@@ -506,15 +524,41 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         if !is_region(&region) {
             return Err(copy.err("region", format!("{region:?} is not an AWS region (e.g. us-west-2)")));
         }
-        if regions.contains(&region) {
+        let account = match (copy.string("account_id")?, copy.string("role_arn")?) {
+            (None, None) => None,
+            (Some(_), None) => return Err(copy.err("role_arn", "missing: a copy into another account needs the role the fleet assumes there")),
+            (None, Some(_)) => return Err(copy.err("account_id", "missing: role_arn is only for a copy into another account")),
+            (Some(account_id), Some(role_arn)) => {
+                let account = AccountRef { account_id, role_arn };
+                account.check().map_err(|e| match e {
+                    AccountRefError::AccountId(reason) => copy.err("account_id", reason),
+                    AccountRefError::RoleArn(reason) => copy.err("role_arn", reason),
+                })?;
+                Some(account)
+            }
+        };
+        // A copy within the account must leave the source region; a copy into a backup account
+        // may stay in it (the account is the isolation).
+        if account.is_none() && regions.contains(&region) {
             return Err(copy.err("region", format!("{region} is a source region of this plan: copy to another region")));
         }
-        if copy_to.iter().any(|c: &CopyTarget| c.region == region) {
-            return Err(copy.err("region", format!("{region} is listed twice")));
+        if copy_to.iter().any(|c: &CopyTarget| c.region == region && c.account == account) {
+            let target = account.as_ref().map_or(region.clone(), |a| format!("{region} of account {}", a.account_id));
+            return Err(copy.err("region", format!("{target} is listed twice")));
         }
         let retain_days = copy.days("retain_days")?;
         let kms_key = copy.non_empty_string("kms_key")?;
-        copy_to.push(CopyTarget { region, kms_key, retain_days });
+        let share_kms_key = copy.non_empty_string("share_kms_key")?;
+        if account.is_some() && kms_key.is_none() {
+            return Err(copy.err(
+                "kms_key",
+                "missing: a copy into another account is encrypted under that account's own key (give its ARN)",
+            ));
+        }
+        if account.is_none() && share_kms_key.is_some() {
+            return Err(copy.err("share_kms_key", "only for a copy into another account (account_id, role_arn)"));
+        }
+        copy_to.push(CopyTarget { region, kms_key, retain_days, account, share_kms_key });
     }
 
     // Backups that land in the backup bucket: S3 copies, logical dumps, snapshot exports.
@@ -579,38 +623,53 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
 
     let mut accounts: Vec<AccountRef> = Vec::new();
     for mut account in r.tables("accounts", ACCOUNT_KEYS)? {
-        let account_id = account.required_string("account_id")?;
-        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(account.err("account_id", format!("{account_id:?} is not a 12-digit AWS account id")));
+        let entry = AccountRef { account_id: account.required_string("account_id")?, role_arn: account.required_string("role_arn")? };
+        entry.check().map_err(|e| match e {
+            AccountRefError::AccountId(reason) => account.err("account_id", reason),
+            AccountRefError::RoleArn(reason) => account.err("role_arn", reason),
+        })?;
+        if accounts.iter().any(|a| a.account_id == entry.account_id) {
+            return Err(account.err("account_id", format!("{} is listed twice", entry.account_id)));
         }
-        if accounts.iter().any(|a| a.account_id == account_id) {
-            return Err(account.err("account_id", format!("{account_id} is listed twice")));
-        }
-        let role_arn = account.required_string("role_arn")?;
-        match role_account(&role_arn) {
-            None => {
-                return Err(account.err(
-                    "role_arn",
-                    format!("{role_arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
-                ))
-            }
-            Some(in_account) if in_account != account_id => {
-                return Err(account
-                    .err("role_arn", format!("the role is in account {in_account}, but account_id is {account_id}")))
-            }
-            Some(_) => {}
-        }
-        accounts.push(AccountRef { account_id, role_arn });
+        accounts.push(entry);
     }
-    // Validated above so that a mistake is named precisely, then refused: the fleet does not
-    // assume roles in other accounts yet, and a listed account that silently got no backups is
-    // worse than an error.
+    // The fleet's own account is backed up too unless the plan says otherwise: leaving it out
+    // silently would be the surprise, not including it.
+    let own_account = r.bool("own_account")?.unwrap_or(true);
+    if !own_account && accounts.is_empty() {
+        return Err(r.err("own_account", "false, and no `accounts` are listed: the plan would back up nothing"));
+    }
     if !accounts.is_empty() {
-        return Err(r.err(
-            "accounts",
-            "cross-account backups are not supported yet: the fleet backs up only the account its \
-             own credentials are in; remove `accounts` and deploy the fleet in each account",
-        ));
+        // Named here so a listed account is never silently left without backups.
+        if resources.contains(&ResourceType::PostgresDb) {
+            return Err(r.err(
+                "accounts",
+                "postgres-db databases are reached over the network, not through an account: list them in `databases` of a plan without accounts",
+            ));
+        }
+        if resources.contains(&ResourceType::S3Bucket) {
+            return Err(r.err(
+                "accounts",
+                "s3-bucket resources of other accounts are not supported yet (only EC2 and RDS): back their buckets up from a fleet in that account, or replicate them into the fleet's account",
+            ));
+        }
+        if export.is_some() {
+            return Err(r.err("accounts", "snapshot exports of other accounts' databases are not supported yet: remove `export` or `accounts`"));
+        }
+    }
+    if let Some(index) = copy_to.iter().position(|c| c.account.is_some()) {
+        let unsupported = if resources.contains(&ResourceType::S3Bucket) {
+            Some("s3-bucket backups (point s3.backup_bucket at an Object Lock bucket in the backup account instead)")
+        } else if resources.contains(&ResourceType::Ec2Instance) && instance_backup == InstanceBackup::Ami {
+            Some("AMIs (use instance_backup = \"snapshots\": snapshot sets are copied)")
+        } else if resources.contains(&ResourceType::PostgresDb) {
+            Some("postgres-db dumps (they are objects in s3.backup_bucket)")
+        } else {
+            None
+        };
+        if let Some(what) = unsupported {
+            return Err(r.err(&format!("copy_to[{index}].account_id"), format!("copies into another account are not supported for {what}")));
+        }
     }
 
     let drill = match (kind, r.table("drill", DRILL_KEYS)?) {
@@ -639,6 +698,7 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         backup_on_create,
         deadline,
         accounts,
+        own_account,
         kind,
         drill,
         databases,
@@ -1013,18 +1073,6 @@ fn is_bucket_name(name: &str) -> bool {
 }
 
 /// The account of an IAM role ARN (`arn:<partition>:iam::<account>:role/<path/name>`).
-fn role_account(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ["arn", partition, "iam", "", account, resource] = parts[..] else { return None };
-    let name = resource.strip_prefix("role/")?;
-    let valid = partition.starts_with("aws")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty()
-        && !name.ends_with('/');
-    valid.then_some(account)
-}
-
 /// A close match among `allowed` for a mistyped key (edit distance at most 2).
 fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed

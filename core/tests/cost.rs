@@ -32,6 +32,7 @@ fn record(id: &str, kind: ArtifactKind, region: &str, plan: &str, gib: u64, age_
         verification: None,
         deleted_at: None,
         archive: None,
+        account: None,
     }
 }
 

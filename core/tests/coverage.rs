@@ -79,6 +79,7 @@ fn backup(resource: &str, plan: &str, hours_ago: i64, encrypted: bool, copied: b
         verification: None,
         deleted_at: None,
         archive: None,
+        account: None,
     }
 }
 

@@ -86,7 +86,7 @@ fn brief_example_parses_into_expected_values() {
     assert_eq!(plan.retain, RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..Default::default() });
     assert_eq!(
         plan.copy_to,
-        [CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30) }]
+        [CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30), ..Default::default() }]
     );
     let s3 = plan.s3.as_ref().expect("s3 settings");
     assert_eq!(s3.backup_bucket, "org-backups");
@@ -118,7 +118,6 @@ fn context_expiry_and_s3_destination() {
     assert_eq!(ctx.expires_at, Some(Utc.with_ymd_and_hms(2024, 3, 17, 2, 0, 0).unwrap()));
     assert_eq!(ctx.copy_to, daily.copy_to);
     assert!(ctx.verify);
-    assert_eq!(ctx.account, None);
     assert_eq!(
         daily.s3_destination("us-east-1"),
         Some(S3Destination {
@@ -689,13 +688,84 @@ fn account_errors() {
     let twice = "accounts = [{ account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/a\" }, \
                  { account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/b\" }]";
     assert_error(&plan(&[], twice), "plan \"p\"", "accounts[1].account_id", "listed twice");
-    // A well-formed list is refused too: nothing assumes those roles yet, and an account that is
-    // listed must never silently get no backups.
+    let member = "{ account_id = \"111122223333\", role_arn = \"arn:aws:iam::111122223333:role/backup-fleet-member\" }";
+    // Accounts are refused with a clear reason where the fleet cannot act in them yet, never
+    // accepted and ignored.
     assert_error(
-        &account("111122223333", "arn:aws-us-gov:iam::111122223333:role/path/to/role"),
+        &plan(&["resources"], &format!("resources = [\"s3-bucket\"]\ns3 = {{ backup_bucket = \"org-backups\" }}\naccounts = [{member}]")),
         "plan \"p\"",
         "accounts",
-        "cross-account backups are not supported yet",
+        "s3-bucket resources of other accounts are not supported yet",
+    );
+    assert_error(&plan(&[], &format!("own_account = false")), "plan \"p\"", "own_account", "would back up nothing");
+}
+
+#[test]
+fn accounts_name_every_account_a_plan_covers_and_the_own_account_is_explicit() {
+    let member = "{ account_id = \"111122223333\", role_arn = \"arn:aws-us-gov:iam::111122223333:role/path/to/role\" }";
+    let both = parse(&plan(&[], &format!("accounts = [{member}]"))).plans.remove(0);
+    assert!(both.own_account, "the fleet's own account is covered unless the plan says otherwise");
+    let targets: Vec<Option<&str>> = both.target_accounts().iter().map(|a| a.map(|a| a.account_id.as_str())).collect();
+    assert_eq!(targets, [None, Some("111122223333")]);
+    let only = parse(&plan(&[], &format!("accounts = [{member}]\nown_account = false"))).plans.remove(0);
+    let targets: Vec<Option<&str>> = only.target_accounts().iter().map(|a| a.map(|a| a.account_id.as_str())).collect();
+    assert_eq!(targets, [Some("111122223333")]);
+    let policy = parse(&plan(&[], &format!("accounts = [{member}]\nown_account = false")));
+    assert!(policy.for_account(None).plans.is_empty(), "a plan without its own account serves none of its events");
+    assert_eq!(policy.for_account(Some(&only.accounts[0])).plans.len(), 1);
+}
+
+#[test]
+fn copies_into_a_backup_account_need_its_role_and_its_own_key() {
+    let vault = "account_id = \"444455556666\", role_arn = \"arn:aws:iam::444455556666:role/backup-fleet-vault\"";
+    let ok = parse(&plan(
+        &[],
+        &format!(
+            "copy_to = [{{ region = \"us-west-2\" }}, {{ {vault}, region = \"us-east-1\", kms_key = \"arn:aws:kms:us-east-1:444455556666:key/k\", share_kms_key = \"alias/share\", retain_days = 90 }}]"
+        ),
+    ));
+    let copies = &ok.plans[0].copy_to;
+    assert_eq!(copies.len(), 2);
+    assert!(copies[0].account.is_none());
+    let to_vault = &copies[1];
+    assert_eq!(to_vault.account.as_ref().map(|a| a.account_id.as_str()), Some("444455556666"));
+    assert_eq!(to_vault.region, "us-east-1", "a copy into another account may stay in the source region");
+    assert_eq!(to_vault.share_kms_key.as_deref(), Some("alias/share"));
+    assert_eq!(to_vault.destination(), "444455556666/us-east-1");
+    assert_eq!(ok.plans[0].context(chrono::Utc::now()).copy_to, *copies, "tasks carry the account copy");
+
+    assert_error(
+        &plan(&[], &format!("copy_to = [{{ {vault}, region = \"us-east-1\" }}]")),
+        "plan \"p\"",
+        "copy_to[0].kms_key",
+        "that account's own key",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ account_id = \"444455556666\", region = \"us-east-1\", kms_key = \"k\" }]"),
+        "plan \"p\"",
+        "copy_to[0].role_arn",
+        "missing",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-west-2\", share_kms_key = \"k\" }]"),
+        "plan \"p\"",
+        "copy_to[0].share_kms_key",
+        "only for a copy into another account",
+    );
+    assert_error(
+        &plan(&[], "copy_to = [{ region = \"us-east-1\" }]"),
+        "plan \"p\"",
+        "copy_to[0].region",
+        "source region",
+    );
+    assert_error(
+        &plan(
+            &["resources"],
+            &format!("resources = [\"ec2-instance\"]\ninstance_backup = \"ami\"\ncopy_to = [{{ {vault}, region = \"us-east-1\", kms_key = \"k\" }}]"),
+        ),
+        "plan \"p\"",
+        "copy_to[0].account_id",
+        "not supported for AMIs",
     );
 }
 

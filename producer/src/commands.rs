@@ -3,14 +3,16 @@
 //! Exit codes: `backup_core::exit` (0 success, 1 failure, 2 bad usage or invalid policy).
 
 use anyhow::Context as _;
+use backup_core::accounts::{account_label, AccountCatalog, Accounts};
 use backup_core::outln;
+use backup_core::{exit, AwsError};
 use backup_core::policy::{Plan, Policy};
 use backup_core::ports::{
     Catalog, OutgoingMessage, RunRecord, TaskQueue, TaskStore, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
     ATTR_SOURCE_QUEUE,
 };
 use backup_schemas::events::{parse_body, ParsedEvent};
-use backup_schemas::{ArtifactKind, Envelope, Origin, ResourceType, RunId, Task, TraceContext};
+use backup_schemas::{AccountRef, ArtifactKind, Envelope, Origin, ResourceType, RunId, Task, TraceContext};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -114,9 +116,22 @@ pub struct Context {
     pub event_dlq: Option<Arc<dyn TaskQueue>>,
     pub store: Option<Arc<dyn TaskStore>>,
     pub catalog: Option<Arc<dyn Catalog>>,
+    /// Other accounts, through the roles plans list.
+    pub accounts: Arc<dyn Accounts>,
 }
 
 impl Context {
+    /// Discovery in `account` (`None`: the fleet's own), through its role.
+    async fn discovery_in(&self, account: Option<&AccountRef>) -> Result<Discovery, AwsError> {
+        match account {
+            None => Ok(self.discovery.clone()),
+            Some(account) => {
+                let ports = self.accounts.ports(account).await?;
+                Ok(Discovery { block: ports.block, databases: ports.databases, objects: ports.objects })
+            }
+        }
+    }
+
     pub fn policy(&self) -> anyhow::Result<Policy> {
         let policy = match (&self.settings.policy, &self.settings.policy_text) {
             (Some(path), _) => Policy::load(path, &self.region),
@@ -178,8 +193,15 @@ fn current_trace() -> Option<TraceContext> {
 }
 
 /// Resources that only the catalog still knows: deleted sources whose backups must age out.
-async fn orphans(cx: &Context, plan: &Plan, before: DateTime<Utc>, live: &[Resource]) -> anyhow::Result<Vec<Resource>> {
+async fn orphans(
+    cx: &Context,
+    plan: &Plan,
+    account: Option<&AccountRef>,
+    before: DateTime<Utc>,
+    live: &[Resource],
+) -> anyhow::Result<Vec<Resource>> {
     let Some(catalog) = &cx.catalog else { return Ok(Vec::new()) };
+    let catalog = AccountCatalog::new(catalog.clone(), account);
     let live: BTreeSet<&str> = live.iter().map(|r| r.id.as_str()).collect();
     let mut seen = BTreeSet::new();
     let mut found = Vec::new();
@@ -223,6 +245,8 @@ struct RunOutput<'a> {
     discovered: usize,
     tasks: Vec<serde_json::Value>,
     sent: Option<SendReport>,
+    #[serde(skip_serializing_if = "<[AccountFailure]>::is_empty")]
+    failed_accounts: &'a [AccountFailure],
 }
 
 /// Expands the window of `plan_name` containing `at` and enqueues (or prints) its tasks.
@@ -260,27 +284,49 @@ async fn expand_and_send(
     span.record("window", window.start.to_rfc3339());
     let exclude: Vec<String> =
         policy.plans.iter().filter_map(|p| p.s3.as_ref().map(|s| s.backup_bucket.clone())).collect();
-    let mut resources = Vec::new();
-    for region in &plan.regions {
-        if !json_out {
-            eprintln!(
-                "discovering {} in {region}...",
-                plan.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-            );
-        }
-        resources.extend(cx.discovery.discover(plan, region, &exclude).await?);
-    }
-    let orphans = orphans(cx, plan, window.start, &resources).await?;
-    let expansion: Expansion = expand(plan, window, &resources, &orphans, &cx.s3_region());
-    span.record("tasks", expansion.tasks.len());
-    tracing::info!(resources = resources.len(), tasks = expansion.tasks.len(), window = %window.start, "window expanded");
     let run_id = RunId::for_window(&plan.name, window.start);
     let now = Utc::now();
-    let envelopes: Vec<Envelope> = expansion
-        .tasks
-        .iter()
-        .cloned()
-        .map(|task| {
+    let mut resources = Vec::new();
+    let mut envelopes: Vec<Envelope> = Vec::new();
+    // Account by account: a role that cannot be assumed (or an account whose discovery fails)
+    // fails that account's part of the run, loudly, and the other accounts still run.
+    let mut failed_accounts: Vec<AccountFailure> = Vec::new();
+    for account in plan.target_accounts() {
+        let label = account_label(account.map(|a| a.account_id.as_str())).to_owned();
+        let discovered = async {
+            let discovery = cx.discovery_in(account).await?;
+            let mut found = Vec::new();
+            for region in &plan.regions {
+                if !json_out {
+                    eprintln!(
+                        "discovering {} in {region} of account {label}...",
+                        plan.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                }
+                found.extend(discovery.discover(plan, region, &exclude).await?);
+            }
+            Ok::<_, AwsError>(found)
+        }
+        .await;
+        let found = match discovered {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(account = %label, role = account.map(|a| a.role_arn.as_str()), error = %err, "account skipped: its part of the run failed");
+                if !json_out {
+                    eprintln!("account {label}: FAILED, no backups this window: {err}");
+                }
+                failed_accounts.push(AccountFailure {
+                    account_id: label,
+                    role_arn: account.map(|a| a.role_arn.clone()),
+                    error: err.to_string(),
+                });
+                continue;
+            }
+        };
+        let orphans = orphans(cx, plan, account, window.start, &found).await?;
+        let expansion: Expansion = expand(plan, window, &found, &orphans, &cx.s3_region());
+        tracing::info!(account = %label, resources = found.len(), tasks = expansion.tasks.len(), window = %window.start, "window expanded");
+        envelopes.extend(expansion.tasks.into_iter().map(|task| {
             envelope(
                 task,
                 &run_id,
@@ -290,8 +336,12 @@ async fn expand_and_send(
                 now,
                 None,
             )
-        })
-        .collect();
+            .in_account(account.cloned())
+        }));
+        resources.extend(found);
+    }
+    span.record("tasks", envelopes.len());
+    let window_view = crate::expand::WindowView::from(window);
 
     let sent = if dry_run {
         None
@@ -316,17 +366,26 @@ async fn expand_and_send(
     };
     let rows: Vec<serde_json::Value> = envelopes
         .iter()
-        .map(|e| json!({ "task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource(), "region": task_region(&e.task) }))
+        .map(|e| {
+            json!({
+                "task_id": e.task_id,
+                "kind": e.kind(),
+                "account": e.account_label(),
+                "resource": e.task.resource(),
+                "region": task_region(&e.task),
+            })
+        })
         .collect();
     if json_out {
         let output = RunOutput {
             plan: &plan.name,
             run_id: &run_id,
-            window: expansion.window,
+            window: window_view,
             dry_run,
             discovered: resources.len(),
             tasks: rows,
             sent,
+            failed_accounts: &failed_accounts,
         };
         outln!("{}", serde_json::to_string_pretty(&output)?)?;
     } else {
@@ -341,19 +400,31 @@ async fn expand_and_send(
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
-                ["kind", "resource", "region", "task_id"]
+                ["kind", "account", "resource", "region", "task_id"]
                     .iter()
                     .map(|k| r[k].as_str().unwrap_or_default().to_owned())
                     .collect()
             })
             .collect();
-        outln!("{}", table_text(&["KIND", "RESOURCE", "REGION", "TASK"], &table))?;
+        outln!("{}", table_text(&["KIND", "ACCOUNT", "RESOURCE", "REGION", "TASK"], &table))?;
         match &sent {
             Some(report) => outln!("sent {} tasks in {} SendMessageBatch calls", report.sent, report.batches)?,
             None => outln!("dry run: nothing sent")?,
         }
+        for failure in &failed_accounts {
+            outln!("account {} FAILED (role {}): {}", failure.account_id, failure.role_arn.as_deref().unwrap_or("-"), failure.error)?;
+        }
     }
-    Ok(0)
+    // The accounts that did run are sent; a failed account is a failed run all the same.
+    Ok(if failed_accounts.is_empty() { exit::OK } else { exit::FAILURE })
+}
+
+/// An account whose part of a run failed (its role could not be assumed, or discovery failed).
+#[derive(Serialize)]
+struct AccountFailure {
+    account_id: String,
+    role_arn: Option<String>,
+    error: String,
 }
 
 fn envelope(
@@ -440,6 +511,7 @@ async fn apply(
     cx: &Context,
     policy: &Policy,
     event: &ParsedEvent,
+    account: Option<AccountRef>,
     decisions: Vec<Decision>,
     stats: &mut EventStats,
     send_tasks: bool,
@@ -462,7 +534,7 @@ async fn apply(
                 let run_id = RunId::new(format!("event:{}", event.id));
                 for MappedTask { task, not_before } in tasks {
                     let origin = Origin::Event { event_id: event.id.clone(), source: event_source(event) };
-                    let mut e = envelope(task, &run_id, origin, plan, now, now, not_before);
+                    let mut e = envelope(task, &run_id, origin, plan, now, now, not_before).in_account(account.clone());
                     // Events carry no trace: link the task to the event id instead.
                     let trace = e.trace.get_or_insert_with(|| TraceContext { xray: String::new(), links: Vec::new() });
                     trace.links.push(event.id.clone());
@@ -483,17 +555,32 @@ async fn apply(
 
 /// Maps one event; a lookup that failed permanently (the bucket, snapshot or instance is gone or
 /// unreadable) means no plan can select it: counted as not selected instead of retried forever.
+///
+/// An event from an account some plan lists (delivered to the fleet's bus by that account's
+/// EventBridge rule) is looked up in that account, against the plans that list it; any other
+/// event is the fleet's own account's, against the plans that cover it.
 async fn map_checked(
     cx: &Context,
     policy: &Policy,
     event: &ParsedEvent,
-) -> Result<Vec<Decision>, backup_core::AwsError> {
-    match map_event(policy, &cx.discovery, event, &cx.s3_region(), Utc::now()).await {
+) -> Result<(Option<AccountRef>, Vec<Decision>), backup_core::AwsError> {
+    let account = event
+        .account
+        .as_deref()
+        .and_then(|id| policy.plans.iter().flat_map(|p| &p.accounts).find(|a| a.account_id == id))
+        .cloned();
+    let scoped = policy.for_account(account.as_ref());
+    let mapped = match cx.discovery_in(account.as_ref()).await {
+        Ok(discovery) => map_event(&scoped, &discovery, event, &cx.s3_region(), Utc::now()).await,
+        Err(err) => Err(err),
+    };
+    let decisions = match mapped {
         Err(err) if err.class == backup_core::ErrorClass::Permanent => Ok(vec![Decision::NotSelected {
             reason: format!("lookup failed: {}.{} {}", err.service, err.operation, err.code),
         }]),
         other => other,
-    }
+    }?;
+    Ok((account, decisions))
 }
 
 fn event_source(event: &ParsedEvent) -> String {
@@ -507,8 +594,8 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
     let mut stats = EventStats::default();
     let mut all = Vec::new();
     for event in &events {
-        let decisions = map_checked(cx, &policy, event).await?;
-        all.extend(apply(cx, &policy, event, decisions, &mut stats, !dry_run).await?);
+        let (account, decisions) = map_checked(cx, &policy, event).await?;
+        all.extend(apply(cx, &policy, event, account, decisions, &mut stats, !dry_run).await?);
     }
     if json_out {
         let tasks: Vec<serde_json::Value> = all
@@ -698,8 +785,8 @@ async fn serve_events(
                 stats.events += 1;
                 let span = tracing::info_span!("event", event_id = %event.id);
                 let result = async {
-                    let decisions = map_checked(cx, policy, event).await?;
-                    apply(cx, policy, event, decisions, &mut stats, true).await
+                    let (account, decisions) = map_checked(cx, policy, event).await?;
+                    apply(cx, policy, event, account, decisions, &mut stats, true).await
                 };
                 if let Err(err) = tracing::Instrument::instrument(result, span).await {
                     tracing::warn!(error = %err, event_id = %event.id, "event not processed; it will be retried");

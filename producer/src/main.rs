@@ -1,5 +1,6 @@
 //! `backup-producer`: parse settings, build AWS clients, run the command.
 
+use backup_aws::accounts::AssumedRoles;
 use backup_aws::catalog::DynamoCatalog;
 use backup_aws::dynamo::DynamoTaskStore;
 use backup_aws::ec2::Ec2BlockStorage;
@@ -55,6 +56,7 @@ async fn main() {
             .catalog_table
             .as_ref()
             .map(|t| Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), t)) as Arc<dyn Catalog>),
+        accounts: Arc::new(AssumedRoles::new(aws.clone(), 1.0)),
         settings,
     };
     let shutdown = CancellationToken::new();

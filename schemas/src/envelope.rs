@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{RunId, TaskId};
-use crate::task::{Task, TaskKind};
+use crate::task::{AccountRef, Task, TaskKind};
+
+/// How logs and reports name the fleet's own account (whose id the fleet need not know).
+pub const OWN_ACCOUNT_LABEL: &str = "self";
 
 /// The schema version this build writes and reads. Workers reject any other version explicitly
 /// (to the DLQ, body intact) so an operator can replay once a compatible worker is deployed.
@@ -66,6 +69,11 @@ pub struct Envelope {
     pub deadline: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The account the task acts in, through the role the worker assumes; absent for the fleet's
+    /// own account. Part of the task id. Children inherit it unless their parent says otherwise
+    /// (the steps of a copy into a backup account run in that account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
     #[serde(flatten)]
     pub task: Task,
 }
@@ -133,8 +141,21 @@ impl Envelope {
             not_before: None,
             deadline: None,
             trace: None,
+            account: None,
             task,
         }
+    }
+
+    /// The same task acting in `account` (`None`: the fleet's own account), with the id of that.
+    pub fn in_account(mut self, account: Option<AccountRef>) -> Self {
+        self.task_id = self.task.id_in(account.as_ref());
+        self.account = account;
+        self
+    }
+
+    /// The account the task acts in, for logs and reports: its id, or `self` for the fleet's own.
+    pub fn account_label(&self) -> &str {
+        self.account.as_ref().map_or(OWN_ACCOUNT_LABEL, |a| a.account_id.as_str())
     }
 
     pub fn kind(&self) -> TaskKind {
@@ -179,7 +200,10 @@ impl Envelope {
             serde_json::from_value(value).map_err(|e| DecodeError::InvalidEnvelope(e.to_string()))?;
         debug_assert_eq!(envelope.task, task);
         // A forged or corrupted id would break idempotency: the id must be the content's id.
-        let expected = envelope.task.id();
+        if let Some(account) = &envelope.account {
+            account.check().map_err(|e| DecodeError::InvalidEnvelope(format!("account.{e}")))?;
+        }
+        let expected = envelope.task.id_in(envelope.account.as_ref());
         if envelope.task_id != expected {
             return Err(DecodeError::IdMismatch {
                 found: envelope.task_id.to_string(),

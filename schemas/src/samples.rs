@@ -21,10 +21,10 @@ fn ctx() -> BackupContext {
             region: "us-west-2".into(),
             kms_key: Some("alias/backup".into()),
             retain_days: Some(30),
+            ..Default::default()
         }],
         verify: true,
         retain: Some(RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() }),
-        account: None,
         export: None,
     }
 }

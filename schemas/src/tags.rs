@@ -27,3 +27,8 @@ pub const SET: &str = "backup-fleet:set";
 pub const SET_SIZE: &str = "backup-fleet:set-size";
 /// On an AMI's snapshots: the image they back (deleted with it, never on their own).
 pub const IMAGE: &str = "backup-fleet:image";
+/// On a copy in a backup account: the account the source artifact lives in.
+pub const SOURCE_ACCOUNT: &str = "backup-fleet:source-account";
+/// On the temporary re-encryption of a snapshot for sharing with a backup account: the copy
+/// task it serves (deleted by that task once the backup account has its copy).
+pub const SHARE_FOR: &str = "backup-fleet:share-for";

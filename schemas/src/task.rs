@@ -153,16 +153,37 @@ impl FromStr for Tier {
     }
 }
 
-/// A cross-region copy the plan asks for once the source artifact is complete.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A copy the plan asks for once the source artifact is complete: into another region of the
+/// same account, or (with `account`) into an isolated backup account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CopyTarget {
     pub region: String,
-    /// KMS key (id, ARN or alias) in the destination region; copies are always encrypted.
+    /// KMS key (id, ARN or alias) in the destination region; copies are always encrypted. For a
+    /// copy into a backup account: that account's own key (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
     /// Retention of the copy in days; the source artifact's expiry when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_days: Option<u32>,
+    /// The isolated backup account the copy goes to: the source is shared with it, copied there
+    /// under `kms_key` by its role, and unshared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
+    /// A customer-managed key in the source account that the backup account may use. A source
+    /// encrypted under any other key (the AWS-managed `aws/ebs` and `aws/rds` keys cannot be
+    /// shared at all) is first re-encrypted under it by a temporary copy in the source account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_kms_key: Option<String>,
+}
+
+impl CopyTarget {
+    /// Where the copy lands, for logs and pool names: `us-west-2` or `444455556666/us-west-2`.
+    pub fn destination(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{}/{}", account.account_id, self.region),
+            None => self.region.clone(),
+        }
+    }
 }
 
 /// Why an artifact exists and how long it lives: carried by every backup task so the worker can
@@ -185,9 +206,6 @@ pub struct BackupContext {
     /// backups under these rules (and each copy prunes its region with the copy's rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<RetentionRules>,
-    /// Account the resource lives in, when the plan spans accounts (role assumed by the worker).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<AccountRef>,
     /// Export each completed RDS / Aurora snapshot of the plan to S3 (the plan's `export`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<SnapshotExport>,
@@ -210,10 +228,60 @@ pub struct SnapshotExport {
 }
 
 /// Another account reached through an assumed role.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct AccountRef {
     pub account_id: String,
     pub role_arn: String,
+}
+
+/// Why an `AccountRef` is not usable, naming the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountRefError {
+    AccountId(String),
+    RoleArn(String),
+}
+
+impl fmt::Display for AccountRefError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountRefError::AccountId(reason) => write!(f, "account_id: {reason}"),
+            AccountRefError::RoleArn(reason) => write!(f, "role_arn: {reason}"),
+        }
+    }
+}
+
+impl AccountRef {
+    /// A 12-digit account id and an IAM role ARN in that same account: a task naming a role in
+    /// any other account is refused before anything assumes it.
+    pub fn check(&self) -> Result<(), AccountRefError> {
+        let id = &self.account_id;
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AccountRefError::AccountId(format!("{id:?} is not a 12-digit AWS account id")));
+        }
+        match role_account(&self.role_arn) {
+            None => Err(AccountRefError::RoleArn(format!(
+                "{:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)",
+                self.role_arn
+            ))),
+            Some(in_account) if in_account != id => {
+                Err(AccountRefError::RoleArn(format!("the role is in account {in_account}, but account_id is {id}")))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// The account of an IAM role ARN (`arn:<partition>:iam::<account>:role/<path/name>`).
+pub fn role_account(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, "iam", "", account, resource] = parts[..] else { return None };
+    let name = resource.strip_prefix("role/")?;
+    let valid = partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !name.ends_with('/');
+    valid.then_some(account)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -795,12 +863,12 @@ impl Task {
             Task::SnapshotVolume(p) => json!([p.region, p.volume_id, p.ctx.plan, p.ctx.window]),
             Task::SnapshotInstance(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
             Task::CreateAmi(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
-            Task::CopySnapshot(p) => json!([p.source_region, p.snapshot_id, p.target.region]),
-            Task::CopyAmi(p) => json!([p.source_region, p.image_id, p.target.region]),
+            Task::CopySnapshot(p) => with_target_account(json!([p.source_region, p.snapshot_id, p.target.region]), &p.target),
+            Task::CopyAmi(p) => with_target_account(json!([p.source_region, p.image_id, p.target.region]), &p.target),
             Task::SnapshotDbInstance(p) => json!([p.region, p.db_instance_id, p.ctx.plan, p.ctx.window]),
             Task::SnapshotDbCluster(p) => json!([p.region, p.db_cluster_id, p.ctx.plan, p.ctx.window]),
             Task::CopyDbSnapshot(p) | Task::CopyDbClusterSnapshot(p) => {
-                json!([p.snapshot_arn, p.target.region])
+                with_target_account(json!([p.snapshot_arn, p.target.region]), &p.target)
             }
             Task::ScanBucket(p) => json!([p.region, p.bucket, p.prefix, p.page, p.ctx.plan, p.ctx.window]),
             Task::CopyObjects(p) => json!([p.region, p.bucket, p.page, p.ctx.plan, p.ctx.window]),
@@ -825,8 +893,19 @@ impl Task {
         }
     }
 
+    /// The id of this task in the fleet's own account.
     pub fn id(&self) -> TaskId {
-        TaskId::derive(self.kind().as_str(), &self.identity())
+        self.id_in(None)
+    }
+
+    /// The id of this task acting in `account` (`None`: the fleet's own account). The account is
+    /// part of the identity, since DB identifiers and bucket prefixes repeat across accounts;
+    /// tasks in the fleet's own account keep the ids they always had.
+    pub fn id_in(&self, account: Option<&AccountRef>) -> TaskId {
+        match account {
+            None => TaskId::derive(self.kind().as_str(), &self.identity()),
+            Some(account) => TaskId::derive(self.kind().as_str(), &json!([account.account_id, self.identity()])),
+        }
     }
 
     /// The resource the task acts on, for logs, spans and the task item (bounded to one string).
@@ -857,6 +936,15 @@ impl Task {
             Task::RestoreDrill(p) => p.resource.clone(),
             Task::Canary(p) => format!("canary:{}", p.nonce),
         }
+    }
+}
+
+/// A copy into another account is other work than the copy into the same region of the source's
+/// account (both may be asked for); copies within the account keep their old ids.
+fn with_target_account(identity: Value, target: &CopyTarget) -> Value {
+    match &target.account {
+        Some(account) => json!([identity, account.account_id]),
+        None => identity,
     }
 }
 

@@ -104,3 +104,59 @@ fn task_states_parse_case_insensitively() {
     }
     assert!(TaskState::Succeeded.is_terminal() && !TaskState::Waiting.is_terminal());
 }
+
+fn member() -> AccountRef {
+    AccountRef {
+        account_id: "111122223333".into(),
+        role_arn: "arn:aws:iam::111122223333:role/backup-fleet-member".into(),
+    }
+}
+
+#[test]
+fn the_account_a_task_acts_in_is_part_of_its_id_and_own_account_ids_are_unchanged() {
+    let task = sample(TaskKind::SnapshotDbInstance);
+    let own = sample_envelope(TaskKind::SnapshotDbInstance);
+    assert_eq!(own.task_id, task.id(), "tasks of the fleet's own account keep the ids they always had");
+    assert!(!own.encode().unwrap().contains("\"account\""), "no account field for the own account");
+    let elsewhere = own.clone().in_account(Some(member()));
+    // The same DB identifier in another account is other work.
+    assert_ne!(elsewhere.task_id, own.task_id);
+    assert_eq!(elsewhere.task_id, task.id_in(Some(&member())));
+    assert_eq!(elsewhere.account_label(), "111122223333");
+    assert_eq!(own.account_label(), "self");
+    let decoded = Envelope::decode(&elsewhere.encode().unwrap()).unwrap();
+    assert_eq!(decoded, elsewhere);
+    // Back to the own account: back to the own id.
+    assert_eq!(elsewhere.in_account(None).task_id, own.task_id);
+}
+
+#[test]
+fn a_copy_into_a_backup_account_is_other_work_than_the_copy_into_the_same_region() {
+    let Task::CopySnapshot(mut copy) = sample(TaskKind::CopySnapshot) else { unreachable!() };
+    let same_account = Task::CopySnapshot(copy.clone()).id();
+    copy.target.account = Some(AccountRef {
+        account_id: "444455556666".into(),
+        role_arn: "arn:aws:iam::444455556666:role/backup-fleet-vault".into(),
+    });
+    assert_ne!(Task::CopySnapshot(copy).id(), same_account);
+}
+
+#[test]
+fn a_message_naming_a_role_outside_its_account_is_refused_before_anything_assumes_it() {
+    let envelope = sample_envelope(TaskKind::SnapshotVolume).in_account(Some(member()));
+    let mut body: serde_json::Value = serde_json::from_str(&envelope.encode().unwrap()).unwrap();
+    body["account"]["role_arn"] = "arn:aws:iam::999999999999:role/admin".into();
+    let err = Envelope::decode(&body.to_string()).unwrap_err();
+    assert_eq!(err.code(), "invalid_envelope");
+    assert!(err.to_string().contains("the role is in account 999999999999"), "{err}");
+    body["account"]["account_id"] = "12".into();
+    let err = Envelope::decode(&body.to_string()).unwrap_err();
+    assert!(err.to_string().contains("12-digit"), "{err}");
+    // Moving a task into another account changes its id: a forged account cannot reuse an id.
+    let mut moved: serde_json::Value = serde_json::from_str(&envelope.encode().unwrap()).unwrap();
+    moved["account"] = serde_json::json!({
+        "account_id": "444455556666",
+        "role_arn": "arn:aws:iam::444455556666:role/backup-fleet-member",
+    });
+    assert_eq!(Envelope::decode(&moved.to_string()).unwrap_err().code(), "id_mismatch");
+}

@@ -74,6 +74,7 @@ async fn monthly_backup(
             verification: None,
             deleted_at: None,
             archive: None,
+        account: None,
         })
         .await
         .unwrap();
@@ -387,6 +388,7 @@ async fn report_cost_prints_what_a_hand_computation_gives() {
         verification: None,
         deleted_at: None,
         archive: None,
+        account: None,
     };
     let standard = record("snap-std", ArtifactKind::EbsSnapshot, REGION, 100);
     let mut archived = record("snap-arc", ArtifactKind::EbsSnapshot, REGION, 200);

@@ -100,7 +100,6 @@ fn snapshot_task(volume_id: &str, verify: bool) -> Envelope {
         copy_to: vec![],
         verify,
         retain: None,
-        account: None,
         export: None,
     };
     let task = Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.into(), ctx });
@@ -490,7 +489,7 @@ async fn a_lost_copy_snapshot_reply_does_not_make_a_second_copy() {
         source_region: REGION.into(),
         snapshot_id: source.snapshot_id.unwrap(),
         source_resource: volume_id,
-        target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None },
+        target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None, ..Default::default() },
         ctx: backup_ctx(),
         set: None,
     });

@@ -19,13 +19,12 @@ fn ctx(plan: &str, window_day: u32, copies: bool) -> BackupContext {
         window,
         expires_at: Some(window + ChronoDuration::days(7)),
         copy_to: if copies {
-            vec![CopyTarget { region: DR_REGION.into(), kms_key: Some("alias/backup".into()), retain_days: Some(30) }]
+            vec![CopyTarget { region: DR_REGION.into(), kms_key: Some("alias/backup".into()), retain_days: Some(30), ..Default::default() }]
         } else {
             vec![]
         },
         verify: true,
         retain: None,
-        account: None,
         export: None,
     }
 }
@@ -462,7 +461,7 @@ async fn a_copy_that_fails_gives_its_copy_slot_back() {
         source_region: REGION.into(),
         snapshot_id: "snap-0000000000000dead".into(),
         source_resource: "vol-0000000000000dead".into(),
-        target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None },
+        target: CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: None, ..Default::default() },
         ctx: ctx("daily", 5, true),
         set: None,
     });

@@ -27,7 +27,6 @@ fn ctx(window_hour: u32) -> BackupContext {
         copy_to: Vec::new(),
         verify: true,
         retain: None,
-        account: None,
         export: None,
     }
 }

@@ -34,13 +34,12 @@ fn ctx(copy_to: Vec<CopyTarget>) -> BackupContext {
         copy_to,
         verify: true,
         retain: None,
-        account: None,
         export: None,
     }
 }
 
 fn dr(kms_key: Option<&str>) -> CopyTarget {
-    CopyTarget { region: DR_REGION.into(), kms_key: kms_key.map(str::to_owned), retain_days: Some(30) }
+    CopyTarget { region: DR_REGION.into(), kms_key: kms_key.map(str::to_owned), retain_days: Some(30), ..Default::default() }
 }
 
 /// A DB identifier unique to this test (the fleet prefix is random per test).

@@ -30,7 +30,6 @@ fn ctx(plan: &str, day: u32, copy_to: Vec<CopyTarget>) -> BackupContext {
         copy_to,
         verify: false,
         retain: None,
-        account: None,
         export: None,
     }
 }
@@ -183,7 +182,7 @@ async fn dr_copy_restores_with_the_source_region_gone() {
     let block = services(&fleet).block;
     let catalog = services(&fleet).catalog;
     let volume_id = volume(&fleet, 6).await;
-    let target = CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: Some(30) };
+    let target = CopyTarget { region: DR_REGION.into(), kms_key: None, retain_days: Some(30), ..Default::default() };
     let source = snapshot(&handlers, &volume_id, 12, vec![target]).await;
     let copies = block.snapshots_tagged(DR_REGION, tags::COPIED_FROM, &source).await.unwrap();
     assert_eq!(copies.len(), 1);
@@ -667,6 +666,7 @@ async fn rpo_report_flags_the_resource_whose_backups_stopped() {
         verification: Some(Verification { verified_at: now - age, ok: true, checks: Default::default() }),
         deleted_at: None,
         archive: None,
+        account: None,
     };
     catalog.put(&record("vol-fresh", "daily", ChronoDuration::hours(3))).await.unwrap();
     catalog.put(&record("vol-stale", "daily", ChronoDuration::days(3))).await.unwrap();

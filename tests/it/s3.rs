@@ -47,7 +47,6 @@ fn ctx() -> BackupContext {
         copy_to: vec![],
         verify: false,
         retain: None,
-        account: None,
         export: None,
     }
 }

@@ -405,6 +405,8 @@ fn unsafe_free_kill(pid: i32, signal: i32) -> i32 {
 pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
     use backup_core::ratelimit::RateLimiter;
     use std::sync::Arc;
+    let catalog: Arc<dyn backup_core::ports::Catalog> =
+        Arc::new(backup_aws::catalog::DynamoCatalog::new(fleet.aws.clients().dynamodb, &fleet.resources.catalog_table));
     backup_worker::handlers::services::Services {
         block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(fleet.aws.clone(), RateLimiter::default())),
         databases: Arc::new(backup_aws::rds::RdsDatabases::new(fleet.aws.clone(), RateLimiter::default())),
@@ -413,10 +415,9 @@ pub fn services(fleet: &Fleet) -> backup_worker::handlers::services::Services {
             5 * 1024 * 1024,
             5 * 1024 * 1024,
         )),
-        catalog: Arc::new(backup_aws::catalog::DynamoCatalog::new(
-            fleet.aws.clients().dynamodb,
-            &fleet.resources.catalog_table,
-        )),
+        catalog: catalog.clone(),
+        fleet_catalog: catalog,
+        accounts: Arc::new(backup_aws::accounts::AssumedRoles::new(fleet.aws.clone(), 1.0)),
         slots: Arc::new(fleet.store()),
         secrets: Arc::new(backup_aws::secrets::SecretsManager::new(fleet.aws.clone())),
         logical: backup_worker::handlers::logical::LogicalSettings::default(),
@@ -456,6 +457,7 @@ pub fn context_for(task: &Task) -> backup_worker::TaskContext {
         cancel: tokio_util::sync::CancellationToken::new(),
         deadline: None,
         previous_activity,
+        account: None,
     }
 }
 

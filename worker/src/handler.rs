@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use backup_core::ports::FleetEvent;
 use backup_core::TaskError;
-use backup_schemas::{Envelope, RunId, Task, TaskId};
+use backup_schemas::{AccountRef, Envelope, RunId, Task, TaskId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,9 +32,16 @@ pub struct TaskContext {
     /// When an earlier attempt last wrote the task; `None` on the first claim ever, when no
     /// earlier attempt can have created anything (see `Lease::previous_activity`).
     pub previous_activity: Option<DateTime<Utc>>,
+    /// The account the task acts in (`None`: the fleet's own).
+    pub account: Option<AccountRef>,
 }
 
 impl TaskContext {
+    /// The task's account for logs, tags and records: its id, or `self` for the fleet's own.
+    pub fn account_label(&self) -> &str {
+        backup_core::accounts::account_label(self.account.as_ref().map(|a| a.account_id.as_str()))
+    }
+
     /// Refuses to start `what` (a snapshot, a copy, a restore) once the deadline has passed.
     pub fn may_start(&self, what: &str) -> Result<(), TaskError> {
         match self.deadline {
@@ -63,9 +70,10 @@ impl TaskContext {
 /// How a task run ended, when it did not fail.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Finished: record `result`, send `children` first (fan-out, next steps of a chain), then
-    /// publish `events`.
-    Done { result: Value, children: Vec<Task>, events: Vec<FleetEvent> },
+    /// Finished: record `result`, send `children` first (fan-out, next steps of a chain; they
+    /// act in the task's own account) and `children_in` (each in the account it names, `None`
+    /// being the fleet's own), then publish `events`.
+    Done { result: Value, children: Vec<Task>, children_in: Vec<(Option<AccountRef>, Task)>, events: Vec<FleetEvent> },
     /// Started something long (a snapshot): park the task and re-check after the delay, without
     /// repeating the side effect (the checkpoint says what was started).
     Pending { checkpoint: Value, recheck_after: Duration },
@@ -73,14 +81,25 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn done(result: Value) -> Self {
-        Outcome::Done { result, children: Vec::new(), events: Vec::new() }
+        Outcome::Done { result, children: Vec::new(), children_in: Vec::new(), events: Vec::new() }
     }
 
     pub fn with_children(self, more: impl IntoIterator<Item = Task>) -> Self {
         match self {
-            Outcome::Done { result, mut children, events } => {
+            Outcome::Done { result, mut children, children_in, events } => {
                 children.extend(more);
-                Outcome::Done { result, children, events }
+                Outcome::Done { result, children, children_in, events }
+            }
+            pending => pending,
+        }
+    }
+
+    /// Children that act in `account` (`None`: the fleet's own) whatever the task's account.
+    pub fn with_children_in(self, account: Option<&AccountRef>, more: impl IntoIterator<Item = Task>) -> Self {
+        match self {
+            Outcome::Done { result, children, mut children_in, events } => {
+                children_in.extend(more.into_iter().map(|task| (account.cloned(), task)));
+                Outcome::Done { result, children, children_in, events }
             }
             pending => pending,
         }
@@ -88,9 +107,9 @@ impl Outcome {
 
     pub fn with_events(self, more: impl IntoIterator<Item = FleetEvent>) -> Self {
         match self {
-            Outcome::Done { result, children, mut events } => {
+            Outcome::Done { result, children, children_in, mut events } => {
                 events.extend(more);
-                Outcome::Done { result, children, events }
+                Outcome::Done { result, children, children_in, events }
             }
             pending => pending,
         }
@@ -110,6 +129,7 @@ pub trait Handler<P>: Send + Sync {
 /// runtime), where every backup kind fails permanently with a clear reason.
 pub struct Handlers {
     pub canary: CanaryHandler,
+    /// The services of the fleet's own account (its catalog view holds that account's records).
     pub services: Option<Arc<Services>>,
 }
 
@@ -125,44 +145,54 @@ impl Handlers {
     }
 
     pub fn with_services(services: Services) -> Self {
-        Self { canary: CanaryHandler, services: Some(Arc::new(services)) }
+        Self { canary: CanaryHandler, services: Some(Arc::new(services.in_own_account())) }
     }
 
-    fn services(&self, task: &Task) -> Result<&Services, TaskError> {
-        self.services.as_deref().ok_or_else(|| {
-            TaskError::permanent(format!("this worker runs canaries only and cannot run {}", task.kind()))
-        })
+    /// The services acting in the task's account.
+    async fn services_for(&self, envelope: &Envelope) -> Result<Arc<Services>, TaskError> {
+        let own = self.services.as_ref().ok_or_else(|| {
+            TaskError::permanent(format!("this worker runs canaries only and cannot run {}", envelope.kind()))
+        })?;
+        match &envelope.account {
+            None => Ok(own.clone()),
+            Some(account) => Ok(Arc::new(own.in_account(account).await?)),
+        }
     }
 
     /// The one exhaustive dispatch: a new task kind does not compile until it is handled here.
     pub async fn dispatch(&self, envelope: &Envelope, ctx: &TaskContext) -> HandlerResult {
         let task = &envelope.task;
+        if let Task::Canary(p) = task {
+            return self.canary.run(p, ctx).await;
+        }
+        let services = self.services_for(envelope).await?;
+        let services = services.as_ref();
         match task {
             Task::Canary(p) => self.canary.run(p, ctx).await,
-            Task::SnapshotVolume(p) => self.services(task)?.run(p, ctx).await,
-            Task::SnapshotInstance(p) => self.services(task)?.run(p, ctx).await,
-            Task::CreateAmi(p) => self.services(task)?.run(p, ctx).await,
-            Task::CopySnapshot(p) => self.services(task)?.run(p, ctx).await,
-            Task::CopyAmi(p) => self.services(task)?.run(p, ctx).await,
-            Task::SnapshotDbInstance(p) => self.services(task)?.run(p, ctx).await,
-            Task::SnapshotDbCluster(p) => self.services(task)?.run(p, ctx).await,
-            Task::CopyDbSnapshot(p) => self.services(task)?.copy_db_snapshot(p, false, ctx).await,
-            Task::CopyDbClusterSnapshot(p) => self.services(task)?.copy_db_snapshot(p, true, ctx).await,
-            Task::ScanBucket(p) => self.services(task)?.run(p, ctx).await,
-            Task::CopyObjects(p) => self.services(task)?.run(p, ctx).await,
-            Task::CopyObject(p) => self.services(task)?.run(p, ctx).await,
-            Task::Prune(p) => self.services(task)?.run(p, ctx).await,
-            Task::DeleteArtifact(p) => self.services(task)?.run(p, ctx).await,
-            Task::Verify(p) => self.services(task)?.run(p, ctx).await,
-            Task::ArchiveSnapshot(p) => self.services(task)?.run(p, ctx).await,
-            Task::ExportSnapshot(p) => self.services(task)?.run(p, ctx).await,
-            Task::DumpDatabase(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreVolume(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreInstance(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreDbInstance(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreDbCluster(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreObjects(p) => self.services(task)?.run(p, ctx).await,
-            Task::RestoreDrill(p) => self.services(task)?.run(p, ctx).await,
+            Task::SnapshotVolume(p) => services.run(p, ctx).await,
+            Task::SnapshotInstance(p) => services.run(p, ctx).await,
+            Task::CreateAmi(p) => services.run(p, ctx).await,
+            Task::CopySnapshot(p) => services.run(p, ctx).await,
+            Task::CopyAmi(p) => services.run(p, ctx).await,
+            Task::SnapshotDbInstance(p) => services.run(p, ctx).await,
+            Task::SnapshotDbCluster(p) => services.run(p, ctx).await,
+            Task::CopyDbSnapshot(p) => services.copy_db_snapshot(p, false, ctx).await,
+            Task::CopyDbClusterSnapshot(p) => services.copy_db_snapshot(p, true, ctx).await,
+            Task::ScanBucket(p) => services.run(p, ctx).await,
+            Task::CopyObjects(p) => services.run(p, ctx).await,
+            Task::CopyObject(p) => services.run(p, ctx).await,
+            Task::Prune(p) => services.run(p, ctx).await,
+            Task::DeleteArtifact(p) => services.run(p, ctx).await,
+            Task::Verify(p) => services.run(p, ctx).await,
+            Task::ArchiveSnapshot(p) => services.run(p, ctx).await,
+            Task::ExportSnapshot(p) => services.run(p, ctx).await,
+            Task::DumpDatabase(p) => services.run(p, ctx).await,
+            Task::RestoreVolume(p) => services.run(p, ctx).await,
+            Task::RestoreInstance(p) => services.run(p, ctx).await,
+            Task::RestoreDbInstance(p) => services.run(p, ctx).await,
+            Task::RestoreDbCluster(p) => services.run(p, ctx).await,
+            Task::RestoreObjects(p) => services.run(p, ctx).await,
+            Task::RestoreDrill(p) => services.run(p, ctx).await,
         }
     }
 }

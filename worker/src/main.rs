@@ -1,6 +1,7 @@
 //! `backup-worker`: parse settings, build AWS clients, install the shutdown signal, run.
 
 use anyhow::Context;
+use backup_aws::accounts::AssumedRoles;
 use backup_aws::catalog::DynamoCatalog;
 use backup_aws::dynamo::{DynamoTaskStore, TASK_RETENTION};
 use backup_aws::ec2::Ec2BlockStorage;
@@ -11,7 +12,7 @@ use backup_aws::secrets::SecretsManager;
 use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
 use backup_core::exit;
-use backup_core::ports::{EventPublisher, NoEvents, TaskQueue};
+use backup_core::ports::{Catalog, EventPublisher, NoEvents, TaskQueue};
 use backup_core::ratelimit::RateLimiter;
 use backup_logical::Tools;
 use backup_telemetry::LogFormat;
@@ -72,11 +73,14 @@ async fn main() -> anyhow::Result<()> {
     let handlers = match &settings.catalog_table {
         Some(table) => {
             let limits = RateLimiter::aws_defaults(settings.rate_share);
+            let catalog: Arc<dyn Catalog> = Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table));
             Handlers::with_services(Services {
                 block: Arc::new(Ec2BlockStorage::new(aws.clone(), limits.clone())),
                 databases: Arc::new(RdsDatabases::new(aws.clone(), limits)),
                 objects: Arc::new(S3Objects::new(aws.clone())),
-                catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), table)),
+                catalog: catalog.clone(),
+                fleet_catalog: catalog,
+                accounts: Arc::new(AssumedRoles::new(aws.clone(), settings.rate_share)),
                 slots: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
                 secrets: Arc::new(SecretsManager::new(aws.clone())),
                 logical: LogicalSettings {

@@ -9,7 +9,7 @@ use backup_core::ports::{
     TaskStore, Transition, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE, ATTR_RECEIVE_COUNT, ATTR_SOURCE_QUEUE,
 };
 use backup_core::{ErrorClass, RetryClass, TaskError};
-use backup_schemas::{Envelope, LeaseOwner, Origin, Task, TaskState, TraceContext, MAX_MESSAGE_BYTES};
+use backup_schemas::{AccountRef, Envelope, LeaseOwner, Origin, Task, TaskState, TraceContext, MAX_MESSAGE_BYTES};
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -220,6 +220,7 @@ impl Worker {
             task_id = %envelope.task_id,
             kind = %envelope.kind(),
             resource = %envelope.task.resource(),
+            account = %envelope.account_label(),
             run_id = %envelope.run_id,
             receive_count = message.receive_count,
         );
@@ -352,6 +353,7 @@ impl Worker {
             cancel: task_cancel.clone(),
             deadline: envelope.deadline,
             previous_activity: lease.previous_activity,
+            account: envelope.account.clone(),
         };
         let handlers = self.handlers.clone();
         let task_envelope = envelope.clone();
@@ -417,7 +419,13 @@ impl Worker {
         // Recording comes first; the message is acknowledged only once the record is written.
         let record = |transition: Transition| async move { self.store.transition(lease, &transition, now).await };
         match result {
-            Ok(Outcome::Done { result, children, events }) => {
+            Ok(Outcome::Done { result, children, children_in, events }) => {
+                // Children act in their parent's account unless it named another one.
+                let children: Vec<(Option<AccountRef>, Task)> = children
+                    .into_iter()
+                    .map(|task| (envelope.account.clone(), task))
+                    .chain(children_in)
+                    .collect();
                 if !children.is_empty() {
                     if let Err(err) = self.send_children(envelope, children).await {
                         let error = TaskError::from(err);
@@ -614,12 +622,17 @@ impl Worker {
         acks.delete(&message.receipt_handle);
     }
 
-    async fn send_children(&self, parent: &Envelope, children: Vec<Task>) -> Result<(), backup_core::AwsError> {
+    async fn send_children(
+        &self,
+        parent: &Envelope,
+        children: Vec<(Option<AccountRef>, Task)>,
+    ) -> Result<(), backup_core::AwsError> {
         let now = Utc::now();
         let mut messages = Vec::with_capacity(children.len());
-        for (i, task) in children.into_iter().enumerate() {
+        for (i, (account, task)) in children.into_iter().enumerate() {
             let mut child =
-                Envelope::new(task, parent.run_id.clone(), Origin::Parent { task_id: parent.task_id.clone() }, now);
+                Envelope::new(task, parent.run_id.clone(), Origin::Parent { task_id: parent.task_id.clone() }, now)
+                    .in_account(account);
             // Children continue the parent task's trace and link to the parent span.
             let header =
                 backup_telemetry::current_xray_header().or_else(|| parent.trace.as_ref().map(|t| t.xray.clone()));

@@ -121,7 +121,9 @@ async fn services(rds: Client, catalog: Arc<MemoryCatalog>) -> Services {
         block: Arc::new(Ec2BlockStorage::new(unused.clone(), RateLimiter::default())),
         databases: Arc::new(RdsDatabases::with_clients(move |_region| rds.clone(), RateLimiter::aws_defaults(1.0))),
         objects: Arc::new(S3Objects::new(unused)),
-        catalog,
+        catalog: catalog.clone(),
+        fleet_catalog: catalog,
+        accounts: Arc::new(backup_core::accounts::OwnAccountOnly),
         slots: Arc::new(backup_core::ports::LocalSlots::default()),
         secrets: Arc::new(backup_core::services::secrets::NoSecrets),
         logical: backup_worker::handlers::logical::LogicalSettings::default(),
@@ -142,13 +144,12 @@ fn backup(copy_to: Vec<CopyTarget>, verify: bool) -> BackupContext {
         copy_to,
         verify,
         retain: None,
-        account: None,
         export: None,
     }
 }
 
 fn dr_target() -> CopyTarget {
-    CopyTarget { region: DR.into(), kms_key: Some("alias/dr-backups".into()), retain_days: Some(30) }
+    CopyTarget { region: DR.into(), kms_key: Some("alias/dr-backups".into()), retain_days: Some(30), ..Default::default() }
 }
 
 fn context(task_id: TaskId, checkpoint: Option<serde_json::Value>) -> TaskContext {
@@ -160,6 +161,7 @@ fn context(task_id: TaskId, checkpoint: Option<serde_json::Value>) -> TaskContex
         cancel: CancellationToken::new(),
         deadline: None,
         previous_activity: None,
+        account: None,
     }
 }
 

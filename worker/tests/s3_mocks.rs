@@ -281,7 +281,9 @@ async fn services(s3: Client, catalog: Arc<MemoryCatalog>) -> Services {
         block: Arc::new(backup_aws::ec2::Ec2BlockStorage::new(unused.clone(), RateLimiter::default())),
         databases: Arc::new(backup_aws::rds::RdsDatabases::new(unused, RateLimiter::default())),
         objects: Arc::new(S3Objects::from_client(s3)),
-        catalog,
+        catalog: catalog.clone(),
+        fleet_catalog: catalog,
+        accounts: Arc::new(backup_core::accounts::OwnAccountOnly),
         slots: Arc::new(backup_core::ports::LocalSlots::default()),
         secrets: Arc::new(backup_core::services::secrets::NoSecrets),
         logical: backup_worker::handlers::logical::LogicalSettings::default(),
@@ -308,7 +310,6 @@ fn event() -> CopyObject {
             copy_to: vec![],
             verify: false,
             retain: None,
-            account: None,
             export: None,
         },
     }
@@ -323,6 +324,7 @@ fn context(task: &CopyObject) -> TaskContext {
         cancel: tokio_util::sync::CancellationToken::new(),
         deadline: None,
         previous_activity: None,
+        account: None,
     }
 }
 

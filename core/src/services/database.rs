@@ -193,6 +193,16 @@ pub trait DatabaseSnapshots: Send + Sync {
     ) -> Result<DbSnapshotInfo, AwsError>;
     /// Deletes a snapshot; one that does not exist counts as deleted.
     async fn delete_snapshot(&self, region: &str, cluster: bool, identifier: &str) -> Result<(), AwsError>;
+    /// Lets `account` restore from (and so copy) a manual snapshot, or takes that away (the
+    /// `restore` attribute). Idempotent both ways.
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        cluster: bool,
+        identifier: &str,
+        account: &str,
+        shared: bool,
+    ) -> Result<(), AwsError>;
 
     /// Restores a DB instance from an instance snapshot.
     async fn restore_instance(

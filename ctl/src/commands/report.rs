@@ -712,6 +712,7 @@ mod tests {
             }),
             deleted_at: None,
             archive: None,
+        account: None,
         }
     }
 

@@ -7,11 +7,12 @@
 //! `--resource ID` in that region; `--from-region us-west-2` restores from the DR copy.
 
 use anyhow::Context as _;
+use backup_core::accounts::AccountCatalog;
 use backup_core::artifacts::CatalogRecord;
 use backup_core::outln;
-use backup_core::ports::{OutgoingMessage, RunRecord};
+use backup_core::ports::{Catalog, OutgoingMessage, RunRecord};
 use backup_schemas::{
-    ArtifactKind, ArtifactRef, Envelope, Origin, PointInTime, RestoreDbCluster, RestoreDbInstance, RestoreInstance,
+    AccountRef, ArtifactKind, ArtifactRef, Envelope, Origin, PointInTime, RestoreDbCluster, RestoreDbInstance, RestoreInstance,
     RestoreObjects, RestoreSource, RestoreVolume, RunId, Task, TaskState,
 };
 use chrono::{DateTime, Utc};
@@ -21,6 +22,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::Fleet;
+
+/// The role name Terraform's backup-account module gives the fleet in the backup account.
+const DEFAULT_VAULT_ROLE: &str = "backup-fleet-vault";
 
 /// Days the worker restores an archived snapshot for (`backup-worker`'s `ARCHIVE_RESTORE_DAYS`).
 const ARCHIVE_RESTORE_DAYS: i32 = 3;
@@ -39,6 +43,14 @@ pub struct Pick {
     /// point in time of a DB instance from its automated backups replicated there); default AWS_REGION.
     #[arg(long)]
     pub from_region: Option<String>,
+    /// Restore inside this account, from the backups kept there: an isolated backup account
+    /// when the source account is lost, or a member account. The fleet assumes --role-arn there.
+    #[arg(long)]
+    pub from_account: Option<String>,
+    /// The role assumed in --from-account (default: the backup-account module's
+    /// `arn:aws:iam::<ACCOUNT>:role/backup-fleet-vault`).
+    #[arg(long, requires = "from_account")]
+    pub role_arn: Option<String>,
 }
 
 /// A point in time instead of a snapshot (RDS only): `--resource` names the database.
@@ -202,6 +214,17 @@ fn default_target(restore_id: &str) -> String {
 }
 
 impl Pick {
+    /// The account to restore in, checked; `None`: the fleet's own.
+    fn account(&self) -> anyhow::Result<Option<AccountRef>> {
+        let Some(account_id) = &self.from_account else { return Ok(None) };
+        let role_arn = self.role_arn.clone().unwrap_or_else(|| format!("arn:aws:iam::{account_id}:role/{DEFAULT_VAULT_ROLE}"));
+        let account = AccountRef { account_id: account_id.clone(), role_arn };
+        account
+            .check()
+            .map_err(|e| backup_core::exit::UsageError::new(format!("--from-account / --role-arn: {e}")))?;
+        Ok(Some(account))
+    }
+
     fn source(&self, kind: ArtifactKind, default_region: &str) -> RestoreSource {
         self.source_at(kind, default_region, None)
     }
@@ -239,11 +262,13 @@ fn note_archived(record: &CatalogRecord, json: bool) {
 
 async fn preflight(
     fleet: &Fleet,
+    account: Option<&AccountRef>,
     source: &RestoreSource,
     kind: ArtifactKind,
     json: bool,
 ) -> anyhow::Result<Option<String>> {
-    let catalog = fleet.catalog()?;
+    // The account's own records: a restore in the backup account picks among its copies.
+    let catalog = AccountCatalog::new(fleet.catalog()?, account);
     match source {
         RestoreSource::Artifact(artifact) => match catalog.get(artifact).await? {
             Some(record) if record.deleted_at.is_some() => {
@@ -293,7 +318,7 @@ async fn preflight(
 
 pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     let region = fleet.aws.region();
-    let (task, common, source) = match command {
+    let (task, common, source, account) = match command {
         Command::Volume { pick, az, volume_type, kms_key, common } => {
             let kind = ArtifactKind::EbsSnapshot;
             let source = pick.source(kind, &region);
@@ -307,7 +332,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 kms_key,
                 drill: false,
             });
-            (task, common, Some((source, kind)))
+            (task, common, Some((source, kind)), pick.account()?)
         }
         Command::Instance { pick, instance_type, subnet, start, common } => {
             let kind = ArtifactKind::Ami;
@@ -321,7 +346,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 start,
                 drill: false,
             });
-            (task, common, Some((source, kind)))
+            (task, common, Some((source, kind)), pick.account()?)
         }
         Command::DbInstance { pick, pitr, target, class, subnet_group, common } => {
             let kind = ArtifactKind::RdsSnapshot;
@@ -335,7 +360,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 subnet_group,
                 drill: false,
             });
-            (task, common, Some((source, kind)))
+            (task, common, Some((source, kind)), pick.account()?)
         }
         Command::DbCluster { pick, pitr, target, engine, subnet_group, common } => {
             let kind = ArtifactKind::RdsClusterSnapshot;
@@ -349,7 +374,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 subnet_group,
                 drill: false,
             });
-            (task, common, Some((source, kind)))
+            (task, common, Some((source, kind)), pick.account()?)
         }
         Command::S3 {
             backup_bucket,
@@ -382,7 +407,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 target_prefix,
                 drill: false,
             });
-            (task, common, None)
+            (task, common, None, None)
         }
     };
     let restore_id = match &task {
@@ -393,7 +418,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
         Task::RestoreObjects(p) => p.restore_id.clone(),
         _ => unreachable!("only restore tasks are built above"),
     };
-    let task_id = task.id();
+    let task_id = task.id_in(account.as_ref());
     let store = fleet.store()?;
     let previous = store.get(&task_id).await?;
     let already = previous.as_ref().is_some_and(|r| r.state.is_terminal());
@@ -404,7 +429,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     } else {
         if previous.is_none() {
             if let Some(problem) = match &source {
-                Some((source, kind)) => preflight(fleet, source, *kind, common.json).await?,
+                Some((source, kind)) => preflight(fleet, account.as_ref(), source, *kind, common.json).await?,
                 None => None,
             } {
                 eprintln!("error: {problem}");
@@ -414,7 +439,8 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
         let run_id = RunId::new(format!("restore@{restore_id}"));
         let command = format!("backupctl restore {}", task.kind());
         let envelope =
-            Envelope::new(task.clone(), run_id.clone(), Origin::Operator { command: command.clone() }, Utc::now());
+            Envelope::new(task.clone(), run_id.clone(), Origin::Operator { command: command.clone() }, Utc::now())
+                .in_account(account.clone());
         store
             .put_run(&RunRecord {
                 run_id,

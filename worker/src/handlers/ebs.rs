@@ -14,7 +14,7 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance,
+    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance,
     SnapshotSet, SnapshotVolume, Task,
 };
 use serde_json::json;
@@ -421,9 +421,186 @@ impl Handler<CreateAmi> for Services {
     }
 }
 
+/// Where the source of a copy into a backup account stands.
+struct Shareable {
+    /// The snapshot the backup account copies: the backup itself, or its re-encryption.
+    id: String,
+    /// A re-encryption made for the share, deleted once the backup account has its copy.
+    temporary: bool,
+}
+
+/// Checkpoint key of the re-encryption step (beside `started`, the copy's own).
+const SHARE_KEY: &str = "share";
+
+/// `checkpoint` with the re-encryption's id kept in it, so later attempts find it.
+fn with_share(checkpoint: serde_json::Value, share: &Shareable) -> serde_json::Value {
+    match (checkpoint, share.temporary) {
+        (serde_json::Value::Object(mut map), true) => {
+            map.insert(SHARE_KEY.into(), json!({ "temporary": share.id }));
+            serde_json::Value::Object(map)
+        }
+        (checkpoint, _) => checkpoint,
+    }
+}
+
+/// The re-encryption an earlier attempt made for the share, per the checkpoint.
+fn shared_temporary(ctx: &TaskContext) -> Option<&str> {
+    ctx.checkpoint.as_ref()?.get(SHARE_KEY)?.get("temporary")?.as_str()
+}
+
 impl Services {
     async fn copy_snapshot(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
+        match &p.target.account {
+            None => self.copy_snapshot_into(None, p, ctx, &p.snapshot_id).await,
+            Some(account) => self.copy_snapshot_to_account(account, p, ctx).await,
+        }
+    }
+
+    /// A copy into an isolated backup account: make the source shareable (re-encrypt it under
+    /// the share key when the backup account cannot use its key), share it with the account,
+    /// let the account's role copy it under its own key, then take the share away and delete
+    /// the re-encryption. The copy, its catalog record, retention and verification live in the
+    /// backup account.
+    async fn copy_snapshot_to_account(&self, account: &AccountRef, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
+        let vault = self.in_account(account).await?;
+        let share = match Started::from_checkpoint(ctx.checkpoint.as_ref()) {
+            // The copy is under way: the checkpoint says what was shared.
+            Some(_) => match shared_temporary(ctx) {
+                Some(id) => Shareable { id: id.to_owned(), temporary: true },
+                None => Shareable { id: p.snapshot_id.clone(), temporary: false },
+            },
+            None => {
+                let share = match self.shareable_snapshot(p, ctx).await {
+                    Ok(share) => share,
+                    Err(outcome) => return outcome,
+                };
+                self.block.share_snapshot(&p.source_region, &share.id, &account.account_id, true).await?;
+                share
+            }
+        };
+        match vault.copy_snapshot_into(Some(account), p, ctx, &share.id).await {
+            Ok(Outcome::Pending { checkpoint, recheck_after }) => {
+                Ok(Outcome::Pending { checkpoint: with_share(checkpoint, &share), recheck_after })
+            }
+            Ok(done) => {
+                self.end_share(p, &share, &account.account_id).await?;
+                tracing::info!(
+                    account = %account.account_id,
+                    source_account = ctx.account_label(),
+                    snapshot = %p.snapshot_id,
+                    "copied into the backup account; the share is removed"
+                );
+                Ok(done)
+            }
+            Err(err) => {
+                if !err.is_retryable() {
+                    // Nothing will copy it now: the backup account loses its access at once.
+                    if let Err(unshare) = self.end_share(p, &share, &account.account_id).await {
+                        tracing::warn!(error = %unshare, "could not take back the share of a failed copy");
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Takes the share away and deletes the re-encryption made for it.
+    async fn end_share(&self, p: &CopySnapshot, share: &Shareable, account: &str) -> Result<(), TaskError> {
+        match self.block.share_snapshot(&p.source_region, &share.id, account, false).await {
+            Ok(()) => {}
+            // A re-run after the re-encryption was deleted: nothing is shared any more.
+            Err(err) if not_found(&err) && share.temporary => {}
+            Err(err) => return Err(err.into()),
+        }
+        if share.temporary {
+            self.block.delete_snapshot(&p.source_region, &share.id).await?;
+        }
+        Ok(())
+    }
+
+    /// The snapshot a backup account may copy. An unencrypted snapshot, or one under the share
+    /// key, is shared as it is; one under any other key (the AWS-managed `aws/ebs` key can never
+    /// be shared) is first copied in place under the share key. `Err(outcome)` parks the task
+    /// while that copy completes, or fails it.
+    async fn shareable_snapshot(&self, p: &CopySnapshot, ctx: &TaskContext) -> Result<Shareable, HandlerResult> {
+        let region = &p.source_region;
+        let source = self.block.snapshots(region, std::slice::from_ref(&p.snapshot_id)).await.map_err(|e| Err(e.into()))?;
+        let source = source.into_iter().next().ok_or_else(|| Err(missing("snapshot", &p.snapshot_id, region)))?;
+        let key = p.target.share_kms_key.as_deref();
+        if !source.encrypted || (key.is_some() && source.kms_key.as_deref() == key) {
+            return Ok(Shareable { id: source.id, temporary: false });
+        }
+        let Some(key) = key else {
+            return Err(Err(TaskError::permanent(format!(
+                "snapshot {} is encrypted under {}, which account {} cannot use (snapshots under the AWS-managed \
+                 aws/ebs key cannot be shared at all): set share_kms_key in the plan's copy_to to a customer-managed \
+                 key of the source account that the backup account may use",
+                p.snapshot_id,
+                source.kms_key.as_deref().unwrap_or("the AWS-managed key"),
+                p.target.account.as_ref().map_or("", |a| a.account_id.as_str()),
+            ))));
+        };
+        let pending = |id: &str, progress: &str| {
+            Err(Ok(Outcome::Pending {
+                checkpoint: json!({ SHARE_KEY: { "temporary": id }, "progress": progress }),
+                recheck_after: self.timing.recheck,
+            }))
+        };
+        let temporary = match shared_temporary(ctx) {
+            Some(id) => match self.block.snapshots(region, &[id.to_owned()]).await.map_err(|e| Err(e.into()))?.pop() {
+                Some(found) => found,
+                // Started by an earlier attempt and not visible yet.
+                None => return pending(id, "not visible yet"),
+            },
+            None => {
+                let found = self.block.snapshots_tagged(region, tags::SHARE_FOR, ctx.task_id.as_str()).await;
+                match first(found.map_err(|e| Err(e.into()))?, |s| s.created_at) {
+                    Some(found) => found,
+                    None => {
+                        ctx.may_start("the re-encryption for sharing").map_err(Err)?;
+                        tracing::info!(
+                            snapshot = %p.snapshot_id,
+                            from_key = source.kms_key.as_deref().unwrap_or("aws/ebs"),
+                            share_key = key,
+                            "re-encrypting the snapshot under the share key: the backup account cannot use its key"
+                        );
+                        let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
+                        let description = format!("backup-fleet: {} re-encrypted for sharing", p.snapshot_id);
+                        let id = self
+                            .block
+                            .copy_snapshot(region, &p.snapshot_id, region, Some(key), &description, &tags)
+                            .await
+                            .map_err(|e| Err(e.into()))?;
+                        return pending(&id, "started");
+                    }
+                }
+            }
+        };
+        match &temporary.status {
+            ArtifactStatus::Complete => Ok(Shareable { id: temporary.id, temporary: true }),
+            ArtifactStatus::Pending { progress } => pending(&temporary.id, progress.as_deref().unwrap_or("pending")),
+            ArtifactStatus::Failed { reason } => {
+                self.discard(region, std::slice::from_ref(&temporary)).await;
+                Err(Err(TaskError::retry(
+                    RetryClass::Transient,
+                    format!("the re-encryption {} of {} failed: {reason}", temporary.id, p.snapshot_id),
+                )))
+            }
+        }
+    }
+
+    /// Copies `source_id` (the backup, or its re-encryption for a share) to `p.target.region`
+    /// of the account `self` acts in; `to_account` is that account when it is a backup account
+    /// (its retention and verification run there).
+    async fn copy_snapshot_into(
+        &self,
+        to_account: Option<&AccountRef>,
+        p: &CopySnapshot,
+        ctx: &TaskContext,
+        source_id: &str,
+    ) -> HandlerResult {
         let dest = &p.target.region;
+        let pool = p.target.destination();
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let create = || async {
             let mut tags = copy_tags(
@@ -435,15 +612,18 @@ impl Services {
                 tags.insert(tags::SET.to_owned(), set.id.clone());
                 tags.insert(tags::SET_SIZE.to_owned(), set.size.to_string());
             }
+            if to_account.is_some() {
+                tags.insert(tags::SOURCE_ACCOUNT.to_owned(), ctx.account_label().to_owned());
+            }
             let description = format!("backup-fleet copy of {} from {}", p.snapshot_id, p.source_region);
-            self.copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await?;
+            self.copy_slot(CopyKind::Ebs, &pool, &ctx.task_id).await?;
             let id = match self
                 .block
-                .copy_snapshot(&p.source_region, &p.snapshot_id, dest, p.target.kms_key.as_deref(), &description, &tags)
+                .copy_snapshot(&p.source_region, source_id, dest, p.target.kms_key.as_deref(), &description, &tags)
                 .await
             {
                 Ok(id) => id,
-                Err(err) if not_found(&err) => return Err(missing("snapshot", &p.snapshot_id, &p.source_region)),
+                Err(err) if not_found(&err) => return Err(missing("snapshot", source_id, &p.source_region)),
                 Err(err) => return Err(err.into()),
             };
             Ok(Created::Started(id))
@@ -454,7 +634,7 @@ impl Services {
         };
         if let Some(outcome) = self.snapshots_outcome(dest, &started, &copies).await {
             if matches!(outcome, Ok(Outcome::Pending { .. })) {
-                self.renew_copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await;
+                self.renew_copy_slot(CopyKind::Ebs, &pool, &ctx.task_id).await;
             }
             return outcome;
         }
@@ -478,6 +658,9 @@ impl Services {
             entry.details.insert("set".into(), set.id.clone());
             entry.details.insert("set_size".into(), set.size.to_string());
         }
+        if to_account.is_some() {
+            entry.details.insert("source_account".into(), ctx.account_label().to_owned());
+        }
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
         let verify = p
@@ -487,8 +670,17 @@ impl Services {
         let resource_type =
             if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
-        Ok(Outcome::done(json!({ "snapshot_id": copy.id, "region": dest, "copy_of": p.snapshot_id }))
-            .with_children(verify.into_iter().chain(prune)))
+        let done = Outcome::done(json!({
+            "snapshot_id": copy.id,
+            "region": dest,
+            "account": to_account.map(|a| a.account_id.as_str()),
+            "copy_of": p.snapshot_id,
+        }));
+        let children = verify.into_iter().chain(prune);
+        Ok(match to_account {
+            None => done.with_children(children),
+            Some(account) => done.with_children_in(Some(account), children),
+        })
     }
 
     async fn copy_image(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
@@ -584,7 +776,7 @@ impl Services {
 impl Handler<CopySnapshot> for Services {
     async fn run(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
         let result = self.copy_snapshot(p, ctx).await;
-        self.settle_copy_slot(CopyKind::Ebs, &p.target.region, &ctx.task_id, result).await
+        self.settle_copy_slot(CopyKind::Ebs, &p.target.destination(), &ctx.task_id, result).await
     }
 }
 

@@ -8,11 +8,11 @@
 //! is reported, never adopted (retention would otherwise treat it as ours).
 
 use async_trait::async_trait;
-use backup_core::artifacts::{artifact_tags, ArtifactStatus};
+use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::database::DbSnapshotInfo;
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ExportSnapshot, ResourceType, SnapshotDbCluster,
+    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ExportSnapshot, ResourceType, SnapshotDbCluster,
     SnapshotDbInstance, Task, TaskId,
 };
 use chrono::{DateTime, Utc};
@@ -394,22 +394,158 @@ impl Services {
     /// Copies a DB (cluster) snapshot into the target region, holding a copy slot while the
     /// copy is in flight and giving it back on every other outcome.
     pub async fn copy_db_snapshot(&self, p: &CopyDbSnapshot, cluster: bool, ctx: &TaskContext) -> HandlerResult {
-        let result = self.copy_db_snapshot_held(p, cluster, ctx).await;
-        self.settle_copy_slot(copy_kind(cluster), &p.target.region, &ctx.task_id, result).await
+        let result = match &p.target.account {
+            None => self.copy_db_snapshot_held(p, cluster, ctx).await,
+            Some(account) => self.copy_db_snapshot_to_account(account, p, cluster, ctx).await,
+        };
+        self.settle_copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id, result).await
+    }
+
+    /// A copy into an isolated backup account: the source (or, when the backup account cannot
+    /// use its key, its re-encryption under the share key) is shared through the `restore`
+    /// attribute, copied by the backup account's role under its own key, then unshared; the
+    /// re-encryption is deleted. The copy's record, retention and verification live there.
+    async fn copy_db_snapshot_to_account(
+        &self,
+        account: &AccountRef,
+        p: &CopyDbSnapshot,
+        cluster: bool,
+        ctx: &TaskContext,
+    ) -> HandlerResult {
+        let source = checked_source(p, cluster)?;
+        let vault = self.in_account(account).await?;
+        let identifier = copy_identifier(source.identifier, &ctx.task_id, cluster);
+        // Already copied or copying (a re-check, or a re-run): carry on from there.
+        let copy = match vault.databases.snapshot(&p.target.region, cluster, &identifier).await? {
+            Some(existing) => owned(existing, ctx)?,
+            None => {
+                let share = match self.shareable_db_snapshot(p, &source, cluster, ctx).await {
+                    Ok(share) => share,
+                    Err(outcome) => return outcome,
+                };
+                if let Some(outcome) = vault.park_if_not_visible_yet(ctx) {
+                    return outcome;
+                }
+                ctx.may_start("the copy into the backup account")?;
+                vault.copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id).await?;
+                self.databases.share_snapshot(&p.source_region, cluster, &share.identifier, &account.account_id, true).await?;
+                let expires_at = copy_expiry(&p.ctx, &p.target);
+                let mut tags = copy_tags(
+                    artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
+                    &p.source_region,
+                    source.identifier,
+                );
+                tags.insert(tags::SOURCE_ACCOUNT.to_owned(), ctx.account_label().to_owned());
+                let kms_key = p.target.kms_key.as_deref();
+                match vault
+                    .databases
+                    .copy_snapshot(cluster, &p.source_region, &share.arn, &p.target.region, &identifier, kms_key, &tags)
+                    .await
+                {
+                    Ok(copy) => copy,
+                    Err(err) if already_exists(&err) => {
+                        vault.existing_after_race(&p.target.region, cluster, &identifier, ctx).await?
+                    }
+                    Err(err) if not_found(&err) => {
+                        return Err(TaskError::retry(
+                            RetryClass::Transient,
+                            format!("account {} cannot see the shared snapshot {} yet: {err}", account.account_id, share.arn),
+                        ))
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        };
+        if let Some(outcome) = vault.park_or_fail(&copy, "copy", ctx).await {
+            if matches!(outcome, Ok(Outcome::Pending { .. })) {
+                vault.renew_copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id).await;
+            }
+            return outcome;
+        }
+        self.end_db_share(p, &source, cluster, &account.account_id, ctx).await?;
+        vault.finish_db_copy(p, &source, cluster, &copy, Some(account), ctx).await
+    }
+
+    /// The backup account has its own copy: take its access to the source away and delete the
+    /// re-encryption made for the share, if there was one (both idempotent, so a re-run after a
+    /// crash ends the share all the same).
+    async fn end_db_share(
+        &self,
+        p: &CopyDbSnapshot,
+        source: &SnapshotArn<'_>,
+        cluster: bool,
+        account: &str,
+        ctx: &TaskContext,
+    ) -> Result<(), TaskError> {
+        match self.databases.share_snapshot(&p.source_region, cluster, source.identifier, account, false).await {
+            Ok(()) => {}
+            Err(err) if not_found(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let temporary = share_identifier(source.identifier, &ctx.task_id, cluster);
+        self.databases.delete_snapshot(&p.source_region, cluster, &temporary).await?;
+        tracing::info!(account, snapshot = %source.identifier, "copied into the backup account; the share is removed");
+        Ok(())
+    }
+
+    /// The snapshot a backup account may copy: the source itself when unencrypted or under the
+    /// share key, else its re-encryption under the share key (made in place, deterministic name;
+    /// the task parks while it completes).
+    async fn shareable_db_snapshot(
+        &self,
+        p: &CopyDbSnapshot,
+        source: &SnapshotArn<'_>,
+        cluster: bool,
+        ctx: &TaskContext,
+    ) -> Result<SharedDbSnapshot, HandlerResult> {
+        let region = &p.source_region;
+        let original = self.databases.snapshot(region, cluster, source.identifier).await.map_err(|e| Err(e.into()))?;
+        let Some(original) = original else {
+            return Err(Err(missing(snapshot_noun(cluster), source.identifier, region)));
+        };
+        let key = p.target.share_kms_key.as_deref();
+        if !original.encrypted || (key.is_some() && original.kms_key.as_deref() == key) {
+            return Ok(SharedDbSnapshot { identifier: original.identifier, arn: original.arn });
+        }
+        let Some(key) = key else {
+            return Err(Err(TaskError::permanent(format!(
+                "{} {} is encrypted under {}, which the backup account cannot use (snapshots under the default \
+                 aws/rds key cannot be shared at all): set share_kms_key in the plan's copy_to to a customer-managed \
+                 key of the source account that the backup account may use",
+                snapshot_noun(cluster),
+                source.identifier,
+                original.kms_key.as_deref().unwrap_or("the default key"),
+            ))));
+        };
+        let identifier = share_identifier(source.identifier, &ctx.task_id, cluster);
+        let temporary = match self.databases.snapshot(region, cluster, &identifier).await.map_err(|e| Err(e.into()))? {
+            Some(found) => found,
+            None => {
+                ctx.may_start("the re-encryption for sharing").map_err(Err)?;
+                tracing::info!(
+                    snapshot = %source.identifier,
+                    from_key = original.kms_key.as_deref().unwrap_or("aws/rds"),
+                    share_key = key,
+                    "re-encrypting the snapshot under the share key: the backup account cannot use its key"
+                );
+                let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
+                match self.databases.copy_snapshot(cluster, region, &p.snapshot_arn, region, &identifier, Some(key), &tags).await {
+                    Ok(copy) => copy,
+                    Err(err) if already_exists(&err) => {
+                        self.existing_after_race(region, cluster, &identifier, ctx).await.map_err(Err)?
+                    }
+                    Err(err) => return Err(Err(err.into())),
+                }
+            }
+        };
+        match self.park_or_fail(&temporary, "re-encryption for sharing", ctx).await {
+            Some(outcome) => Err(outcome),
+            None => Ok(SharedDbSnapshot { identifier: temporary.identifier, arn: temporary.arn }),
+        }
     }
 
     async fn copy_db_snapshot_held(&self, p: &CopyDbSnapshot, cluster: bool, ctx: &TaskContext) -> HandlerResult {
-        let source = parse_snapshot_arn(&p.snapshot_arn)
-            .ok_or_else(|| TaskError::permanent(format!("{} is not an RDS snapshot ARN", p.snapshot_arn)))?;
-        if source.cluster != cluster {
-            return Err(TaskError::permanent(format!("{} is not a {} ARN", p.snapshot_arn, snapshot_noun(cluster))));
-        }
-        if source.region != p.source_region {
-            return Err(TaskError::permanent(format!(
-                "snapshot {} is in {}, but the task says it is in {}",
-                p.snapshot_arn, source.region, p.source_region
-            )));
-        }
+        let source = checked_source(p, cluster)?;
         let dest = &p.target.region;
         let identifier = copy_identifier(source.identifier, &ctx.task_id, cluster);
         let copy = match self.databases.snapshot(dest, cluster, &identifier).await? {
@@ -440,10 +576,25 @@ impl Services {
             return outcome;
         }
 
+        self.finish_db_copy(p, &source, cluster, &copy, None, ctx).await
+    }
+
+    /// Catalogs a completed copy (in the account `self` acts in) and returns its follow-ups:
+    /// verification and retention of the copy's region, in that account.
+    async fn finish_db_copy(
+        &self,
+        p: &CopyDbSnapshot,
+        source: &SnapshotArn<'_>,
+        cluster: bool,
+        copy: &DbSnapshotInfo,
+        to_account: Option<&AccountRef>,
+        ctx: &TaskContext,
+    ) -> HandlerResult {
+        let dest = &p.target.region;
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let original =
             ArtifactRef { kind: kind(cluster), region: p.source_region.clone(), id: source.identifier.to_owned() };
-        let artifact = snapshot_ref(&copy);
+        let artifact = snapshot_ref(copy);
         let mut entry = record(
             artifact.clone(),
             &p.source_resource,
@@ -460,6 +611,9 @@ impl Services {
         if let Some(key) = &copy.kms_key {
             entry.details.insert("kms_key".into(), key.clone());
         }
+        if to_account.is_some() {
+            entry.details.insert("source_account".into(), ctx.account_label().to_owned());
+        }
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&original, &artifact).await?;
         let verify = p
@@ -468,17 +622,52 @@ impl Services {
             .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
         let resource_type = if cluster { ResourceType::RdsCluster } else { ResourceType::RdsInstance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
-        let verify = verify.into_iter().chain(prune);
-        Ok(Outcome::done(json!({
+        let children = verify.into_iter().chain(prune);
+        let done = Outcome::done(json!({
             "identifier": copy.identifier,
             "arn": copy.arn,
             "region": dest,
+            "account": to_account.map(|a| a.account_id.as_str()),
             "copy_of": p.snapshot_arn,
             "encrypted": copy.encrypted,
             "kms_key": copy.kms_key,
-        }))
-        .with_children(verify))
+        }));
+        Ok(match to_account {
+            None => done.with_children(children),
+            Some(account) => done.with_children_in(Some(account), children),
+        })
     }
+}
+
+/// The source of a copy shared with a backup account.
+struct SharedDbSnapshot {
+    identifier: String,
+    arn: String,
+}
+
+/// The deterministic name of a snapshot's re-encryption for sharing.
+fn share_identifier(source_identifier: &str, task_id: &TaskId, cluster: bool) -> String {
+    let suffix = format!("-{}", sanitize(task_id.short(), 32));
+    let room = max_len(cluster) - "bf-share-".len() - suffix.len();
+    let source = sanitize(source_identifier.strip_prefix("bf-").unwrap_or(source_identifier), room);
+    let source = if source.is_empty() { "snapshot".to_owned() } else { source };
+    format!("bf-share-{source}{suffix}")
+}
+
+/// The copy's source ARN, checked against the task's kind and region.
+fn checked_source(p: &CopyDbSnapshot, cluster: bool) -> Result<SnapshotArn<'_>, TaskError> {
+    let source = parse_snapshot_arn(&p.snapshot_arn)
+        .ok_or_else(|| TaskError::permanent(format!("{} is not an RDS snapshot ARN", p.snapshot_arn)))?;
+    if source.cluster != cluster {
+        return Err(TaskError::permanent(format!("{} is not a {} ARN", p.snapshot_arn, snapshot_noun(cluster))));
+    }
+    if source.region != p.source_region {
+        return Err(TaskError::permanent(format!(
+            "snapshot {} is in {}, but the task says it is in {}",
+            p.snapshot_arn, source.region, p.source_region
+        )));
+    }
+    Ok(source)
 }
 
 #[async_trait]

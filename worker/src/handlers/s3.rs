@@ -453,7 +453,6 @@ mod tests {
                 copy_to: vec![],
                 verify: false,
                 retain: None,
-                account: None,
                 export: None,
             },
         }

@@ -1,6 +1,7 @@
 //! The AWS-facing services every backup handler uses, behind the domain ports. `Services`
 //! implements `Handler<P>` for each backup, lifecycle and restore kind, one module per area.
 
+use backup_core::accounts::{AccountCatalog, Accounts};
 use backup_core::artifacts::{CatalogRecord, Tags};
 use backup_core::ports::{Catalog, SlotPool};
 use backup_core::services::block::BlockStorage;
@@ -8,7 +9,7 @@ use backup_core::services::database::DatabaseSnapshots;
 use backup_core::services::objects::ObjectStore;
 use backup_core::services::secrets::SecretStore;
 use backup_core::TaskError;
-use backup_schemas::{tags, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify};
+use backup_schemas::{tags, AccountRef, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,11 +73,17 @@ impl Started {
     }
 }
 
+#[derive(Clone)]
 pub struct Services {
     pub block: Arc<dyn BlockStorage>,
     pub databases: Arc<dyn DatabaseSnapshots>,
     pub objects: Arc<dyn ObjectStore>,
+    /// The catalog as the task's account sees it (see `AccountCatalog`).
     pub catalog: Arc<dyn Catalog>,
+    /// The whole catalog, every account's records: views of other accounts are made from it.
+    pub fleet_catalog: Arc<dyn Catalog>,
+    /// Other accounts, through the roles tasks name.
+    pub accounts: Arc<dyn Accounts>,
     /// Fleet-wide in-flight caps (copies per destination region).
     pub slots: Arc<dyn SlotPool>,
     /// Database credentials of logical backups and drills.
@@ -88,6 +95,26 @@ pub struct Services {
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services").field("timing", &self.timing).finish()
+    }
+}
+
+impl Services {
+    /// These services with the catalog view of the fleet's own account.
+    pub fn in_own_account(self) -> Self {
+        Self { catalog: Arc::new(AccountCatalog::new(self.fleet_catalog.clone(), None)), ..self }
+    }
+
+    /// These services acting in `account`, through its role: its EC2, RDS and S3, its view of
+    /// the catalog. Fails (naming the role) when the role cannot be assumed.
+    pub async fn in_account(&self, account: &AccountRef) -> Result<Self, TaskError> {
+        let ports = self.accounts.ports(account).await?;
+        Ok(Self {
+            block: ports.block,
+            databases: ports.databases,
+            objects: ports.objects,
+            catalog: Arc::new(AccountCatalog::new(self.fleet_catalog.clone(), Some(account))),
+            ..self.clone()
+        })
     }
 }
 
@@ -145,6 +172,7 @@ pub fn record(
         verification: None,
         deleted_at: None,
         archive: None,
+        account: None,
     }
 }
 
