@@ -157,7 +157,14 @@ fn example_file_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml");
     let policy = Policy::load(&path, "eu-west-1").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let names: Vec<&str> = policy.plans.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["daily", "weekly", "monthly", "web-ami", "orders-logical", "monthly-drill", "orders-drill"]);
+    assert_eq!(
+        names,
+        ["daily", "member-accounts", "weekly", "monthly", "web-ami", "orders-logical", "monthly-drill", "orders-drill"]
+    );
+    let members = policy.plan("member-accounts").unwrap();
+    assert_eq!(members.accounts.len(), 2);
+    assert!(!members.own_account);
+    assert_eq!(members.copy_to[0].account.as_ref().map(|a| a.account_id.as_str()), Some("444455556666"));
 
     let daily = policy.plan("daily").unwrap();
     assert_eq!(daily.copy_to.len(), 2);

@@ -1,6 +1,7 @@
 //! Integration tests against the local AWS emulator (moto server, started by the harness when
 //! none answers). One binary, one module per area, every test on its own resources.
 
+mod accounts;
 mod archive;
 mod backupctl;
 mod bootstrap;

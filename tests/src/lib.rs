@@ -447,7 +447,12 @@ fn activity() -> &'static std::sync::Mutex<std::collections::HashMap<TaskId, chr
 /// A handler context for running one task directly: the first attempt, unless this process ran
 /// the task before.
 pub fn context_for(task: &Task) -> backup_worker::TaskContext {
-    let task_id = task.id();
+    context_in(None, task)
+}
+
+/// `context_for` a task acting in `account`.
+pub fn context_in(account: Option<&backup_schemas::AccountRef>, task: &Task) -> backup_worker::TaskContext {
+    let task_id = task.id_in(account);
     let previous_activity = activity().lock().expect("activity").get(&task_id).copied();
     backup_worker::TaskContext {
         task_id,
@@ -457,7 +462,7 @@ pub fn context_for(task: &Task) -> backup_worker::TaskContext {
         cancel: tokio_util::sync::CancellationToken::new(),
         deadline: None,
         previous_activity,
-        account: None,
+        account: account.cloned(),
     }
 }
 
@@ -469,13 +474,23 @@ pub async fn run_task(
     services: &std::sync::Arc<backup_worker::Handlers>,
     task: &Task,
 ) -> Result<backup_worker::Outcome, backup_core::TaskError> {
+    run_task_in(services, None, task).await
+}
+
+/// `run_task` for a task acting in `account` (through its role).
+pub async fn run_task_in(
+    services: &std::sync::Arc<backup_worker::Handlers>,
+    account: Option<&backup_schemas::AccountRef>,
+    task: &Task,
+) -> Result<backup_worker::Outcome, backup_core::TaskError> {
     let envelope = Envelope::new(
         task.clone(),
         RunId::new("test-run"),
         Origin::Operator { command: "test".into() },
         chrono::Utc::now(),
-    );
-    let mut context = context_for(task);
+    )
+    .in_account(account.cloned());
+    let mut context = context_in(account, task);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut retries = 0;
     loop {
@@ -507,14 +522,28 @@ pub async fn run_tree(
     handlers: &std::sync::Arc<backup_worker::Handlers>,
     root: Task,
 ) -> Vec<(Task, Result<backup_worker::Outcome, backup_core::TaskError>)> {
+    run_tree_in(handlers, None, root).await.into_iter().map(|(_, task, outcome)| (task, outcome)).collect()
+}
+
+/// A task outcome with the account its task acted in.
+pub type RanIn = (Option<backup_schemas::AccountRef>, Task, Result<backup_worker::Outcome, backup_core::TaskError>);
+
+/// `run_tree` from a root acting in `account`: children run in their parent's account, or in
+/// the one their parent named for them.
+pub async fn run_tree_in(
+    handlers: &std::sync::Arc<backup_worker::Handlers>,
+    account: Option<backup_schemas::AccountRef>,
+    root: Task,
+) -> Vec<RanIn> {
     let mut done = Vec::new();
-    let mut stack = vec![root];
-    while let Some(task) = stack.pop() {
-        let outcome = run_task(handlers, &task).await;
-        if let Ok(backup_worker::Outcome::Done { children, .. }) = &outcome {
-            stack.extend(children.iter().cloned());
+    let mut stack = vec![(account, root)];
+    while let Some((account, task)) = stack.pop() {
+        let outcome = run_task_in(handlers, account.as_ref(), &task).await;
+        if let Ok(backup_worker::Outcome::Done { children, children_in, .. }) = &outcome {
+            stack.extend(children.iter().map(|child| (account.clone(), child.clone())));
+            stack.extend(children_in.iter().cloned());
         }
-        done.push((task, outcome));
+        done.push((account, task, outcome));
     }
     done
 }

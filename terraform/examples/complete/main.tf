@@ -133,6 +133,10 @@ module "iam" {
   rds_export_prefix            = var.rds_export_prefix
   rds_export_kms_key_arns      = var.rds_export_kms_key_arns
 
+  member_role_arns           = var.member_role_arns
+  backup_account_role_arns   = var.backup_account_role_arns
+  backup_account_bucket_arns = var.backup_account_bucket_arns
+
   tags = local.tags
 }
 

@@ -63,6 +63,16 @@ output "operator_role_arn" {
   value       = module.iam.operator_role_arn
 }
 
+output "producer_role_arn" {
+  description = "Producer task role: goes into each member account's member-account module (`fleet_role_arns`)."
+  value       = module.iam.producer_role_arn
+}
+
+output "worker_role_arn" {
+  description = "Worker task role: goes into each member account's member-account module (`fleet_role_arns`) and the backup account's backup-account module (`worker_role_arn`, `writer_role_arns`)."
+  value       = module.iam.worker_role_arn
+}
+
 output "rds_export_role_arn" {
   description = "Role RDS assumes to write snapshot exports: put it in the policy's export.iam_role_arn."
   value       = module.iam.rds_export_role_arn

@@ -261,6 +261,26 @@ variable "rds_export_kms_key_arns" {
   default     = []
 }
 
+# --- other accounts (issue 15; terraform/README.md, "Cross-account backups") ---------------------
+
+variable "member_role_arns" {
+  description = "Member roles the plans' `accounts` name (each member account's member-account module output `role_arn`): the producer, worker and operator roles may assume exactly these. Empty: the fleet acts in its own account only."
+  type        = list(string)
+  default     = []
+}
+
+variable "backup_account_role_arns" {
+  description = "Vault roles of the isolated backup accounts that `copy_to` entries with an account_id copy into (the backup-account module output `role_arn`): the worker and operator roles may assume exactly these, and the worker may share snapshots with their accounts only."
+  type        = list(string)
+  default     = []
+}
+
+variable "backup_account_bucket_arns" {
+  description = "Object Lock buckets of backup accounts that plans write S3 backups into (the backup-account module output `bucket_arn`; its writer_role_arns must list the worker role). Add their vault keys to source_kms_key_arns."
+  type        = list(string)
+  default     = []
+}
+
 # --- backup bucket --------------------------------------------------------------------------------
 
 variable "backup_bucket_name" {

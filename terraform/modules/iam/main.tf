@@ -12,6 +12,9 @@ locals {
   restored_from_tag = "backup-fleet:restored-from"
   restore_drill_tag = "backup-fleet:restore-drill"
   legal_hold_tag    = "backup-fleet:legal-hold"
+  # On the temporary re-encryption of a snapshot shared with a backup account (and on nothing
+  # else): the copy task it serves, which deletes it once the backup account has its copy.
+  share_for_tag = "backup-fleet:share-for"
 
   #############################################################################################
   # THE ACTION LISTS. Each role's AWS actions live here, and only here: every statement below
@@ -74,6 +77,18 @@ locals {
       "ec2:ModifySnapshotTier",
       "ec2:RestoreSnapshotTier",
     ]
+    # Copies into a backup account (copy_to with account_id): the fleet's snapshot, or its
+    # re-encryption under the share key, is shared with the backup account
+    # (createVolumePermission) and unshared once copied. Only with the accounts of
+    # var.backup_account_role_arns, never publicly.
+    ec2_share = [
+      "ec2:ModifySnapshotAttribute",
+    ]
+    # The re-encryption made for a share is deleted once the backup account has its copy: only
+    # snapshots tagged backup-fleet:share-for and not backup-fleet:managed.
+    ec2_share_cleanup = [
+      "ec2:DeleteSnapshot",
+    ]
     # A restored instance is stopped after launch: only instances tagged
     # backup-fleet:managed=true that carry backup-fleet:restored-from.
     ec2_restore_stop = [
@@ -120,6 +135,21 @@ locals {
     rds_restore_cleanup = [
       "rds:DeleteDBInstance",
       "rds:DeleteDBCluster",
+    ]
+    # Copies into a backup account: the `restore` attribute of the fleet's snapshot (or of its
+    # re-encryption, bf-share-*) names the backup account while it copies.
+    rds_share = [
+      "rds:ModifyDBSnapshotAttribute",
+      "rds:ModifyDBClusterSnapshotAttribute",
+    ]
+    # The re-encryption's only tag (backup-fleet:share-for), given on its CopyDB*Snapshot.
+    rds_tag_share_copy = [
+      "rds:AddTagsToResource",
+    ]
+    # The re-encryption is deleted once the backup account has its copy.
+    rds_share_cleanup = [
+      "rds:DeleteDBSnapshot",
+      "rds:DeleteDBClusterSnapshot",
     ]
     # Snapshot exports to the backup bucket (rds.export_snapshot): started on a snapshot, then
     # followed by the export's identifier.
@@ -197,6 +227,16 @@ locals {
     kms_secrets = [
       "kms:Decrypt",
     ]
+    # Other accounts, through assumed roles (aws/src/accounts.rs): the member roles of the plans'
+    # `accounts` (backups, copies, prunes, verification, restores there) and the roles of the
+    # backup accounts that `copy_to` entries with an account_id copy into. Only the roles in
+    # var.member_role_arns and var.backup_account_role_arns; no statement when they are empty.
+    sts_assume_member_roles = [
+      "sts:AssumeRole",
+    ]
+    sts_assume_backup_account_roles = [
+      "sts:AssumeRole",
+    ]
   }
 
   # backup-producer (task role)
@@ -246,7 +286,11 @@ locals {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    # No sts:AssumeRole: multi-account discovery is not implemented in the producer yet.
+    # Discovery in the plans' other accounts (`accounts`), through their member roles: only the
+    # roles in var.member_role_arns; no statement when it is empty.
+    sts_assume_member_roles = [
+      "sts:AssumeRole",
+    ]
   }
 
   # backup-fleet-operator (people running `backupctl`: status, tasks, catalog list, dlq
@@ -294,6 +338,15 @@ locals {
       "s3:ListAllMyBuckets",
       "s3:GetBucketLocation",
       "s3:GetBucketTagging",
+    ]
+    # Restores inside another account (`backupctl restore --from-account`): the backup-account
+    # roles and the member roles. Only the roles in var.backup_account_role_arns and
+    # var.member_role_arns; no statement when they are empty.
+    sts_assume_member_roles = [
+      "sts:AssumeRole",
+    ]
+    sts_assume_backup_account_roles = [
+      "sts:AssumeRole",
     ]
   }
 
@@ -359,6 +412,11 @@ locals {
   rds_snapshots         = "${local.rds_arn}:snapshot:*"
   rds_cluster_snapshots = "${local.rds_arn}:cluster-snapshot:*"
 
+  # The re-encryptions of snapshots shared with a backup account (worker/src/handlers/rds.rs,
+  # share_identifier: `bf-share-<source>-<task>`).
+  rds_share_snapshots         = "${local.rds_arn}:snapshot:bf-share-*"
+  rds_share_cluster_snapshots = "${local.rds_arn}:cluster-snapshot:bf-share-*"
+
   worker_queue_arns = [var.task_queue_arn, var.task_dlq_arn]
   source_queue_arns = [var.task_queue_arn, var.events_queue_arn]
   dlq_arns          = [var.task_dlq_arn, var.events_dlq_arn]
@@ -370,7 +428,7 @@ locals {
   # the account whose own policy allows sts:AssumeRole on the role).
   operator_principals = length(var.operator_principal_arns) > 0 ? var.operator_principal_arns : ["arn:${local.partition}:iam::${local.account_id}:root"]
 
-  worker_read_bucket_arns = distinct(concat([var.backup_bucket_arn], var.source_bucket_arns))
+  worker_read_bucket_arns = distinct(concat([var.backup_bucket_arn], var.source_bucket_arns, var.backup_account_bucket_arns))
   worker_kms_key_arns     = distinct(concat([var.kms_key_arn], var.additional_kms_key_arns))
 
   # Where RDS writes exports in the backup bucket (the policy's export.prefix).
@@ -381,6 +439,13 @@ locals {
   rds_export_kms_via       = distinct([for k in var.rds_export_kms_key_arns : "rds.${split(":", k)[3]}.amazonaws.com"])
 
   ecs_source_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"
+
+  # The isolated backup accounts (copy_to entries with an account_id): the accounts of their
+  # roles. The fleet's snapshots may be shared with these accounts and no other.
+  backup_account_ids = distinct([for r in var.backup_account_role_arns : split(":", r)[4]])
+
+  # The S3 buckets the worker writes backups into: its own, and backup-account buckets.
+  worker_write_bucket_arns = distinct(concat([var.backup_bucket_arn], var.backup_account_bucket_arns))
 }
 
 ###############################################################################################
@@ -828,11 +893,13 @@ data "aws_iam_policy_document" "worker_s3" {
     resources = concat(local.worker_read_bucket_arns, [for b in local.worker_read_bucket_arns : "${b}/*"])
   }
 
+  # The backup bucket, and the Object Lock buckets of backup accounts (their bucket policy must
+  # allow this role too: the backup-account module's writer_role_arns).
   statement {
     sid       = "S3WriteBackupBucket"
     effect    = "Allow"
     actions   = local.worker_actions.s3_write
-    resources = ["${var.backup_bucket_arn}/*"]
+    resources = [for b in local.worker_write_bucket_arns : "${b}/*"]
   }
 
   # Aborting a failed multipart copy, and a delete marker over a copy that failed verification
@@ -900,6 +967,180 @@ data "aws_iam_policy_document" "worker_secrets" {
   }
 }
 
+# Copies into a backup account (`copy_to` with an account_id), with the fleet's own account as
+# the source: only when backup accounts are listed (backup_account_role_arns). The fleet's snapshots
+# (managed=true) and the re-encryptions made for a share (backup-fleet:share-for; RDS: bf-share-*)
+# may be shared with the backup accounts only (EC2: ec2:Add/userId, never a group, so never
+# publicly; RDS has no condition key for the account added, see the README), and unshared
+# (StringEqualsIfExists: a removal names no account to add). The re-encryption is tagged
+# share-for and nothing else on creation, and deleted once copied: tagged share-for, not a backup
+# (no managed tag, which the fleet cannot take off), never under legal hold.
+data "aws_iam_policy_document" "worker_share" {
+  count = length(local.backup_account_ids) > 0 ? 1 : 0
+
+  statement {
+    sid       = "Ec2ShareManagedWithBackupAccounts"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_share
+    resources = [local.ec2_snapshots]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "ec2:Add/userId"
+      values   = local.backup_account_ids
+    }
+    condition {
+      test     = "Null"
+      variable = "ec2:Add/group"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2ShareReencryptedWithBackupAccounts"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_share
+    resources = [local.ec2_snapshots]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.share_for_tag}"
+      values   = ["false"]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "ec2:Add/userId"
+      values   = local.backup_account_ids
+    }
+    condition {
+      test     = "Null"
+      variable = "ec2:Add/group"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "Ec2DeleteShareReencryption"
+    effect    = "Allow"
+    actions   = local.worker_actions.ec2_share_cleanup
+    resources = [local.ec2_snapshots]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.share_for_tag}"
+      values   = ["false"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.legal_hold_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "RdsShareManaged"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_share
+    resources = [local.rds_snapshots, local.rds_cluster_snapshots]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "RdsShareReencrypted"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_share
+    resources = [local.rds_share_snapshots, local.rds_share_cluster_snapshots]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.share_for_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "RdsTagShareReencryption"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_tag_share_copy
+    resources = [local.rds_share_snapshots, local.rds_share_cluster_snapshots]
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/${local.share_for_tag}"
+      values   = ["false"]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.share_for_tag]
+    }
+  }
+
+  statement {
+    sid       = "RdsDeleteShareReencryption"
+    effect    = "Allow"
+    actions   = local.worker_actions.rds_share_cleanup
+    resources = [local.rds_share_snapshots, local.rds_share_cluster_snapshots]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.share_for_tag}"
+      values   = ["false"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.managed_tag}"
+      values   = ["true"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.legal_hold_tag}"
+      values   = ["true"]
+    }
+  }
+}
+
+# Roles in other accounts: the member roles (plans' `accounts`) and the backup-account roles
+# (`copy_to` with an account_id), by ARN and only those; no policy when both lists are empty.
+data "aws_iam_policy_document" "worker_accounts" {
+  count = length(var.member_role_arns) + length(var.backup_account_role_arns) > 0 ? 1 : 0
+
+  dynamic "statement" {
+    for_each = length(var.member_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "AssumeMemberRoles"
+      effect    = "Allow"
+      actions   = local.worker_actions.sts_assume_member_roles
+      resources = var.member_role_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.backup_account_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "AssumeBackupAccountRoles"
+      effect    = "Allow"
+      actions   = local.worker_actions.sts_assume_backup_account_roles
+      resources = var.backup_account_role_arns
+    }
+  }
+}
+
 locals {
   worker_policies = merge(
     {
@@ -909,6 +1150,8 @@ locals {
       s3   = data.aws_iam_policy_document.worker_s3.json
     },
     length(var.database_secret_arns) > 0 ? { secrets = data.aws_iam_policy_document.worker_secrets[0].json } : {},
+    length(var.member_role_arns) + length(var.backup_account_role_arns) > 0 ? { accounts = data.aws_iam_policy_document.worker_accounts[0].json } : {},
+    length(local.backup_account_ids) > 0 ? { share = data.aws_iam_policy_document.worker_share[0].json } : {},
   )
 }
 
@@ -1074,6 +1317,16 @@ data "aws_iam_policy_document" "producer" {
     actions   = local.producer_actions.kms
     resources = [var.kms_key_arn]
   }
+
+  dynamic "statement" {
+    for_each = length(var.member_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "AssumeMemberRoles"
+      effect    = "Allow"
+      actions   = local.producer_actions.sts_assume_member_roles
+      resources = var.member_role_arns
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "producer" {
@@ -1176,6 +1429,27 @@ data "aws_iam_policy_document" "operator" {
     effect    = "Allow"
     actions   = local.operator_actions.discovery_read
     resources = ["*"]
+  }
+
+  # `backupctl restore --from-account`: roles in other accounts, by ARN and only those.
+  dynamic "statement" {
+    for_each = length(var.member_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "AssumeMemberRoles"
+      effect    = "Allow"
+      actions   = local.operator_actions.sts_assume_member_roles
+      resources = var.member_role_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.backup_account_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "AssumeBackupAccountRoles"
+      effect    = "Allow"
+      actions   = local.operator_actions.sts_assume_backup_account_roles
+      resources = var.backup_account_role_arns
+    }
   }
 }
 

@@ -124,6 +124,39 @@ variable "rds_export_kms_key_arns" {
   }
 }
 
+variable "member_role_arns" {
+  description = "Roles the fleet assumes in the member accounts the plans' `accounts` list (the member-account module's `role_arn` output, one per account): the producer (discovery), the worker (backups, copies, prunes, verification, restores) and the operator role (`backupctl restore --from-account`) get sts:AssumeRole on exactly these ARNs. Empty: no statement, no cross-account access."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.member_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", r))])
+    error_message = "member_role_arns must be IAM role ARNs (arn:aws:iam::<account>:role/<name>), without wildcards."
+  }
+}
+
+variable "backup_account_role_arns" {
+  description = "Roles the fleet assumes in isolated backup accounts (the backup-account module's `role_arn` output; the `role_arn` of `copy_to` entries with an account_id): the worker (copies, their retention and verification, restores there) and the operator role (`backupctl restore --from-account`) get sts:AssumeRole on exactly these ARNs, and the worker may share its snapshots with these roles' accounts (and no other). Empty: no statement."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.backup_account_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", r))])
+    error_message = "backup_account_role_arns must be IAM role ARNs (arn:aws:iam::<account>:role/<name>), without wildcards."
+  }
+}
+
+variable "backup_account_bucket_arns" {
+  description = "Object Lock buckets of backup accounts that plans write S3 backups or dumps into (the backup-account module's `bucket_arn`; a plan's `s3.backup_bucket`): the worker may write and read objects there (the actions it has on backup_bucket_arn, without deletions). Their bucket policy must allow the worker role as well (the backup-account module's `writer_role_arns`), and their key must be in additional_kms_key_arns."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.backup_account_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[^/*]+$", b))])
+    error_message = "backup_account_bucket_arns must be S3 bucket ARNs (no wildcards, no object paths)."
+  }
+}
+
 variable "event_bus_arn" {
   description = "ARN of the fleet's event bus (worker events:PutEvents)."
   type        = string

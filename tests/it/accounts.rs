@@ -1,0 +1,251 @@
+//! Cross-account backups against the realistic emulator. moto keeps resources per account for
+//! credentials from STS AssumeRole; the realism layer adds what moto lacks: copies of snapshots
+//! shared from another account, AWS's refusal to share what is under the default key, and
+//! AssumeRole refusals (roles named `untrusted-*`).
+
+use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, SnapshotAttributeName, Tag, TagSpecification};
+use backup_aws::AwsContext;
+use backup_core::ports::Catalog;
+use backup_schemas::*;
+use backup_tests::{run_task_in, run_tree_in, services, Fleet, REGION};
+use backup_worker::{Handlers, Outcome};
+use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+use std::sync::Arc;
+
+const MEMBER: &str = "111111111111";
+const VAULT: &str = "222222222222";
+
+fn account(id: &str, role: &str) -> AccountRef {
+    AccountRef { account_id: id.into(), role_arn: format!("arn:aws:iam::{id}:role/{role}") }
+}
+
+fn member() -> AccountRef {
+    account(MEMBER, "backup-fleet-member")
+}
+
+fn vault() -> AccountRef {
+    account(VAULT, "backup-fleet-vault")
+}
+
+fn vault_copy() -> CopyTarget {
+    CopyTarget {
+        region: REGION.into(),
+        kms_key: Some(format!("arn:aws:kms:{REGION}:{VAULT}:key/vault-key")),
+        retain_days: Some(30),
+        account: Some(vault()),
+        share_kms_key: Some(format!("arn:aws:kms:{REGION}:{MEMBER}:key/share-key")),
+    }
+}
+
+fn ctx(plan: &str, day: u32, copy_to: Vec<CopyTarget>) -> BackupContext {
+    let window = Utc.with_ymd_and_hms(2026, 11, day, 2, 0, 0).unwrap();
+    BackupContext {
+        plan: plan.into(),
+        tier: Tier::Daily,
+        window,
+        expires_at: Some(window + ChronoDuration::days(7)),
+        copy_to,
+        verify: true,
+        retain: Some(RetentionRules { days: Some(7), min_keep: 1, ..Default::default() }),
+        export: None,
+    }
+}
+
+/// The fleet's emulator context acting in `account`.
+async fn in_account(fleet: &Fleet, account: &AccountRef) -> AwsContext {
+    fleet.aws_in(REGION).await.assuming(&account.role_arn).await.expect("the role is assumed")
+}
+
+async fn volume_in(aws: &AwsContext, encrypted: bool) -> String {
+    let spec = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Volume)
+        .tags(Tag::builder().key("backup").value("daily").build())
+        .build();
+    let out = aws
+        .clients()
+        .ec2
+        .create_volume()
+        .availability_zone(format!("{REGION}a"))
+        .size(8)
+        .encrypted(encrypted)
+        .tag_specifications(spec)
+        .send()
+        .await
+        .unwrap();
+    out.volume_id.unwrap()
+}
+
+fn handlers(fleet: &Fleet) -> Arc<Handlers> {
+    Arc::new(Handlers::with_services(services(fleet)))
+}
+
+fn all_succeeded(ran: &[backup_tests::RanIn]) {
+    for (account, task, outcome) in ran {
+        assert!(
+            matches!(outcome, Ok(Outcome::Done { .. })),
+            "{} in {:?} did not succeed: {outcome:?}",
+            task.kind(),
+            account.as_ref().map(|a| &a.account_id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_accounts_volume_is_backed_up_in_that_account_and_catalogued_under_it() {
+    let fleet = Fleet::realistic("acctmember").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let volume_id = volume_in(&member_aws, false).await;
+    let task =
+        Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.clone(), ctx: ctx("daily", 3, vec![]) });
+
+    let ran = run_tree_in(&handlers, Some(member()), task.clone()).await;
+    all_succeeded(&ran);
+    let kinds: Vec<TaskKind> = ran.iter().map(|(_, t, _)| t.kind()).collect();
+    assert!(kinds.contains(&TaskKind::Verify) && kinds.contains(&TaskKind::Prune), "{kinds:?}");
+    assert!(ran.iter().all(|(a, _, _)| a.as_ref() == Some(&member())), "every follow-up acts in the member account");
+
+    // The snapshot is in the member account, tagged with the member account's task id.
+    let member_block = backup_aws::ec2::Ec2BlockStorage::new(member_aws.clone(), Default::default());
+    use backup_core::services::block::BlockStorage;
+    let snapshots = member_block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap();
+    assert_eq!(snapshots.len(), 1, "exactly one snapshot in the member account");
+    assert_eq!(snapshots[0].tags.get(tags::TASK_ID).map(String::as_str), Some(task.id_in(Some(&member())).as_str()));
+    let own = services(&fleet).block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap();
+    assert!(own.is_empty(), "nothing is made in the fleet's own account");
+
+    // The catalog names the account; the own account's view does not see the record.
+    let catalog = services(&fleet).fleet_catalog;
+    let records = catalog.by_resource(&volume_id).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].account.as_deref(), Some(MEMBER));
+    let own_view = backup_core::accounts::AccountCatalog::new(catalog.clone(), None);
+    assert!(own_view.by_resource(&volume_id).await.unwrap().is_empty());
+
+    // A re-delivery makes nothing new.
+    run_task_in(&handlers, Some(&member()), &task).await.expect("the re-run succeeds");
+    assert_eq!(member_block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_role_that_cannot_be_assumed_fails_its_task_at_once_naming_the_role() {
+    let fleet = Fleet::realistic("acctdenied").await;
+    let handlers = handlers(&fleet);
+    let untrusted = account(MEMBER, "untrusted-backup-fleet");
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: "vol-0123456789abcdef0".into(),
+        ctx: ctx("daily", 4, vec![]),
+    });
+    let err = run_task_in(&handlers, Some(&untrusted), &task).await.expect_err("the role cannot be assumed");
+    assert!(!err.is_retryable(), "an AssumeRole refusal is not retried: {err}");
+    assert!(err.to_string().contains(&untrusted.role_arn), "{err}");
+    assert!(err.to_string().contains(MEMBER), "{err}");
+}
+
+#[tokio::test]
+async fn a_copy_into_the_backup_account_is_reencrypted_shared_copied_under_its_key_then_unshared() {
+    let fleet = Fleet::realistic("acctvault").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let vault_aws = in_account(&fleet, &vault()).await;
+    // Encrypted under the AWS-managed key: AWS refuses to share that, so the fleet re-encrypts.
+    let volume_id = volume_in(&member_aws, true).await;
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 5, vec![vault_copy()]),
+    });
+
+    let ran = run_tree_in(&handlers, Some(member()), task).await;
+    all_succeeded(&ran);
+    // The copy ran in the member account; its verification and retention in the vault.
+    let copy_account = ran.iter().find(|(_, t, _)| t.kind() == TaskKind::CopySnapshot).map(|(a, _, _)| a.clone());
+    assert_eq!(copy_account, Some(Some(member())));
+    let verified_in: Vec<Option<String>> = ran
+        .iter()
+        .filter(|(_, t, _)| t.kind() == TaskKind::Verify)
+        .map(|(a, _, _)| a.as_ref().map(|a| a.account_id.clone()))
+        .collect();
+    assert!(verified_in.contains(&Some(VAULT.into())), "the copy is verified in the backup account: {verified_in:?}");
+
+    use backup_core::services::block::BlockStorage;
+    let member_block = backup_aws::ec2::Ec2BlockStorage::new(member_aws.clone(), Default::default());
+    let vault_block = backup_aws::ec2::Ec2BlockStorage::new(vault_aws.clone(), Default::default());
+    let sources = member_block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap();
+    assert_eq!(sources.len(), 1, "one backup in the member account");
+    let source = &sources[0];
+    let copies = vault_block.snapshots_tagged(REGION, tags::COPIED_FROM, &source.id).await.unwrap();
+    assert_eq!(copies.len(), 1, "exactly one copy in the backup account");
+    let copy = &copies[0];
+    assert!(copy.encrypted);
+    assert_eq!(copy.kms_key.as_deref(), vault_copy().kms_key.as_deref(), "under the backup account's own key");
+    assert_eq!(copy.tags.get(tags::SOURCE_ACCOUNT).map(String::as_str), Some(MEMBER));
+
+    // Nothing is left shared, and the re-encryption is gone.
+    let leftovers = member_block.snapshots_tagged(REGION, tags::SHARE_FOR, "").await.unwrap_or_default();
+    assert!(leftovers.iter().all(|s| s.tags.get(tags::SHARE_FOR).is_none()), "re-encryption left behind: {leftovers:?}");
+    let all_member = member_aws.clients().ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
+    for snapshot in all_member.snapshots() {
+        let id = snapshot.snapshot_id().unwrap();
+        assert!(
+            snapshot.tags().iter().all(|t| t.key() != Some(tags::SHARE_FOR)),
+            "the re-encryption {id} was not deleted"
+        );
+        let permissions = member_aws
+            .clients()
+            .ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .unwrap();
+        assert!(permissions.create_volume_permissions().is_empty(), "{id} is still shared");
+    }
+
+    // The catalog: the copy is the vault's record, linked from the member's backup.
+    let catalog = services(&fleet).fleet_catalog;
+    let records = catalog.by_resource(&volume_id).await.unwrap();
+    let vault_record = records.iter().find(|r| r.artifact.id == copy.id).expect("the copy is catalogued");
+    assert_eq!(vault_record.account.as_deref(), Some(VAULT));
+    assert_eq!(vault_record.details.get("source_account").map(String::as_str), Some(MEMBER));
+    let source_record = records.iter().find(|r| r.artifact.id == source.id).expect("the backup is catalogued");
+    assert_eq!(source_record.account.as_deref(), Some(MEMBER));
+    assert!(source_record.copies.iter().any(|c| c.id == copy.id));
+
+    // The source account is lost: restore from the backup account, inside it.
+    let restore = Task::RestoreVolume(RestoreVolume {
+        restore_id: format!("from-vault-{}", fleet.prefix),
+        source: RestoreSource::LatestOf { resource: volume_id.clone(), region: REGION.into() },
+        availability_zone: format!("{REGION}a"),
+        volume_type: None,
+        kms_key: None,
+        drill: false,
+    });
+    let outcome = run_task_in(&handlers, Some(&vault()), &restore).await.expect("the restore succeeds");
+    let Outcome::Done { result, .. } = outcome else { panic!("{outcome:?}") };
+    let restored = result["volume_id"].as_str().expect("a volume id").to_owned();
+    let found = vault_aws.clients().ec2.describe_volumes().volume_ids(&restored).send().await.unwrap();
+    assert_eq!(found.volumes().len(), 1, "the volume is restored in the backup account");
+    assert_eq!(found.volumes()[0].snapshot_id(), Some(copy.id.as_str()), "from the backup account's copy");
+}
+
+#[tokio::test]
+async fn a_copy_into_the_backup_account_without_a_share_key_is_refused_clearly_when_the_key_cannot_be_shared() {
+    let fleet = Fleet::realistic("acctnokey").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let volume_id = volume_in(&member_aws, true).await;
+    let target = CopyTarget { share_kms_key: None, ..vault_copy() };
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 6, vec![target]),
+    });
+    let ran = run_tree_in(&handlers, Some(member()), task).await;
+    let (_, _, copy) = ran.iter().find(|(_, t, _)| t.kind() == TaskKind::CopySnapshot).expect("a copy task");
+    let err = copy.as_ref().expect_err("the copy cannot share the default key");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("share_kms_key"), "the error says what to set: {err}");
+}
