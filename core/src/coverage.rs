@@ -136,6 +136,9 @@ pub struct LiveResource {
     pub pitr_days: Option<i32>,
     /// An Aurora cluster member: backed up by its cluster, never on its own.
     pub cluster_member: Option<String>,
+    /// The account it lives in; `None` for the fleet's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// What [`assess`] reads besides the policy.
@@ -179,6 +182,8 @@ pub struct CoverageRow {
     pub resource_type: ResourceType,
     pub id: String,
     pub region: String,
+    /// The account it lives in: its id, or `self` for the fleet's own.
+    pub account: String,
     /// The `Name` tag, for people.
     pub name: Option<String>,
     pub state: Option<String>,
@@ -266,6 +271,13 @@ fn selection(plan: &Plan, r: &LiveResource, backup_buckets: &BTreeSet<&str>) -> 
     if plan.is_drill() || !plan.covers(r.resource_type) || !plan.regions.contains(&r.region) {
         return Selection::No;
     }
+    let in_account = match &r.account {
+        None => plan.own_account,
+        Some(id) => plan.accounts.iter().any(|a| &a.account_id == id),
+    };
+    if !in_account {
+        return Selection::No;
+    }
     if r.cluster_member.is_some()
         || (r.resource_type == ResourceType::S3Bucket && backup_buckets.contains(r.id.as_str()))
     {
@@ -288,13 +300,16 @@ fn selection(plan: &Plan, r: &LiveResource, backup_buckets: &BTreeSet<&str>) -> 
 pub fn assess(policy: &Policy, inputs: &Inputs, now: DateTime<Utc>, grace: Grace) -> CoverageReport {
     let backup_buckets: BTreeSet<&str> =
         policy.plans.iter().filter_map(|p| p.s3.as_ref().map(|s| s.backup_bucket.as_str())).collect();
-    let mut by_resource: BTreeMap<&str, Vec<&CatalogRecord>> = BTreeMap::new();
+    // A resource's backups are the records of its account (a backup account's copies are linked
+    // from the source's records, so they count for the controls through `copies`).
+    let mut by_resource: BTreeMap<(Option<&str>, &str), Vec<&CatalogRecord>> = BTreeMap::new();
     for record in &inputs.records {
-        by_resource.entry(record.resource.as_str()).or_default().push(record);
+        by_resource.entry((record.account.as_deref(), record.resource.as_str())).or_default().push(record);
     }
     let mut rows = Vec::new();
     for r in &inputs.resources {
-        let records: &[&CatalogRecord] = by_resource.get(r.id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let records: &[&CatalogRecord] =
+            by_resource.get(&(r.account.as_deref(), r.id.as_str())).map(Vec::as_slice).unwrap_or(&[]);
         let mut plans = Vec::new();
         let mut excluded_by = None;
         for plan in &policy.plans {
@@ -322,6 +337,7 @@ pub fn assess(policy: &Policy, inputs: &Inputs, now: DateTime<Utc>, grace: Grace
             resource_type: r.resource_type,
             id: r.id.clone(),
             region: r.region.clone(),
+            account: crate::accounts::account_label(r.account.as_deref()).to_owned(),
             name: r.tags.get("Name").cloned(),
             state: r.state.clone(),
             status,
@@ -574,6 +590,8 @@ pub struct Sources {
     pub catalog: std::sync::Arc<dyn Catalog>,
     /// The fleet's task store, for failed tasks and S3 scans; without it neither is known.
     pub store: Option<std::sync::Arc<dyn TaskStore>>,
+    /// The other accounts the policy lists, discovered through their roles.
+    pub accounts: std::sync::Arc<dyn crate::accounts::Accounts>,
 }
 
 /// Discovers every resource of every supported type in `regions` and reads the evidence.
@@ -587,9 +605,33 @@ pub async fn gather(
 ) -> Result<Inputs, AwsError> {
     let mut inputs = Inputs::default();
     for region in regions {
-        match discover_all(sources, region).await {
+        match discover_all(&sources.block, &sources.databases, &sources.objects, region, None).await {
             Ok(found) => inputs.resources.extend(found),
             Err(err) => inputs.incomplete.push(format!("{region}: {err}")),
+        }
+    }
+    // Every account some plan lists, once, in the regions of the plans that list it: an account
+    // whose role cannot be assumed makes the report incomplete (exit 3), naming the role.
+    let mut listed: BTreeMap<&str, (&backup_schemas::AccountRef, BTreeSet<&str>)> = BTreeMap::new();
+    for plan in &policy.plans {
+        for account in &plan.accounts {
+            let entry = listed.entry(account.account_id.as_str()).or_insert_with(|| (account, BTreeSet::new()));
+            entry.1.extend(plan.regions.iter().map(String::as_str));
+        }
+    }
+    for (id, (account, account_regions)) in listed {
+        let ports = match sources.accounts.ports(account).await {
+            Ok(ports) => ports,
+            Err(err) => {
+                inputs.incomplete.push(format!("account {id} (role {}): {err}", account.role_arn));
+                continue;
+            }
+        };
+        for region in account_regions {
+            match discover_all(&ports.block, &ports.databases, &ports.objects, region, Some(id)).await {
+                Ok(found) => inputs.resources.extend(found),
+                Err(err) => inputs.incomplete.push(format!("account {id} {region}: {err}")),
+            }
         }
     }
     // Databases the policy names for logical backups cannot be discovered: they are covered as
@@ -607,6 +649,7 @@ pub async fn gather(
                     state: None,
                     pitr_days: None,
                     cluster_member: None,
+                    account: None,
                 });
             }
         }
@@ -645,7 +688,13 @@ pub async fn gather(
     Ok(inputs)
 }
 
-async fn discover_all(sources: &Sources, region: &str) -> Result<Vec<LiveResource>, AwsError> {
+async fn discover_all(
+    block: &std::sync::Arc<dyn BlockStorage>,
+    databases: &std::sync::Arc<dyn DatabaseSnapshots>,
+    objects: &std::sync::Arc<dyn ObjectStore>,
+    region: &str,
+    account: Option<&str>,
+) -> Result<Vec<LiveResource>, AwsError> {
     let mut found = Vec::new();
     let live = |resource_type, id: String, tags, state, pitr_days, cluster_member| LiveResource {
         resource_type,
@@ -655,14 +704,15 @@ async fn discover_all(sources: &Sources, region: &str) -> Result<Vec<LiveResourc
         state,
         pitr_days,
         cluster_member,
+        account: account.map(str::to_owned),
     };
-    for v in sources.block.list_volumes(region, &[]).await? {
+    for v in block.list_volumes(region, &[]).await? {
         found.push(live(ResourceType::Ec2Volume, v.id, v.tags, v.state, None, None));
     }
-    for i in sources.block.list_instances(region, &[]).await? {
+    for i in block.list_instances(region, &[]).await? {
         found.push(live(ResourceType::Ec2Instance, i.id, i.tags, i.state, None, None));
     }
-    for db in sources.databases.list_instances(region).await? {
+    for db in databases.list_instances(region).await? {
         found.push(live(
             ResourceType::RdsInstance,
             db.identifier,
@@ -672,10 +722,10 @@ async fn discover_all(sources: &Sources, region: &str) -> Result<Vec<LiveResourc
             db.cluster_id,
         ));
     }
-    for c in sources.databases.list_clusters(region).await? {
+    for c in databases.list_clusters(region).await? {
         found.push(live(ResourceType::RdsCluster, c.identifier, c.tags, c.status, c.backup_retention_days, None));
     }
-    for b in sources.objects.list_buckets(region).await? {
+    for b in objects.list_buckets(region).await? {
         found.push(live(ResourceType::S3Bucket, b.name, b.tags, None, None, None));
     }
     Ok(found)

@@ -50,6 +50,7 @@ fn live(resource_type: ResourceType, id: &str, tags: &[(&str, &str)]) -> LiveRes
         state: None,
         pitr_days: None,
         cluster_member: None,
+        account: None,
     }
 }
 
@@ -236,4 +237,44 @@ databases = [{ name = "orders", secret_arn = "arn:aws:secretsmanager:us-east-1:1
     // The dump lives in the backup bucket: its replication is the cross-region copy, and the
     // plan's Object Lock days are its lock.
     assert_eq!(report.failing_controls, 0, "{:?}", report.resources[0].controls);
+}
+
+#[test]
+fn resources_of_other_accounts_are_covered_by_the_plans_that_list_them_with_their_own_backups() {
+    const ACCOUNTS: &str = r#"
+[[plan]]
+name = "members"
+schedule = "cron(0 2 * * ? *)"
+resources = ["ec2-volume"]
+regions = ["us-east-1"]
+select.tags = { backup = "daily" }
+retain = { days = 7 }
+verify = false
+accounts = [{ account_id = "111122223333", role_arn = "arn:aws:iam::111122223333:role/backup-fleet-member" }]
+own_account = false
+"#;
+    let policy = Policy::from_toml_str(ACCOUNTS, "us-east-1").unwrap();
+    let daily = [("backup", "daily")];
+    let in_member = |id: &str| LiveResource { account: Some("111122223333".into()), ..live(ResourceType::Ec2Volume, id, &daily) };
+    let member_backup = |id: &str| CatalogRecord { account: Some("111122223333".into()), ..backup(id, "members", 2, true, true) };
+    let inputs = Inputs {
+        resources: vec![
+            in_member("vol-backed-up"),
+            in_member("vol-never"),
+            // The same id in the fleet's own account: this plan does not cover that account.
+            live(ResourceType::Ec2Volume, "vol-own", &daily),
+            // Another account's record of the same id does not protect this one.
+            in_member("vol-own"),
+        ],
+        records: vec![member_backup("vol-backed-up"), backup("vol-own", "members", 2, true, true)],
+        ..Inputs::default()
+    };
+    let report = assess(&policy, &inputs, now(), Grace::Percent(25.0));
+    let status = |account: &str, id: &str| {
+        report.resources.iter().find(|r| r.account == account && r.id == id).map(|r| r.status).expect(id)
+    };
+    assert_eq!(status("111122223333", "vol-backed-up"), CoverageStatus::Protected);
+    assert_eq!(status("111122223333", "vol-never"), CoverageStatus::NeverBackedUp);
+    assert_eq!(status("111122223333", "vol-own"), CoverageStatus::NeverBackedUp, "the own account's record counts for nothing here");
+    assert_eq!(status("self", "vol-own"), CoverageStatus::Unprotected, "own_account = false");
 }

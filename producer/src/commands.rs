@@ -641,6 +641,7 @@ async fn publish_coverage(cx: &Context, policy: &Policy) -> anyhow::Result<()> {
         objects: cx.discovery.objects.clone(),
         catalog,
         store: cx.store.clone(),
+        accounts: cx.accounts.clone(),
     };
     let now = Utc::now();
     let inputs = coverage::gather(policy, &sources, &coverage::regions(policy), now).await?;

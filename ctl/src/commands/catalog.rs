@@ -38,6 +38,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
                 r.resource.clone(),
                 r.artifact.kind.as_str().to_owned(),
                 r.artifact.id.clone(),
+                backup_core::accounts::account_label(r.account.as_deref()).to_owned(),
                 r.artifact.region.clone(),
                 r.plan.clone(),
                 r.created_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -55,7 +56,7 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     outln!(
         "{}",
         output::table(
-            &["RESOURCE", "KIND", "ARTIFACT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""],
+            &["RESOURCE", "KIND", "ARTIFACT", "ACCOUNT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""],
             &rows
         )
     )?;

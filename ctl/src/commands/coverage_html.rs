@@ -136,7 +136,7 @@ pub fn render(report: &CoverageReport, policy: &Policy) -> String {
     // Every resource.
     h.push_str(
         "<h2>Resources</h2>\n<table id=\"resources\"><tr><th>status</th><th>type</th><th>resource</th><th>name</th>\
-                <th>region</th><th>plans</th><th>newest good backup</th><th>age / RPO</th><th>last drill</th>\
+                <th>account</th><th>region</th><th>plans</th><th>newest good backup</th><th>age / RPO</th><th>last drill</th>\
                 <th>failing controls</th><th>why</th></tr>\n",
     );
     for row in &report.resources {
@@ -233,11 +233,12 @@ fn resource_row(h: &mut String, row: &CoverageRow) {
     let _ = writeln!(
         h,
         "<tr data-resource=\"{id}\" data-status=\"{status}\"><td class=\"{status}\">{status}</td><td>{t}</td><td>{id}</td>\
-         <td>{name}</td><td>{region}</td><td>{plans}</td><td>{newest}</td><td>{age_rpo}</td><td>{drill}</td>\
+         <td>{name}</td><td>{account}</td><td>{region}</td><td>{plans}</td><td>{newest}</td><td>{age_rpo}</td><td>{drill}</td>\
          <td>{failing}</td><td>{why}</td></tr>",
         id = escape(&row.id),
         t = row.resource_type.as_str(),
         name = escape(row.name.as_deref().unwrap_or("")),
+        account = escape(&row.account),
         region = escape(&row.region),
         plans = escape(&if plans.is_empty() { "-".to_owned() } else { plans.join(", ") }),
         newest = escape(newest),

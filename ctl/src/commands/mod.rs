@@ -144,6 +144,7 @@ impl Fleet {
             objects: Arc::new(backup_aws::s3::S3Objects::new(self.aws.clone())),
             catalog: self.catalog()?,
             store: self.store().ok(),
+            accounts: Arc::new(backup_aws::accounts::AssumedRoles::new(self.aws.clone(), 1.0)),
         })
     }
 }

@@ -20,6 +20,7 @@
 //!   `drill_task`, `drill_plan`, `drill_resource_type`); one drill per `drill_task`.
 
 use anyhow::Context as _;
+use backup_core::accounts::account_label;
 use backup_core::artifacts::{CatalogQuery, CatalogRecord};
 use backup_core::coverage::{self, CoverageReport, CoverageStatus, Grace};
 use backup_core::outln;
@@ -138,6 +139,8 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
 #[derive(Debug, Serialize)]
 pub struct RpoRow {
     pub resource: String,
+    /// The account it lives in: its id, or `self` for the fleet's own.
+    pub account: String,
     pub region: String,
     pub plan: String,
     /// `ok`, `violation`, or `unknown-plan` (the plan is not in the policy: not judged).
@@ -193,19 +196,22 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
     let now = Utc::now();
     let records = fleet.catalog()?.list(&CatalogQuery::default()).await?;
     // Source backups only, per (resource, region, plan): copies are judged with their source.
-    let mut groups: BTreeMap<(String, String, String), Vec<&CatalogRecord>> = BTreeMap::new();
+    // Per account as well: the same DB identifier in two accounts is two resources.
+    let mut groups: BTreeMap<(String, String, String, String), Vec<&CatalogRecord>> = BTreeMap::new();
     for record in records.iter().filter(|r| r.copy_of.is_none()) {
+        let account = account_label(record.account.as_deref()).to_owned();
         groups
-            .entry((record.resource.clone(), record.resource_region.clone(), record.plan.clone()))
+            .entry((account, record.resource.clone(), record.resource_region.clone(), record.plan.clone()))
             .or_default()
             .push(record);
     }
     let mut rows = Vec::new();
-    for ((resource, region, plan_name), group) in groups {
+    for ((account, resource, region, plan_name), group) in groups {
         let plan = policy.plan(&plan_name);
         let latest = group.iter().filter(|r| counts(r, plan)).max_by_key(|r| r.created_at);
         let mut row = RpoRow {
             resource: resource.clone(),
+            account,
             region: region.clone(),
             plan: plan_name.clone(),
             status: "ok".into(),
@@ -258,11 +264,15 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
     for row in coverage::assess(&policy, &inputs, now, grace).resources {
         // Never backed up, whatever else went wrong (a first backup that failed is `failing`).
         for p in row.plans.iter().filter(|p| p.latest_at.is_none()) {
-            if rows.iter().any(|r| r.resource == row.id && r.region == row.region && r.plan == p.plan) {
+            if rows
+                .iter()
+                .any(|r| r.resource == row.id && r.account == row.account && r.region == row.region && r.plan == p.plan)
+            {
                 continue;
             }
             rows.push(RpoRow {
                 resource: row.id.clone(),
+                account: row.account.clone(),
                 region: row.region.clone(),
                 plan: p.plan.clone(),
                 status: "violation".into(),
@@ -295,6 +305,7 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
             .map(|r| {
                 vec![
                     r.resource.clone(),
+                    r.account.clone(),
                     r.region.clone(),
                     r.plan.clone(),
                     r.latest_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
@@ -304,7 +315,7 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        outln!("{}", output::table(&["RESOURCE", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table))?;
+        outln!("{}", output::table(&["RESOURCE", "ACCOUNT", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table))?;
         eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
     }
     // A region that could not be listed is a check that could not be made: never "all is well".
@@ -407,6 +418,7 @@ fn print_coverage(report: &CoverageReport, discovered: usize) -> anyhow::Result<
                     r.resource_type.as_str().to_owned(),
                     r.id.clone(),
                     r.name.clone().unwrap_or_default(),
+                    r.account.clone(),
                     r.region.clone(),
                     if plans.is_empty() { "-".into() } else { plans.join(",") },
                     age,
@@ -422,7 +434,7 @@ fn print_coverage(report: &CoverageReport, discovered: usize) -> anyhow::Result<
         outln!(
             "{}",
             output::table(
-                &["TYPE", "RESOURCE", "NAME", "REGION", "PLANS", "AGE / RPO", "FAILING CONTROLS", "WHY"],
+                &["TYPE", "RESOURCE", "NAME", "ACCOUNT", "REGION", "PLANS", "AGE / RPO", "FAILING CONTROLS", "WHY"],
                 &rows
             )
         )?;
