@@ -47,7 +47,10 @@ impl AwsContext {
         let provider =
             AssumeRoleProvider::builder(role_arn).session_name(SESSION_NAME).configure(self.sdk_config()).build().await;
         // Assume now, so a role that cannot be assumed is named here.
-        provider.provide_credentials().await.map_err(|err| assume_error(role_arn, &DisplayErrorContext(&err).to_string()))?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|err| assume_error(role_arn, &DisplayErrorContext(&err).to_string()))?;
         let sdk = self.sdk_config().to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         Ok(self.with_sdk_config(sdk))
     }

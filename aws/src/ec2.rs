@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    Filter, Image, OperationType, SnapshotAttributeName, ImageState, Instance, InstanceSpecification, ResourceType, Snapshot, SnapshotState, Tag,
-    TagSpecification, TargetStorageTier, Volume, VolumeType,
+    Filter, Image, ImageState, Instance, InstanceSpecification, OperationType, ResourceType, Snapshot,
+    SnapshotAttributeName, SnapshotState, Tag, TagSpecification, TargetStorageTier, Volume, VolumeType,
 };
 use backup_core::artifacts::{ArtifactStatus, Tags};
 use backup_core::ratelimit::RateLimiter;
@@ -527,7 +527,13 @@ impl BlockStorage for Ec2BlockStorage {
         }
     }
 
-    async fn share_snapshot(&self, region: &str, snapshot_id: &str, account: &str, shared: bool) -> Result<(), AwsError> {
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        shared: bool,
+    ) -> Result<(), AwsError> {
         let operation = if shared { OperationType::Add } else { OperationType::Remove };
         self.client(region)
             .modify_snapshot_attribute()

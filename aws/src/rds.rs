@@ -547,7 +547,8 @@ impl DatabaseSnapshots for RdsDatabases {
         account: &str,
         shared: bool,
     ) -> Result<(), AwsError> {
-        let (add, remove) = if shared { (Some(vec![account.to_owned()]), None) } else { (None, Some(vec![account.to_owned()])) };
+        let (add, remove) =
+            if shared { (Some(vec![account.to_owned()]), None) } else { (None, Some(vec![account.to_owned()])) };
         if cluster {
             self.call(region, "ModifyDBClusterSnapshotAttribute")
                 .await

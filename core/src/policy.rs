@@ -8,8 +8,8 @@
 //! errors, so a typo cannot silently drop a setting.
 
 use backup_schemas::{
-    role_account, AccountRef, AccountRefError, ArchiveRule, BackupContext, CopyTarget, DbEngine, LogicalDatabase, ResourceType, RetentionRules,
-    S3Destination, SnapshotExport, SqlCheck, Tier,
+    role_account, AccountRef, AccountRefError, ArchiveRule, BackupContext, CopyTarget, DbEngine, LogicalDatabase,
+    ResourceType, RetentionRules, S3Destination, SnapshotExport, SqlCheck, Tier,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -526,8 +526,14 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         }
         let account = match (copy.string("account_id")?, copy.string("role_arn")?) {
             (None, None) => None,
-            (Some(_), None) => return Err(copy.err("role_arn", "missing: a copy into another account needs the role the fleet assumes there")),
-            (None, Some(_)) => return Err(copy.err("account_id", "missing: role_arn is only for a copy into another account")),
+            (Some(_), None) => {
+                return Err(
+                    copy.err("role_arn", "missing: a copy into another account needs the role the fleet assumes there")
+                )
+            }
+            (None, Some(_)) => {
+                return Err(copy.err("account_id", "missing: role_arn is only for a copy into another account"))
+            }
             (Some(account_id), Some(role_arn)) => {
                 let account = AccountRef { account_id, role_arn };
                 account.check().map_err(|e| match e {
@@ -623,7 +629,10 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
 
     let mut accounts: Vec<AccountRef> = Vec::new();
     for mut account in r.tables("accounts", ACCOUNT_KEYS)? {
-        let entry = AccountRef { account_id: account.required_string("account_id")?, role_arn: account.required_string("role_arn")? };
+        let entry = AccountRef {
+            account_id: account.required_string("account_id")?,
+            role_arn: account.required_string("role_arn")?,
+        };
         entry.check().map_err(|e| match e {
             AccountRefError::AccountId(reason) => account.err("account_id", reason),
             AccountRefError::RoleArn(reason) => account.err("role_arn", reason),
@@ -654,7 +663,10 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
             ));
         }
         if export.is_some() {
-            return Err(r.err("accounts", "snapshot exports of other accounts' databases are not supported yet: remove `export` or `accounts`"));
+            return Err(r.err(
+                "accounts",
+                "snapshot exports of other accounts' databases are not supported yet: remove `export` or `accounts`",
+            ));
         }
     }
     if let Some(index) = copy_to.iter().position(|c| c.account.is_some()) {
@@ -668,7 +680,10 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
             None
         };
         if let Some(what) = unsupported {
-            return Err(r.err(&format!("copy_to[{index}].account_id"), format!("copies into another account are not supported for {what}")));
+            return Err(r.err(
+                &format!("copy_to[{index}].account_id"),
+                format!("copies into another account are not supported for {what}"),
+            ));
         }
     }
 

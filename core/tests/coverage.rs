@@ -255,8 +255,10 @@ own_account = false
 "#;
     let policy = Policy::from_toml_str(ACCOUNTS, "us-east-1").unwrap();
     let daily = [("backup", "daily")];
-    let in_member = |id: &str| LiveResource { account: Some("111122223333".into()), ..live(ResourceType::Ec2Volume, id, &daily) };
-    let member_backup = |id: &str| CatalogRecord { account: Some("111122223333".into()), ..backup(id, "members", 2, true, true) };
+    let in_member =
+        |id: &str| LiveResource { account: Some("111122223333".into()), ..live(ResourceType::Ec2Volume, id, &daily) };
+    let member_backup =
+        |id: &str| CatalogRecord { account: Some("111122223333".into()), ..backup(id, "members", 2, true, true) };
     let inputs = Inputs {
         resources: vec![
             in_member("vol-backed-up"),
@@ -275,6 +277,10 @@ own_account = false
     };
     assert_eq!(status("111122223333", "vol-backed-up"), CoverageStatus::Protected);
     assert_eq!(status("111122223333", "vol-never"), CoverageStatus::NeverBackedUp);
-    assert_eq!(status("111122223333", "vol-own"), CoverageStatus::NeverBackedUp, "the own account's record counts for nothing here");
+    assert_eq!(
+        status("111122223333", "vol-own"),
+        CoverageStatus::NeverBackedUp,
+        "the own account's record counts for nothing here"
+    );
     assert_eq!(status("self", "vol-own"), CoverageStatus::Unprotected, "own_account = false");
 }

@@ -86,7 +86,12 @@ fn brief_example_parses_into_expected_values() {
     assert_eq!(plan.retain, RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..Default::default() });
     assert_eq!(
         plan.copy_to,
-        [CopyTarget { region: "us-west-2".into(), kms_key: Some("alias/backup".into()), retain_days: Some(30), ..Default::default() }]
+        [CopyTarget {
+            region: "us-west-2".into(),
+            kms_key: Some("alias/backup".into()),
+            retain_days: Some(30),
+            ..Default::default()
+        }]
     );
     let s3 = plan.s3.as_ref().expect("s3 settings");
     assert_eq!(s3.backup_bucket, "org-backups");
@@ -699,7 +704,10 @@ fn account_errors() {
     // Accounts are refused with a clear reason where the fleet cannot act in them yet, never
     // accepted and ignored.
     assert_error(
-        &plan(&["resources"], &format!("resources = [\"s3-bucket\"]\ns3 = {{ backup_bucket = \"org-backups\" }}\naccounts = [{member}]")),
+        &plan(
+            &["resources"],
+            &format!("resources = [\"s3-bucket\"]\ns3 = {{ backup_bucket = \"org-backups\" }}\naccounts = [{member}]"),
+        ),
         "plan \"p\"",
         "accounts",
         "s3-bucket resources of other accounts are not supported yet",

@@ -5,12 +5,12 @@
 use anyhow::Context as _;
 use backup_core::accounts::{account_label, AccountCatalog, Accounts};
 use backup_core::outln;
-use backup_core::{exit, AwsError};
 use backup_core::policy::{Plan, Policy};
 use backup_core::ports::{
     Catalog, OutgoingMessage, RunRecord, TaskQueue, TaskStore, ATTR_FAILED_AT, ATTR_REASON, ATTR_REASON_CODE,
     ATTR_SOURCE_QUEUE,
 };
+use backup_core::{exit, AwsError};
 use backup_schemas::events::{parse_body, ParsedEvent};
 use backup_schemas::{AccountRef, ArtifactKind, Envelope, Origin, ResourceType, RunId, Task, TraceContext};
 use chrono::{DateTime, Utc};
@@ -412,7 +412,12 @@ async fn expand_and_send(
             None => outln!("dry run: nothing sent")?,
         }
         for failure in &failed_accounts {
-            outln!("account {} FAILED (role {}): {}", failure.account_id, failure.role_arn.as_deref().unwrap_or("-"), failure.error)?;
+            outln!(
+                "account {} FAILED (role {}): {}",
+                failure.account_id,
+                failure.role_arn.as_deref().unwrap_or("-"),
+                failure.error
+            )?;
         }
     }
     // The accounts that did run are sent; a failed account is a failed run all the same.

@@ -863,7 +863,9 @@ impl Task {
             Task::SnapshotVolume(p) => json!([p.region, p.volume_id, p.ctx.plan, p.ctx.window]),
             Task::SnapshotInstance(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
             Task::CreateAmi(p) => json!([p.region, p.instance_id, p.ctx.plan, p.ctx.window]),
-            Task::CopySnapshot(p) => with_target_account(json!([p.source_region, p.snapshot_id, p.target.region]), &p.target),
+            Task::CopySnapshot(p) => {
+                with_target_account(json!([p.source_region, p.snapshot_id, p.target.region]), &p.target)
+            }
             Task::CopyAmi(p) => with_target_account(json!([p.source_region, p.image_id, p.target.region]), &p.target),
             Task::SnapshotDbInstance(p) => json!([p.region, p.db_instance_id, p.ctx.plan, p.ctx.window]),
             Task::SnapshotDbCluster(p) => json!([p.region, p.db_cluster_id, p.ctx.plan, p.ctx.window]),

@@ -7,9 +7,10 @@ use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, SnapshotAttributeName,
 use backup_aws::AwsContext;
 use backup_core::ports::Catalog;
 use backup_schemas::*;
-use backup_tests::{run_task_in, run_tree_in, services, Fleet, REGION};
+use backup_tests::{policy_file, run_binary, run_task_in, run_tree_in, services, Fleet, REALISTIC_WORKER_ARGS, REGION};
 use backup_worker::{Handlers, Outcome};
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const MEMBER: &str = "111111111111";
@@ -96,8 +97,11 @@ async fn a_member_accounts_volume_is_backed_up_in_that_account_and_catalogued_un
     let handlers = handlers(&fleet);
     let member_aws = in_account(&fleet, &member()).await;
     let volume_id = volume_in(&member_aws, false).await;
-    let task =
-        Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.clone(), ctx: ctx("daily", 3, vec![]) });
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 3, vec![]),
+    });
 
     let ran = run_tree_in(&handlers, Some(member()), task.clone()).await;
     all_succeeded(&ran);
@@ -184,7 +188,10 @@ async fn a_copy_into_the_backup_account_is_reencrypted_shared_copied_under_its_k
 
     // Nothing is left shared, and the re-encryption is gone.
     let leftovers = member_block.snapshots_tagged(REGION, tags::SHARE_FOR, "").await.unwrap_or_default();
-    assert!(leftovers.iter().all(|s| s.tags.get(tags::SHARE_FOR).is_none()), "re-encryption left behind: {leftovers:?}");
+    assert!(
+        leftovers.iter().all(|s| s.tags.get(tags::SHARE_FOR).is_none()),
+        "re-encryption left behind: {leftovers:?}"
+    );
     let all_member = member_aws.clients().ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
     for snapshot in all_member.snapshots() {
         let id = snapshot.snapshot_id().unwrap();
@@ -248,4 +255,107 @@ async fn a_copy_into_the_backup_account_without_a_share_key_is_refused_clearly_w
     let err = copy.as_ref().expect_err("the copy cannot share the default key");
     assert!(!err.is_retryable(), "{err}");
     assert!(err.to_string().contains("share_kms_key"), "the error says what to set: {err}");
+}
+
+#[tokio::test]
+async fn a_plan_backs_up_each_listed_account_there_exactly_once_and_an_unassumable_role_fails_only_its_account() {
+    let fleet = Fleet::realistic("acctrun").await;
+    let value = fleet.prefix.clone();
+    let member_aws = in_account(&fleet, &member()).await;
+    let tagged = |aws: AwsContext| {
+        let value = value.clone();
+        async move {
+            let spec = TagSpecification::builder()
+                .resource_type(Ec2ResourceType::Volume)
+                .tags(Tag::builder().key("backup").value(value).build())
+                .build();
+            let out = aws
+                .clients()
+                .ec2
+                .create_volume()
+                .availability_zone(format!("{REGION}a"))
+                .size(8)
+                .tag_specifications(spec)
+                .send()
+                .await
+                .unwrap();
+            out.volume_id.unwrap()
+        }
+    };
+    let own_volume = tagged(fleet.aws.clone()).await;
+    let member_volume = tagged(member_aws.clone()).await;
+    let untrusted = account("333333333333", "untrusted-backup-fleet");
+    let policy = policy_file(
+        &fleet.prefix,
+        &format!(
+            r#"
+[[plan]]
+name = "estate"
+schedule = "cron(0 3 * * ? *)"
+resources = ["ec2-volume"]
+regions = ["{REGION}"]
+select.tags = {{ backup = "{value}" }}
+retain = {{ days = 7, min_keep = 1 }}
+verify = false
+accounts = [
+  {{ account_id = "{MEMBER}", role_arn = "{}" }},
+  {{ account_id = "333333333333", role_arn = "{}" }},
+]
+"#,
+            member().role_arn,
+            untrusted.role_arn
+        ),
+    );
+    let mut env = fleet.env();
+    env.push(("BACKUP_POLICY_FILE".into(), policy.display().to_string()));
+
+    let run =
+        run_binary("backup-producer", &env, &["run", "--plan", "estate", "--at", "2026-11-21T05:00:00Z", "--json"])
+            .await;
+    assert_eq!(run.status.code(), Some(1), "a failed account fails the run: {}", run.stderr);
+    let output = run.json();
+    let snapshot_tasks: BTreeSet<(String, String)> = output["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "ebs.snapshot_volume")
+        .map(|t| (t["account"].as_str().unwrap().to_owned(), t["resource"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        snapshot_tasks,
+        BTreeSet::from([("self".to_owned(), own_volume.clone()), (MEMBER.to_owned(), member_volume.clone())]),
+        "the own account and the member account are expanded: {output}"
+    );
+    let failed = output["failed_accounts"].as_array().expect("the failed account is reported");
+    assert_eq!(failed.len(), 1, "{output}");
+    assert_eq!(failed[0]["account_id"], "333333333333");
+    assert_eq!(failed[0]["role_arn"], untrusted.role_arn.as_str());
+    assert!(failed[0]["error"].as_str().unwrap().contains("AccessDenied"), "{output}");
+
+    // The same window again: the same ids. A worker makes each snapshot once, in its account.
+    let again =
+        run_binary("backup-producer", &env, &["run", "--plan", "estate", "--at", "2026-11-21T23:00:00Z", "--json"])
+            .await;
+    assert_eq!(again.json()["tasks"], output["tasks"]);
+    let mut args = REALISTIC_WORKER_ARGS.to_vec();
+    args.extend([
+        "--exit-when-idle=8",
+        "--receive-wait-secs=1",
+        "--visibility-timeout-secs=6",
+        "--lease-secs=6",
+        "--heartbeat-secs=1",
+    ]);
+    let mut worker = fleet.worker("w", &args);
+    let status = worker.wait_async(std::time::Duration::from_secs(240)).await;
+    assert!(status.success(), "{}", worker.log_tail(40));
+    assert_eq!(worker.count("ebs.snapshot_volume", "succeeded"), 2, "{}", worker.log_tail(40));
+
+    use backup_core::services::block::BlockStorage;
+    let member_block = backup_aws::ec2::Ec2BlockStorage::new(member_aws, Default::default());
+    let own_block = services(&fleet).block;
+    assert_eq!(member_block.snapshots_tagged(REGION, tags::SOURCE, &member_volume).await.unwrap().len(), 1);
+    assert_eq!(own_block.snapshots_tagged(REGION, tags::SOURCE, &own_volume).await.unwrap().len(), 1);
+    assert!(own_block.snapshots_tagged(REGION, tags::SOURCE, &member_volume).await.unwrap().is_empty());
+    // The worker's log lines name the account of each task.
+    assert!(worker.log_tail(400).contains(MEMBER), "{}", worker.log_tail(40));
 }

@@ -74,7 +74,7 @@ async fn monthly_backup(
             verification: None,
             deleted_at: None,
             archive: None,
-        account: None,
+            account: None,
         })
         .await
         .unwrap();

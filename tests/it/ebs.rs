@@ -19,7 +19,12 @@ fn ctx(plan: &str, window_day: u32, copies: bool) -> BackupContext {
         window,
         expires_at: Some(window + ChronoDuration::days(7)),
         copy_to: if copies {
-            vec![CopyTarget { region: DR_REGION.into(), kms_key: Some("alias/backup".into()), retain_days: Some(30), ..Default::default() }]
+            vec![CopyTarget {
+                region: DR_REGION.into(),
+                kms_key: Some("alias/backup".into()),
+                retain_days: Some(30),
+                ..Default::default()
+            }]
         } else {
             vec![]
         },

@@ -39,7 +39,12 @@ fn ctx(copy_to: Vec<CopyTarget>) -> BackupContext {
 }
 
 fn dr(kms_key: Option<&str>) -> CopyTarget {
-    CopyTarget { region: DR_REGION.into(), kms_key: kms_key.map(str::to_owned), retain_days: Some(30), ..Default::default() }
+    CopyTarget {
+        region: DR_REGION.into(),
+        kms_key: kms_key.map(str::to_owned),
+        retain_days: Some(30),
+        ..Default::default()
+    }
 }
 
 /// A DB identifier unique to this test (the fleet prefix is random per test).

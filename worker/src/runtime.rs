@@ -421,11 +421,8 @@ impl Worker {
         match result {
             Ok(Outcome::Done { result, children, children_in, events }) => {
                 // Children act in their parent's account unless it named another one.
-                let children: Vec<(Option<AccountRef>, Task)> = children
-                    .into_iter()
-                    .map(|task| (envelope.account.clone(), task))
-                    .chain(children_in)
-                    .collect();
+                let children: Vec<(Option<AccountRef>, Task)> =
+                    children.into_iter().map(|task| (envelope.account.clone(), task)).chain(children_in).collect();
                 if !children.is_empty() {
                     if let Err(err) = self.send_children(envelope, children).await {
                         let error = TaskError::from(err);

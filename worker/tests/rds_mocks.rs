@@ -149,7 +149,12 @@ fn backup(copy_to: Vec<CopyTarget>, verify: bool) -> BackupContext {
 }
 
 fn dr_target() -> CopyTarget {
-    CopyTarget { region: DR.into(), kms_key: Some("alias/dr-backups".into()), retain_days: Some(30), ..Default::default() }
+    CopyTarget {
+        region: DR.into(),
+        kms_key: Some("alias/dr-backups".into()),
+        retain_days: Some(30),
+        ..Default::default()
+    }
 }
 
 fn context(task_id: TaskId, checkpoint: Option<serde_json::Value>) -> TaskContext {

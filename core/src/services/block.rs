@@ -159,7 +159,13 @@ pub trait BlockStorage: Send + Sync {
     async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError>;
     /// Lets `account` create volumes from (and so copy) a snapshot, or takes that away
     /// (ModifySnapshotAttribute createVolumePermission). Idempotent both ways.
-    async fn share_snapshot(&self, region: &str, snapshot_id: &str, account: &str, shared: bool) -> Result<(), AwsError>;
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        shared: bool,
+    ) -> Result<(), AwsError>;
     /// Starts moving a snapshot to the archive tier (ModifySnapshotTier).
     async fn archive_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), AwsError>;
     /// Starts a temporary restore of an archived snapshot to the standard tier for `days`.

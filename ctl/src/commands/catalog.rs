@@ -56,7 +56,10 @@ pub async fn run(fleet: &Fleet, command: Command) -> anyhow::Result<i32> {
     outln!(
         "{}",
         output::table(
-            &["RESOURCE", "KIND", "ARTIFACT", "ACCOUNT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES", "VERIFIED", ""],
+            &[
+                "RESOURCE", "KIND", "ARTIFACT", "ACCOUNT", "REGION", "PLAN", "CREATED", "EXPIRES", "COPIES",
+                "VERIFIED", ""
+            ],
             &rows
         )
     )?;

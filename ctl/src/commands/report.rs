@@ -315,7 +315,10 @@ async fn rpo(fleet: &Fleet, judged: Judged, json: bool) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        outln!("{}", output::table(&["RESOURCE", "ACCOUNT", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table))?;
+        outln!(
+            "{}",
+            output::table(&["RESOURCE", "ACCOUNT", "REGION", "PLAN", "LATEST GOOD", "AGE", "RPO", "STATUS"], &table)
+        )?;
         eprintln!("{} resources, {} over their RPO", report.resources.len(), report.violations);
     }
     // A region that could not be listed is a check that could not be made: never "all is well".
@@ -724,7 +727,7 @@ mod tests {
             }),
             deleted_at: None,
             archive: None,
-        account: None,
+            account: None,
         }
     }
 

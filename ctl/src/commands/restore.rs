@@ -12,8 +12,8 @@ use backup_core::artifacts::CatalogRecord;
 use backup_core::outln;
 use backup_core::ports::{Catalog, OutgoingMessage, RunRecord};
 use backup_schemas::{
-    AccountRef, ArtifactKind, ArtifactRef, Envelope, Origin, PointInTime, RestoreDbCluster, RestoreDbInstance, RestoreInstance,
-    RestoreObjects, RestoreSource, RestoreVolume, RunId, Task, TaskState,
+    AccountRef, ArtifactKind, ArtifactRef, Envelope, Origin, PointInTime, RestoreDbCluster, RestoreDbInstance,
+    RestoreInstance, RestoreObjects, RestoreSource, RestoreVolume, RunId, Task, TaskState,
 };
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -217,11 +217,10 @@ impl Pick {
     /// The account to restore in, checked; `None`: the fleet's own.
     fn account(&self) -> anyhow::Result<Option<AccountRef>> {
         let Some(account_id) = &self.from_account else { return Ok(None) };
-        let role_arn = self.role_arn.clone().unwrap_or_else(|| format!("arn:aws:iam::{account_id}:role/{DEFAULT_VAULT_ROLE}"));
+        let role_arn =
+            self.role_arn.clone().unwrap_or_else(|| format!("arn:aws:iam::{account_id}:role/{DEFAULT_VAULT_ROLE}"));
         let account = AccountRef { account_id: account_id.clone(), role_arn };
-        account
-            .check()
-            .map_err(|e| backup_core::exit::UsageError::new(format!("--from-account / --role-arn: {e}")))?;
+        account.check().map_err(|e| backup_core::exit::UsageError::new(format!("--from-account / --role-arn: {e}")))?;
         Ok(Some(account))
     }
 

@@ -14,8 +14,8 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::block::{ImageInfo, SnapshotInfo};
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType, SnapshotInstance,
-    SnapshotSet, SnapshotVolume, Task,
+    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType,
+    SnapshotInstance, SnapshotSet, SnapshotVolume, Task,
 };
 use serde_json::json;
 
@@ -461,7 +461,12 @@ impl Services {
     /// let the account's role copy it under its own key, then take the share away and delete
     /// the re-encryption. The copy, its catalog record, retention and verification live in the
     /// backup account.
-    async fn copy_snapshot_to_account(&self, account: &AccountRef, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
+    async fn copy_snapshot_to_account(
+        &self,
+        account: &AccountRef,
+        p: &CopySnapshot,
+        ctx: &TaskContext,
+    ) -> HandlerResult {
         let vault = self.in_account(account).await?;
         let share = match Started::from_checkpoint(ctx.checkpoint.as_ref()) {
             // The copy is under way: the checkpoint says what was shared.
@@ -524,7 +529,8 @@ impl Services {
     /// while that copy completes, or fails it.
     async fn shareable_snapshot(&self, p: &CopySnapshot, ctx: &TaskContext) -> Result<Shareable, HandlerResult> {
         let region = &p.source_region;
-        let source = self.block.snapshots(region, std::slice::from_ref(&p.snapshot_id)).await.map_err(|e| Err(e.into()))?;
+        let source =
+            self.block.snapshots(region, std::slice::from_ref(&p.snapshot_id)).await.map_err(|e| Err(e.into()))?;
         let source = source.into_iter().next().ok_or_else(|| Err(missing("snapshot", &p.snapshot_id, region)))?;
         let key = p.target.share_kms_key.as_deref();
         if !source.encrypted || (key.is_some() && source.kms_key.as_deref() == key) {

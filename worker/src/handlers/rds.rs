@@ -12,8 +12,8 @@ use backup_core::artifacts::{artifact_tags, ArtifactStatus, Tags};
 use backup_core::services::database::DbSnapshotInfo;
 use backup_core::{AwsError, RetryClass, TaskError};
 use backup_schemas::{
-    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ExportSnapshot, ResourceType, SnapshotDbCluster,
-    SnapshotDbInstance, Task, TaskId,
+    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyDbSnapshot, ExportSnapshot, ResourceType,
+    SnapshotDbCluster, SnapshotDbInstance, Task, TaskId,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -428,7 +428,9 @@ impl Services {
                 }
                 ctx.may_start("the copy into the backup account")?;
                 vault.copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id).await?;
-                self.databases.share_snapshot(&p.source_region, cluster, &share.identifier, &account.account_id, true).await?;
+                self.databases
+                    .share_snapshot(&p.source_region, cluster, &share.identifier, &account.account_id, true)
+                    .await?;
                 let expires_at = copy_expiry(&p.ctx, &p.target);
                 let mut tags = copy_tags(
                     artifact_tags(&ctx.task_id, &p.ctx, &p.source_resource, expires_at),
@@ -449,7 +451,10 @@ impl Services {
                     Err(err) if not_found(&err) => {
                         return Err(TaskError::retry(
                             RetryClass::Transient,
-                            format!("account {} cannot see the shared snapshot {} yet: {err}", account.account_id, share.arn),
+                            format!(
+                                "account {} cannot see the shared snapshot {} yet: {err}",
+                                account.account_id, share.arn
+                            ),
                         ))
                     }
                     Err(err) => return Err(err.into()),
@@ -529,7 +534,11 @@ impl Services {
                     "re-encrypting the snapshot under the share key: the backup account cannot use its key"
                 );
                 let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
-                match self.databases.copy_snapshot(cluster, region, &p.snapshot_arn, region, &identifier, Some(key), &tags).await {
+                match self
+                    .databases
+                    .copy_snapshot(cluster, region, &p.snapshot_arn, region, &identifier, Some(key), &tags)
+                    .await
+                {
                     Ok(copy) => copy,
                     Err(err) if already_exists(&err) => {
                         self.existing_after_race(region, cluster, &identifier, ctx).await.map_err(Err)?

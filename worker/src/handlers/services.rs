@@ -9,7 +9,9 @@ use backup_core::services::database::DatabaseSnapshots;
 use backup_core::services::objects::ObjectStore;
 use backup_core::services::secrets::SecretStore;
 use backup_core::TaskError;
-use backup_schemas::{tags, AccountRef, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify};
+use backup_schemas::{
+    tags, AccountRef, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify,
+};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;

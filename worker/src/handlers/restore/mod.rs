@@ -601,7 +601,7 @@ mod tests {
             verification: verified.map(|ok| Verification { verified_at: at(0), ok, checks: Default::default() }),
             deleted_at: deleted.then(|| at(0)),
             archive: None,
-        account: None,
+            account: None,
         }
     }
 
