@@ -712,7 +712,7 @@ fn account_errors() {
         "accounts",
         "s3-bucket resources of other accounts are not supported yet",
     );
-    assert_error(&plan(&[], &format!("own_account = false")), "plan \"p\"", "own_account", "would back up nothing");
+    assert_error(&plan(&[], "own_account = false"), "plan \"p\"", "own_account", "would back up nothing");
 }
 
 #[test]

@@ -187,11 +187,6 @@ async fn a_copy_into_the_backup_account_is_reencrypted_shared_copied_under_its_k
     assert_eq!(copy.tags.get(tags::SOURCE_ACCOUNT).map(String::as_str), Some(MEMBER));
 
     // Nothing is left shared, and the re-encryption is gone.
-    let leftovers = member_block.snapshots_tagged(REGION, tags::SHARE_FOR, "").await.unwrap_or_default();
-    assert!(
-        leftovers.iter().all(|s| s.tags.get(tags::SHARE_FOR).is_none()),
-        "re-encryption left behind: {leftovers:?}"
-    );
     let all_member = member_aws.clients().ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
     for snapshot in all_member.snapshots() {
         let id = snapshot.snapshot_id().unwrap();
@@ -358,4 +353,108 @@ accounts = [
     assert!(own_block.snapshots_tagged(REGION, tags::SOURCE, &member_volume).await.unwrap().is_empty());
     // The worker's log lines name the account of each task.
     assert!(worker.log_tail(400).contains(MEMBER), "{}", worker.log_tail(40));
+}
+
+/// A DB instance or Aurora cluster in `aws`'s account.
+async fn database_in(aws: &AwsContext, id: &str, cluster: bool, encrypted: bool) {
+    let rds = aws.clients().rds;
+    if cluster {
+        rds.create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .master_username("backup")
+            .master_user_password("not-a-secret-123")
+            .storage_encrypted(encrypted)
+            .send()
+            .await
+            .expect("create DB cluster");
+    } else {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("backup")
+            .master_user_password("not-a-secret-123")
+            .storage_encrypted(encrypted)
+            .send()
+            .await
+            .expect("create DB instance");
+    }
+}
+
+/// RDS instance and cluster snapshots of a member account reach the backup account: shared
+/// through the `restore` attribute (after re-encryption under the share key when encrypted under
+/// the default key), copied there under its key, unshared, and restorable there.
+async fn rds_copy_into_the_backup_account(cluster: bool, encrypted: bool) {
+    let fleet = Fleet::realistic(if cluster { "acctrdsc" } else { "acctrdsi" }).await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let vault_aws = in_account(&fleet, &vault()).await;
+    let db = format!("{}-db", fleet.prefix).to_lowercase();
+    database_in(&member_aws, &db, cluster, encrypted).await;
+    let day = 10 + u32::from(cluster) * 2 + u32::from(encrypted);
+    let task = if cluster {
+        Task::SnapshotDbCluster(SnapshotDbCluster {
+            region: REGION.into(),
+            db_cluster_id: db.clone(),
+            ctx: ctx("daily", day, vec![vault_copy()]),
+        })
+    } else {
+        Task::SnapshotDbInstance(SnapshotDbInstance {
+            region: REGION.into(),
+            db_instance_id: db.clone(),
+            ctx: ctx("daily", day, vec![vault_copy()]),
+        })
+    };
+    let ran = run_tree_in(&handlers, Some(member()), task).await;
+    all_succeeded(&ran);
+
+    use backup_core::services::database::DatabaseSnapshots;
+    let member_rds = backup_aws::rds::RdsDatabases::new(member_aws.clone(), Default::default());
+    let vault_rds = backup_aws::rds::RdsDatabases::new(vault_aws.clone(), Default::default());
+    let sources = member_rds.snapshots_of(REGION, cluster, &db).await.unwrap();
+    assert_eq!(sources.len(), 1, "one backup in the member account, no re-encryption left: {sources:?}");
+    let copies = vault_rds.snapshots_tagged(REGION, cluster, tags::COPIED_FROM, &sources[0].identifier).await.unwrap();
+    assert_eq!(copies.len(), 1, "exactly one copy in the backup account");
+    assert_eq!(copies[0].kms_key.as_deref(), vault_copy().kms_key.as_deref(), "under the backup account's key");
+    assert_eq!(copies[0].tags.get(tags::SOURCE_ACCOUNT).map(String::as_str), Some(MEMBER));
+    // The share is taken away again.
+    let rds = member_aws.clients().rds;
+    let shared_with: Vec<String> = if cluster {
+        let out = rds
+            .describe_db_cluster_snapshot_attributes()
+            .db_cluster_snapshot_identifier(&sources[0].identifier)
+            .send()
+            .await
+            .unwrap();
+        out.db_cluster_snapshot_attributes_result()
+            .map(|r| r.db_cluster_snapshot_attributes().iter().flat_map(|a| a.attribute_values().to_vec()).collect())
+            .unwrap_or_default()
+    } else {
+        let out =
+            rds.describe_db_snapshot_attributes().db_snapshot_identifier(&sources[0].identifier).send().await.unwrap();
+        out.db_snapshot_attributes_result()
+            .map(|r| r.db_snapshot_attributes().iter().flat_map(|a| a.attribute_values().to_vec()).collect())
+            .unwrap_or_default()
+    };
+    assert!(!shared_with.contains(&VAULT.to_owned()), "still shared with the backup account: {shared_with:?}");
+    let catalog = services(&fleet).fleet_catalog;
+    let records = catalog.by_resource(&db).await.unwrap();
+    assert!(records.iter().any(|r| r.account.as_deref() == Some(VAULT) && r.artifact.id == copies[0].identifier));
+}
+
+#[tokio::test]
+async fn an_rds_instance_snapshot_is_copied_into_the_backup_account() {
+    rds_copy_into_the_backup_account(false, false).await;
+}
+
+#[tokio::test]
+async fn an_encrypted_rds_instance_snapshot_is_reencrypted_then_copied_into_the_backup_account() {
+    rds_copy_into_the_backup_account(false, true).await;
+}
+
+#[tokio::test]
+async fn an_aurora_cluster_snapshot_is_copied_into_the_backup_account() {
+    rds_copy_into_the_backup_account(true, true).await;
 }
