@@ -64,7 +64,7 @@ output "telemetry_actions" {
 }
 
 output "worker_policy_jsons" {
-  description = "The worker role's policy documents, by domain (core, ec2, rds, s3; secrets when database_secret_arns is set)."
+  description = "The worker role's policy documents, by domain (core, ec2, rds, s3; secrets when database_secret_arns is set; accounts when member_role_arns or backup_account_role_arns is set; share when backup_account_role_arns is set)."
   value       = local.worker_policies
 }
 
