@@ -30,7 +30,13 @@ moto (5.2.5) so that it does:
   completed export leaves its files in the bucket (export_info / export_tables_info JSON and a
   placeholder, not-really-Parquet data file), written once, when the layer first finds it COMPLETE;
 * SQS: only a message's newest receipt handle works (moto accepts every handle it ever had), and
-  SendMessageBatch is refused above a total size of bodies and message attributes.
+  SendMessageBatch is refused above a total size of bodies and message attributes;
+* accounts (moto keeps resources per account for credentials from STS AssumeRole): AssumeRole of
+  a role whose name starts with a denied prefix is refused (AccessDenied, HTTP 403: moto has no
+  trust policies); a snapshot another account shared (EBS createVolumePermission, the RDS `restore`
+  attribute) can be copied by the account it is shared with (CopySnapshot, CopyDBSnapshot,
+  CopyDBClusterSnapshot), pending like any copy; sharing a snapshot encrypted with the AWS managed
+  key (aws/ebs, aws/rds) is refused, as AWS refuses it.
 
 Use: `EMULATOR_REALISM=on scripts/emulator.sh start` (see docs/EMULATOR.md, "The realism layer",
 for the configuration keys, the `realism:*` tag directives and the `/_realism/*` endpoints).
@@ -158,6 +164,15 @@ DEFAULTS: dict[str, Any] = {
         "stale_receipt_handles": True,
         "batch_request_limit_bytes": 262144,
     },
+    "accounts": {
+        "enabled": True,
+        # AssumeRole of a role whose name starts with one of these is refused (AccessDenied).
+        "deny_role_name_prefixes": ["untrusted-"],
+        # CopySnapshot / CopyDBSnapshot / CopyDBClusterSnapshot of a snapshot another account shared.
+        "shared_snapshot_copies": True,
+        # Sharing a snapshot encrypted with the AWS managed key (aws/ebs, aws/rds) is refused.
+        "refuse_default_key_shares": True,
+    },
 }
 
 _MAP_KEYS = ("pending", "errors", "consistency")
@@ -182,6 +197,7 @@ _QUOTA_NUMBERS = (
 _QUOTA_BOOLS = ("enabled", "count_error_snapshots")
 _SQS_BOOLS = ("enabled", "stale_receipt_handles")
 _SQS_INTS = ("batch_request_limit_bytes",)
+_ACCOUNTS_BOOLS = ("enabled", "shared_snapshot_copies", "refuse_default_key_shares")
 
 
 class ConfigError(ValueError):
@@ -262,6 +278,20 @@ def _validate(cfg: dict[str, Any]) -> dict[str, Any]:
         sqs.setdefault(key, DEFAULTS["sqs"][key])
         if not isinstance(sqs[key], int) or isinstance(sqs[key], bool) or sqs[key] < 0:
             raise ConfigError(f"sqs.{key} must be an integer >= 0 (0 = no limit)")
+    accounts = cfg.setdefault("accounts", {})
+    if not isinstance(accounts, dict):
+        raise ConfigError("accounts must be an object")
+    unknown = set(accounts) - set(DEFAULTS["accounts"])
+    if unknown:
+        raise ConfigError(f"unknown accounts keys: {sorted(unknown)} (known: {sorted(DEFAULTS['accounts'])})")
+    for key in _ACCOUNTS_BOOLS:
+        accounts.setdefault(key, DEFAULTS["accounts"][key])
+        if not isinstance(accounts[key], bool):
+            raise ConfigError(f"accounts.{key} must be true or false")
+    accounts.setdefault("deny_role_name_prefixes", list(DEFAULTS["accounts"]["deny_role_name_prefixes"]))
+    prefixes = accounts["deny_role_name_prefixes"]
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) and p for p in prefixes):
+        raise ConfigError("accounts.deny_role_name_prefixes must be a list of non-empty strings ([] = refuse none)")
     return cfg
 
 
@@ -671,6 +701,8 @@ class _State:
                 "refused": {},
                 # SQS calls (or batch entries) that named a message by an older receipt handle
                 "stale_receipt_handles": {},
+                # copies of a snapshot another account shared with the caller, per API
+                "shared_copies": {},
                 "since_reset_seconds": 0.0,
             }
             self.reset_at = time.monotonic()
@@ -1014,6 +1046,23 @@ class _Hook:
 
     def __exit__(self, *exc: Any) -> None:
         _tls.hook = self.prev
+
+
+class _Scoped:
+    """Set `_tls.<name>` to `value` while a wrapped call runs (what a response handler found out
+    for the model method moto calls under it)."""
+
+    def __init__(self, name: str, value: Any):
+        self.name = name
+        self.value = value
+
+    def __enter__(self) -> "_Scoped":
+        self.prev = getattr(_tls, self.name, None)
+        setattr(_tls, self.name, self.value)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        setattr(_tls, self.name, self.prev)
 
 
 # Once a resource has completed successfully its stored (moto) value is shown again, so later
@@ -1697,18 +1746,22 @@ def _patch_ec2_responses() -> None:
     def copy_snapshot(self: Any, orig: Callable[[], Any]) -> Any:
         account, region = self.current_account, self.region
         request = _request_ec2_directives(self)
-        source = None
+        source = shared = None
+        src_region = self._get_param("SourceRegion") or region
+        source_id = self._get_param("SourceSnapshotId")
         try:
-            src_region = self._get_param("SourceRegion") or region
-            source = _ec2_backend(account, src_region).snapshots.get(self._get_param("SourceSnapshotId"))
+            source = _ec2_backend(account, src_region).snapshots.get(source_id)
         except Exception:
             pass
+        if source is None and source_id:
+            # Not the caller's: a snapshot another account shared with it (see _shared_ebs_snapshot).
+            source = shared = _shared_ebs_snapshot(account, src_region, source_id)
         refuse_archived(source)
         chain = _chain_snapshot(source)
         hook = _snapshot_hook(self, "ebs_copy", lambda s: chain, request, (STATE.copies, lambda s: (account, region, "ebs")))
         with STATE.create_lock:
             _check_copy_quota(account, region, "ebs")
-            with _Hook(hook):
+            with _Hook(hook), _Scoped("shared_ebs_source", shared):
                 return orig()
 
     # ---- CreateImage ---------------------------------------------------------------------------
@@ -2006,7 +2059,10 @@ def _patch_rds_responses() -> None:
 
     def copy_call(self: Any, orig: Callable[[], Any], cls: type, kind: str, pool: str, source_param: str, target_param: str, table_attr: str, parent_attr: str) -> Any:
         account, region = self.current_account, self.region
-        source = lookup(self, self.params.get(source_param), table_attr)
+        identifier = self.params.get(source_param)
+        # A source ARN of another account: a snapshot it shared with the caller (else moto's not-found).
+        shared = _shared_copies_on() and _rds_arn_account(identifier) not in (None, account)
+        source = _shared_rds_snapshot(account, identifier, table_attr) if shared else lookup(self, identifier, table_attr)
         chain = _chain_rds(source, parent_attr)
 
         # moto stores the copy under the identifier as requested; the model lowercases it.
@@ -2019,7 +2075,7 @@ def _patch_rds_responses() -> None:
 
         with STATE.create_lock:
             _check_copy_quota(account, region, pool)
-            with _Hook(_simple_hook(cls, kind, chain, _request_rds_directives(self), after)):
+            with _Hook(_simple_hook(cls, kind, chain, _request_rds_directives(self), after)), _Scoped("shared_rds_copy", shared):
                 return orig()
 
     @wrap("copy_db_snapshot")
@@ -2612,6 +2668,260 @@ def _patch_rds_responses() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Accounts: AssumeRole refusals, snapshots shared with another account
+# --------------------------------------------------------------------------------------------------
+
+# moto resolves credentials from STS AssumeRole to the role ARN's account, and keeps every resource
+# per account; what it lacks is any refusal of AssumeRole (it has no trust policies), a copy of a
+# snapshot another account shared (it looks the source up in the caller's account only), and
+# AWS's refusal to share a snapshot encrypted with the AWS managed key.
+
+EBS_DEFAULT_KEY_ALIAS = "alias/aws/ebs"
+RDS_DEFAULT_KEY_ALIAS = "alias/aws/rds"
+# moto's KmsKeyId of an RDS DB instance / cluster encrypted without one (so of its snapshots too).
+RDS_DEFAULT_KEY_PLACEHOLDER = "default_kms_key_id"
+# AWS's answer to ModifySnapshotAttribute (add createVolumePermission) of such a snapshot.
+EBS_DEFAULT_KEY_SHARE = "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot."
+
+
+def _accounts_cfg() -> Optional[dict[str, Any]]:
+    """The `accounts` config section if the layer and the section are on, else None."""
+    cfg = _cfg()
+    if not cfg.get("enabled"):
+        return None
+    section = cfg["accounts"]
+    return section if section.get("enabled") else None
+
+
+def _shared_copies_on() -> bool:
+    section = _accounts_cfg()
+    return bool(section and section["shared_snapshot_copies"])
+
+
+def _role_name(role_arn: Any) -> Optional[str]:
+    """The name of a role ARN: the last segment after `role/` (`role/path/name` -> `name`)."""
+    if not isinstance(role_arn, str):
+        return None
+    _, sep, resource = role_arn.partition(":role/")
+    return (resource.rsplit("/", 1)[-1] or None) if sep else None
+
+
+def _is_default_key(key_id: Any, account: str, region: str, alias: str) -> bool:
+    """Whether a resource's KmsKeyId is the AWS managed key `alias` (aws/ebs, aws/rds) of its
+    account: none at all (moto leaves it empty where AWS would use the default key), moto's RDS
+    placeholder, the alias or its ARN, or a key id / key ARN the alias points to in moto's KMS.
+    Any other key (also one the emulator's KMS does not know) is a customer managed key."""
+    if not key_id or key_id == RDS_DEFAULT_KEY_PLACEHOLDER:
+        return True
+    key_id = str(key_id)
+    if key_id == alias or key_id.endswith(":" + alias):
+        return True
+    try:
+        from moto.kms.models import kms_backends
+
+        if key_id.startswith("arn:"):
+            _, _, _, region, account, _ = key_id.split(":", 5)
+        per_account = dict.get(kms_backends, account)  # dict.get: no backend is created by a look
+        kms = dict.get(per_account, region) if per_account is not None else None
+        if kms is None:
+            return False
+        ident = kms.get_key_id(kms.get_alias_name(key_id))
+        if ident.startswith("alias/"):
+            return ident == alias
+        key = kms.keys.get(ident)
+        return key is not None and alias in key.aliases
+    except Exception:
+        return False
+
+
+def _ebs_snapshot_key(snap: Any) -> Any:
+    """The KMS key an EBS snapshot is encrypted with. moto leaves KmsKeyId empty on a snapshot of a
+    volume (CreateSnapshot(s), CreateImage): that one has its volume's key. A copy made without a
+    KmsKeyId has none, i.e. the account's default key (CopySnapshot's documented default)."""
+    key = getattr(snap, "kms_key_id", None)
+    if key or snap.__dict__.get("_rlz_copy"):
+        return key
+    return getattr(getattr(snap, "volume", None), "kms_key_id", None)
+
+
+def _shared_ebs_snapshot(account: str, region: str, snapshot_id: str) -> Any:
+    """CopySnapshot's source when the caller has no snapshot of that id in SourceRegion: another
+    account's snapshot there whose createVolumePermission has the caller's account id or the group
+    `all`. None when shared copies are off or no account has it (moto answers its own not-found);
+    `InvalidSnapshot.NotFound`, as AWS answers, when its owner has not shared it with the caller."""
+    if not _shared_copies_on() or not region:
+        return None
+    from moto.ec2.models import ec2_backends
+
+    for owner, per_account in list(ec2_backends.items()):
+        backend = dict.get(per_account, region) if owner != account else None
+        snap = backend.snapshots.get(snapshot_id) if backend is not None else None
+        if snap is None:
+            continue
+        if account in snap.create_volume_permission_userids or "all" in snap.create_volume_permission_groups:
+            STATE.count("shared_copies", "CopySnapshot")
+            return snap
+        _refuse("InvalidSnapshot.NotFound")
+        raise _ec2_error("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
+    return None
+
+
+def _rds_arn_account(identifier: Any) -> Optional[str]:
+    """The account of an RDS ARN, or None for anything else (a plain identifier)."""
+    if not isinstance(identifier, str) or not identifier.startswith("arn:"):
+        return None
+    parts = identifier.split(":", 6)
+    return parts[4] if len(parts) == 7 else None
+
+
+def _shared_rds_snapshot(account: str, arn: str, attr: str) -> Any:
+    """The DB snapshot (`attr` = "database_snapshots") or DB cluster snapshot ("cluster_snapshots")
+    another account's ARN names, if its `restore` attribute has `account` or `all`; else None."""
+    try:
+        from moto.rds.models import rds_backends
+        from moto.rds.utils import split_arn
+
+        region, owner, _, name = split_arn(arn)
+        per_account = dict.get(rds_backends, owner)
+        backend = dict.get(per_account, region) if per_account is not None else None
+        table = getattr(backend, attr) if backend is not None else {}
+    except Exception:
+        return None
+    snap = table.get(name) or table.get(name.lower())
+    values = (snap.attributes.get("restore") or []) if snap is not None else []
+    return snap if account in values or "all" in values else None
+
+
+def _patch_handler(cls: type, name: str, fn: Callable[[Any, Callable[[], Any]], Any]) -> None:
+    """Run `fn(self, orig)` instead of a response handler while the layer is on."""
+    orig = getattr(cls, name)
+
+    @functools.wraps(orig)
+    def method(self: Any) -> Any:
+        if not _active():
+            return orig(self)
+        return fn(self, lambda: orig(self))
+
+    setattr(cls, name, method)
+
+
+def _patch_accounts() -> None:
+    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
+    from moto.ec2.responses import EC2Response
+    from moto.ec2.utils import random_snapshot_id
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import DBSnapshot, RDSBackend
+    from moto.rds.responses import RDSResponse
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.responses import TokenResponse
+
+    # AccessDenied is one of STS's common errors, not in its model: moto warns, and renders it alike.
+    warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code AccessDenied ")
+
+    # ---- STS AssumeRole: a role whose name starts with a denied prefix is refused, as AWS refuses
+    # a caller the role's trust policy does not name (HTTP 403, query-protocol error XML).
+    def assume_role(self: Any, orig: Callable[[], Any]) -> Any:
+        section = _accounts_cfg()
+        role_arn = self._get_param("RoleArn")
+        name = _role_name(role_arn)
+        if section and name and any(name.startswith(p) for p in section["deny_role_name_prefixes"]):
+            try:
+                caller = self.backend.get_caller_identity(self.get_access_key(), self.region)[1]
+            except Exception:
+                caller = f"arn:aws:iam::{self.current_account}:root"
+            _refuse("AccessDenied")
+            exc = STSClientError("AccessDenied", f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+            return _with_status(self, exc, 403)
+        return orig()
+
+    _patch_handler(TokenResponse, "assume_role", assume_role)
+
+    # ---- EBS: CopySnapshot of a snapshot another account shared. The response handler (see
+    # _patch_ec2_responses) finds the source; moto's copy_snapshot looks in the caller's account
+    # only, so the copy is made here the way moto makes it. Every copy is marked (_ebs_snapshot_key).
+    orig_copy = EBSBackend.copy_snapshot
+
+    @functools.wraps(orig_copy)
+    def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: Optional[str]) -> Any:
+        shared = getattr(_tls, "shared_ebs_source", None)
+        if shared is None or shared.id != source_snapshot_id:
+            snapshot = orig_copy(self, source_snapshot_id, source_region, description, kms_key_id)
+        else:
+            snapshot = Snapshot(
+                self,
+                random_snapshot_id(),
+                volume=shared.volume,
+                description=description,
+                encrypted=shared.encrypted,
+                kms_key_id=kms_key_id,
+            )
+            self.snapshots[snapshot.id] = snapshot
+        snapshot.__dict__["_rlz_copy"] = True
+        return snapshot
+
+    EBSBackend.copy_snapshot = copy_snapshot  # type: ignore[method-assign]
+
+    # ---- EBS: sharing a snapshot encrypted with the AWS managed key (aws/ebs) is refused.
+    def modify_snapshot_attribute(self: Any, orig: Callable[[], Any]) -> Any:
+        section = _accounts_cfg()
+        adds = self._get_param("UserIds") or self._get_param("GroupNames")
+        attribute = self._get_param("Attribute")
+        if section and section["refuse_default_key_shares"] and self._get_param("OperationType") == "add" and adds and attribute in (None, "createVolumePermission"):
+            snap = self.ec2_backend.snapshots.get(self._get_param("SnapshotId"))
+            if snap is not None and snap.encrypted and _is_default_key(_ebs_snapshot_key(snap), snap.owner_id, self.region, EBS_DEFAULT_KEY_ALIAS):
+                _refuse("InvalidParameter")
+                raise _ec2_error("InvalidParameter", EBS_DEFAULT_KEY_SHARE)
+        return orig()
+
+    _patch_handler(EC2Response, "modify_snapshot_attribute", modify_snapshot_attribute)
+
+    # ---- RDS: CopyDBSnapshot / CopyDBClusterSnapshot of a snapshot another account shared, named
+    # by its ARN. moto looks every snapshot ARN up in the caller's account; while the response
+    # handler (see _patch_rds_responses) says so, the ARN's account is looked in instead.
+    orig_get_snapshot = RDSBackend.get_snapshot
+
+    @functools.wraps(orig_get_snapshot)
+    def get_snapshot(self: Any, identifier: str, resource_type: type, not_found_exception: type) -> Any:
+        if getattr(_tls, "shared_rds_copy", False) and _rds_arn_account(identifier) not in (None, self.account_id):
+            cluster = resource_type is not DBSnapshot
+            snapshot = _shared_rds_snapshot(self.account_id, identifier, "cluster_snapshots" if cluster else "database_snapshots")
+            if snapshot is None:
+                _refuse("DBClusterSnapshotNotFoundFault" if cluster else "DBSnapshotNotFound")
+                raise not_found_exception(identifier)
+            STATE.count("shared_copies", "CopyDBClusterSnapshot" if cluster else "CopyDBSnapshot")
+            return snapshot
+        return orig_get_snapshot(self, identifier, resource_type, not_found_exception)
+
+    RDSBackend.get_snapshot = get_snapshot  # type: ignore[method-assign]
+
+    # ---- RDS: sharing a DB (cluster) snapshot encrypted with the default key (aws/rds) is refused.
+    def refuse_default_rds_key(table_attr: str, id_param: str, what: str) -> Callable[[Any, Callable[[], Any]], Any]:
+        def handler(self: Any, orig: Callable[[], Any]) -> Any:
+            section = _accounts_cfg()
+            identifier = self.params.get(id_param)
+            if section and section["refuse_default_key_shares"] and self.params.get("AttributeName") == "restore" and self.params.get("ValuesToAdd") and identifier:
+                table = getattr(self.backend, table_attr)
+                snap = table.get(identifier) or table.get(str(identifier).lower())
+                if snap is not None and snap.encrypted and _is_default_key(snap.kms_key_id, self.current_account, self.region, RDS_DEFAULT_KEY_ALIAS):
+                    _refuse("InvalidParameterValue")
+                    raise RDSClientError(
+                        "InvalidParameterValue",
+                        f"The {what} {identifier} is encrypted with the default KMS key (aws/rds) of its account and can't be shared. "
+                        "Copy it under a customer managed KMS key and share the copy.",
+                    )
+            return orig()
+
+        return handler
+
+    _patch_handler(RDSResponse, "modify_db_snapshot_attribute", refuse_default_rds_key("database_snapshots", "DBSnapshotIdentifier", "DB snapshot"))
+    _patch_handler(
+        RDSResponse,
+        "modify_db_cluster_snapshot_attribute",
+        refuse_default_rds_key("cluster_snapshots", "DBClusterSnapshotIdentifier", "DB cluster snapshot"),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # SQS: stale receipt handles, SendMessageBatch total size
 # --------------------------------------------------------------------------------------------------
 
@@ -2852,6 +3162,7 @@ def install(spec: str) -> bool:
     _patch_rds_responses()
     _patch_sqs()
     _patch_s3()
+    _patch_accounts()
 
     import moto.server
 

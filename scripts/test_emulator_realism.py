@@ -71,7 +71,17 @@ BASELINE = {
         "stale_receipt_handles": True,
         "batch_request_limit_bytes": 262144,
     },
+    "accounts": {
+        "enabled": True,
+        "deny_role_name_prefixes": ["untrusted-"],
+        "shared_snapshot_copies": True,
+        "refuse_default_key_shares": True,
+    },
 }
+
+# Accounts the cross-account tests assume roles into (moto keeps resources per account).
+SOURCE_ACCOUNT = "111111111111"
+BACKUP_ACCOUNT = "222222222222"
 
 VISIBILITY = 1  # seconds: the shortest visibility timeout SQS takes (whole seconds)
 
@@ -126,16 +136,25 @@ def stats() -> dict:
     return json.loads(http("GET", "/_realism/stats")[1])
 
 
-def client(service: str, region: str = "us-east-1", retries: bool = False):
+def client(service: str, region: str = "us-east-1", retries: bool = False, creds: dict | None = None):
     return boto3.client(
         service,
         region_name=region,
         endpoint_url=URL,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        **(creds or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}),
         # No SDK retries: the tests want to see throttling and quota errors themselves.
         config=Config(retries={"total_max_attempts": 1 if not retries else 3}),
     )
+
+
+def role_arn(account: str, name: str = "backup-fleet-member") -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+def assume(account: str, name: str = "backup-fleet-member") -> dict:
+    """Credentials of a role in `account` (moto maps them to that account)."""
+    c = client("sts").assume_role(RoleArn=role_arn(account, name), RoleSessionName="realism-test")["Credentials"]
+    return {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"], "aws_session_token": c["SessionToken"]}
 
 
 def uid() -> str:
@@ -1573,6 +1592,287 @@ class RealismTest(unittest.TestCase):
         set_config({"sqs": {"enabled": False, "batch_request_limit_bytes": 1000}})
         self.assertEqual(len(self.send_batch(url, [kb100] * 3)["Successful"]), 3)
         self.assertGreaterEqual(stats()["refused"]["BatchRequestTooLong"], 5)
+
+    # ---- accounts: AssumeRole refusals, snapshots shared with another account -------------------
+
+    def test_assume_role_is_refused_for_denied_role_names(self) -> None:
+        sts = client("sts")
+        for name in ("untrusted-x", "team/untrusted-y"):
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                sts.assume_role(RoleArn=role_arn(SOURCE_ACCOUNT, name), RoleSessionName="realism-test")
+            self.assertCode(ctx, "AccessDenied", 403)
+            self.assertEqual(
+                ctx.exception.response["Error"]["Message"],
+                f"User: arn:aws:sts::123456789012:user/moto is not authorized to perform: sts:AssumeRole on resource: {role_arn(SOURCE_ACCOUNT, name)}",
+            )
+        # The caller is named by its own ARN: here a role of another account.
+        member = client("sts", creds=assume(SOURCE_ACCOUNT))
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            member.assume_role(RoleArn=role_arn(BACKUP_ACCOUNT, "untrusted-x"), RoleSessionName="realism-test")
+        self.assertIn(f"User: arn:aws:sts::{SOURCE_ACCOUNT}:assumed-role/backup-fleet-member/realism-test is not", ctx.exception.response["Error"]["Message"])
+        # The query protocol's error XML, which the Rust SDK parses.
+        auth = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0"
+        status, body = http(
+            "POST",
+            "/",
+            raw=f"Action=AssumeRole&Version=2011-06-15&RoleSessionName=realism-test&RoleArn={role_arn(SOURCE_ACCOUNT, 'untrusted-x')}".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Authorization": auth},
+        )
+        self.assertEqual(status, 403)
+        self.assertRegex(body.decode(), r"^<ErrorResponse[^>]*><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: ")
+        # Any other name is assumed, into the role's account; the prefix counts at the start only.
+        for name in ("backup-fleet-member", "ops/backup-untrusted-x"):
+            identity = client("sts", creds=assume(BACKUP_ACCOUNT, name)).get_caller_identity()
+            self.assertEqual(identity["Account"], BACKUP_ACCOUNT)
+        self.assertGreaterEqual(stats()["refused"]["AccessDenied"], 4)
+        # Configurable: other prefixes, none, or the section off.
+        set_config({"accounts": {"deny_role_name_prefixes": ["blocked-"]}})
+        assume(SOURCE_ACCOUNT, "untrusted-x")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            sts.assume_role(RoleArn=role_arn(SOURCE_ACCOUNT, "blocked-1"), RoleSessionName="realism-test")
+        self.assertCode(ctx, "AccessDenied", 403)
+        set_config({"accounts": {"deny_role_name_prefixes": ["untrusted-"], "enabled": False}})
+        assume(SOURCE_ACCOUNT, "untrusted-x")
+        status, body = http("POST", "/_realism/config", {"accounts": {"deny_role_name_prefixes": "untrusted-"}})
+        self.assertEqual(status, 400, body)
+        status, body = http("POST", "/_realism/config", {"accounts": {"share_copies": True}})
+        self.assertEqual(status, 400, body)
+        self.assertIn("unknown accounts keys", json.loads(body)["error"])
+
+    def instant_sources(self) -> None:
+        """Sources complete and are visible at once; copies keep the baseline's timing."""
+        kinds = ("ebs_snapshot", "rds_snapshot", "rds_cluster_snapshot")
+        set_config({"pending": {k: 0 for k in kinds}, "consistency": {k: 0 for k in kinds}})
+
+    def test_ebs_snapshot_shared_by_another_account_is_copied_under_the_callers_key(self) -> None:
+        self.instant_sources()
+        a, b = assume(SOURCE_ACCOUNT), assume(BACKUP_ACCOUNT)
+        ec2_a, ec2_b = client("ec2", creds=a), client("ec2", "us-west-2", creds=b)
+        key_a = client("kms", creds=a).create_key()["KeyMetadata"]
+        key_b = client("kms", "us-west-2", creds=b).create_key()["KeyMetadata"]
+        vol = ec2_a.create_volume(Size=8, AvailabilityZone="us-east-1a", Encrypted=True, KmsKeyId=key_a["Arn"])["VolumeId"]
+        sid = ec2_a.create_snapshot(VolumeId=vol)["SnapshotId"]
+        before = self.snapshot_state(sid, ec2_a)
+        self.assertEqual((before["State"], before["OwnerId"], before["Encrypted"]), ("completed", SOURCE_ACCOUNT, True))
+
+        def copy(**extra):
+            return ec2_b.copy_snapshot(SourceRegion="us-east-1", SourceSnapshotId=sid, Encrypted=True, KmsKeyId=key_b["KeyId"], **extra)["SnapshotId"]
+
+        # Not shared: the snapshot does not exist for the backup account.
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy()
+        self.assertCode(ctx, "InvalidSnapshot.NotFound", 400)
+        self.assertIn(sid, ctx.exception.response["Error"]["Message"])
+
+        ec2_a.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission", OperationType="add", UserIds=[BACKUP_ACCOUNT])
+        shared = ec2_a.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")["CreateVolumePermissions"]
+        self.assertEqual(shared, [{"UserId": BACKUP_ACCOUNT}])
+        copy_id = copy(TagSpecifications=tags("snapshot", marker="shared-copy"))
+        # A copy like any other: not found at first, then pending, then completed.
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.snapshot_state(copy_id, ec2_b)
+        self.assertCode(ctx, "InvalidSnapshot.NotFound", 400)
+        self.assertEqual(wait_until(lambda: self.snapshot_state(copy_id, ec2_b))["State"], "pending")
+        done = wait_until(lambda: (s := self.snapshot_state(copy_id, ec2_b))["State"] != "pending" and s)
+        self.assertEqual(done["State"], "completed")
+        self.assertEqual((done["OwnerId"], done["Encrypted"], done["KmsKeyId"]), (BACKUP_ACCOUNT, True, key_b["KeyId"]))
+        self.assertEqual(done["Tags"], [{"Key": "marker", "Value": "shared-copy"}])
+        # The source is untouched, and the copy is the backup account's only.
+        after = self.snapshot_state(sid, ec2_a)
+        self.assertEqual({k: after.get(k) for k in ("State", "OwnerId", "Encrypted", "KmsKeyId")}, {k: before.get(k) for k in ("State", "OwnerId", "Encrypted", "KmsKeyId")})
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            client("ec2", "us-west-2", creds=a).describe_snapshots(SnapshotIds=[copy_id])
+        self.assertCode(ctx, "InvalidSnapshot.NotFound", 400)
+        counted = stats()
+        self.assertGreaterEqual(counted["shared_copies"]["CopySnapshot"], 1)
+        self.assertGreaterEqual(counted["refused"]["InvalidSnapshot.NotFound"], 1)
+
+        # Unshared again: shown so, and copying is refused again.
+        ec2_a.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission", OperationType="remove", UserIds=[BACKUP_ACCOUNT])
+        self.assertEqual(ec2_a.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")["CreateVolumePermissions"], [])
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy()
+        self.assertCode(ctx, "InvalidSnapshot.NotFound", 400)
+        # Shared with everyone (group all): copied too.
+        ec2_a.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission", OperationType="add", GroupNames=["all"])
+        copy()
+        # The switch off: moto's own lookup, in the caller's account only.
+        set_config({"accounts": {"shared_snapshot_copies": False}})
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy()
+        self.assertCode(ctx, "InvalidSnapshot.NotFound", 400)
+
+    def test_ebs_snapshot_under_the_aws_managed_key_cannot_be_shared(self) -> None:
+        self.instant_sources()
+        a = assume(SOURCE_ACCOUNT)
+        ec2_a = client("ec2", creds=a)
+        key_a = client("kms", creds=a).create_key()["KeyMetadata"]
+
+        def share(snapshot_id: str) -> None:
+            ec2_a.modify_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add", UserIds=[BACKUP_ACCOUNT])
+
+        # A volume encrypted without a key is under aws/ebs, and so are its snapshots.
+        vol = ec2_a.create_volume(Size=8, AvailabilityZone="us-east-1a", Encrypted=True)["VolumeId"]
+        default = ec2_a.create_snapshot(VolumeId=vol)["SnapshotId"]
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            share(default)
+        self.assertCode(ctx, "InvalidParameter", 400)
+        self.assertEqual(ctx.exception.response["Error"]["Message"], "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.")
+        self.assertEqual(ec2_a.describe_snapshot_attribute(SnapshotId=default, Attribute="createVolumePermission")["CreateVolumePermissions"], [])
+        # So is a copy made without a key, or with the alias aws/ebs.
+        for extra in ({}, {"KmsKeyId": "alias/aws/ebs"}):
+            copy_id = ec2_a.copy_snapshot(SourceRegion="us-east-1", SourceSnapshotId=default, Encrypted=True, **extra)["SnapshotId"]
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                share(copy_id)
+            self.assertCode(ctx, "InvalidParameter", 400)
+        # A copy re-encrypted under a customer managed key (key ARN, key id or alias) records it and can be shared.
+        for key in (key_a["Arn"], key_a["KeyId"], "alias/backup-share"):
+            copy_id = ec2_a.copy_snapshot(SourceRegion="us-east-1", SourceSnapshotId=default, Encrypted=True, KmsKeyId=key)["SnapshotId"]
+            copied = wait_until(lambda: self.snapshot_state(copy_id, ec2_a))
+            self.assertEqual((copied["Encrypted"], copied["KmsKeyId"]), (True, key))
+            share(copy_id)
+        # A snapshot of a volume under a customer managed key, and an unencrypted one, can be shared.
+        for kwargs in ({"Encrypted": True, "KmsKeyId": key_a["Arn"]}, {}):
+            vol = ec2_a.create_volume(Size=8, AvailabilityZone="us-east-1a", **kwargs)["VolumeId"]
+            share(ec2_a.create_snapshot(VolumeId=vol)["SnapshotId"])
+        self.assertGreaterEqual(stats()["refused"]["InvalidParameter"], 3)
+        # The switch off: moto's own (it shares anything).
+        set_config({"accounts": {"refuse_default_key_shares": False}})
+        share(default)
+
+    def rds_keys(self) -> tuple[dict, dict, dict]:
+        """(source account credentials, backup account credentials, a customer key of each: its
+        metadata in the source account's us-east-1, in the backup account's us-west-2)."""
+        a, b = assume(SOURCE_ACCOUNT), assume(BACKUP_ACCOUNT)
+        key_a = client("kms", creds=a).create_key()["KeyMetadata"]
+        key_b = client("kms", "us-west-2", creds=b).create_key()["KeyMetadata"]
+        return a, b, {"a": key_a, "b": key_b}
+
+    def test_rds_db_snapshot_shared_by_another_account_is_copied_under_the_callers_key(self) -> None:
+        self.instant_sources()
+        a, b, keys = self.rds_keys()
+        rds_a, rds_b = client("rds", creds=a), client("rds", "us-west-2", creds=b)
+        db, plain = f"db-{uid()}", f"db-{uid()}"
+        common = {"DBInstanceClass": "db.t3.micro", "Engine": "postgres", "MasterUsername": "admin", "MasterUserPassword": "password1", "AllocatedStorage": 20}
+        rds_a.create_db_instance(DBInstanceIdentifier=db, StorageEncrypted=True, KmsKeyId=keys["a"]["Arn"], **common)
+        rds_a.create_db_instance(DBInstanceIdentifier=plain, StorageEncrypted=True, **common)  # under the default key
+        source = rds_a.create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=f"{db}-s")["DBSnapshot"]
+        rds_a.create_db_snapshot(DBInstanceIdentifier=plain, DBSnapshotIdentifier=f"{plain}-s")
+        self.assertEqual((source["Status"], source["KmsKeyId"]), ("available", keys["a"]["Arn"]))
+
+        def attribute(identifier: str) -> list[str]:
+            result = rds_a.describe_db_snapshot_attributes(DBSnapshotIdentifier=identifier)["DBSnapshotAttributesResult"]
+            return [v for attr in result["DBSnapshotAttributes"] if attr["AttributeName"] == "restore" for v in attr["AttributeValues"]]
+
+        def share(identifier: str, add: bool = True) -> None:
+            values = {"ValuesToAdd" if add else "ValuesToRemove": [BACKUP_ACCOUNT]}
+            rds_a.modify_db_snapshot_attribute(DBSnapshotIdentifier=identifier, AttributeName="restore", **values)
+
+        def copy(target: str) -> dict:
+            return rds_b.copy_db_snapshot(
+                SourceDBSnapshotIdentifier=source["DBSnapshotArn"],
+                TargetDBSnapshotIdentifier=target,
+                KmsKeyId=keys["b"]["KeyId"],
+                SourceRegion="us-east-1",  # boto3 also sends a PreSignedUrl
+                Tags=[{"Key": "marker", "Value": "shared-copy"}],
+            )["DBSnapshot"]
+
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy(f"{db}-c0")
+        self.assertCode(ctx, "DBSnapshotNotFound", 404)
+        # The default key's snapshot cannot be shared; a copy under a customer managed key can.
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            share(f"{plain}-s")
+        self.assertCode(ctx, "InvalidParameterValue", 400)
+        self.assertIn("default KMS key", ctx.exception.response["Error"]["Message"])
+        self.assertEqual(attribute(f"{plain}-s"), [])
+        for key in ("alias/aws/rds", keys["a"]["KeyId"]):
+            target = f"{plain}-{uid()}"
+            rds_a.copy_db_snapshot(SourceDBSnapshotIdentifier=f"{plain}-s", TargetDBSnapshotIdentifier=target, KmsKeyId=key)
+            if key == "alias/aws/rds":
+                with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                    share(target)
+                self.assertCode(ctx, "InvalidParameterValue", 400)
+            else:
+                share(target)
+
+        share(f"{db}-s")
+        self.assertEqual(attribute(f"{db}-s"), [BACKUP_ACCOUNT])
+        copied = copy(f"{db}-c1")
+        self.assertEqual(copied["Status"], "creating")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            rds_b.describe_db_snapshots(DBSnapshotIdentifier=f"{db}-c1")
+        self.assertCode(ctx, "DBSnapshotNotFound", 404)
+        done = wait_until(lambda: (s := rds_b.describe_db_snapshots(DBSnapshotIdentifier=f"{db}-c1")["DBSnapshots"][0])["Status"] != "creating" and s)
+        self.assertEqual(done["Status"], "available")
+        self.assertEqual(done["DBSnapshotArn"], f"arn:aws:rds:us-west-2:{BACKUP_ACCOUNT}:snapshot:{db}-c1")
+        self.assertEqual((done["Encrypted"], done["KmsKeyId"]), (True, keys["b"]["Arn"]))
+        self.assertEqual(done["TagList"], [{"Key": "marker", "Value": "shared-copy"}])
+        after = rds_a.describe_db_snapshots(DBSnapshotIdentifier=f"{db}-s")["DBSnapshots"][0]
+        self.assertEqual((after["Status"], after["KmsKeyId"], after["DBSnapshotArn"]), ("available", keys["a"]["Arn"], source["DBSnapshotArn"]))
+        self.assertGreaterEqual(stats()["shared_copies"]["CopyDBSnapshot"], 1)
+
+        share(f"{db}-s", add=False)
+        self.assertEqual(attribute(f"{db}-s"), [])
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy(f"{db}-c2")
+        self.assertCode(ctx, "DBSnapshotNotFound", 404)
+
+    def test_rds_cluster_snapshot_shared_by_another_account_is_copied_under_the_callers_key(self) -> None:
+        self.instant_sources()
+        a, b, keys = self.rds_keys()
+        rds_a, rds_b = client("rds", creds=a), client("rds", "us-west-2", creds=b)
+        cluster, plain = f"cl-{uid()}", f"cl-{uid()}"
+        common = {"Engine": "aurora-postgresql", "MasterUsername": "admin", "MasterUserPassword": "password1", "StorageEncrypted": True}
+        rds_a.create_db_cluster(DBClusterIdentifier=cluster, KmsKeyId=keys["a"]["Arn"], **common)
+        rds_a.create_db_cluster(DBClusterIdentifier=plain, **common)  # under the default key
+        source = rds_a.create_db_cluster_snapshot(DBClusterIdentifier=cluster, DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshot"]
+        rds_a.create_db_cluster_snapshot(DBClusterIdentifier=plain, DBClusterSnapshotIdentifier=f"{plain}-s")
+
+        def attribute(identifier: str) -> list[str]:
+            result = rds_a.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=identifier)["DBClusterSnapshotAttributesResult"]
+            return [v for attr in result["DBClusterSnapshotAttributes"] if attr["AttributeName"] == "restore" for v in attr["AttributeValues"]]
+
+        def share(identifier: str, add: bool = True) -> None:
+            values = {"ValuesToAdd" if add else "ValuesToRemove": [BACKUP_ACCOUNT]}
+            rds_a.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier=identifier, AttributeName="restore", **values)
+
+        def copy(target: str) -> dict:
+            return rds_b.copy_db_cluster_snapshot(
+                SourceDBClusterSnapshotIdentifier=source["DBClusterSnapshotArn"],
+                TargetDBClusterSnapshotIdentifier=target,
+                KmsKeyId=keys["b"]["KeyId"],
+                SourceRegion="us-east-1",
+                Tags=[{"Key": "marker", "Value": "shared-copy"}],
+            )["DBClusterSnapshot"]
+
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy(f"{cluster}-c0")
+        self.assertCode(ctx, "DBClusterSnapshotNotFoundFault", 404)
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            share(f"{plain}-s")
+        self.assertCode(ctx, "InvalidParameterValue", 400)
+        self.assertEqual(attribute(f"{plain}-s"), [])
+
+        share(f"{cluster}-s")
+        self.assertEqual(attribute(f"{cluster}-s"), [BACKUP_ACCOUNT])
+        self.assertEqual(copy(f"{cluster}-c1")["Status"], "creating")
+        done = wait_until(
+            lambda: (s := rds_b.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"{cluster}-c1")["DBClusterSnapshots"][0])["Status"] != "creating" and s
+        )
+        self.assertEqual(done["Status"], "available")
+        self.assertEqual(done["DBClusterSnapshotArn"], f"arn:aws:rds:us-west-2:{BACKUP_ACCOUNT}:cluster-snapshot:{cluster}-c1")
+        self.assertEqual((done["StorageEncrypted"], done["KmsKeyId"]), (True, keys["b"]["Arn"]))
+        self.assertEqual(done["TagList"], [{"Key": "marker", "Value": "shared-copy"}])
+        after = rds_a.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"{cluster}-s")["DBClusterSnapshots"][0]
+        self.assertEqual((after["Status"], after["KmsKeyId"]), ("available", keys["a"]["Arn"]))
+        self.assertGreaterEqual(stats()["shared_copies"]["CopyDBClusterSnapshot"], 1)
+
+        share(f"{cluster}-s", add=False)
+        self.assertEqual(attribute(f"{cluster}-s"), [])
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            copy(f"{cluster}-c2")
+        self.assertCode(ctx, "DBClusterSnapshotNotFoundFault", 404)
 
     # ---- runtime config, reset -----------------------------------------------------------------
 
