@@ -84,10 +84,14 @@ run_cycle() {
   "$repo/.venv/bin/python" scripts/demo_util.py run-summary "$out/run$n.json"
   "$bin/backup-producer" run --plan orders-logical --at "$at" --json > "$out/run$n-logical.json"
   "$repo/.venv/bin/python" scripts/demo_util.py run-summary "$out/run$n-logical.json"
+  "$bin/backup-producer" run --plan member-accounts --at "$at" --json > "$out/run$n-member.json"
+  "$repo/.venv/bin/python" scripts/demo_util.py run-summary "$out/run$n-member.json"
   step "cycle $n: two workers until the queue is drained"
   run_workers "$n"
   run_id=$("$repo/.venv/bin/python" scripts/demo_util.py run-id "$out/run$n.json")
   "$bin/backupctl" tasks list --run "$run_id" --json > "$out/tasks$n.json"
+  run_id=$("$repo/.venv/bin/python" scripts/demo_util.py run-id "$out/run$n-member.json")
+  "$bin/backupctl" tasks list --run "$run_id" --json > "$out/tasks$n-member.json"
   "$bin/backupctl" catalog list --all --json > "$out/catalog$n.json"
   "$bin/backupctl" status --runs 1 --json > "$out/status$n.json"
 }
@@ -121,6 +125,16 @@ run_workers drill
 "$bin/backupctl" catalog list --all --json > "$out/catalog-drill.json"
 "$bin/backupctl" report drills || true
 "$bin/backupctl" report drills --json > "$out/drills.json" || true
+
+step "the member account is lost: restore its volume inside the backup account, from the copy there"
+member_volume=$("$repo/.venv/bin/python" -c 'import json,sys; print(next(v["id"] for v in json.load(open(sys.argv[1]))["member"]["volumes"] if v["encrypted"]))' "$out/estate.json")
+"$bin/backupctl" restore volume --resource "$member_volume" --from-account 222222222222 --from-region us-west-2 \
+  --restore-id "vault-$prefix" --json > "$out/restore-vault.json"
+run_workers vault-restore
+"$bin/backupctl" restore volume --resource "$member_volume" --from-account 222222222222 --from-region us-west-2 \
+  --restore-id "vault-$prefix" --wait --json > "$out/restore-vault-done.json"
+"$repo/.venv/bin/python" scripts/demo_util.py accounts "$out/estate.json" "$out/restore-vault-done.json" > "$out/accounts.json"
+"$repo/.venv/bin/python" -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  restore", r["restore_id"], r["state"], "->", (r.get("result") or {}).get("volume_id"), "in account 222222222222")' "$out/restore-vault-done.json"
 
 step "what the backups cost (backupctl report cost, list prices)"
 "$bin/backupctl" report cost

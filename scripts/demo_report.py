@@ -172,6 +172,37 @@ rpo_new = load("rpo-new.json")
 check((out / "rpo-new.rc").read_text().strip() == "3" and any(r["resource"] == new_volume and r["status"] == "violation" for r in rpo_new["resources"]),
       "report rpo counts it as a violation and exits 3")
 
+section("a second account, with copies in an isolated backup account")
+member = estate["member"]
+run1m, run2m, tasks1m, facts = load("run1-member.json"), load("run2-member.json"), load("tasks1-member.json"), load("accounts.json")
+m_states = Counter(t["state"] for t in tasks1m)
+print(f"  member account {member['account']}: {len(run1m['tasks'])} tasks, {dict(m_states)}; copies go to account {member['vault']} (us-west-2)")
+check(all(t["account"] == member["account"] for t in run1m["tasks"]), "every task of the plan acts in the member account")
+check(m_states.get("FAILED", 0) == 0 and m_states.get("DEAD", 0) == 0, "no task of the member plan failed")
+check(sorted(t["task_id"] for t in run1m["tasks"]) == sorted(t["task_id"] for t in run2m["tasks"]), "the member plan's window expands to the same ids again")
+for volume in member["volumes"]:
+    f = facts["volumes"][volume["id"]]
+    label = f"{volume['id']} ({volume['name']}{', encrypted' if volume['encrypted'] else ''})"
+    print(f"  {label:<48} backups={f['sources']} copies in the backup account={f['copies']}")
+    if volume["selected"]:
+        check(f["sources"] == 1, f"{label}: one backup, in the member account")
+        # moto's EBS keeps the key id as it was given (the alias); AWS answers with the key's ARN.
+        own_key = {facts["vault_key"], "alias/backup-fleet-vault"}
+        check(f["copies"] == 1 and set(f["copy_keys"]) <= own_key, f"{label}: one copy in the backup account, under its own key {f['copy_keys']}")
+    else:
+        check(f["sources"] == 0, f"{label} (not selected) has no backups")
+check(not facts["shared"], f"nothing is left shared with the backup account ({facts['shared']})")
+check(not facts["temporaries"], f"the re-encryptions made for sharing are deleted ({facts['temporaries']})")
+db = member["rds_instances"][0]["id"]
+db_records = [r for r in catalog2 if r["resource"] == db and not r.get("deleted_at")]
+check(any(r.get("account") == member["account"] and not r.get("copy_of") for r in db_records), f"{db}: a backup catalogued under the member account")
+check(any(r.get("account") == member["vault"] and r.get("copy_of") for r in db_records), f"{db}: its copy catalogued under the backup account")
+check(facts["restored"]["in_vault"], f"the encrypted volume was restored inside the backup account ({facts['restored']['volume_id']})")
+for resource in [v for v in member["volumes"] if v["selected"]] + member["rds_instances"]:
+    row = next((r for r in load("coverage.json")["resources"] if r["id"] == resource["id"]), None)
+    check(row is not None and row["status"] == "protected" and row["account"] == member["account"],
+          f"coverage lists {resource['id']} in account {member['account']} as protected ({row and row['status']})")
+
 section("logical backup of PostgreSQL and its drill (pg_dump into the Object-Locked bucket, pg_restore into a scratch database)")
 dumps = [r for r in catalog2 if r["artifact"]["kind"] == "database_dump" and r["resource"] == "orders" and not r.get("deleted_at")]
 check(len(dumps) == 1, f"one dump of orders catalogued ({len(dumps)}), and the second cycle made no other")

@@ -114,6 +114,37 @@ for name, t in ((f"{PREFIX}-media", {"backup": "daily"}), (f"{PREFIX}-tmp", {}))
     s3.put_object(Bucket=name, Key="video/big.mp4", Body=os.urandom(6 * 1024 * 1024 if SMALL else 12 * 1024 * 1024))
     estate["buckets"].append({"id": name, "selected": bool(t), "objects": len(keys) + 1})
 
+# A second account (a member the fleet reaches through its role) and an isolated backup account:
+# the "member-accounts" plan backs up the member's tagged volumes and database there and keeps
+# copies in the backup account under that account's own key.
+MEMBER, VAULT = "111111111111", "222222222222"
+
+
+def assumed(account, role, service, region="us-east-1"):
+    creds = client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="demo-seed")["Credentials"]
+    return boto3.client(service, region_name=region, endpoint_url=ENDPOINT, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+# The keys Terraform's member-account (share key) and backup-account (vault key) modules create.
+kms = assumed(MEMBER, "backup-fleet-member", "kms")
+kms.create_alias(AliasName="alias/backup-fleet-share", TargetKeyId=kms.create_key(Description="share key")["KeyMetadata"]["KeyId"])
+kms = assumed(VAULT, "backup-fleet-vault", "kms", "us-west-2")
+kms.create_alias(AliasName="alias/backup-fleet-vault", TargetKeyId=kms.create_key(Description="vault key")["KeyMetadata"]["KeyId"])
+estate["member"] = {"account": MEMBER, "vault": VAULT, "volumes": [], "rds_instances": []}
+ec2 = assumed(MEMBER, "backup-fleet-member", "ec2")
+for name, t, encrypted in (("member-data", {"backup": "daily"}, False), ("member-secure", {"backup": "daily"}, True),
+                           ("member-untagged", {}, False)):
+    vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=10, Encrypted=encrypted,
+                            TagSpecifications=[{"ResourceType": "volume", "Tags": tags({"Name": f"{PREFIX}-{name}", **t})}])["VolumeId"]
+    estate["member"]["volumes"].append({"id": vol, "selected": bool(t), "encrypted": encrypted, "name": name})
+rds = assumed(MEMBER, "backup-fleet-member", "rds")
+name = f"{PREFIX}-member-billing"
+rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="postgres", AllocatedStorage=20,
+                       MasterUsername="admin", MasterUserPassword="password123", StorageEncrypted=True,
+                       Tags=tags({"backup": "daily"}))
+estate["member"]["rds_instances"].append({"id": name, "selected": True, "encrypted": True})
+
 # A real estate has existed for a while before its first backup run. With the emulator's realism
 # layer, a just-launched instance is `pending` and missing from tag-filtered Describe calls for a
 # few seconds (as on AWS), so wait as `aws ec2 wait instance-running` would before the first run.
