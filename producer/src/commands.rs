@@ -605,7 +605,9 @@ async fn ingest(cx: &Context, file: &std::path::Path, dry_run: bool, json_out: b
     if json_out {
         let tasks: Vec<serde_json::Value> = all
             .iter()
-            .map(|e| json!({"task_id": e.task_id, "kind": e.kind(), "resource": e.task.resource()}))
+            .map(|e| {
+                json!({"task_id": e.task_id, "kind": e.kind(), "account": e.account_label(), "resource": e.task.resource()})
+            })
             .collect();
         outln!(
             "{}",

@@ -467,3 +467,85 @@ async fn an_encrypted_rds_instance_snapshot_is_reencrypted_then_copied_into_the_
 async fn an_aurora_cluster_snapshot_is_copied_into_the_backup_account() {
     rds_copy_into_the_backup_account(true, true).await;
 }
+
+#[tokio::test]
+async fn an_event_from_a_listed_account_is_looked_up_and_backed_up_in_that_account() {
+    let fleet = Fleet::realistic("acctevent").await;
+    let value = fleet.prefix.clone();
+    let member_aws = in_account(&fleet, &member()).await;
+    let spec = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Volume)
+        .tags(Tag::builder().key("backup").value(&value).build())
+        .build();
+    let out = member_aws
+        .clients()
+        .ec2
+        .create_volume()
+        .availability_zone(format!("{REGION}a"))
+        .size(8)
+        .tag_specifications(spec)
+        .send()
+        .await
+        .unwrap();
+    let volume_id = out.volume_id.unwrap();
+    let policy = policy_file(
+        &fleet.prefix,
+        &format!(
+            r#"
+[[plan]]
+name = "estate"
+schedule = "cron(0 3 * * ? *)"
+resources = ["ec2-volume"]
+regions = ["{REGION}"]
+select.tags = {{ backup = "{value}" }}
+retain = {{ days = 7 }}
+accounts = [{{ account_id = "{MEMBER}", role_arn = "{}" }}]
+"#,
+            member().role_arn
+        ),
+    );
+    let mut env = fleet.env();
+    env.push(("BACKUP_POLICY_FILE".into(), policy.display().to_string()));
+    // A CloudTrail CreateVolume call delivered by EventBridge (the member account's rule forwards
+    // it to the fleet's bus), from the fixture, naming the new volume.
+    let fixture = backup_tests::repo_root()
+        .join("schemas/fixtures/aws-events/09-cloudtrail-api-call/custodian-cloudtrail-record-ec2-CreateVolume-DETAIL-ONLY.json");
+    let mut detail: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    detail["responseElements"]["volumeId"] = volume_id.clone().into();
+    let event = |account: &str| {
+        serde_json::json!({
+            "version": "0",
+            "id": format!("evt-{account}"),
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.ec2",
+            "account": account,
+            "time": "2026-11-21T05:00:00Z",
+            "region": REGION,
+            "resources": [],
+            "detail": detail.clone(),
+        })
+    };
+    let scratch = std::env::temp_dir().join("backup-fleet-tests").join(&fleet.prefix);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let ingest = |name: &str, body: serde_json::Value| {
+        let path = scratch.join(name);
+        std::fs::write(&path, body.to_string()).unwrap();
+        let env = env.clone();
+        async move { run_binary("backup-producer", &env, &["ingest", path.to_str().unwrap(), "--dry-run", "--json"]).await }
+    };
+
+    let from_member = ingest("member.json", event(MEMBER)).await;
+    assert!(from_member.status.success(), "{}", from_member.stderr);
+    let tasks = from_member.json()["tasks"].clone();
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["kind"], "ebs.snapshot_volume");
+    assert_eq!(tasks[0]["account"], MEMBER, "the backup is made in the account the volume lives in");
+    assert_eq!(tasks[0]["resource"], volume_id.as_str());
+
+    // The same call reported by an account no plan lists is the fleet's own: the volume is not
+    // there, so nothing is selected (and nothing is made in the wrong account).
+    let elsewhere = ingest("other.json", event("999999999999")).await;
+    assert!(elsewhere.status.success(), "{}", elsewhere.stderr);
+    assert!(elsewhere.json()["tasks"].as_array().unwrap().is_empty());
+}
