@@ -15,8 +15,8 @@ use backup_core::ratelimit::RateLimiter;
 use backup_core::{AwsError, ErrorClass, RetryClass};
 use backup_schemas::AccountRef;
 use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
 
 use crate::config::AwsContext;
 use crate::ec2::Ec2BlockStorage;
@@ -26,10 +26,14 @@ use crate::s3::S3Objects;
 /// The session name CloudTrail shows in the other account for everything the fleet does there.
 const SESSION_NAME: &str = "backup-fleet";
 
+/// One entry per (account id, role ARN): a role is only ever used for the account it was checked
+/// against, and each account waits only on its own AssumeRole.
+type Slot = Arc<OnceCell<AccountPorts>>;
+
 pub struct AssumedRoles {
     base: AwsContext,
     rate_share: f64,
-    accounts: Mutex<HashMap<String, AccountPorts>>,
+    accounts: Mutex<HashMap<(String, String), Slot>>,
 }
 
 impl AssumedRoles {
@@ -75,11 +79,8 @@ fn assume_error(role_arn: &str, detail: &str) -> AwsError {
 #[async_trait]
 impl Accounts for AssumedRoles {
     async fn ports(&self, account: &AccountRef) -> Result<AccountPorts, AwsError> {
-        // Held across the assume: concurrent first tasks of one account assume its role once.
-        let mut accounts = self.accounts.lock().await;
-        if let Some(ports) = accounts.get(&account.role_arn) {
-            return Ok(ports.clone());
-        }
+        // Checked on every call, before any cache: a message naming a role outside its account
+        // never reaches credentials cached for that role.
         account.check().map_err(|e| AwsError {
             service: "sts",
             operation: "AssumeRole",
@@ -87,17 +88,29 @@ impl Accounts for AssumedRoles {
             message: format!("account {}: {e}", account.account_id),
             class: ErrorClass::Permanent,
         })?;
-        let aws = self.base.assuming(&account.role_arn).await.map_err(|mut err| {
-            err.message = format!("account {}: {}", account.account_id, err.message);
-            err
-        })?;
-        let limits = RateLimiter::aws_defaults(self.rate_share);
-        let ports = AccountPorts {
-            block: Arc::new(Ec2BlockStorage::new(aws.clone(), limits.clone())),
-            databases: Arc::new(RdsDatabases::new(aws.clone(), limits)),
-            objects: Arc::new(S3Objects::new(aws)),
-        };
-        accounts.insert(account.role_arn.clone(), ports.clone());
-        Ok(ports)
+        let slot: Slot = self
+            .accounts
+            .lock()
+            .expect("account cache poisoned")
+            .entry((account.account_id.clone(), account.role_arn.clone()))
+            .or_default()
+            .clone();
+        // Concurrent first tasks of one account assume its role once; a failure is not kept, so
+        // the next task tries again.
+        let ports = slot
+            .get_or_try_init(|| async {
+                let aws = self.base.assuming(&account.role_arn).await.map_err(|mut err| {
+                    err.message = format!("account {}: {}", account.account_id, err.message);
+                    err
+                })?;
+                let limits = RateLimiter::aws_defaults(self.rate_share);
+                Ok::<_, AwsError>(AccountPorts {
+                    block: Arc::new(Ec2BlockStorage::new(aws.clone(), limits.clone())),
+                    databases: Arc::new(RdsDatabases::new(aws.clone(), limits)),
+                    objects: Arc::new(S3Objects::new(aws)),
+                })
+            })
+            .await?;
+        Ok(ports.clone())
     }
 }

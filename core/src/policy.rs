@@ -552,6 +552,22 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
             let target = account.as_ref().map_or(region.clone(), |a| format!("{region} of account {}", a.account_id));
             return Err(copy.err("region", format!("{target} is listed twice")));
         }
+        // One copy per backup account: two copies of one source into the same account would
+        // share it together, and the first to finish would take the share from the other.
+        if let Some(account) = &account {
+            if copy_to
+                .iter()
+                .any(|c: &CopyTarget| c.account.as_ref().is_some_and(|a| a.account_id == account.account_id))
+            {
+                return Err(copy.err(
+                    "account_id",
+                    format!(
+                        "account {} already has a copy: one copy per backup account (copy within it from there)",
+                        account.account_id
+                    ),
+                ));
+            }
+        }
         let retain_days = copy.days("retain_days")?;
         let kms_key = copy.non_empty_string("kms_key")?;
         let share_kms_key = copy.non_empty_string("share_kms_key")?;
@@ -670,7 +686,9 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
         }
     }
     if let Some(index) = copy_to.iter().position(|c| c.account.is_some()) {
-        let unsupported = if resources.contains(&ResourceType::S3Bucket) {
+        let unsupported = if retain.archive.is_some() {
+            Some("plans that archive (the archive tier waits for every copy, and cannot yet tell a backup account's copy from a copy in the same region)")
+        } else if resources.contains(&ResourceType::S3Bucket) {
             Some("s3-bucket backups (point s3.backup_bucket at an Object Lock bucket in the backup account instead)")
         } else if resources.contains(&ResourceType::Ec2Instance) && instance_backup == InstanceBackup::Ami {
             Some("AMIs (use instance_backup = \"snapshots\": snapshot sets are copied)")

@@ -782,6 +782,26 @@ fn copies_into_a_backup_account_need_its_role_and_its_own_key() {
         "copy_to[0].account_id",
         "not supported for AMIs",
     );
+    assert_error(
+        &plan(
+            &[],
+            &format!(
+                "copy_to = [{{ {vault}, region = \"us-east-1\", kms_key = \"k\" }}, {{ {vault}, region = \"us-west-2\", kms_key = \"k\" }}]"
+            ),
+        ),
+        "plan \"p\"",
+        "copy_to[1].account_id",
+        "one copy per backup account",
+    );
+    assert_error(
+        &monthly_plan(
+            "monthly = 12",
+            &format!("archive = {{ after_days = 30, unique_percent = 40 }}\ncopy_to = [{{ {vault}, region = \"us-east-1\", kms_key = \"k\" }}]"),
+        ),
+        "plan \"p\"",
+        "copy_to[0].account_id",
+        "plans that archive",
+    );
 }
 
 // ---- archive ------------------------------------------------------------------------------------

@@ -324,7 +324,7 @@ async fn expand_and_send(
             }
         };
         let orphans = orphans(cx, plan, account, window.start, &found).await?;
-        let expansion: Expansion = expand(plan, window, &found, &orphans, &cx.s3_region());
+        let expansion: Expansion = expand(plan, window, &found, &orphans, &cx.s3_region(), &label);
         tracing::info!(account = %label, resources = found.len(), tasks = expansion.tasks.len(), window = %window.start, "window expanded");
         envelopes.extend(expansion.tasks.into_iter().map(|task| {
             envelope(
@@ -337,6 +337,18 @@ async fn expand_and_send(
                 None,
             )
             .in_account(account.cloned())
+        }));
+        envelopes.extend(expansion.elsewhere.into_iter().map(|(elsewhere, task)| {
+            envelope(
+                task,
+                &run_id,
+                Origin::Schedule { plan: plan.name.clone(), window: window.start },
+                plan,
+                window.start,
+                now,
+                None,
+            )
+            .in_account(Some(elsewhere))
         }));
         resources.extend(found);
     }
@@ -528,10 +540,12 @@ async fn apply(
             Decision::NotSelected { reason } => *stats.not_selected.entry(reason).or_default() += 1,
             Decision::Expand { plan, at } => {
                 stats.expanded_plans += 1;
-                if send_tasks {
-                    run_plan(cx, &plan, at, false, true).await?;
-                } else {
-                    run_plan(cx, &plan, at, true, true).await?;
+                let code = run_plan(cx, &plan, at, !send_tasks, true).await?;
+                // An account whose part failed (its role could not be assumed): the other
+                // accounts' tasks are sent; the event is kept and retried (then dead-lettered,
+                // which alarms), so the failed account never misses its window silently.
+                if code != exit::OK {
+                    anyhow::bail!("plan {plan}: the run for {at} failed for at least one account (see the log)");
                 }
             }
             Decision::Tasks { plan, tasks } => {
@@ -574,7 +588,12 @@ async fn map_checked(
         .as_deref()
         .and_then(|id| policy.plans.iter().flat_map(|p| &p.accounts).find(|a| a.account_id == id))
         .cloned();
-    let scoped = policy.for_account(account.as_ref());
+    // A schedule tick names a plan, whichever accounts it covers (the rule lives in the fleet's
+    // account, so its events carry the fleet's account id).
+    let scoped = match &event.event {
+        backup_schemas::events::AwsEvent::Scheduled { .. } => policy.clone(),
+        _ => policy.for_account(account.as_ref()),
+    };
     let mapped = match cx.discovery_in(account.as_ref()).await {
         Ok(discovery) => map_event(&scoped, &discovery, event, &cx.s3_region(), Utc::now()).await,
         Err(err) => Err(err),

@@ -5,7 +5,7 @@
 use backup_core::policy::{InstanceBackup, Plan};
 use backup_core::schedule::Window;
 use backup_schemas::{
-    CreateAmi, DrillTarget, DumpDatabase, Prune, ResourceType, RestoreDrill, RetentionRules, ScanBucket,
+    AccountRef, CreateAmi, DrillTarget, DumpDatabase, Prune, ResourceType, RestoreDrill, RetentionRules, ScanBucket,
     SnapshotDbCluster, SnapshotDbInstance, SnapshotInstance, SnapshotVolume, Task,
 };
 use serde::Serialize;
@@ -18,7 +18,10 @@ use crate::discovery::Resource;
 pub struct Expansion {
     pub plan: String,
     pub window: WindowView,
+    /// Tasks acting in the account the resources live in.
     pub tasks: Vec<Task>,
+    /// Tasks acting in another account: prunes of the copies kept in backup accounts.
+    pub elsewhere: Vec<(AccountRef, Task)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -36,7 +39,18 @@ impl From<Window> for WindowView {
 /// One backup task per selected resource (each prunes its resource once done), and prune tasks
 /// for resources that only the catalog still knows (deleted sources whose backups must still age
 /// out), in the source region and every copy region.
-pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Resource], s3_region: &str) -> Expansion {
+///
+/// `source_account` labels the account the resources live in (`self` for the fleet's own): the
+/// orphans' copies in backup accounts are pruned there, among that account's copies only
+/// (`Expansion::elsewhere`).
+pub fn expand(
+    plan: &Plan,
+    window: Window,
+    resources: &[Resource],
+    orphans: &[Resource],
+    s3_region: &str,
+    source_account: &str,
+) -> Expansion {
     let ctx = plan.context(window.start);
     let mut tasks = Vec::new();
     if plan.is_drill() {
@@ -57,7 +71,7 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
                 }));
             }
         }
-        return Expansion { plan: plan.name.clone(), window: window.into(), tasks };
+        return Expansion { plan: plan.name.clone(), window: window.into(), tasks, elsewhere: Vec::new() };
     }
     for resource in resources {
         let region = resource.region.clone();
@@ -107,26 +121,33 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
     // Live resources are pruned by their own backup task once it completes (so the prune sees
     // the new backup, and a failing backup never triggers deletions). Resources only the catalog
     // still knows have no backup task: their prunes are expanded here, so their backups age out.
-    let mut pruned: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut pruned: BTreeSet<(Option<String>, String, String)> = BTreeSet::new();
+    let mut elsewhere = Vec::new();
     for resource in orphans {
         if matches!(resource.resource_type, ResourceType::S3Bucket | ResourceType::PostgresDb) {
             continue;
         }
-        let mut prune = |region: &str, rules: RetentionRules| {
-            if pruned.insert((region.to_owned(), resource.id.clone())) {
-                tasks.push(Task::Prune(Prune {
-                    plan: plan.name.clone(),
-                    resource: resource.id.clone(),
-                    resource_type: resource.resource_type,
-                    region: region.to_owned(),
-                    rules,
-                    // Evaluated as of the window's end: this window's own backups count as the
-                    // newest, and a re-run of the window decides the same.
-                    as_of: window.end,
-                }));
+        let mut prune = |account: Option<&AccountRef>, region: &str, rules: RetentionRules| {
+            if !pruned.insert((account.map(|a| a.account_id.clone()), region.to_owned(), resource.id.clone())) {
+                return;
+            }
+            let task = Task::Prune(Prune {
+                plan: plan.name.clone(),
+                resource: resource.id.clone(),
+                resource_type: resource.resource_type,
+                region: region.to_owned(),
+                rules,
+                // Evaluated as of the window's end: this window's own backups count as the
+                // newest, and a re-run of the window decides the same.
+                as_of: window.end,
+                source_account: account.map(|_| source_account.to_owned()),
+            });
+            match account {
+                None => tasks.push(task),
+                Some(account) => elsewhere.push((account.clone(), task)),
             }
         };
-        prune(&resource.region, plan.retain.clone());
+        prune(None, &resource.region, plan.retain.clone());
         for copy in &plan.copy_to {
             // Copies keep their own retention; the plan's minimum applies to them too.
             let rules = match copy.retain_days {
@@ -135,10 +156,10 @@ pub fn expand(plan: &Plan, window: Window, resources: &[Resource], orphans: &[Re
                 }
                 None => plan.retain.clone(),
             };
-            prune(&copy.region, rules);
+            prune(copy.account.as_ref(), &copy.region, rules);
         }
     }
-    Expansion { plan: plan.name.clone(), window: window.into(), tasks }
+    Expansion { plan: plan.name.clone(), window: window.into(), tasks, elsewhere }
 }
 
 /// What a drill of `resource` restores into and checks, from the drill plan.

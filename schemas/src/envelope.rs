@@ -203,6 +203,15 @@ impl Envelope {
         if let Some(account) = &envelope.account {
             account.check().map_err(|e| DecodeError::InvalidEnvelope(format!("account.{e}")))?;
         }
+        // Copies into other accounts name theirs: checked the same way, before anything shares.
+        for target in envelope.task.copy_targets() {
+            if let Some(account) = &target.account {
+                account.check().map_err(|e| DecodeError::InvalidParams {
+                    kind: kind.to_string(),
+                    reason: format!("copy target account: {e}"),
+                })?;
+            }
+        }
         let expected = envelope.task.id_in(envelope.account.as_ref());
         if envelope.task_id != expected {
             return Err(DecodeError::IdMismatch {

@@ -142,6 +142,7 @@ pub fn sample(kind: TaskKind) -> Task {
             region: "us-east-1".into(),
             rules: RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() },
             as_of: at(2),
+            source_account: None,
         }),
         TaskKind::DeleteArtifact => Task::DeleteArtifact(DeleteArtifact {
             plan: "daily".into(),
@@ -154,6 +155,7 @@ pub fn sample(kind: TaskKind) -> Task {
                 region: "us-east-1".into(),
                 rules: RetentionRules { days: Some(7), count: Some(7), min_keep: 3, ..RetentionRules::default() },
                 as_of: at(2),
+                source_account: None,
             }),
             set: Vec::new(),
         }),

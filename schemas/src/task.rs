@@ -604,6 +604,10 @@ pub struct Prune {
     /// The instant the prune evaluates expiry against (the schedule window), so a re-run
     /// decides the same.
     pub as_of: DateTime<Utc>,
+    /// In a backup account: the account the copies came from (`self` for the fleet's own).
+    /// Only its copies are judged, since resource ids repeat across accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -875,7 +879,10 @@ impl Task {
             Task::ScanBucket(p) => json!([p.region, p.bucket, p.prefix, p.page, p.ctx.plan, p.ctx.window]),
             Task::CopyObjects(p) => json!([p.region, p.bucket, p.page, p.ctx.plan, p.ctx.window]),
             Task::CopyObject(p) => json!([p.region, p.bucket, p.object.key, p.object.version_id, p.object.etag]),
-            Task::Prune(p) => json!([p.plan, p.region, p.resource, p.as_of]),
+            Task::Prune(p) => match &p.source_account {
+                None => json!([p.plan, p.region, p.resource, p.as_of]),
+                Some(source) => json!([p.plan, p.region, p.resource, p.as_of, source]),
+            },
             Task::DeleteArtifact(p) => match &p.prune {
                 Some(prune) => json!([p.artifact, prune.as_of]),
                 None => json!([p.artifact]),
@@ -893,6 +900,39 @@ impl Task {
             Task::RestoreDrill(p) => json!([p.plan, p.region, p.resource, p.window]),
             Task::Canary(p) => json!([p.nonce]),
         }
+    }
+
+    /// The copy targets a task carries: its own (a copy task) and its plan's (a backup task).
+    pub fn copy_targets(&self) -> Vec<&CopyTarget> {
+        let ctx = match self {
+            Task::SnapshotVolume(p) => Some(&p.ctx),
+            Task::SnapshotInstance(p) => Some(&p.ctx),
+            Task::CreateAmi(p) => Some(&p.ctx),
+            Task::SnapshotDbInstance(p) => Some(&p.ctx),
+            Task::SnapshotDbCluster(p) => Some(&p.ctx),
+            Task::CopySnapshot(p) => return p.ctx.copy_to.iter().chain([&p.target]).collect(),
+            Task::CopyAmi(p) => return p.ctx.copy_to.iter().chain([&p.target]).collect(),
+            Task::CopyDbSnapshot(p) | Task::CopyDbClusterSnapshot(p) => {
+                return p.ctx.copy_to.iter().chain([&p.target]).collect()
+            }
+            Task::ScanBucket(p) => Some(&p.ctx),
+            Task::CopyObjects(p) => Some(&p.ctx),
+            Task::CopyObject(p) => Some(&p.ctx),
+            Task::ExportSnapshot(p) => Some(&p.ctx),
+            Task::DumpDatabase(p) => Some(&p.ctx),
+            Task::Prune(_)
+            | Task::DeleteArtifact(_)
+            | Task::Verify(_)
+            | Task::ArchiveSnapshot(_)
+            | Task::RestoreVolume(_)
+            | Task::RestoreInstance(_)
+            | Task::RestoreDbInstance(_)
+            | Task::RestoreDbCluster(_)
+            | Task::RestoreObjects(_)
+            | Task::RestoreDrill(_)
+            | Task::Canary(_) => None,
+        };
+        ctx.map(|ctx| ctx.copy_to.iter().collect()).unwrap_or_default()
     }
 
     /// The id of this task in the fleet's own account.

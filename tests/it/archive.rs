@@ -89,6 +89,7 @@ fn prune(volume_id: &str, rules: RetentionRules, as_of: DateTime<Utc>) -> Task {
         region: REGION.into(),
         rules,
         as_of,
+        source_account: None,
     })
 }
 

@@ -288,6 +288,7 @@ async fn retention_deletes_exactly_the_expired_and_never_foreign_held_or_image_b
         region: REGION.into(),
         rules: RetentionRules { count: Some(3), min_keep: 2, ..Default::default() },
         as_of: Utc::now() + ChronoDuration::days(1),
+        source_account: None,
     });
     let results = run_tree(&handlers, prune).await;
     let deleted: Vec<String> = results
@@ -405,6 +406,7 @@ async fn retention_keeps_or_deletes_an_instances_snapshot_set_whole() {
         region: REGION.into(),
         rules: RetentionRules { count: Some(2), min_keep: 2, ..Default::default() },
         as_of: Utc::now() + ChronoDuration::days(1),
+        source_account: None,
     });
     let results = run_tree(&handlers, prune).await;
     for (task, outcome) in &results {
@@ -614,6 +616,7 @@ async fn an_ami_deletion_interrupted_after_deregistering_still_deletes_its_snaps
         region: REGION.into(),
         rules: RetentionRules { count: Some(1), min_keep: 1, ..Default::default() },
         as_of: Utc::now() + ChronoDuration::days(1),
+        source_account: None,
     });
     let Outcome::Done { children, .. } = run_task(&handlers, &prune).await.unwrap() else { panic!() };
     let delete = children.into_iter().find(|t| t.kind() == TaskKind::DeleteArtifact).expect("the older AMI expires");
@@ -687,6 +690,7 @@ fn prune_of(volume_id: &str, rules: RetentionRules, as_of: chrono::DateTime<Utc>
         region: REGION.into(),
         rules,
         as_of,
+        source_account: None,
     })
 }
 

@@ -490,6 +490,7 @@ async fn a_snapshot_export_is_parked_catalogued_verified_and_deleted_at_its_own_
             region: REGION.into(),
             rules: RetentionRules { days: Some(7), ..RetentionRules::default() },
             as_of,
+            source_account: None,
         })
     };
     let early = backup_tests::run_tree(&rig.handlers, prune(window() + ChronoDuration::days(29))).await;

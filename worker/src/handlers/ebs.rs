@@ -17,6 +17,7 @@ use backup_schemas::{
     tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyAmi, CopySnapshot, CreateAmi, ResourceType,
     SnapshotInstance, SnapshotSet, SnapshotVolume, Task,
 };
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
@@ -436,16 +437,18 @@ const SHARE_KEY: &str = "share";
 fn with_share(checkpoint: serde_json::Value, share: &Shareable) -> serde_json::Value {
     match (checkpoint, share.temporary) {
         (serde_json::Value::Object(mut map), true) => {
-            map.insert(SHARE_KEY.into(), json!({ "temporary": share.id }));
+            map.insert(SHARE_KEY.into(), json!({ "temporary": share.id, "at": Utc::now() }));
             serde_json::Value::Object(map)
         }
         (checkpoint, _) => checkpoint,
     }
 }
 
-/// The re-encryption an earlier attempt made for the share, per the checkpoint.
-fn shared_temporary(ctx: &TaskContext) -> Option<&str> {
-    ctx.checkpoint.as_ref()?.get(SHARE_KEY)?.get("temporary")?.as_str()
+/// The re-encryption an earlier attempt made for the share, and when, per the checkpoint.
+fn shared_temporary(ctx: &TaskContext) -> Option<(&str, DateTime<Utc>)> {
+    let share = ctx.checkpoint.as_ref()?.get(SHARE_KEY)?;
+    let at = share.get("at").and_then(|at| serde_json::from_value(at.clone()).ok()).unwrap_or_else(Utc::now);
+    Some((share.get("temporary")?.as_str()?, at))
 }
 
 impl Services {
@@ -471,14 +474,22 @@ impl Services {
         let share = match Started::from_checkpoint(ctx.checkpoint.as_ref()) {
             // The copy is under way: the checkpoint says what was shared.
             Some(_) => match shared_temporary(ctx) {
-                Some(id) => Shareable { id: id.to_owned(), temporary: true },
+                Some((id, _)) => Shareable { id: id.to_owned(), temporary: true },
                 None => Shareable { id: p.snapshot_id.clone(), temporary: false },
             },
             None => {
+                let source = ArtifactRef {
+                    kind: ArtifactKind::EbsSnapshot,
+                    region: p.source_region.clone(),
+                    id: p.snapshot_id.clone(),
+                };
+                self.check_catalogued_source(&source, &p.source_resource, ctx).await?;
                 let share = match self.shareable_snapshot(p, ctx).await {
                     Ok(share) => share,
                     Err(outcome) => return outcome,
                 };
+                // The slot first: a copy waiting for capacity holds no share.
+                vault.copy_slot(CopyKind::Ebs, &p.target.destination(), &ctx.task_id).await?;
                 self.block.share_snapshot(&p.source_region, &share.id, &account.account_id, true).await?;
                 share
             }
@@ -513,8 +524,9 @@ impl Services {
     async fn end_share(&self, p: &CopySnapshot, share: &Shareable, account: &str) -> Result<(), TaskError> {
         match self.block.share_snapshot(&p.source_region, &share.id, account, false).await {
             Ok(()) => {}
-            // A re-run after the re-encryption was deleted: nothing is shared any more.
-            Err(err) if not_found(&err) && share.temporary => {}
+            // A re-run after the re-encryption was deleted, or the source since pruned: nothing
+            // is shared any more.
+            Err(err) if not_found(&err) => {}
             Err(err) => return Err(err.into()),
         }
         if share.temporary {
@@ -546,46 +558,63 @@ impl Services {
                 p.target.account.as_ref().map_or("", |a| a.account_id.as_str()),
             ))));
         };
-        let pending = |id: &str, progress: &str| {
+        let pending = |id: &str, at: DateTime<Utc>, progress: &str| {
             Err(Ok(Outcome::Pending {
-                checkpoint: json!({ SHARE_KEY: { "temporary": id }, "progress": progress }),
+                checkpoint: json!({ SHARE_KEY: { "temporary": id, "at": at }, "progress": progress }),
                 recheck_after: self.timing.recheck,
             }))
         };
-        let temporary = match shared_temporary(ctx) {
-            Some(id) => match self.block.snapshots(region, &[id.to_owned()]).await.map_err(|e| Err(e.into()))?.pop() {
-                Some(found) => found,
-                // Started by an earlier attempt and not visible yet.
-                None => return pending(id, "not visible yet"),
-            },
-            None => {
-                let found = self.block.snapshots_tagged(region, tags::SHARE_FOR, ctx.task_id.as_str()).await;
-                match first(found.map_err(|e| Err(e.into()))?, |s| s.created_at) {
-                    Some(found) => found,
-                    None => {
-                        ctx.may_start("the re-encryption for sharing").map_err(Err)?;
-                        tracing::info!(
-                            snapshot = %p.snapshot_id,
-                            from_key = source.kms_key.as_deref().unwrap_or("aws/ebs"),
-                            share_key = key,
-                            "re-encrypting the snapshot under the share key: the backup account cannot use its key"
-                        );
-                        let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
-                        let description = format!("backup-fleet: {} re-encrypted for sharing", p.snapshot_id);
-                        let id = self
-                            .block
-                            .copy_snapshot(region, &p.snapshot_id, region, Some(key), &description, &tags)
-                            .await
-                            .map_err(|e| Err(e.into()))?;
-                        return pending(&id, "started");
-                    }
+        // The re-encryption an earlier attempt started: described by its id; not found means
+        // "not visible yet" within the consistency window, and gone after it (failed and
+        // discarded, or deleted by hand): then it is looked for by tag, or made again.
+        let mut temporary = None;
+        if let Some((id, at)) = shared_temporary(ctx) {
+            match self.block.snapshots(region, &[id.to_owned()]).await.map_err(|e| Err(e.into()))?.pop() {
+                Some(found) => temporary = Some(found),
+                None if (Utc::now() - at).to_std().unwrap_or_default() < self.timing.consistency_window => {
+                    return pending(id, at, "not visible yet")
                 }
+                None => tracing::info!(snapshot = id, "the re-encryption for sharing is gone; looking again"),
             }
+        }
+        if temporary.is_none() && self.earlier_attempt_may_have_created(ctx).await.map_err(Err)? {
+            // A lost reply may have left one (or, after a race, more): keep the oldest.
+            let mut found = self
+                .block
+                .snapshots_tagged(region, tags::SHARE_FOR, ctx.task_id.as_str())
+                .await
+                .map_err(|e| Err(e.into()))?;
+            found.sort_by_key(|s| s.created_at);
+            if found.len() > 1 {
+                self.discard(region, &found[1..]).await;
+            }
+            temporary = found.drain(..).next();
+        }
+        let Some(temporary) = temporary else {
+            ctx.may_start("the re-encryption for sharing").map_err(Err)?;
+            tracing::info!(
+                snapshot = %p.snapshot_id,
+                from_key = source.kms_key.as_deref().unwrap_or("aws/ebs"),
+                share_key = key,
+                "re-encrypting the snapshot under the share key: the backup account cannot use its key"
+            );
+            let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
+            let description = format!("backup-fleet: {} re-encrypted for sharing", p.snapshot_id);
+            let id = self
+                .block
+                .copy_snapshot(region, &p.snapshot_id, region, Some(key), &description, &tags)
+                .await
+                .map_err(|e| Err(e.into()))?;
+            return pending(&id, Utc::now(), "started");
         };
+        let at = temporary.created_at.unwrap_or_else(Utc::now);
         match &temporary.status {
             ArtifactStatus::Complete => Ok(Shareable { id: temporary.id, temporary: true }),
-            ArtifactStatus::Pending { progress } => pending(&temporary.id, progress.as_deref().unwrap_or("pending")),
+            ArtifactStatus::Pending { progress } => {
+                pending(&temporary.id, at, progress.as_deref().unwrap_or("pending"))
+            }
             ArtifactStatus::Failed { reason } => {
+                // Discarded: the next attempt finds it gone and starts another.
                 self.discard(region, std::slice::from_ref(&temporary)).await;
                 Err(Err(TaskError::retry(
                     RetryClass::Transient,
@@ -629,6 +658,14 @@ impl Services {
                 .await
             {
                 Ok(id) => id,
+                // A share takes a moment to reach the other account: not found there is retried
+                // (the receive limit bounds it), never a lost copy.
+                Err(err) if not_found(&err) && to_account.is_some() => {
+                    return Err(TaskError::retry(
+                        RetryClass::Transient,
+                        format!("the backup account cannot see the shared snapshot {source_id} yet: {err}"),
+                    ))
+                }
                 Err(err) if not_found(&err) => return Err(missing("snapshot", source_id, &p.source_region)),
                 Err(err) => return Err(err.into()),
             };
@@ -676,6 +713,13 @@ impl Services {
         let resource_type =
             if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
+        // In a backup account, the prune judges this source account's copies only.
+        let prune = prune.map(|task| match (task, to_account) {
+            (Task::Prune(prune), Some(_)) => {
+                Task::Prune(backup_schemas::Prune { source_account: Some(ctx.account_label().to_owned()), ..prune })
+            }
+            (task, _) => task,
+        });
         let done = Outcome::done(json!({
             "snapshot_id": copy.id,
             "region": dest,

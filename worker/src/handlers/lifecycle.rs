@@ -73,6 +73,12 @@ fn candidate(
     }
 }
 
+/// Whether an artifact is one the prune judges: in a backup account, only the copies of the
+/// prune's source account (the same resource id in another account is another resource).
+fn from_source(p: &Prune, tags: &backup_core::artifacts::Tags) -> bool {
+    p.source_account.as_ref().is_none_or(|source| tags.get(tags::SOURCE_ACCOUNT) == Some(source))
+}
+
 /// Catalog records by kind and id.
 type Records = BTreeMap<(ArtifactKind, String), CatalogRecord>;
 
@@ -85,6 +91,7 @@ impl Services {
             .await?
             .into_iter()
             .filter(|r| r.deleted_at.is_none() && r.artifact.region == p.region)
+            .filter(|r| p.source_account.is_none() || r.details.get("source_account") == p.source_account.as_ref())
             .map(|r| ((r.artifact.kind, r.artifact.id.clone()), r))
             .collect())
     }
@@ -103,6 +110,7 @@ impl Services {
             ResourceType::Ec2Volume | ResourceType::Ec2Instance => {
                 let snapshots: Vec<SnapshotInfo> =
                     self.block.snapshots_tagged(&p.region, tags::SOURCE, &p.resource).await?;
+                let snapshots: Vec<SnapshotInfo> = snapshots.into_iter().filter(|s| from_source(p, &s.tags)).collect();
                 let images: Vec<ImageInfo> = self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?;
                 let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
                 for snapshot in &snapshots {
@@ -145,7 +153,10 @@ impl Services {
                 let kind = if cluster { ArtifactKind::RdsClusterSnapshot } else { ArtifactKind::RdsSnapshot };
                 let snapshots: Vec<DbSnapshotInfo> =
                     self.databases.snapshots_of(&p.region, cluster, &p.resource).await?;
-                for snapshot in snapshots.iter().filter(|s| s.snapshot_type.as_deref() != Some("automated")) {
+                for snapshot in snapshots
+                    .iter()
+                    .filter(|s| s.snapshot_type.as_deref() != Some("automated") && from_source(p, &s.tags))
+                {
                     candidates.push(candidate(
                         &snapshot.identifier,
                         kind,

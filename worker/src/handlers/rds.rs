@@ -81,6 +81,7 @@ pub fn copy_identifier(source_identifier: &str, task_id: &TaskId, cluster: bool)
 }
 
 /// The parts of `arn:<partition>:rds:<region>:<account>:snapshot|cluster-snapshot:<identifier>`.
+#[derive(Clone, Copy)]
 struct SnapshotArn<'a> {
     region: &'a str,
     cluster: bool,
@@ -413,12 +414,40 @@ impl Services {
         ctx: &TaskContext,
     ) -> HandlerResult {
         let source = checked_source(p, cluster)?;
+        let result = self.copy_db_snapshot_to_account_steps(account, p, &source, cluster, ctx).await;
+        if let Err(err) = &result {
+            if !err.is_retryable() {
+                // Nothing will copy it now (a key the backup account cannot use, a failed copy,
+                // the deadline): take the share back and delete the re-encryption at once.
+                if let Err(cleanup) = self.end_db_share(p, &source, cluster, &account.account_id, ctx).await {
+                    tracing::warn!(error = %cleanup, "could not take back the share of a failed copy");
+                }
+            }
+        }
+        result
+    }
+
+    async fn copy_db_snapshot_to_account_steps(
+        &self,
+        account: &AccountRef,
+        p: &CopyDbSnapshot,
+        source: &SnapshotArn<'_>,
+        cluster: bool,
+        ctx: &TaskContext,
+    ) -> HandlerResult {
+        let source = *source;
         let vault = self.in_account(account).await?;
         let identifier = copy_identifier(source.identifier, &ctx.task_id, cluster);
         // Already copied or copying (a re-check, or a re-run): carry on from there.
         let copy = match vault.databases.snapshot(&p.target.region, cluster, &identifier).await? {
             Some(existing) => owned(existing, ctx)?,
             None => {
+                let artifact = ArtifactRef {
+                    kind: kind(cluster),
+                    region: p.source_region.clone(),
+                    id: source.identifier.to_owned(),
+                };
+                self.check_catalogued_source(&artifact, &p.source_resource, ctx).await?;
                 let share = match self.shareable_db_snapshot(p, &source, cluster, ctx).await {
                     Ok(share) => share,
                     Err(outcome) => return outcome,
@@ -631,6 +660,13 @@ impl Services {
             .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
         let resource_type = if cluster { ResourceType::RdsCluster } else { ResourceType::RdsInstance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
+        // In a backup account, the prune judges this source account's copies only.
+        let prune = prune.map(|task| match (task, to_account) {
+            (Task::Prune(prune), Some(_)) => {
+                Task::Prune(backup_schemas::Prune { source_account: Some(ctx.account_label().to_owned()), ..prune })
+            }
+            (task, _) => task,
+        });
         let children = verify.into_iter().chain(prune);
         let done = Outcome::done(json!({
             "identifier": copy.identifier,

@@ -101,6 +101,28 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
+    /// Only a backup the fleet made of `resource` in the task's account is copied into a backup
+    /// account: a snapshot someone in the source account tagged to look like one (its events
+    /// reach the fleet) is never carried there.
+    pub async fn check_catalogued_source(
+        &self,
+        source: &ArtifactRef,
+        resource: &str,
+        ctx: &TaskContext,
+    ) -> Result<(), TaskError> {
+        let account = ctx.account.as_ref().map(|a| a.account_id.clone());
+        match self.catalog.get(source).await? {
+            Some(record) if record.account == account && record.resource == resource && record.copy_of.is_none() => {
+                Ok(())
+            }
+            _ => Err(TaskError::permanent(format!(
+                "{} is not a catalogued backup of {resource} in account {}: not copied into the backup account",
+                source.id,
+                ctx.account_label()
+            ))),
+        }
+    }
+
     /// These services with the catalog view of the fleet's own account.
     pub fn in_own_account(self) -> Self {
         Self { catalog: Arc::new(AccountCatalog::new(self.fleet_catalog.clone(), None)), ..self }
@@ -207,6 +229,7 @@ pub fn prune_after(
         region: region.to_owned(),
         rules,
         as_of,
+        source_account: None,
     }))
 }
 

@@ -901,7 +901,7 @@ async fn producer_run(config: &Config) -> anyhow::Result<ProducerRun> {
     let window = plan.schedule.window_containing(now).context("the bench schedule has a window")?;
     let resources = synthetic_resources(config.resources);
     let (expand_secs, expansion) =
-        median_secs(5, || backup_producer::expand::expand(plan, window, &resources, &[], backup_tests::REGION));
+        median_secs(5, || backup_producer::expand::expand(plan, window, &resources, &[], backup_tests::REGION, "self"));
     ensure!(
         expansion.tasks.len() == resources.len(),
         "expected one task per resource, got {} for {}",

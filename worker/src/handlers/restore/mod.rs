@@ -271,6 +271,20 @@ impl Services {
             ))),
             RestoreSource::LatestOf { resource, region } => {
                 let records = self.catalog.by_resource(resource).await?;
+                // In a backup account, copies of one resource id may come from several source
+                // accounts (different databases that share a name): never guess which.
+                let sources: std::collections::BTreeSet<&str> = records
+                    .iter()
+                    .filter(|r| r.deleted_at.is_none() && &r.artifact.region == region)
+                    .filter_map(|r| r.details.get("source_account").map(String::as_str))
+                    .collect();
+                if sources.len() > 1 {
+                    return Err(TaskError::permanent(format!(
+                        "{resource} in {region} has copies from several source accounts ({}): name the backup to \
+                         restore (--backup)",
+                        sources.into_iter().collect::<Vec<_>>().join(", ")
+                    )));
+                }
                 let record = latest_good(&records, region, kinds).ok_or_else(|| {
                     TaskError::permanent(format!(
                         "no usable backup of {resource} in {region} ({} records in the catalog; none live, \
