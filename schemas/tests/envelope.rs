@@ -160,3 +160,21 @@ fn a_message_naming_a_role_outside_its_account_is_refused_before_anything_assume
     });
     assert_eq!(Envelope::decode(&moved.to_string()).unwrap_err().code(), "id_mismatch");
 }
+
+#[test]
+fn a_copy_target_naming_a_role_outside_its_account_is_refused_at_decode() {
+    let Task::CopySnapshot(mut copy) = sample(TaskKind::CopySnapshot) else { unreachable!() };
+    copy.target.account = Some(AccountRef {
+        account_id: "444455556666".into(),
+        role_arn: "arn:aws:iam::777788889999:role/backup-fleet-vault".into(),
+    });
+    let envelope = Envelope::new(
+        Task::CopySnapshot(copy),
+        RunId::new("r"),
+        Origin::Operator { command: "t".into() },
+        chrono::Utc::now(),
+    );
+    let err = Envelope::decode(&envelope.encode().unwrap()).unwrap_err();
+    assert_eq!(err.code(), "invalid_params");
+    assert!(err.to_string().contains("the role is in account 777788889999"), "{err}");
+}

@@ -549,3 +549,190 @@ accounts = [{{ account_id = "{MEMBER}", role_arn = "{}" }}]
     assert!(elsewhere.status.success(), "{}", elsewhere.stderr);
     assert!(elsewhere.json()["tasks"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn copies_of_one_database_name_from_two_accounts_are_retained_and_restored_apart() {
+    let fleet = Fleet::realistic("acctsame").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let vault_aws = in_account(&fleet, &vault()).await;
+    // One identifier, two databases: one in the member account, one in the fleet's own.
+    let db = format!("{}-db", fleet.prefix).to_lowercase();
+    database_in(&member_aws, &db, false, false).await;
+    database_in(&fleet.aws_in(REGION).await, &db, false, false).await;
+    let target = CopyTarget {
+        kms_key: Some(RDS_TEST_KEY.into()),
+        share_kms_key: Some(RDS_TEST_KEY.into()),
+        retain_days: None,
+        ..vault_copy()
+    };
+    // Keep one copy: judged across both accounts, the second copy would delete the first.
+    let keep_one = |day: u32| BackupContext {
+        retain: Some(RetentionRules { count: Some(1), min_keep: 1, ..Default::default() }),
+        ..ctx("daily", day, vec![target.clone()])
+    };
+    let snapshot = |day: u32| {
+        Task::SnapshotDbInstance(SnapshotDbInstance {
+            region: REGION.into(),
+            db_instance_id: db.clone(),
+            ctx: keep_one(day),
+        })
+    };
+    all_succeeded(&run_tree_in(&handlers, Some(member()), snapshot(20)).await);
+    all_succeeded(&run_tree_in(&handlers, None, snapshot(21)).await);
+
+    use backup_core::services::database::DatabaseSnapshots;
+    let vault_rds = backup_aws::rds::RdsDatabases::new(vault_aws.clone(), Default::default());
+    let copies = vault_rds.snapshots_tagged(REGION, false, tags::SOURCE, &db).await.unwrap();
+    let sources: BTreeSet<Option<String>> = copies.iter().map(|c| c.tags.get(tags::SOURCE_ACCOUNT).cloned()).collect();
+    assert_eq!(
+        sources,
+        BTreeSet::from([Some(MEMBER.to_owned()), Some("self".to_owned())]),
+        "each account keeps its one copy in the backup account: {copies:?}"
+    );
+
+    // A restore in the backup account by resource name cannot know which database is meant.
+    let restore = Task::RestoreDbInstance(RestoreDbInstance {
+        restore_id: format!("same-{}", fleet.prefix),
+        source: RestoreSource::LatestOf { resource: db.clone(), region: REGION.into() },
+        target_identifier: format!("{db}-restored"),
+        instance_class: None,
+        subnet_group: None,
+        drill: false,
+    });
+    let err = run_task_in(&handlers, Some(&vault()), &restore).await.expect_err("ambiguous");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("several source accounts") && err.to_string().contains(MEMBER), "{err}");
+}
+
+#[tokio::test]
+async fn a_snapshot_the_fleet_did_not_make_is_never_shared_with_the_backup_account() {
+    let fleet = Fleet::realistic("acctforged").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let volume_id = volume_in(&member_aws, false).await;
+    // Someone in the member account dresses a snapshot up as a fleet backup.
+    let forged = member_aws
+        .clients()
+        .ec2
+        .create_snapshot()
+        .volume_id(&volume_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(Ec2ResourceType::Snapshot)
+                .tags(Tag::builder().key(tags::MANAGED).value("true").build())
+                .tags(Tag::builder().key(tags::SOURCE).value(&volume_id).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id
+        .unwrap();
+    let copy = Task::CopySnapshot(CopySnapshot {
+        source_region: REGION.into(),
+        snapshot_id: forged.clone(),
+        source_resource: volume_id.clone(),
+        target: vault_copy(),
+        ctx: ctx("daily", 7, vec![vault_copy()]),
+        set: None,
+    });
+    let err = run_task_in(&handlers, Some(&member()), &copy).await.expect_err("not a catalogued backup");
+    assert!(!err.is_retryable() && err.to_string().contains("not a catalogued backup"), "{err}");
+    let permissions = member_aws
+        .clients()
+        .ec2
+        .describe_snapshot_attribute()
+        .snapshot_id(&forged)
+        .attribute(SnapshotAttributeName::CreateVolumePermission)
+        .send()
+        .await
+        .unwrap();
+    assert!(permissions.create_volume_permissions().is_empty(), "the forged snapshot was shared");
+}
+
+#[tokio::test]
+async fn a_failed_copy_into_the_backup_account_takes_back_the_share_and_deletes_the_reencryption() {
+    let fleet = Fleet::realistic("acctrdsfail").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let db = format!("{}-db", fleet.prefix).to_lowercase();
+    database_in(&member_aws, &db, false, true).await;
+    // A key the backup account does not have: its copy call is refused (KMSKeyNotAccessible).
+    let target = CopyTarget {
+        kms_key: Some(format!("arn:aws:kms:{REGION}:{VAULT}:key/00000000-0000-0000-0000-000000000000")),
+        share_kms_key: Some(RDS_TEST_KEY.into()),
+        ..vault_copy()
+    };
+    let task = Task::SnapshotDbInstance(SnapshotDbInstance {
+        region: REGION.into(),
+        db_instance_id: db.clone(),
+        ctx: ctx("daily", 8, vec![target]),
+    });
+    let ran = run_tree_in(&handlers, Some(member()), task).await;
+    let (_, _, copy) = ran.iter().find(|(_, t, _)| t.kind() == TaskKind::CopyDbSnapshot).expect("a copy task");
+    let err = copy.as_ref().expect_err("the backup account cannot use the key");
+    assert!(!err.is_retryable(), "{err}");
+
+    use backup_core::services::database::DatabaseSnapshots;
+    let member_rds = backup_aws::rds::RdsDatabases::new(member_aws.clone(), Default::default());
+    let left = member_rds.snapshots_of(REGION, false, &db).await.unwrap();
+    assert_eq!(left.len(), 1, "only the backup is left, not its re-encryption: {left:?}");
+}
+
+#[tokio::test]
+async fn the_copies_of_a_deleted_resource_age_out_in_the_backup_account() {
+    let fleet = Fleet::realistic("acctorphan").await;
+    let handlers = handlers(&fleet);
+    let member_aws = in_account(&fleet, &member()).await;
+    let volume_id = volume_in(&member_aws, false).await;
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 2, vec![vault_copy()]),
+    });
+    all_succeeded(&run_tree_in(&handlers, Some(member()), task).await);
+    member_aws.clients().ec2.delete_volume().volume_id(&volume_id).send().await.unwrap();
+    let policy = policy_file(
+        &fleet.prefix,
+        &format!(
+            r#"
+[[plan]]
+name = "daily"
+schedule = "cron(0 2 * * ? *)"
+resources = ["ec2-volume"]
+regions = ["{REGION}"]
+select.tags = {{ backup = "daily" }}
+retain = {{ days = 7, min_keep = 1 }}
+accounts = [{{ account_id = "{MEMBER}", role_arn = "{}" }}]
+own_account = false
+copy_to = [{{ account_id = "{VAULT}", role_arn = "{}", region = "{REGION}", kms_key = "k", share_kms_key = "s", retain_days = 30 }}]
+"#,
+            member().role_arn,
+            vault().role_arn
+        ),
+    );
+    let mut env = fleet.env();
+    env.push(("BACKUP_POLICY_FILE".into(), policy.display().to_string()));
+    // Past the backups' expiry: the volume is gone, its backups are the catalog's alone.
+    let run = run_binary(
+        "backup-producer",
+        &env,
+        &["run", "--plan", "daily", "--at", "2026-11-20T05:00:00Z", "--dry-run", "--json"],
+    )
+    .await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let output = run.json();
+    let prunes: BTreeSet<(String, String)> = output["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "retention.prune" && t["resource"] == volume_id.as_str())
+        .map(|t| (t["account"].as_str().unwrap().to_owned(), t["region"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        prunes,
+        BTreeSet::from([(MEMBER.to_owned(), REGION.to_owned()), (VAULT.to_owned(), REGION.to_owned())]),
+        "the member's backups and the backup account's copies are both pruned, each in its account: {output}"
+    );
+}
