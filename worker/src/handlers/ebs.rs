@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::{
-    copy_expiry, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services, Started,
+    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services, Started,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -489,7 +489,7 @@ impl Services {
                     Err(outcome) => return outcome,
                 };
                 // The slot first: a copy waiting for capacity holds no share.
-                vault.copy_slot(CopyKind::Ebs, &p.target.destination(), &ctx.task_id).await?;
+                vault.copy_slot(CopyKind::Ebs, &copy_pool(&p.target, ctx), &ctx.task_id).await?;
                 self.block.share_snapshot(&p.source_region, &share.id, &account.account_id, true).await?;
                 share
             }
@@ -635,7 +635,7 @@ impl Services {
         source_id: &str,
     ) -> HandlerResult {
         let dest = &p.target.region;
-        let pool = p.target.destination();
+        let pool = copy_pool(&p.target, ctx);
         let expires_at = copy_expiry(&p.ctx, &p.target);
         let create = || async {
             let mut tags = copy_tags(
@@ -749,7 +749,7 @@ impl Services {
                 None => {
                     ctx.may_start("the image copy")?;
                     let name = format!("bf-copy-{}-{}", p.image_id, ctx.task_id.short());
-                    self.copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await?;
+                    self.copy_slot(CopyKind::Ebs, &copy_pool(&p.target, ctx), &ctx.task_id).await?;
                     // The task id is the client token: AWS's CopyImage itself refuses to copy
                     // twice, and answers a retry with the first copy's id.
                     let id = match self
@@ -788,7 +788,7 @@ impl Services {
         };
         if let Some(outcome) = self.image_outcome(dest, &image).await {
             if matches!(outcome, Ok(Outcome::Pending { .. })) {
-                self.renew_copy_slot(CopyKind::Ebs, dest, &ctx.task_id).await;
+                self.renew_copy_slot(CopyKind::Ebs, &copy_pool(&p.target, ctx), &ctx.task_id).await;
             }
             return outcome;
         }
@@ -826,7 +826,7 @@ impl Services {
 impl Handler<CopySnapshot> for Services {
     async fn run(&self, p: &CopySnapshot, ctx: &TaskContext) -> HandlerResult {
         let result = self.copy_snapshot(p, ctx).await;
-        self.settle_copy_slot(CopyKind::Ebs, &p.target.destination(), &ctx.task_id, result).await
+        self.settle_copy_slot(CopyKind::Ebs, &copy_pool(&p.target, ctx), &ctx.task_id, result).await
     }
 }
 
@@ -834,6 +834,6 @@ impl Handler<CopySnapshot> for Services {
 impl Handler<CopyAmi> for Services {
     async fn run(&self, p: &CopyAmi, ctx: &TaskContext) -> HandlerResult {
         let result = self.copy_image(p, ctx).await;
-        self.settle_copy_slot(CopyKind::Ebs, &p.target.region, &ctx.task_id, result).await
+        self.settle_copy_slot(CopyKind::Ebs, &copy_pool(&p.target, ctx), &ctx.task_id, result).await
     }
 }

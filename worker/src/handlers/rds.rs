@@ -19,7 +19,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
-use crate::handlers::services::{copy_expiry, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services};
+use crate::handlers::services::{
+    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services,
+};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -399,7 +401,7 @@ impl Services {
             None => self.copy_db_snapshot_held(p, cluster, ctx).await,
             Some(account) => self.copy_db_snapshot_to_account(account, p, cluster, ctx).await,
         };
-        self.settle_copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id, result).await
+        self.settle_copy_slot(copy_kind(cluster), &copy_pool(&p.target, ctx), &ctx.task_id, result).await
     }
 
     /// A copy into an isolated backup account: the source (or, when the backup account cannot
@@ -456,7 +458,7 @@ impl Services {
                     return outcome;
                 }
                 ctx.may_start("the copy into the backup account")?;
-                vault.copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id).await?;
+                vault.copy_slot(copy_kind(cluster), &copy_pool(&p.target, ctx), &ctx.task_id).await?;
                 self.databases
                     .share_snapshot(&p.source_region, cluster, &share.identifier, &account.account_id, true)
                     .await?;
@@ -492,7 +494,7 @@ impl Services {
         };
         if let Some(outcome) = vault.park_or_fail(&copy, "copy", ctx).await {
             if matches!(outcome, Ok(Outcome::Pending { .. })) {
-                vault.renew_copy_slot(copy_kind(cluster), &p.target.destination(), &ctx.task_id).await;
+                vault.renew_copy_slot(copy_kind(cluster), &copy_pool(&p.target, ctx), &ctx.task_id).await;
             }
             return outcome;
         }
@@ -594,7 +596,7 @@ impl Services {
                     return outcome;
                 }
                 ctx.may_start("the copy")?;
-                self.copy_slot(copy_kind(cluster), dest, &ctx.task_id).await?;
+                self.copy_slot(copy_kind(cluster), &copy_pool(&p.target, ctx), &ctx.task_id).await?;
                 let started = self.start_db_copy(p, &source, &identifier, ctx).await?;
                 match started {
                     Some(copy) => copy,
@@ -609,7 +611,7 @@ impl Services {
         };
         if let Some(outcome) = self.park_or_fail(&copy, "copy", ctx).await {
             if matches!(outcome, Ok(Outcome::Pending { .. })) {
-                self.renew_copy_slot(copy_kind(cluster), dest, &ctx.task_id).await;
+                self.renew_copy_slot(copy_kind(cluster), &copy_pool(&p.target, ctx), &ctx.task_id).await;
             }
             return outcome;
         }

@@ -147,6 +147,16 @@ pub fn copy_expiry(ctx: &BackupContext, target: &CopyTarget) -> Option<DateTime<
     target.retain_days.map(|days| ctx.window + chrono::Duration::days(i64::from(days))).or(ctx.expires_at)
 }
 
+/// The copy-slot pool of a copy: AWS caps copies in flight per account and destination region,
+/// so the pool is the destination region in the account the copy lands in (the task's own for a
+/// copy within it).
+pub fn copy_pool(target: &CopyTarget, ctx: &TaskContext) -> String {
+    match target.account.as_ref().or(ctx.account.as_ref()) {
+        Some(account) => format!("{}/{}", account.account_id, target.region),
+        None => target.region.clone(),
+    }
+}
+
 /// Tags of a copy: the artifact tags plus where it came from.
 pub fn copy_tags(base: Tags, source_region: &str, source_id: &str) -> Tags {
     let mut tags = base;
