@@ -67,9 +67,9 @@ pub fn account_label(account: Option<&str>) -> &str {
 }
 
 /// The catalog as seen from one account (`None`: the fleet's own): reads return that account's
-/// records only, and records written are stamped with it. Lookups by artifact pass through
-/// (artifact ids are unique across accounts: AWS ids, or names derived from account-specific
-/// task ids).
+/// records only, records written are stamped with it, and another account's task changes only
+/// its own account's records. Lookups by artifact pass through (the fleet's artifact ids are
+/// unique across accounts: AWS ids, or names derived from account-specific task ids).
 pub struct AccountCatalog {
     inner: Arc<dyn Catalog>,
     account: Option<String>,
@@ -82,6 +82,31 @@ impl AccountCatalog {
 
     fn mine(&self, records: Vec<CatalogRecord>) -> Vec<CatalogRecord> {
         records.into_iter().filter(|r| r.account == self.account).collect()
+    }
+
+    /// Before a task in another account changes a record: the record must be that account's
+    /// (RDS identifiers repeat across accounts, and an id chosen in a member account must never
+    /// reach a record of the backup account). One read, for other accounts' tasks only: the
+    /// fleet's own artifacts are AWS ids or names derived from its own task ids.
+    async fn check_owner(&self, artifact: &ArtifactRef) -> Result<(), AwsError> {
+        if self.account.is_none() {
+            return Ok(());
+        }
+        match self.inner.get(artifact).await? {
+            Some(record) if record.account != self.account => Err(AwsError {
+                service: "dynamodb",
+                operation: "UpdateItem",
+                code: "ForeignRecord".into(),
+                message: format!(
+                    "the catalog record of {} belongs to account {}, not {}",
+                    artifact.id,
+                    account_label(record.account.as_deref()),
+                    account_label(self.account.as_deref())
+                ),
+                class: ErrorClass::Permanent,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -114,14 +139,17 @@ impl Catalog for AccountCatalog {
     }
 
     async fn set_verification(&self, artifact: &ArtifactRef, verification: &Verification) -> Result<(), AwsError> {
+        self.check_owner(artifact).await?;
         self.inner.set_verification(artifact, verification).await
     }
 
     async fn mark_deleted(&self, artifact: &ArtifactRef, at: DateTime<Utc>) -> Result<(), AwsError> {
+        self.check_owner(artifact).await?;
         self.inner.mark_deleted(artifact, at).await
     }
 
     async fn set_archive(&self, artifact: &ArtifactRef, archive: &ArchiveRecord) -> Result<(), AwsError> {
+        self.check_owner(artifact).await?;
         self.inner.set_archive(artifact, archive).await
     }
 }
