@@ -58,9 +58,14 @@ async fn in_account(fleet: &Fleet, account: &AccountRef) -> AwsContext {
 }
 
 async fn volume_in(aws: &AwsContext, encrypted: bool) -> String {
+    tagged_volume_in(aws, encrypted, "daily").await
+}
+
+/// A volume tagged `backup = <value>` in `aws`'s account.
+async fn tagged_volume_in(aws: &AwsContext, encrypted: bool, value: &str) -> String {
     let spec = TagSpecification::builder()
         .resource_type(Ec2ResourceType::Volume)
-        .tags(Tag::builder().key("backup").value("daily").build())
+        .tags(Tag::builder().key("backup").value(value).build())
         .build();
     let out = aws
         .clients()
@@ -257,28 +262,8 @@ async fn a_plan_backs_up_each_listed_account_there_exactly_once_and_an_unassumab
     let fleet = Fleet::realistic("acctrun").await;
     let value = fleet.prefix.clone();
     let member_aws = in_account(&fleet, &member()).await;
-    let tagged = |aws: AwsContext| {
-        let value = value.clone();
-        async move {
-            let spec = TagSpecification::builder()
-                .resource_type(Ec2ResourceType::Volume)
-                .tags(Tag::builder().key("backup").value(value).build())
-                .build();
-            let out = aws
-                .clients()
-                .ec2
-                .create_volume()
-                .availability_zone(format!("{REGION}a"))
-                .size(8)
-                .tag_specifications(spec)
-                .send()
-                .await
-                .unwrap();
-            out.volume_id.unwrap()
-        }
-    };
-    let own_volume = tagged(fleet.aws.clone()).await;
-    let member_volume = tagged(member_aws.clone()).await;
+    let own_volume = tagged_volume_in(&fleet.aws, false, &value).await;
+    let member_volume = tagged_volume_in(&member_aws, false, &value).await;
     let untrusted = account("333333333333", "untrusted-backup-fleet");
     let policy = policy_file(
         &fleet.prefix,
@@ -473,21 +458,7 @@ async fn an_event_from_a_listed_account_is_looked_up_and_backed_up_in_that_accou
     let fleet = Fleet::realistic("acctevent").await;
     let value = fleet.prefix.clone();
     let member_aws = in_account(&fleet, &member()).await;
-    let spec = TagSpecification::builder()
-        .resource_type(Ec2ResourceType::Volume)
-        .tags(Tag::builder().key("backup").value(&value).build())
-        .build();
-    let out = member_aws
-        .clients()
-        .ec2
-        .create_volume()
-        .availability_zone(format!("{REGION}a"))
-        .size(8)
-        .tag_specifications(spec)
-        .send()
-        .await
-        .unwrap();
-    let volume_id = out.volume_id.unwrap();
+    let volume_id = tagged_volume_in(&member_aws, false, &value).await;
     let policy = policy_file(
         &fleet.prefix,
         &format!(
