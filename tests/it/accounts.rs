@@ -707,3 +707,68 @@ copy_to = [{{ account_id = "{VAULT}", role_arn = "{}", region = "{REGION}", kms_
         "the member's backups and the backup account's copies are both pruned, each in its account: {output}"
     );
 }
+
+#[tokio::test]
+async fn a_reencryption_its_copy_task_left_behind_is_deleted_by_the_resources_next_prune() {
+    let fleet = Fleet::realistic("acctleftover").await;
+    let volume_id = volume_in(&fleet.aws, true).await;
+    // What a copy task that went DEAD before its cleanup leaves: a snapshot tagged for the share.
+    let leftover = fleet
+        .aws
+        .clients()
+        .ec2
+        .create_snapshot()
+        .volume_id(&volume_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(Ec2ResourceType::Snapshot)
+                .tags(Tag::builder().key(tags::SHARE_FOR).value("t-0123456789abcdef0123456789abcdef").build())
+                .tags(Tag::builder().key(tags::SOURCE).value(&volume_id).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id
+        .unwrap();
+    let prune = Task::Prune(Prune {
+        plan: "daily".into(),
+        resource: volume_id.clone(),
+        resource_type: ResourceType::Ec2Volume,
+        region: REGION.into(),
+        rules: RetentionRules { days: Some(7), min_keep: 1, ..Default::default() },
+        as_of: Utc::now(),
+        source_account: None,
+    });
+    // Visible to Describe, by id and by tag (AWS is eventually consistent, and so is the emulator).
+    let exists = || async {
+        let block = services(&fleet).block;
+        !block.snapshots(REGION, std::slice::from_ref(&leftover)).await.unwrap().is_empty()
+            && block.snapshots_tagged(REGION, tags::SOURCE, &volume_id).await.unwrap().iter().any(|s| s.id == leftover)
+    };
+    backup_tests::eventually(std::time::Duration::from_secs(30), || async { exists().await.then_some(()) })
+        .await
+        .expect("the snapshot becomes visible");
+    // Younger than the leftover age (days): a copy may still be using it.
+    let outcome = run_task_in(&handlers(&fleet), None, &prune).await.expect("the prune succeeds");
+    let Outcome::Done { result, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(result["share_leftovers_deleted"], 0, "{result}");
+    assert!(exists().await);
+    // Past it: deleted, and never judged as a backup meanwhile.
+    let mut sweeping = services(&fleet);
+    sweeping.timing.share_leftover_age = std::time::Duration::ZERO;
+    let sweeping = Arc::new(Handlers::with_services(sweeping));
+    let prune = Task::Prune(Prune { as_of: Utc::now() + ChronoDuration::seconds(1), ..prune_params(&prune) });
+    let outcome = run_task_in(&sweeping, None, &prune).await.expect("the prune succeeds");
+    let Outcome::Done { result, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(result["share_leftovers_deleted"], 1, "{result}");
+    assert_eq!(result["ignored"]["count"], 0, "a re-encryption is not a candidate: {result}");
+    assert!(!exists().await, "the leftover re-encryption was deleted");
+}
+
+fn prune_params(task: &Task) -> Prune {
+    match task {
+        Task::Prune(p) => p.clone(),
+        other => panic!("not a prune: {other:?}"),
+    }
+}

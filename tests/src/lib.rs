@@ -433,6 +433,7 @@ pub fn test_timing() -> backup_worker::handlers::services::Timing {
         consistency_window: Duration::from_secs(3),
         slot_hold: Duration::from_secs(60),
         tier_recheck: Duration::from_millis(500),
+        ..backup_worker::handlers::services::Timing::default()
     }
 }
 

@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
                     consistency_window: Duration::from_secs(settings.consistency_window_secs),
                     slot_hold: Duration::from_secs(settings.copy_slot_hold_secs),
                     tier_recheck: Duration::from_secs(settings.tier_recheck_secs),
+                    ..Timing::default()
                 },
             })
         }

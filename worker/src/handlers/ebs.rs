@@ -598,7 +598,12 @@ impl Services {
                 share_key = key,
                 "re-encrypting the snapshot under the share key: the backup account cannot use its key"
             );
-            let tags = Tags::from([(tags::SHARE_FOR.to_owned(), ctx.task_id.to_string())]);
+            // Tagged with its resource too, so the resource's prune finds it if this task never
+            // gets to delete it.
+            let tags = Tags::from([
+                (tags::SHARE_FOR.to_owned(), ctx.task_id.to_string()),
+                (tags::SOURCE.to_owned(), p.source_resource.clone()),
+            ]);
             let description = format!("backup-fleet: {} re-encrypted for sharing", p.snapshot_id);
             let id = self
                 .block

@@ -82,6 +82,16 @@ fn from_source(p: &Prune, tags: &backup_core::artifacts::Tags) -> bool {
 /// Catalog records by kind and id.
 type Records = BTreeMap<(ArtifactKind, String), CatalogRecord>;
 
+/// What a prune listed and decided.
+struct Judged {
+    candidates: Vec<Candidate>,
+    decision: RetentionDecision,
+    /// The catalog records it read (the archive and export decisions reuse them).
+    records: Records,
+    /// Re-encryptions for a share that their copy task left behind.
+    leftovers: Vec<String>,
+}
+
 impl Services {
     /// The live catalog records of the prune's resource in its region, by kind and id.
     async fn live_records(&self, p: &Prune) -> Result<Records, TaskError> {
@@ -98,7 +108,16 @@ impl Services {
 
     /// Every artifact of `resource` in `region`, as retention candidates. `Err` means the listing
     /// was incomplete, and nothing may be deleted.
-    async fn retention_candidates(&self, p: &Prune, catalogued: &Records) -> Result<Vec<Candidate>, TaskError> {
+    ///
+    /// The temporary re-encryptions made to share a backup with a backup account
+    /// (`backup-fleet:share-for`) are never candidates: they are returned apart when older than
+    /// `Timing::share_leftover_age` (their copy task ended without deleting them: it went DEAD),
+    /// for the prune to delete.
+    async fn retention_candidates(
+        &self,
+        p: &Prune,
+        catalogued: &Records,
+    ) -> Result<(Vec<Candidate>, Vec<String>), TaskError> {
         // The catalog's creation time is the fleet's own record of when the backup was taken;
         // AWS's start time is only the fallback for artifacts the catalog does not know.
         let record = |kind: ArtifactKind, id: &str| catalogued.get(&(kind, id.to_owned()));
@@ -106,11 +125,25 @@ impl Services {
         let created =
             |kind: ArtifactKind, id: &str, aws: Option<DateTime<Utc>>| record(kind, id).map(|r| r.created_at).or(aws);
         let mut candidates = Vec::new();
+        let mut leftovers = Vec::new();
+        let mut leftover = |id: &str, tags: &backup_core::artifacts::Tags, created: Option<DateTime<Utc>>| {
+            if !tags.contains_key(tags::SHARE_FOR) {
+                return false;
+            }
+            let age = created.map(|at| (Utc::now() - at).to_std().unwrap_or_default());
+            if age.is_some_and(|age| age >= self.timing.share_leftover_age) {
+                leftovers.push(id.to_owned());
+            }
+            true
+        };
         match p.resource_type {
             ResourceType::Ec2Volume | ResourceType::Ec2Instance => {
                 let snapshots: Vec<SnapshotInfo> =
                     self.block.snapshots_tagged(&p.region, tags::SOURCE, &p.resource).await?;
-                let snapshots: Vec<SnapshotInfo> = snapshots.into_iter().filter(|s| from_source(p, &s.tags)).collect();
+                let snapshots: Vec<SnapshotInfo> = snapshots
+                    .into_iter()
+                    .filter(|s| from_source(p, &s.tags) && !leftover(&s.id, &s.tags, s.created_at))
+                    .collect();
                 let images: Vec<ImageInfo> = self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?;
                 let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
                 for snapshot in &snapshots {
@@ -153,10 +186,11 @@ impl Services {
                 let kind = if cluster { ArtifactKind::RdsClusterSnapshot } else { ArtifactKind::RdsSnapshot };
                 let snapshots: Vec<DbSnapshotInfo> =
                     self.databases.snapshots_of(&p.region, cluster, &p.resource).await?;
-                for snapshot in snapshots
-                    .iter()
-                    .filter(|s| s.snapshot_type.as_deref() != Some("automated") && from_source(p, &s.tags))
-                {
+                for snapshot in snapshots.iter().filter(|s| {
+                    s.snapshot_type.as_deref() != Some("automated")
+                        && from_source(p, &s.tags)
+                        && !leftover(&s.identifier, &s.tags, s.created_at)
+                }) {
                     candidates.push(candidate(
                         &snapshot.identifier,
                         kind,
@@ -170,17 +204,17 @@ impl Services {
             // Objects in the backup bucket: its lifecycle and Object Lock expire them.
             ResourceType::S3Bucket | ResourceType::PostgresDb => {}
         }
-        Ok(candidates)
+        Ok((candidates, leftovers))
     }
 
     /// Lists and decides, as a prune does. Also returns the catalog records it read, which the prune's archive and export decisions
     /// reuse (one catalog query per prune).
-    async fn retention_decision(&self, p: &Prune) -> Result<(Vec<Candidate>, RetentionDecision, Records), TaskError> {
+    async fn retention_decision(&self, p: &Prune) -> Result<Judged, TaskError> {
         // Listing failed part-way: decide nothing (the error is retried, listing from scratch).
         let records = self.live_records(p).await?;
-        let candidates = self.retention_candidates(p, &records).await?;
+        let (candidates, leftovers) = self.retention_candidates(p, &records).await?;
         match decide(&p.plan, &p.rules, &candidates, p.as_of, true) {
-            Ok(decision) => Ok((candidates, decision, records)),
+            Ok(decision) => Ok(Judged { candidates, decision, records, leftovers }),
             Err(RetentionError::IncompleteListing) => Err(TaskError::retry(
                 RetryClass::Transient,
                 format!("the listing of {}'s artifacts was incomplete", p.resource),
@@ -206,7 +240,8 @@ impl Handler<Prune> for Services {
                 json!({ "resource": p.resource, "skipped": "retention of objects in the backup bucket is enforced by its lifecycle and Object Lock" }),
             ));
         }
-        let (candidates, decision, records) = self.retention_decision(p).await?;
+        let Judged { candidates, decision, records, leftovers } = self.retention_decision(p).await?;
+        let leftovers_deleted = self.delete_share_leftovers(p, &leftovers).await;
         let by_id: BTreeMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
         let artifact = |id: &str| ArtifactRef { kind: by_id[id].kind, region: p.region.clone(), id: id.to_owned() };
         // One deletion task per backup: a set's members go together.
@@ -243,12 +278,38 @@ impl Handler<Prune> for Services {
             "keep": listed(&decision.keep, |k| json!({"id": k.id, "reasons": k.reasons.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()})),
             "ignored": listed(&decision.ignored, |i| json!({"id": i.id, "why": format!("{:?}", i.why)})),
             "expired_exports": expired_exports.len(),
+            "share_leftovers_deleted": leftovers_deleted,
         }))
         .with_children(children.into_iter().chain(archives).chain(expired_exports)))
     }
 }
 
 impl Services {
+    /// Deletes the re-encryptions made for a share that their copy task left behind (it went
+    /// DEAD before its cleanup). Best effort: one that cannot be deleted now is found again by
+    /// the next prune. Returns how many were deleted.
+    async fn delete_share_leftovers(&self, p: &Prune, leftovers: &[String]) -> usize {
+        let mut deleted = 0;
+        for id in leftovers {
+            let result = match p.resource_type {
+                ResourceType::RdsInstance | ResourceType::RdsCluster => {
+                    self.databases.delete_snapshot(&p.region, p.resource_type == ResourceType::RdsCluster, id).await
+                }
+                _ => self.block.delete_snapshot(&p.region, id).await,
+            };
+            match result {
+                Ok(()) => {
+                    tracing::warn!(snapshot = %id, resource = %p.resource, "deleted a re-encryption a failed copy into a backup account left behind");
+                    deleted += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(snapshot = %id, error = %err, "could not delete a left-behind re-encryption")
+                }
+            }
+        }
+        deleted
+    }
+
     /// Deletions of the resource's snapshot exports whose own expiry (`export.retain_days`) has
     /// passed at the prune's instant. Exports are not snapshots: no count rule or `min_keep`
     /// applies, only their own expiry.
@@ -473,7 +534,7 @@ impl Handler<DeleteArtifact> for Services {
                 "no retention rules to re-check against (an older deletion task); the next prune decides again".into(),
             );
         };
-        let (candidates, decision, _) = self.retention_decision(prune).await?;
+        let Judged { candidates, decision, .. } = self.retention_decision(prune).await?;
         let listed: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
         // A member gone from the listing is done with unless it is an AMI, whose snapshots may
         // still need deleting (a crash after deregistering).

@@ -33,6 +33,9 @@ pub struct Timing {
     /// How long a task waits between checks of an EBS archive-tier operation (an archival or a
     /// restore from the archive tier takes hours, up to 72 for a restore).
     pub tier_recheck: Duration,
+    /// Age from which a prune deletes a re-encryption made to share a backup with a backup
+    /// account: its copy task ended without cleaning up (a copy takes hours, not days).
+    pub share_leftover_age: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +45,7 @@ impl Default for Timing {
             consistency_window: Duration::from_secs(30),
             slot_hold: Duration::from_secs(600),
             tier_recheck: Duration::from_secs(900),
+            share_leftover_age: Duration::from_secs(3 * 24 * 3600),
         }
     }
 }
