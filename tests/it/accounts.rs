@@ -81,6 +81,16 @@ async fn tagged_volume_in(aws: &AwsContext, encrypted: bool, value: &str) -> Str
     out.volume_id.unwrap()
 }
 
+/// A snapshot of `volume_id` made by hand in `aws`'s account, with `tags`.
+async fn snapshot_tagged_in(aws: &AwsContext, volume_id: &str, tags: &[(&str, &str)]) -> String {
+    let spec = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Snapshot)
+        .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+        .build();
+    let out = aws.clients().ec2.create_snapshot().volume_id(volume_id).tag_specifications(spec).send().await.unwrap();
+    out.snapshot_id.unwrap()
+}
+
 fn handlers(fleet: &Fleet) -> Arc<Handlers> {
     Arc::new(Handlers::with_services(services(fleet)))
 }
@@ -583,23 +593,8 @@ async fn a_snapshot_the_fleet_did_not_make_is_never_shared_with_the_backup_accou
     let member_aws = in_account(&fleet, &member()).await;
     let volume_id = volume_in(&member_aws, false).await;
     // Someone in the member account dresses a snapshot up as a fleet backup.
-    let forged = member_aws
-        .clients()
-        .ec2
-        .create_snapshot()
-        .volume_id(&volume_id)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(Ec2ResourceType::Snapshot)
-                .tags(Tag::builder().key(tags::MANAGED).value("true").build())
-                .tags(Tag::builder().key(tags::SOURCE).value(&volume_id).build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .snapshot_id
-        .unwrap();
+    let forged =
+        snapshot_tagged_in(&member_aws, &volume_id, &[(tags::MANAGED, "true"), (tags::SOURCE, &volume_id)]).await;
     let copy = Task::CopySnapshot(CopySnapshot {
         source_region: REGION.into(),
         snapshot_id: forged.clone(),
@@ -713,24 +708,12 @@ async fn a_reencryption_its_copy_task_left_behind_is_deleted_by_the_resources_ne
     let fleet = Fleet::realistic("acctleftover").await;
     let volume_id = volume_in(&fleet.aws, true).await;
     // What a copy task that went DEAD before its cleanup leaves: a snapshot tagged for the share.
-    let leftover = fleet
-        .aws
-        .clients()
-        .ec2
-        .create_snapshot()
-        .volume_id(&volume_id)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(Ec2ResourceType::Snapshot)
-                .tags(Tag::builder().key(tags::SHARE_FOR).value("t-0123456789abcdef0123456789abcdef").build())
-                .tags(Tag::builder().key(tags::SOURCE).value(&volume_id).build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .snapshot_id
-        .unwrap();
+    let leftover = snapshot_tagged_in(
+        &fleet.aws,
+        &volume_id,
+        &[(tags::SHARE_FOR, "t-0123456789abcdef0123456789abcdef"), (tags::SOURCE, &volume_id)],
+    )
+    .await;
     let prune = Task::Prune(Prune {
         plan: "daily".into(),
         resource: volume_id.clone(),
