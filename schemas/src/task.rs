@@ -176,16 +176,6 @@ pub struct CopyTarget {
     pub share_kms_key: Option<String>,
 }
 
-impl CopyTarget {
-    /// Where the copy lands, for logs and pool names: `us-west-2` or `444455556666/us-west-2`.
-    pub fn destination(&self) -> String {
-        match &self.account {
-            Some(account) => format!("{}/{}", account.account_id, self.region),
-            None => self.region.clone(),
-        }
-    }
-}
-
 /// Why an artifact exists and how long it lives: carried by every backup task so the worker can
 /// tag the artifact and record it in the catalog without reading the policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
