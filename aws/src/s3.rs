@@ -428,6 +428,7 @@ impl ObjectStore for S3Objects {
         region: &str,
         bucket: &str,
         prefix: Option<&str>,
+        start_after: Option<&str>,
         continuation: Option<&str>,
         max_keys: i32,
     ) -> Result<ObjectPage, AwsError> {
@@ -436,6 +437,7 @@ impl ObjectStore for S3Objects {
             .list_objects_v2()
             .bucket(bucket)
             .set_prefix(prefix.filter(|p| !p.is_empty()).map(str::to_owned))
+            .set_start_after(start_after.map(str::to_owned))
             .set_continuation_token(continuation.map(str::to_owned))
             .max_keys(max_keys)
             .encoding_type(EncodingType::Url)

@@ -750,6 +750,7 @@ pub async fn scanned_at(
             prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
             continuation: None,
             page: 0,
+            listed_after: None,
             dest: plan.s3_destination(region).unwrap_or_else(|| backup_schemas::S3Destination {
                 bucket: String::new(),
                 region: region.to_owned(),

@@ -307,6 +307,7 @@ pub async fn map_event(
                                 prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
                                 continuation: None,
                                 page: 0,
+                                listed_after: None,
                                 dest,
                                 ctx,
                             }),

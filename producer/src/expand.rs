@@ -102,6 +102,7 @@ pub fn expand(
                     prefix: plan.s3.as_ref().and_then(|s| s.prefix.clone()),
                     continuation: None,
                     page: 0,
+                    listed_after: None,
                     dest,
                     ctx: ctx.clone(),
                 }),

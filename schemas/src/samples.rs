@@ -117,6 +117,7 @@ pub fn sample(kind: TaskKind) -> Task {
             prefix: None,
             continuation: None,
             page: 0,
+            listed_after: None,
             dest: dest(),
             ctx: ctx(),
         }),

@@ -381,6 +381,11 @@ pub struct ScanBucket {
     pub continuation: Option<String>,
     /// Page number, for progress and for the task id.
     pub page: u32,
+    /// The last source key before this page (absent for the first page): the listing of the
+    /// backup prefix that this page is compared with starts after its backup key. A later page
+    /// without it (a message from an older producer) is checked object by object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_after: Option<String>,
     pub dest: S3Destination,
     pub ctx: BackupContext,
 }

@@ -67,6 +67,7 @@ fn scan(source: &str, backup: &str) -> Task {
         prefix: None,
         continuation: None,
         page: 0,
+        listed_after: None,
         dest: dest(backup),
         ctx: ctx(),
     })
@@ -148,6 +149,17 @@ async fn run_scan(handlers: &Arc<Handlers>, task: Task) -> Vec<(Task, Value)> {
             other => panic!("{} {} did not finish: {other:?}", task.kind(), task.resource()),
         })
         .collect()
+}
+
+/// Objects a scan found already backed up: dropped by the listing comparison, or skipped by a
+/// copy batch's own check.
+fn skipped(results: &[(Task, Value)]) -> u64 {
+    let listed: u64 = results
+        .iter()
+        .filter(|(t, _)| t.kind() == TaskKind::ScanBucket)
+        .map(|(_, r)| r["unchanged"].as_u64().unwrap())
+        .sum();
+    listed + total(results, "skipped")
 }
 
 /// Sums a counter over the copy batches of a scan.
@@ -281,7 +293,18 @@ async fn bucket_backup_is_byte_identical_keeps_metadata_tags_class_and_lock_and_
     // A re-run copies nothing.
     let again = run_scan(&handlers, scan(&source, &backup)).await;
     assert_eq!(total(&again, "copied"), 0);
-    assert_eq!(total(&again, "skipped"), expected.len() as u64);
+    assert_eq!(skipped(&again), expected.len() as u64);
+    // The listing settles every object whose copy kept its ETag; the multipart copy (new ETag)
+    // is left to the batch, which finds the source ETag in its tag.
+    let batched: Vec<&str> = again
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Task::CopyObjects(b) => Some(b.objects.iter().map(|o| o.key.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(batched, ["big.bin"]);
     assert_eq!(services(&fleet).catalog.by_resource(&source).await.unwrap().len(), expected.len());
 }
 
@@ -297,7 +320,7 @@ async fn changing_one_source_object_copies_exactly_that_one() {
 
     put(&fleet, &source, "plus+sign", b"changed content".to_vec(), Seed::default()).await;
     let rerun = run_scan(&handlers, scan(&source, &backup)).await;
-    assert_eq!((total(&rerun, "copied"), total(&rerun, "skipped")), (1, 3));
+    assert_eq!((total(&rerun, "copied"), skipped(&rerun)), (1, 3));
 
     let objects = services(&fleet).objects;
     let key = format!("{source}/plus+sign");
@@ -351,7 +374,7 @@ async fn scan_pages_fan_out_into_continuations_and_batches() {
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = objects.list_page(REGION, &source, Some("p/"), token.as_deref(), 400).await.unwrap();
+        let page = objects.list_page(REGION, &source, Some("p/"), None, token.as_deref(), 400).await.unwrap();
         pages += 1;
         assert!(page.objects.len() <= 400);
         listed.extend(page.objects.into_iter().map(|o| o.key));
@@ -380,6 +403,7 @@ async fn scan_pages_fan_out_into_continuations_and_batches() {
     assert_eq!((batch.page, batch.objects.len()), (0, 1000));
     assert_eq!(next.page, 1);
     assert!(next.continuation.is_some());
+    assert_eq!(next.listed_after.as_deref(), Some(keys[999].as_str()), "the backup listing resumes after page 0");
     assert_eq!(next.prefix.as_deref(), Some("p/"), "the prefix rides along");
     assert_ne!(Task::ScanBucket(next.clone()).id(), first.id(), "each page is its own task");
 
@@ -410,7 +434,7 @@ async fn a_batch_rerun_after_partial_progress_copies_only_the_rest() {
     for key in ODD_KEYS {
         put(&fleet, &source, key, body_of(key), Seed::default()).await;
     }
-    let listed = services(&fleet).objects.list_page(REGION, &source, None, None, 1000).await.unwrap();
+    let listed = services(&fleet).objects.list_page(REGION, &source, None, None, None, 1000).await.unwrap();
     assert_eq!(listed.objects.len(), ODD_KEYS.len());
     let mut listed_keys: Vec<&str> = listed.objects.iter().map(|o| o.key.as_str()).collect();
     listed_keys.sort();
@@ -588,4 +612,101 @@ async fn a_page_of_long_keys_fans_out_within_sqs_batch_limits_and_backs_up_compl
     }
     assert_eq!(backed_up, keys.len(), "every object is backed up");
     assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty());
+}
+
+/// Puts the same body at the backup key, as an earlier backup would have left it (same ETag).
+async fn seed_backed_up(fleet: &Fleet, source: &str, backup: &str, keys: &[String]) {
+    let s3 = fleet.aws.clients().s3;
+    futures::stream::iter(keys)
+        .map(|key| {
+            let s3 = s3.clone();
+            async move {
+                s3.put_object()
+                    .bucket(backup)
+                    .key(format!("{source}/{key}"))
+                    .body(ByteStream::from(body_of(key)))
+                    .send()
+                    .await
+                    .expect("seed backup copy");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn s3_calls(fleet: &Fleet) -> BTreeMap<String, u64> {
+    fleet
+        .aws
+        .calls()
+        .snapshot()
+        .into_iter()
+        .filter(|((service, _), _)| service.eq_ignore_ascii_case("s3"))
+        .map(|((_, op), n)| (op, n))
+        .collect()
+}
+
+fn calls_since(before: &BTreeMap<String, u64>, after: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unchanged_bucket_is_rechecked_by_listing_alone_and_only_what_changed_is_copied() {
+    let fleet = Fleet::realistic("s3list").await;
+    let (source, backup) = buckets(&fleet).await;
+    // Two and a bit pages, every object already backed up.
+    let keys = seed_many(&fleet, &source, "k/", 2_050).await;
+    seed_backed_up(&fleet, &source, &backup, &keys).await;
+    let handlers = handlers(&fleet);
+
+    // The nightly re-run: one scan task walks the three pages, lists the backup prefix beside
+    // them, and copies nothing. No HEAD, no copy task.
+    let before = s3_calls(&fleet);
+    let rerun = run_scan(&handlers, scan(&source, &backup)).await;
+    let calls = calls_since(&before, s3_calls(&fleet));
+    assert_eq!(rerun.len(), 1, "one scan task, no continuation, no batch: {rerun:#?}");
+    let result = &rerun[0].1;
+    assert_eq!((result["pages"].as_u64(), result["objects"].as_u64()), (Some(3), Some(2_050)));
+    assert_eq!((result["unchanged"].as_u64(), result["batches"].as_u64()), (Some(2_050), Some(0)));
+    assert_eq!(calls, BTreeMap::from([("ListObjectsV2".to_owned(), 6)]), "three pages of each listing");
+
+    // What changed since: a rewrite of the same size (only the ETag tells), a new key, a copy
+    // hidden behind a delete marker (as a failed verification leaves it), a deleted source.
+    let same_size = keys[10].clone();
+    let mut rewritten = body_of(&same_size);
+    rewritten[0] ^= 0x20;
+    put(&fleet, &source, &same_size, rewritten.clone(), Seed::default()).await;
+    put(&fleet, &source, "k/1500 new", b"new".to_vec(), Seed::default()).await;
+    let hidden = keys[2_040].clone();
+    services(&fleet).objects.hide_latest(REGION, &backup, &format!("{source}/{hidden}")).await.unwrap();
+    fleet.aws.clients().s3.delete_object().bucket(&source).key(&keys[1_200]).send().await.unwrap();
+
+    let rerun = run_scan(&handlers, scan(&source, &backup)).await;
+    assert_eq!(total(&rerun, "copied"), 3, "{rerun:#?}");
+    assert_eq!(skipped(&rerun), 2_050 - 3, "all but the deleted, the rewritten and the hidden");
+    let mut copied: Vec<String> = rerun
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Task::CopyObjects(b) => Some(b.objects.iter().map(|o| o.key.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    copied.sort();
+    assert_eq!(copied, [same_size.clone(), "k/1500 new".to_owned(), hidden.clone()]);
+    let objects = services(&fleet).objects;
+    assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/{same_size}"), None).await.unwrap(), rewritten);
+    assert_eq!(
+        objects.get_bytes(REGION, &backup, &format!("{source}/{hidden}"), None).await.unwrap(),
+        body_of(&hidden)
+    );
+    let deleted = format!("{source}/{}", keys[1_200]);
+    assert!(
+        objects.head(REGION, &backup, &deleted, None).await.unwrap().is_some(),
+        "a deleted source keeps its backup"
+    );
 }

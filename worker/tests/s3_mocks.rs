@@ -86,7 +86,7 @@ async fn slow_down_and_503_are_retryable_throttling() {
         .build();
     let objects = S3Objects::from_client(client(RuleMode::MatchAny, &[&list, &head, &copy]));
 
-    let err = objects.list_page("us-east-1", "src", None, None, 1000).await.unwrap_err();
+    let err = objects.list_page("us-east-1", "src", None, None, None, 1000).await.unwrap_err();
     assert_class(&err, ErrorClass::Retry(RetryClass::Throttled), "SlowDown");
     // A HEAD's error has no body: the 503 alone says "slow down".
     let err = objects.head("us-east-1", "src", "k", None).await.unwrap_err();
@@ -106,7 +106,7 @@ async fn access_denied_is_permanent() {
         mock!(Client::copy_object).sequence().http_status(403, s3_error_body("AccessDenied", "Access Denied")).build();
     let objects = S3Objects::from_client(client(RuleMode::MatchAny, &[&list, &copy]));
     assert_class(
-        &objects.list_page("us-east-1", "src", None, None, 1000).await.unwrap_err(),
+        &objects.list_page("us-east-1", "src", None, None, None, 1000).await.unwrap_err(),
         ErrorClass::Permanent,
         "AccessDenied",
     );

@@ -140,12 +140,15 @@ pub type ObjectStream = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
-    /// One page of ListObjectsV2 (keys decoded, whatever characters they hold).
+    /// One page of ListObjectsV2 (keys decoded, whatever characters they hold), in S3's order
+    /// (UTF-8 binary). The first page starts after `start_after` when given; S3 ignores it once
+    /// a continuation token is passed.
     async fn list_page(
         &self,
         region: &str,
         bucket: &str,
         prefix: Option<&str>,
+        start_after: Option<&str>,
         continuation: Option<&str>,
         max_keys: i32,
     ) -> Result<ObjectPage, AwsError>;

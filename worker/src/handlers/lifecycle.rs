@@ -719,7 +719,7 @@ impl Handler<Verify> for Services {
                     checks.check("exists", true, &artifact.id);
                     checks.check("complete", export.status.is_complete(), format!("{:?}", export.status));
                     let prefix = record.as_ref().and_then(|r| r.details.get("prefix")).cloned().unwrap_or_default();
-                    let page = self.objects.list_page(region, &export.bucket, Some(&prefix), None, 1).await?;
+                    let page = self.objects.list_page(region, &export.bucket, Some(&prefix), None, None, 1).await?;
                     checks.check(
                         "objects",
                         !page.objects.is_empty(),

@@ -2,11 +2,16 @@
 //! continuation), the batch copy, and the single-object copy that serves object-created events.
 //! Backups go to `<dest.bucket>/<source-bucket>/<key>` in a versioned (usually Object Lock) bucket.
 //!
-//! **Incremental skip.** An object is skipped when the backup key's latest version has the listed
-//! size and came from the listed ETag: its own ETag equals the source's (a single CopyObject keeps
-//! the ETag of unencrypted and SSE-S3 objects), or else its `backup-fleet:source-etag` tag does
-//! (multipart copies and SSE-KMS objects get new ETags). The common case costs one HEAD; a batch
-//! that failed midway re-runs as a no-op for what it already copied.
+//! **Incremental skip.** A scan compares each source page with a listing of the backup prefix
+//! over the same key range (both come back in S3's key order): an object whose backup key's
+//! latest version has the listed size and ETag is dropped before any copy task exists. A nightly
+//! re-run of an unchanged bucket therefore costs about two LIST requests per 1,000 objects, and a
+//! scan task walks up to [`PAGES_PER_TASK`] pages while they hold nothing to copy. What the
+//! listing cannot settle (a copy whose ETag differs because it was copied in parts or under
+//! SSE-KMS) goes to the copy batch, which skips an object when the backup key's latest version
+//! has the listed size and came from the listed ETag: its own ETag equals the source's, or else
+//! its `backup-fleet:source-etag` tag does. That costs a HEAD (and the tag read); a batch that
+//! failed midway re-runs as a no-op for what it already copied.
 //!
 //! **Verification.** After each copy the new version is read back (HEAD with checksums): the size
 //! must match, and the SHA-256 S3 computed for the copy must match the source's. When the source
@@ -28,6 +33,7 @@ use backup_schemas::{
 use chrono::Utc;
 use futures::StreamExt;
 use serde_json::json;
+use std::collections::{HashMap, VecDeque};
 use tokio::sync::Semaphore;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
@@ -35,6 +41,10 @@ use crate::handlers::services::{missing, record, Services};
 
 /// Keys listed per scan page (S3's maximum).
 pub const PAGE_KEYS: i32 = 1000;
+/// Source pages one scan task walks at most. A task hands on to its continuation sooner once a
+/// page's worth of objects is waiting to be copied, so a first full backup starts copying after
+/// one page while an unchanged bucket is walked 10,000 keys per task.
+pub const PAGES_PER_TASK: u32 = 10;
 /// The copy batches of scan page `p` are numbered `p * BATCH_STRIDE + i`: distinct task ids
 /// whether or not a page had to be split (a page splits into at most a few dozen batches).
 pub const BATCH_STRIDE: u32 = 1000;
@@ -87,9 +97,9 @@ fn mismatch(reason: String) -> TaskError {
 }
 
 /// Splits one listing page into copy batches whose encoded task stays under [`BATCH_TASK_BYTES`].
-fn batches(p: &ScanBucket, objects: Vec<ObjectRef>) -> Result<Vec<CopyObjects>, TaskError> {
-    let first = p.page.checked_mul(BATCH_STRIDE).ok_or_else(|| {
-        TaskError::permanent(format!("scan of {} reached page {}: batch numbers would overflow", p.bucket, p.page))
+fn batches(p: &ScanBucket, page: u32, objects: Vec<ObjectRef>) -> Result<Vec<CopyObjects>, TaskError> {
+    let first = page.checked_mul(BATCH_STRIDE).ok_or_else(|| {
+        TaskError::permanent(format!("scan of {} reached page {page}: batch numbers would overflow", p.bucket))
     })?;
     let batch = |page: u32, objects: Vec<ObjectRef>| CopyObjects {
         region: p.region.clone(),
@@ -119,9 +129,10 @@ fn batches(p: &ScanBucket, objects: Vec<ObjectRef>) -> Result<Vec<CopyObjects>, 
         .into_iter()
         .enumerate()
         .map(|(i, objects)| {
-            let page = u32::try_from(i).ok().and_then(|i| first.checked_add(i)).ok_or_else(|| {
-                TaskError::permanent(format!("scan of {} page {}: too many batches", p.bucket, p.page))
-            })?;
+            let page = u32::try_from(i)
+                .ok()
+                .and_then(|i| first.checked_add(i))
+                .ok_or_else(|| TaskError::permanent(format!("scan of {} page {page}: too many batches", p.bucket)))?;
             Ok(batch(page, objects))
         })
         .collect()
@@ -317,37 +328,209 @@ impl Services {
     }
 }
 
+/// Where the backup listing compared with a source page starts.
+#[derive(Clone, Debug, PartialEq)]
+enum BackupCursor {
+    /// At the start of the scanned prefix (the first page).
+    Start,
+    /// After the backup key of this source key (the last one of the page before).
+    After(String),
+    /// Not known (a later page sent without `listed_after`): the page is checked object by object.
+    Unknown,
+}
+
+impl BackupCursor {
+    fn of(p: &ScanBucket) -> Self {
+        match (&p.listed_after, &p.continuation) {
+            (Some(after), _) => BackupCursor::After(after.clone()),
+            (None, None) => BackupCursor::Start,
+            (None, Some(_)) => BackupCursor::Unknown,
+        }
+    }
+}
+
+/// Keeps the objects of a source page the backup does not visibly hold: those whose backup key's
+/// latest version is missing or differs from the listed size and ETag. Returns them and how many
+/// were dropped as unchanged.
+fn changed_objects(page: Vec<ObjectRef>, backed_up: &HashMap<String, (u64, String)>) -> (Vec<ObjectRef>, u64) {
+    let before = page.len();
+    let changed: Vec<ObjectRef> = page
+        .into_iter()
+        .filter(|object| {
+            let Some(etag) = object.etag.as_deref().map(bare_etag).filter(|e| !e.is_empty()) else {
+                return true;
+            };
+            backed_up.get(&object.key) != Some(&(object.size, etag.to_owned()))
+        })
+        .collect();
+    let unchanged = (before - changed.len()) as u64;
+    (changed, unchanged)
+}
+
+/// The listing of the backup prefix, walked beside the source listing: both come back in S3's
+/// key order, and the backup key of a source key is the source bucket's name and `/` before it.
+struct BackupListing<'a> {
+    services: &'a Services,
+    p: &'a ScanBucket,
+    /// `<source-bucket>/`: stripped from backup keys to get source keys.
+    root: String,
+    prefix: String,
+    /// Where the first request starts; S3 ignores it once there is a continuation token.
+    start_after: Option<String>,
+    token: Option<String>,
+    done: bool,
+    /// Listed, not yet compared (in key order).
+    listed: VecDeque<ObjectRef>,
+}
+
+impl<'a> BackupListing<'a> {
+    /// `None` when the cursor is unknown: the page is then checked object by object.
+    fn new(services: &'a Services, p: &'a ScanBucket, cursor: &BackupCursor) -> Option<Self> {
+        let start_after = match cursor {
+            BackupCursor::Start => None,
+            BackupCursor::After(key) => Some(backup_key(&p.bucket, key)),
+            BackupCursor::Unknown => return None,
+        };
+        Some(Self {
+            services,
+            p,
+            root: backup_key(&p.bucket, ""),
+            prefix: backup_key(&p.bucket, p.prefix.as_deref().unwrap_or("")),
+            start_after,
+            token: None,
+            done: false,
+            listed: VecDeque::new(),
+        })
+    }
+
+    /// Lists the next page of the backup prefix.
+    async fn fetch(&mut self) -> Result<(), TaskError> {
+        if self.done {
+            return Ok(());
+        }
+        let page = self
+            .services
+            .objects
+            .list_page(
+                &self.p.dest.region,
+                &self.p.dest.bucket,
+                Some(&self.prefix),
+                self.start_after.take().as_deref(),
+                self.token.as_deref(),
+                PAGE_KEYS,
+            )
+            .await?;
+        self.listed.extend(page.objects);
+        self.token = page.next;
+        self.done = self.token.is_none();
+        Ok(())
+    }
+
+    /// Lists ahead while nothing is waiting to be compared, so that the request can run beside
+    /// the source page's.
+    async fn prefetch(&mut self) -> Result<(), TaskError> {
+        if self.listed.is_empty() {
+            self.fetch().await?;
+        }
+        Ok(())
+    }
+
+    /// The latest backup version of every source key up to `last` (and after the previous
+    /// call's): (size, ETag without quotes) by source key. Keys hidden behind a delete marker are
+    /// not listed, so a copy that failed verification is never taken as current.
+    async fn through(&mut self, last: &str) -> Result<HashMap<String, (u64, String)>, TaskError> {
+        let last = backup_key(&self.p.bucket, last);
+        while !self.done && self.listed.back().is_none_or(|o| o.key < last) {
+            self.fetch().await?;
+        }
+        let mut found = HashMap::new();
+        while self.listed.front().is_some_and(|o| o.key <= last) {
+            let Some(object) = self.listed.pop_front() else { break };
+            if let (Some(key), Some(etag)) = (object.key.strip_prefix(&self.root), object.etag.as_deref()) {
+                found.insert(key.to_owned(), (object.size, bare_etag(etag).to_owned()));
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[async_trait]
 impl Handler<ScanBucket> for Services {
-    async fn run(&self, p: &ScanBucket, _ctx: &TaskContext) -> HandlerResult {
-        let page = match self
-            .objects
-            .list_page(&p.region, &p.bucket, p.prefix.as_deref(), p.continuation.as_deref(), PAGE_KEYS)
-            .await
-        {
-            Ok(page) => page,
-            Err(err) if err.is_code("NoSuchBucket") => return Err(missing("bucket", &p.bucket, &p.region)),
-            Err(err) => return Err(err.into()),
+    async fn run(&self, p: &ScanBucket, ctx: &TaskContext) -> HandlerResult {
+        let mut children: Vec<Task> = Vec::new();
+        let (mut page_no, mut pages, mut objects, mut bytes, mut unchanged, mut to_copy) =
+            (p.page, 0u32, 0usize, 0u64, 0u64, 0usize);
+        let mut continuation = p.continuation.clone();
+        let mut cursor = BackupCursor::of(p);
+        let mut backup = BackupListing::new(self, p, &cursor);
+        let next = loop {
+            let source = self.objects.list_page(
+                &p.region,
+                &p.bucket,
+                p.prefix.as_deref(),
+                None,
+                continuation.as_deref(),
+                PAGE_KEYS,
+            );
+            let ahead = async {
+                match backup.as_mut() {
+                    Some(backup) => backup.prefetch().await,
+                    None => Ok(()),
+                }
+            };
+            let (page, ahead) = tokio::join!(source, ahead);
+            let page = match page {
+                Ok(page) => page,
+                Err(err) if err.is_code("NoSuchBucket") => return Err(missing("bucket", &p.bucket, &p.region)),
+                Err(err) => return Err(err.into()),
+            };
+            ahead?;
+            pages += 1;
+            objects += page.objects.len();
+            bytes += page.objects.iter().map(|o| o.size).sum::<u64>();
+            let last = page.objects.last().map(|o| o.key.clone());
+            let changed = match (backup.as_mut(), &last) {
+                (Some(backup), Some(last)) => {
+                    let (changed, same) = changed_objects(page.objects, &backup.through(last).await?);
+                    unchanged += same;
+                    changed
+                }
+                _ => page.objects,
+            };
+            to_copy += changed.len();
+            children.extend(batches(p, page_no, changed)?.into_iter().map(Task::CopyObjects));
+            if let Some(last) = last {
+                cursor = BackupCursor::After(last);
+            }
+            let Some(token) = page.next else { break None };
+            page_no = page_no.checked_add(1).ok_or_else(|| TaskError::permanent("scan page number overflow"))?;
+            continuation = Some(token);
+            // Hand on once there is copying to start, after a bounded walk, or when asked to stop.
+            if to_copy >= PAGE_KEYS as usize || pages >= PAGES_PER_TASK || ctx.cancel.is_cancelled() {
+                break continuation.clone();
+            }
         };
-        let objects = page.objects.len();
-        let bytes: u64 = page.objects.iter().map(|o| o.size).sum();
-        let mut children: Vec<Task> = batches(p, page.objects)?.into_iter().map(Task::CopyObjects).collect();
         let batch_count = children.len();
-        if let Some(next) = &page.next {
-            let next_page = p.page.checked_add(1).ok_or_else(|| TaskError::permanent("scan page number overflow"))?;
+        if let Some(next) = &next {
             children.push(Task::ScanBucket(ScanBucket {
                 continuation: Some(next.clone()),
-                page: next_page,
+                page: page_no,
+                listed_after: match &cursor {
+                    BackupCursor::After(key) => Some(key.clone()),
+                    BackupCursor::Start | BackupCursor::Unknown => None,
+                },
                 ..p.clone()
             }));
         }
         Ok(Outcome::done(json!({
             "bucket": p.bucket,
             "page": p.page,
+            "pages": pages,
             "objects": objects,
             "bytes": bytes,
+            "unchanged": unchanged,
             "batches": batch_count,
-            "more": page.next.is_some(),
+            "more": next.is_some(),
         }))
         .with_children(children))
     }
@@ -439,6 +622,7 @@ mod tests {
             prefix: None,
             continuation: None,
             page,
+            listed_after: None,
             dest: S3Destination {
                 bucket: "backup".into(),
                 region: "us-west-2".into(),
@@ -465,7 +649,7 @@ mod tests {
     #[test]
     fn a_page_of_short_keys_is_one_batch_numbered_after_the_page() {
         let objects: Vec<_> = (0..1000).map(|i| object(format!("dir/file-{i:05}.txt"))).collect();
-        let out = batches(&scan(3), objects).unwrap();
+        let out = batches(&scan(3), 3, objects).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].page, 3000);
         assert_eq!(out[0].objects.len(), 1000);
@@ -475,7 +659,7 @@ mod tests {
     fn a_page_of_long_keys_splits_and_every_batch_fits_a_message() {
         // 1000 keys of 1024 bytes of control characters: ~6 KiB each once JSON-escaped.
         let objects: Vec<_> = (0..1000).map(|i| object(format!("{i:04}{}", "\u{1}".repeat(1020)))).collect();
-        let out = batches(&scan(7), objects.clone()).unwrap();
+        let out = batches(&scan(7), 7, objects.clone()).unwrap();
         assert!(out.len() > 1);
         let pages: Vec<u32> = out.iter().map(|b| b.page).collect();
         assert_eq!(pages, (7000..7000 + out.len() as u32).collect::<Vec<_>>());
@@ -494,7 +678,43 @@ mod tests {
 
     #[test]
     fn an_empty_page_makes_no_batch() {
-        assert!(batches(&scan(0), Vec::new()).unwrap().is_empty());
+        assert!(batches(&scan(0), 0, Vec::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_objects_the_backup_listing_shows_with_the_same_size_and_etag_are_unchanged() {
+        let listed = |key: &str, size: u64, etag: Option<&str>| ObjectRef {
+            key: key.into(),
+            size,
+            etag: etag.map(str::to_owned),
+            version_id: None,
+        };
+        let backed_up: HashMap<String, (u64, String)> = [
+            ("same".to_owned(), (5, "aaa".to_owned())),
+            ("resized".to_owned(), (6, "bbb".to_owned())),
+            ("rewritten".to_owned(), (5, "ccc".to_owned())),
+        ]
+        .into();
+        let page = vec![
+            listed("same", 5, Some("\"aaa\"")),
+            listed("resized", 5, Some("\"bbb\"")),
+            listed("rewritten", 5, Some("\"ddd\"")),
+            listed("new", 1, Some("\"eee\"")),
+            listed("no-etag", 5, None),
+        ];
+        let (changed, unchanged) = changed_objects(page, &backed_up);
+        let keys: Vec<&str> = changed.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!((keys, unchanged), (vec!["resized", "rewritten", "new", "no-etag"], 1));
+    }
+
+    #[test]
+    fn a_later_page_without_its_listing_cursor_is_checked_object_by_object() {
+        let mut p = scan(4);
+        p.continuation = Some("token".into());
+        assert_eq!(BackupCursor::of(&p), BackupCursor::Unknown);
+        p.listed_after = Some("k".into());
+        assert_eq!(BackupCursor::of(&p), BackupCursor::After("k".into()));
+        assert_eq!(BackupCursor::of(&scan(0)), BackupCursor::Start);
     }
 
     #[test]
