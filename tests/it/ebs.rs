@@ -776,3 +776,111 @@ async fn a_deletion_rechecks_the_expiry_tag_and_min_keep_against_aws() {
     assert_eq!(result["deleted"], false, "min_keep holds on the re-check: {result}");
     assert_eq!(block.snapshots(REGION, std::slice::from_ref(&made[0])).await.unwrap().len(), 1, "the last backup");
 }
+
+/// The fleet's catalog, except that reading a resource's records fails as a throttled DynamoDB
+/// would: a backup still completes, its prune cannot.
+struct CatalogWithoutQueries(Arc<dyn backup_core::ports::Catalog>);
+
+fn throttled() -> backup_core::AwsError {
+    backup_core::AwsError {
+        service: "dynamodb",
+        operation: "Query",
+        code: "ThrottlingException".into(),
+        message: "injected by the test".into(),
+        class: backup_core::ErrorClass::Retry(backup_core::RetryClass::Throttled),
+    }
+}
+
+#[async_trait::async_trait]
+impl backup_core::ports::Catalog for CatalogWithoutQueries {
+    async fn put(&self, record: &backup_core::artifacts::CatalogRecord) -> Result<(), backup_core::AwsError> {
+        self.0.put(record).await
+    }
+    async fn get(
+        &self,
+        artifact: &ArtifactRef,
+    ) -> Result<Option<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
+        self.0.get(artifact).await
+    }
+    async fn by_resource(&self, _: &str) -> Result<Vec<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
+        Err(throttled())
+    }
+    async fn expiring_before(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<Vec<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
+        self.0.expiring_before(before).await
+    }
+    async fn list(
+        &self,
+        query: &CatalogQuery,
+    ) -> Result<Vec<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
+        self.0.list(query).await
+    }
+    async fn add_copy(&self, source: &ArtifactRef, copy: &ArtifactRef) -> Result<(), backup_core::AwsError> {
+        self.0.add_copy(source, copy).await
+    }
+    async fn set_verification(
+        &self,
+        artifact: &ArtifactRef,
+        verification: &backup_core::artifacts::Verification,
+    ) -> Result<(), backup_core::AwsError> {
+        self.0.set_verification(artifact, verification).await
+    }
+    async fn mark_deleted(
+        &self,
+        artifact: &ArtifactRef,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), backup_core::AwsError> {
+        self.0.mark_deleted(artifact, at).await
+    }
+    async fn set_archive(
+        &self,
+        artifact: &ArtifactRef,
+        archive: &backup_core::artifacts::ArchiveRecord,
+    ) -> Result<(), backup_core::AwsError> {
+        self.0.set_archive(artifact, archive).await
+    }
+}
+
+#[tokio::test]
+async fn a_backups_prune_runs_inside_the_backup_task_and_one_that_fails_there_becomes_its_own_task() {
+    let fleet = Fleet::realistic("ebsfold").await;
+    let handlers = handlers(&fleet);
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let made = three_backups(&fleet, &handlers, &volume_id, 3).await;
+    let keep_one = |day: u32| {
+        let mut ctx = ctx("daily", day, false);
+        ctx.verify = false;
+        ctx.retain = Some(RetentionRules { count: Some(1), min_keep: 1, ..Default::default() });
+        Task::SnapshotVolume(SnapshotVolume { region: REGION.into(), volume_id: volume_id.clone(), ctx })
+    };
+
+    // The fourth backup keeps one: its task decides retention itself and hands on the three
+    // deletions, with no prune task in between.
+    let Outcome::Done { result, children, .. } = run_task(&handlers, &keep_one(6)).await.unwrap() else { panic!() };
+    assert!(children.iter().all(|t| t.kind() == TaskKind::DeleteArtifact), "{children:#?}");
+    let mut deleted: Vec<&str> = children
+        .iter()
+        .filter_map(|t| match t {
+            Task::DeleteArtifact(d) => Some(d.artifact.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    deleted.sort();
+    let mut expected: Vec<&str> = made.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert_eq!(result["pruned"][0]["delete"]["count"], 3, "{result}");
+
+    // When the prune cannot run inside the task (the catalog query is throttled), the backup
+    // still completes and the prune goes out as a task of its own, to be retried alone.
+    let mut failing = services(&fleet);
+    failing.fleet_catalog = Arc::new(CatalogWithoutQueries(failing.fleet_catalog.clone()));
+    let failing = Arc::new(Handlers::with_services(failing));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let Outcome::Done { result, children, .. } = run_task(&failing, &keep_one(7)).await.unwrap() else { panic!() };
+    assert!(result.get("pruned").is_none(), "{result}");
+    let [Task::Prune(prune)] = children.as_slice() else { panic!("{children:#?}") };
+    assert_eq!((prune.resource.as_str(), prune.rules.count), (volume_id.as_str(), Some(1)));
+}

@@ -167,7 +167,7 @@ impl Handlers {
         }
         let services = self.services_for(envelope).await?;
         let services = services.as_ref();
-        match task {
+        let outcome = match task {
             Task::Canary(p) => self.canary.run(p, ctx).await,
             Task::SnapshotVolume(p) => services.run(p, ctx).await,
             Task::SnapshotInstance(p) => services.run(p, ctx).await,
@@ -193,6 +193,51 @@ impl Handlers {
             Task::RestoreDbCluster(p) => services.run(p, ctx).await,
             Task::RestoreObjects(p) => services.run(p, ctx).await,
             Task::RestoreDrill(p) => services.run(p, ctx).await,
+        }?;
+        Ok(match task {
+            Task::Prune(_) => outcome,
+            _ => fold_prunes(services, outcome, ctx).await,
+        })
+    }
+}
+
+/// Runs the retention prunes a finished backup or copy asks for inside that task, instead of as
+/// tasks of their own. A prune is read-only until it decides (its deletions are tasks of their
+/// own, one per backup) and idempotent, so it needs no lease of its own: folding it saves its
+/// claim and completion writes and its share of a send, a receive and a delete. A prune that
+/// fails here is sent as its own task, as before, so that its retries never repeat the backup.
+/// Only prunes in the task's own account are folded (`children`); a copy's prune in a backup
+/// account (`children_in`) stays a task, run with that account's role.
+async fn fold_prunes(services: &Services, outcome: Outcome, ctx: &TaskContext) -> Outcome {
+    let Outcome::Done { mut result, children, mut children_in, mut events } = outcome else { return outcome };
+    if !children.iter().any(|child| matches!(child, Task::Prune(_))) {
+        return Outcome::Done { result, children, children_in, events };
+    }
+    let mut kept = Vec::with_capacity(children.len());
+    let mut pruned = Vec::new();
+    for child in children {
+        let Task::Prune(prune) = &child else {
+            kept.push(child);
+            continue;
+        };
+        match services.run(prune, ctx).await {
+            Ok(Outcome::Done { result, children, children_in: elsewhere, events: more }) => {
+                pruned.push(result);
+                kept.extend(children);
+                children_in.extend(elsewhere);
+                events.extend(more);
+            }
+            Ok(Outcome::Pending { .. }) => kept.push(child),
+            Err(err) => {
+                tracing::warn!(resource = %prune.resource, region = %prune.region, error = %err, "the prune failed inside the task; sending it as a task of its own");
+                kept.push(child);
+            }
         }
     }
+    if let Some(fields) = result.as_object_mut() {
+        if !pruned.is_empty() {
+            fields.insert("pruned".to_owned(), Value::Array(pruned));
+        }
+    }
+    Outcome::Done { result, children: kept, children_in, events }
 }
