@@ -264,13 +264,57 @@ async fn a_parked_task_is_rechecked_and_completes() {
     let fleet = fast_fleet("park").await;
     let task = canary("park", CanaryMode::PendingTimes(2), 0);
     fleet.send(&task).await;
-    let mut worker = start(&fleet, "w", fast(6));
+    let mut args = fast(6);
+    args.push("--hold-pending-secs=0".into());
+    let mut worker = start(&fleet, "w", args);
     finish(&mut worker).await;
     let record = fleet.task(&task.task_id).await.unwrap();
     assert_eq!(record.state, TaskState::Succeeded);
     assert_eq!(record.attempts, 3, "two re-checks after the first run");
     assert_eq!(worker.count(CANARY, "parked"), 2);
     assert_eq!(record.checkpoint, Some(json!({"rechecks": 2})));
+}
+
+#[tokio::test]
+async fn a_task_whose_recheck_is_due_soon_waits_in_place_and_one_that_would_wait_too_long_parks() {
+    let fleet = fast_fleet("hold").await;
+    let quick = canary("hold-quick", CanaryMode::PendingTimes(2), 0);
+    fleet.send(&quick).await;
+    // Re-checks after 1 s: two fit in 3 s, so the task finishes within its first attempt, with no
+    // Waiting write, no parking and no second claim. (Heartbeats every 5 s: none falls in the
+    // wait, so the lease is written exactly twice.)
+    let args: Vec<String> = [
+        "--visibility-timeout-secs=10",
+        "--lease-secs=10",
+        "--heartbeat-secs=5",
+        "--receive-wait-secs=1",
+        "--ack-flush-ms=50",
+        "--exit-when-idle=6",
+        "--hold-pending-secs=3",
+    ]
+    .map(String::from)
+    .into();
+    let mut worker = start(&fleet, "w", args);
+    finish(&mut worker).await;
+    let record = fleet.task(&quick.task_id).await.unwrap();
+    assert_eq!((record.state, record.attempts), (TaskState::Succeeded, 1));
+    assert_eq!(worker.count(CANARY, "parked"), 0);
+    let calls = &worker.summary()["aws_calls"];
+    assert_eq!(calls["DynamoDB.UpdateItem"], json!(2), "one claim and one completion: {calls}");
+
+    // With 2 s, an attempt waits in place for one re-check (due 1 s after the start), not for a
+    // second (due after 2 s and a little): five re-checks take three attempts, parking twice with
+    // the checkpoint.
+    let slow = canary("hold-slow", CanaryMode::PendingTimes(5), 0);
+    fleet.send(&slow).await;
+    let mut args = fast(8);
+    args.push("--hold-pending-secs=2".into());
+    let mut worker = start(&fleet, "w2", args);
+    finish(&mut worker).await;
+    let record = fleet.task(&slow.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Succeeded);
+    assert_eq!(record.checkpoint, Some(json!({"rechecks": 4})), "the last one parked with");
+    assert_eq!((record.attempts, worker.count(CANARY, "parked")), (3, 2));
 }
 
 #[tokio::test]

@@ -115,8 +115,10 @@ async fn main() -> anyhow::Result<()> {
         task_retention: TASK_RETENTION,
         capacity_recheck: Duration::from_secs(settings.recheck_secs),
         capacity_wait_limit: Duration::from_secs(settings.capacity_wait_limit_hours * 3600),
+        hold_pending: Duration::from_secs(settings.hold_pending_secs),
     };
     let worker = Arc::new(Worker {
+        holds: Default::default(),
         queue,
         dlq,
         store: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),

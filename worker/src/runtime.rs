@@ -13,6 +13,7 @@ use backup_schemas::{AccountRef, Envelope, LeaseOwner, Origin, Task, TaskState, 
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -47,6 +48,9 @@ pub struct RuntimeConfig {
     /// that never frees up (RDS's manual snapshot quota answers like a busy copy queue) must not
     /// turn into a backup that silently never happens.
     pub capacity_wait_limit: Duration,
+    /// How long in all an attempt may wait in place for a pending artifact whose re-check is due
+    /// within that time, instead of parking (zero: always park). See `run_holding`.
+    pub hold_pending: Duration,
 }
 
 /// SQS limits: visibility at most 12 hours, delays at most 15 minutes.
@@ -54,6 +58,8 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
 pub struct Worker {
+    /// Tasks waiting in place for a pending artifact right now (see `run_holding`).
+    pub holds: Arc<AtomicUsize>,
     pub queue: Arc<dyn TaskQueue>,
     pub dlq: Arc<dyn TaskQueue>,
     pub store: Arc<dyn TaskStore>,
@@ -357,8 +363,14 @@ impl Worker {
         };
         let handlers = self.handlers.clone();
         let task_envelope = envelope.clone();
+        let holds = self.holds.clone();
+        let hold = self.config.hold_pending;
+        let hold_limit = self.config.concurrency.div_ceil(2);
         // The handler runs in its own task so a panic is caught and classified, not fatal.
-        let mut run = tokio::spawn(async move { handlers.dispatch(&task_envelope, &context).await }.in_current_span());
+        let mut run = tokio::spawn(
+            async move { run_holding(&handlers, &task_envelope, context, hold, &holds, hold_limit).await }
+                .in_current_span(),
+        );
         let result: HandlerResult = tokio::select! {
             joined = &mut run => match joined {
                 Ok(result) => result,
@@ -748,6 +760,54 @@ struct PollContext {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     last_activity: Arc<Mutex<Instant>>,
+}
+
+/// Runs the handler; while it reports a pending artifact whose re-check is due within what is
+/// left of `hold`, waits in place and runs it again from the new checkpoint. Parking costs a
+/// Waiting write, a visibility change, a receive and a claim per re-check; waiting in place costs
+/// a slot, which is why at most `limit` tasks of this process hold at once (the rest park).
+/// The lease and the message stay extended by the heartbeat meanwhile. A crash while holding
+/// loses only the checkpoint, as a crash mid-run does: the next attempt adopts what this one
+/// started by its task-id tag. Cancellation (drain, lost lease) ends the wait at once and parks.
+async fn run_holding(
+    handlers: &Handlers,
+    envelope: &Envelope,
+    mut context: TaskContext,
+    hold: Duration,
+    holds: &AtomicUsize,
+    limit: usize,
+) -> HandlerResult {
+    let started = Instant::now();
+    loop {
+        let result = handlers.dispatch(envelope, &context).await;
+        let Ok(Outcome::Pending { checkpoint, recheck_after }) = &result else { return result };
+        if started.elapsed() + *recheck_after > hold || context.cancel.is_cancelled() {
+            return result;
+        }
+        let Some(_holding) = Holding::take(holds, limit) else { return result };
+        if context.sleep(*recheck_after).await.is_err() {
+            return result;
+        }
+        context.checkpoint = Some(checkpoint.clone());
+    }
+}
+
+/// One of the process's holds; given back when dropped, also when the task is aborted mid-wait.
+struct Holding<'a>(&'a AtomicUsize);
+
+impl<'a> Holding<'a> {
+    fn take(holds: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        holds
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| Self(holds))
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How a task's lease ended, as the heartbeat saw it.
