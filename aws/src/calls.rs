@@ -12,15 +12,37 @@ use aws_smithy_types::config_bag::ConfigBag;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+tokio::task_local! {
+    /// What the calls of the current tokio task are made for (a task kind): see [`attributed`].
+    static CALLS_FOR: &'static str;
+}
+
+/// Runs `future` with its AWS calls also counted under `purpose` (the worker passes the task
+/// kind, so that the benchmark can say where each kind's calls go). Spawned tasks do not inherit
+/// it: wrap them too.
+pub async fn attributed<F: std::future::Future>(purpose: &'static str, future: F) -> F::Output {
+    CALLS_FOR.scope(purpose, future).await
+}
+
+/// Per (service, operation) counts of one purpose.
+pub type CallCounts = BTreeMap<(String, String), u64>;
+
 /// Shared counter of HTTP attempts per (service, operation); every attempt is a billed request.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter {
-    counts: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    counts: Arc<Mutex<CallCounts>>,
+    by_purpose: Arc<Mutex<BTreeMap<&'static str, CallCounts>>>,
 }
 
 impl CallCounter {
-    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
+    pub fn snapshot(&self) -> CallCounts {
         self.counts.lock().expect("call counter poisoned").clone()
+    }
+
+    /// The calls made under [`attributed`], by purpose; calls made outside any (receives and
+    /// batched acknowledgements, shared by the tasks of a process) are not in it.
+    pub fn snapshot_by_purpose(&self) -> BTreeMap<&'static str, CallCounts> {
+        self.by_purpose.lock().expect("call counter poisoned").clone()
     }
 
     pub fn total_for(&self, service: &str) -> u64 {
@@ -28,8 +50,13 @@ impl CallCounter {
     }
 
     pub fn record(&self, service: &str, operation: &str) {
+        let key = (service.to_owned(), operation.to_owned());
+        if let Ok(purpose) = CALLS_FOR.try_with(|purpose| *purpose) {
+            let mut by_purpose = self.by_purpose.lock().expect("call counter poisoned");
+            *by_purpose.entry(purpose).or_default().entry(key.clone()).or_default() += 1;
+        }
         let mut counts = self.counts.lock().expect("call counter poisoned");
-        *counts.entry((service.to_owned(), operation.to_owned())).or_default() += 1;
+        *counts.entry(key).or_default() += 1;
     }
 }
 

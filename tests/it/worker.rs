@@ -301,6 +301,10 @@ async fn a_task_whose_recheck_is_due_soon_waits_in_place_and_one_that_would_wait
     assert_eq!(worker.count(CANARY, "parked"), 0);
     let calls = &worker.summary()["aws_calls"];
     assert_eq!(calls["DynamoDB.UpdateItem"], json!(2), "one claim and one completion: {calls}");
+    // Both are counted for the task's kind too; the receives serve every kind and are not.
+    let for_canaries = &worker.summary()["aws_calls_by_kind"][CANARY];
+    assert_eq!(for_canaries["DynamoDB.UpdateItem"], json!(2), "{for_canaries}");
+    assert!(for_canaries.get("SQS.ReceiveMessage").is_none(), "{for_canaries}");
 
     // With 2 s, an attempt waits in place for one re-check (due 1 s after the start), not for a
     // second (due after 2 s and a little): five re-checks take three attempts, parking twice with

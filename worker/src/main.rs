@@ -141,11 +141,26 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .map(|((service, operation), n)| (format!("{service}.{operation}"), json!(n)))
         .collect();
+    // The same calls by the task kind they were made for; receives and batched acknowledgements
+    // serve every kind and are only in `aws_calls`.
+    let calls_by_kind: serde_json::Map<String, serde_json::Value> = aws
+        .calls()
+        .snapshot_by_purpose()
+        .into_iter()
+        .map(|(kind, calls)| {
+            let calls: serde_json::Map<String, serde_json::Value> = calls
+                .into_iter()
+                .map(|((service, operation), n)| (format!("{service}.{operation}"), json!(n)))
+                .collect();
+            (kind.to_owned(), serde_json::Value::Object(calls))
+        })
+        .collect();
     let summary = json!({
         "owner": worker.owner,
         "uptime_secs": started.elapsed().as_secs_f64(),
         "counts": counts,
         "aws_calls": calls,
+        "aws_calls_by_kind": calls_by_kind,
     });
     tracing::info!(summary = %summary, "worker stopped");
     if let Some(path) = &settings.summary_file {

@@ -3,6 +3,7 @@
 //! outcome's class. On shutdown: stop receiving at once, drain until the deadline, hand back the
 //! rest.
 
+use backup_aws::calls::attributed;
 use backup_core::backoff::retry_delay;
 use backup_core::ports::{
     ClaimOutcome, ClaimRequest, EventPublisher, FleetEvent, Lease, OutgoingMessage, ReceivedMessage, TaskQueue,
@@ -243,7 +244,9 @@ impl Worker {
             let lag = (Utc::now() - sent_at).num_milliseconds() as f64 / 1000.0;
             backup_telemetry::metrics().queue_lag(envelope.kind().as_str(), lag);
         }
-        self.process_envelope(message, envelope, acks, drain).instrument(span).await;
+        // Calls made for this task (claim, handler, record, children) are counted under its kind.
+        let kind = envelope.kind().as_str();
+        attributed(kind, self.process_envelope(message, envelope, acks, drain).instrument(span)).await;
     }
 
     async fn process_envelope(
@@ -342,14 +345,17 @@ impl Worker {
         let started = Instant::now();
         let task_cancel = drain.child_token();
         let stop_heartbeat = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(
-            self.store.clone(),
-            lease.clone(),
-            message.receipt_handle.clone(),
-            acks.clone(),
-            self.config.clone(),
-            task_cancel.clone(),
-            stop_heartbeat.clone(),
+        let heartbeat = tokio::spawn(attributed(
+            envelope.kind().as_str(),
+            heartbeat(
+                self.store.clone(),
+                lease.clone(),
+                message.receipt_handle.clone(),
+                acks.clone(),
+                self.config.clone(),
+                task_cancel.clone(),
+                stop_heartbeat.clone(),
+            ),
         ));
         let context = TaskContext {
             task_id: envelope.task_id.clone(),
@@ -367,10 +373,12 @@ impl Worker {
         let hold = self.config.hold_pending;
         let hold_limit = self.config.concurrency.div_ceil(2);
         // The handler runs in its own task so a panic is caught and classified, not fatal.
-        let mut run = tokio::spawn(
+        let kind = envelope.kind().as_str();
+        let mut run = tokio::spawn(attributed(
+            kind,
             async move { run_holding(&handlers, &task_envelope, context, hold, &holds, hold_limit).await }
                 .in_current_span(),
-        );
+        ));
         let result: HandlerResult = tokio::select! {
             joined = &mut run => match joined {
                 Ok(result) => result,
