@@ -62,9 +62,19 @@ BENCH="$PRIVATE/backup-bench"
 # must neither disturb nor be disturbed by the one the tests use. Stopped at exit only if started
 # here.
 started_emulator=0
+# The estate phase runs against the realism layer, a second emulator the harness starts on
+# MOTO_PORT + 1 when none answers there; stopped at exit if it was not already running.
+export MOTO_REALISTIC_PORT="$((MOTO_PORT + 1))"
+realistic_was_up=0
+if MOTO_PORT="$MOTO_REALISTIC_PORT" bash scripts/emulator.sh status >/dev/null 2>&1; then
+    realistic_was_up=1
+fi
 cleanup() {
     if [[ "$started_emulator" == 1 ]]; then
         bash "$REPO/scripts/emulator.sh" stop || true
+    fi
+    if [[ "$realistic_was_up" == 0 ]]; then
+        MOTO_PORT="$MOTO_REALISTIC_PORT" bash "$REPO/scripts/emulator.sh" stop >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT

@@ -509,7 +509,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
 
 /// The request line and headers of one request.
 #[derive(Clone, Debug)]
-struct RequestHead {
+pub(crate) struct RequestHead {
     method: String,
     /// Path and query, as sent.
     target: String,
@@ -518,11 +518,11 @@ struct RequestHead {
 }
 
 impl RequestHead {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         let connection = self.header("connection").map(str::to_ascii_lowercase).unwrap_or_default();
         if self.minor_version == 0 {
             connection.contains("keep-alive")
@@ -540,7 +540,7 @@ const MAX_HEAD: usize = 256 * 1024;
 const MAX_HEADERS: usize = 128;
 
 /// Reads one request head; `None` when the client closed the connection between requests.
-async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<Option<RequestHead>> {
+pub(crate) async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<Option<RequestHead>> {
     loop {
         if !buf.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -578,7 +578,7 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> io::Resul
 }
 
 /// Reads the body (by `content-length` or chunked), decoded from the HTTP framing.
-async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, head: &RequestHead) -> io::Result<Bytes> {
+pub(crate) async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, head: &RequestHead) -> io::Result<Bytes> {
     if head.chunked() {
         return read_chunked(stream, buf).await;
     }

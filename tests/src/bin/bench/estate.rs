@@ -26,15 +26,33 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 /// emulator are not discovered again.
 const SELECT_TAG: &str = "bench-estate";
 
+/// CreateSnapshot's sustained rate per region and account, and its burst.
+const CREATE_SNAPSHOT_PER_SEC: f64 = 5.0;
+const CREATE_SNAPSHOT_BURST: f64 = 100.0;
+
 /// Worker dispositions that end a task.
 const TERMINAL: [&str; 3] = ["succeeded", "failed", "dead"];
 
+/// What is seeded and backed up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Volumes in two regions, each snapshot copied to the DR region, and a tagged bucket.
+    Estate,
+    /// The per-volume scenario of issue 20: volumes in one region, a snapshot and its prune
+    /// each, nothing else (no copy, no verification), as a plain boto3 worker would be compared.
+    Volumes,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct EstateConfig {
+    pub(crate) shape: Shape,
     pub(crate) volumes: usize,
     pub(crate) objects: usize,
     /// Fleet sizes to run the estate with.
     pub(crate) ks: Vec<usize>,
+    /// Run against the realism layer (pending snapshots and copies, quotas, a consistency
+    /// window): `BENCH_ESTATE_REALISM`, on by default.
+    pub(crate) realism: bool,
 }
 
 impl EstateConfig {
@@ -52,7 +70,32 @@ impl EstateConfig {
             _ => fleet_ks.iter().max().copied().into_iter().collect(),
         };
         ensure!(ks.iter().all(|k| *k >= 1), "BENCH_ESTATE_KS: K must be at least 1");
-        Ok(Self { volumes: super::env_or("BENCH_VOLUMES", 200)?, objects: super::env_or("BENCH_OBJECTS", 100)?, ks })
+        Ok(Self {
+            shape: Shape::Estate,
+            volumes: super::env_or("BENCH_VOLUMES", 200)?,
+            objects: super::env_or("BENCH_OBJECTS", 100)?,
+            ks,
+            realism: super::env_or::<u8>("BENCH_ESTATE_REALISM", 1)? != 0,
+        })
+    }
+
+    /// The per-volume scenario: `BENCH_SCENARIO_VOLUMES` (200) in one region, one worker, on the
+    /// plain emulator (as the boto3 baseline it is compared with was measured).
+    pub(crate) fn scenario_from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            shape: Shape::Volumes,
+            volumes: super::env_or("BENCH_SCENARIO_VOLUMES", 200)?,
+            objects: 0,
+            ks: vec![super::env_or("BENCH_SCENARIO_K", 1)?],
+            realism: false,
+        })
+    }
+
+    fn regions(&self) -> &'static [&'static str] {
+        match self.shape {
+            Shape::Estate => &REGIONS,
+            Shape::Volumes => &REGIONS[..1],
+        }
     }
 }
 
@@ -70,11 +113,18 @@ pub(crate) struct EstateRun {
     /// Tasks run by the workers, by kind and disposition.
     pub(crate) tasks: BTreeMap<String, BTreeMap<String, u64>>,
     pub(crate) worker_calls: BTreeMap<String, u64>,
+    /// The workers' calls by the task kind they were made for (receives and batched
+    /// acknowledgements are in `worker_calls` only).
+    pub(crate) calls_by_kind: BTreeMap<String, BTreeMap<String, u64>>,
     pub(crate) cpu_ticks: u64,
     pub(crate) clk_tck: u64,
     pub(crate) peak_rss_kib: u64,
     /// What the end-of-run checks found wrong (empty: all good).
     pub(crate) problems: Vec<String>,
+    /// Whether the emulator's realism layer (pending snapshots, quotas) was on.
+    pub(crate) realistic: bool,
+    /// Source regions of the volumes.
+    pub(crate) regions: usize,
 }
 
 impl EstateRun {
@@ -82,6 +132,34 @@ impl EstateRun {
     /// tasks, and duplicates did nothing).
     pub(crate) fn executed(&self) -> u64 {
         self.tasks.values().flat_map(|d| d.iter()).filter(|(d, _)| TERMINAL.contains(&d.as_str())).map(|(_, n)| n).sum()
+    }
+
+    /// The shortest time CreateSnapshot's rate limit allows for the estate: each region's
+    /// volumes at 5 per second (the burst of 100 ignored, as the target states it).
+    pub(crate) fn rate_floor_secs(&self) -> f64 {
+        self.volumes.div_ceil(self.regions) as f64 / CREATE_SNAPSHOT_PER_SEC
+    }
+
+    /// The volumes per second CreateSnapshot's rate limit allows: per region, a burst of 100
+    /// at once and then 5 per second.
+    pub(crate) fn rate_limit_volumes_per_sec(&self) -> f64 {
+        let per_region = self.volumes.div_ceil(self.regions) as f64;
+        let secs = (per_region - CREATE_SNAPSHOT_BURST).max(0.0) / CREATE_SNAPSHOT_PER_SEC;
+        if secs == 0.0 {
+            f64::INFINITY
+        } else {
+            self.volumes as f64 / secs
+        }
+    }
+
+    /// Coordination calls per volume backed up (all of them, whatever task they served).
+    pub(crate) fn coordination_per_volume(&self) -> f64 {
+        let coordination: u64 = self.worker_calls.iter().filter(|(op, _)| is_coordination(op)).map(|(_, n)| n).sum();
+        coordination as f64 / self.volumes.max(1) as f64
+    }
+
+    pub(crate) fn cpu_ms_per_volume(&self) -> f64 {
+        self.cpu_ticks as f64 * 1000.0 / self.clk_tck as f64 / self.volumes.max(1) as f64
     }
 
     pub(crate) fn tasks_per_sec(&self) -> f64 {
@@ -92,15 +170,34 @@ impl EstateRun {
         self.cpu_ticks as f64 * 1000.0 / self.clk_tck as f64 / self.executed().max(1) as f64
     }
 
+    /// Per task kind: executed tasks, and the coordination and backup-work calls made for them
+    /// per executed task; then `shared`: the calls made for no one task (receives, batched
+    /// deletes and visibility changes) per executed task of any kind.
+    pub(crate) fn breakdown(&self) -> Vec<(String, u64, f64, f64)> {
+        let mut rows = Vec::new();
+        let mut attributed_coordination = 0;
+        for (kind, dispositions) in &self.tasks {
+            let executed: u64 =
+                dispositions.iter().filter(|(d, _)| TERMINAL.contains(&d.as_str())).map(|(_, n)| n).sum();
+            let calls = self.calls_by_kind.get(kind);
+            let coordination: u64 =
+                calls.into_iter().flatten().filter(|(op, _)| is_coordination(op)).map(|(_, n)| n).sum();
+            let work: u64 = calls.into_iter().flatten().filter(|(op, _)| !is_coordination(op)).map(|(_, n)| n).sum();
+            attributed_coordination += coordination;
+            let per = executed.max(1) as f64;
+            rows.push((kind.clone(), executed, coordination as f64 / per, work as f64 / per));
+        }
+        let all_coordination: u64 =
+            self.worker_calls.iter().filter(|(op, _)| is_coordination(op)).map(|(_, n)| n).sum();
+        let shared = all_coordination.saturating_sub(attributed_coordination);
+        rows.push(("shared".to_owned(), self.executed(), shared as f64 / self.executed().max(1) as f64, 0.0));
+        rows
+    }
+
     /// Calls per executed task, split into coordination (SQS, DynamoDB) and the backup work.
     pub(crate) fn calls_per_task(&self) -> (f64, f64) {
         let n = self.executed().max(1) as f64;
-        let coordination: u64 = self
-            .worker_calls
-            .iter()
-            .filter(|(op, _)| op.starts_with("SQS.") || op.starts_with("DynamoDB."))
-            .map(|(_, n)| n)
-            .sum();
+        let coordination: u64 = self.worker_calls.iter().filter(|(op, _)| is_coordination(op)).map(|(_, n)| n).sum();
         let total: u64 = self.worker_calls.values().sum();
         (coordination as f64 / n, (total - coordination) as f64 / n)
     }
@@ -117,6 +214,10 @@ impl EstateRun {
             "tasks_per_sec": self.tasks_per_sec(),
             "tasks": self.tasks,
             "worker_calls": self.worker_calls,
+            "calls_by_kind": self.calls_by_kind,
+            "breakdown": self.breakdown().iter().map(|(kind, executed, coordination, work)| json!({
+                "kind": kind, "executed": executed, "coordination_per_task": coordination, "backup_calls_per_task": work,
+            })).collect::<Vec<_>>(),
             "coordination_calls_per_task": coordination,
             "backup_calls_per_task": work,
             "cpu_ms_per_task": self.cpu_ms_per_task(),
@@ -127,11 +228,32 @@ impl EstateRun {
                 "tasks": self.producer_tasks,
             },
             "problems": self.problems,
+            "realistic": self.realistic,
+            "rate_floor_secs": self.rate_floor_secs(),
         })
     }
 }
 
-fn policy(prefix: &str, backup_bucket: &str) -> String {
+/// SQS and DynamoDB calls are the fleet's coordination (the catalog included); the rest is the
+/// backup work itself.
+fn is_coordination(op: &str) -> bool {
+    op.starts_with("SQS.") || op.starts_with("DynamoDB.")
+}
+
+fn policy(shape: Shape, prefix: &str, backup_bucket: &str) -> String {
+    if shape == Shape::Volumes {
+        return format!(
+            r#"[[plan]]
+name = "bench"
+schedule = "cron(0 2 * * ? *)"
+resources = ["ec2-volume"]
+regions = ["{}"]
+select.tags = {{ {SELECT_TAG} = "{prefix}" }}
+retain = {{ days = 7, count = 7, min_keep = 3 }}
+"#,
+            REGIONS[0]
+        );
+    }
     format!(
         r#"[[plan]]
 name = "bench"
@@ -157,7 +279,7 @@ async fn seed(
     let mut set: JoinSet<anyhow::Result<(String, String)>> = JoinSet::new();
     let mut volumes = Vec::with_capacity(estate.volumes);
     for i in 0..estate.volumes {
-        let region = REGIONS[i % 2];
+        let region = estate.regions()[i % estate.regions().len()];
         let ec2 = fleet.aws.clients_in(region).ec2;
         let tag = Tag::builder().key(SELECT_TAG).value(&fleet.prefix).build();
         set.spawn(async move {
@@ -183,6 +305,9 @@ async fn seed(
         volumes.push(volume??);
     }
 
+    if estate.shape == Shape::Volumes {
+        return Ok(volumes);
+    }
     let s3 = fleet.aws.clients().s3;
     s3.create_bucket().bucket(source).send().await?;
     s3.put_bucket_tagging()
@@ -237,27 +362,35 @@ pub(crate) async fn run(
     clk_tck: u64,
     bench_dir: &Path,
 ) -> anyhow::Result<EstateRun> {
-    let fleet = Fleet::new(&format!("estate{k}")).await;
+    let name = match estate.shape {
+        Shape::Estate => format!("estate{k}"),
+        Shape::Volumes => format!("volumes{k}"),
+    };
+    let fleet = if estate.realism { Fleet::realistic(&name).await } else { Fleet::new(&name).await };
     let source = format!("{}-src", fleet.prefix).to_lowercase();
     let backup = format!("{}-bak", fleet.prefix).to_lowercase();
-    let dir = bench_dir.join(format!("estate-k{k}"));
+    let dir = bench_dir.join(format!("{name}-k{k}"));
     std::fs::create_dir_all(&dir)?;
 
     let seeding = Instant::now();
     let volumes = seed(&fleet, estate, &source, &backup).await?;
     let seed_secs = seeding.elapsed().as_secs_f64();
     let policy_path = dir.join("policy.toml");
-    std::fs::write(&policy_path, policy(&fleet.prefix, &backup))?;
+    std::fs::write(&policy_path, policy(estate.shape, &fleet.prefix, &backup))?;
 
     // K workers as a deployment runs them: each with its share of the account's API rate limits.
     let mut env = fleet.env();
     env.push(("BACKUP_POLICY_FILE".into(), policy_path.display().to_string()));
-    let args = vec![
+    let mut args = vec![
         format!("--concurrency={}", config.concurrency),
         format!("--exit-when-idle={}", config.idle_secs),
         format!("--rate-share={}", 1.0 / k as f64),
-        "--recheck-secs=2".to_owned(),
     ];
+    if fleet.is_realistic() {
+        args.extend(backup_tests::REALISTIC_WORKER_ARGS.iter().map(|a| (*a).to_owned()));
+    } else {
+        args.push("--recheck-secs=2".to_owned());
+    }
     let mut workers: Vec<FleetProcess> =
         (0..k).map(|i| spawn_worker(config, &env, &dir, &format!("w{i}"), &args)).collect::<anyhow::Result<_>>()?;
     let monitor = Monitor::default();
@@ -313,10 +446,13 @@ pub(crate) async fn run(
         producer_tasks,
         tasks: BTreeMap::new(),
         worker_calls: BTreeMap::new(),
+        calls_by_kind: BTreeMap::new(),
         cpu_ticks: 0,
         clk_tck,
         peak_rss_kib: 0,
         problems: Vec::new(),
+        realistic: fleet.is_realistic(),
+        regions: estate.regions().len(),
     };
     for worker in &workers {
         let summary = worker.summary();
@@ -329,6 +465,12 @@ pub(crate) async fn run(
         for (op, n) in summary["aws_calls"].as_object().into_iter().flatten() {
             *run.worker_calls.entry(op.clone()).or_default() += n.as_u64().unwrap_or(0);
         }
+        for (kind, calls) in summary["aws_calls_by_kind"].as_object().into_iter().flatten() {
+            for (op, n) in calls.as_object().into_iter().flatten() {
+                *run.calls_by_kind.entry(kind.clone()).or_default().entry(op.clone()).or_default() +=
+                    n.as_u64().unwrap_or(0);
+            }
+        }
         let stats = monitor.get(worker.pid());
         run.cpu_ticks += stats.cpu_ticks;
         run.peak_rss_kib = run.peak_rss_kib.max(stats.hwm_kib);
@@ -340,7 +482,7 @@ pub(crate) async fn run(
             }
         }
     }
-    check_artifacts(&fleet, &volumes, &backup, estate.objects, &mut run.problems).await?;
+    check_artifacts(&fleet, estate.shape, &volumes, &backup, estate.objects, &mut run.problems).await?;
     Ok(run)
 }
 
@@ -348,6 +490,7 @@ pub(crate) async fn run(
 /// bucket holds one version of every object.
 async fn check_artifacts(
     fleet: &Fleet,
+    shape: Shape,
     volumes: &[(String, String)],
     backup: &str,
     objects: usize,
@@ -381,20 +524,24 @@ async fn check_artifacts(
     for (region, volume) in volumes {
         for at in [region.as_str(), DR_REGION] {
             let n = per_source.get(&(at.to_owned(), volume.clone())).copied().unwrap_or(0);
-            if n != 1 {
+            let expected = if at == DR_REGION && shape == Shape::Volumes { 0 } else { 1 };
+            if n != expected {
                 wrong.push(format!("{volume}: {n} snapshots in {at}"));
             }
         }
     }
     if !wrong.is_empty() {
         problems.push(format!(
-            "{} of {} volumes lack exactly one snapshot and one DR copy: {}",
+            "{} of {} volumes lack exactly one snapshot (and one DR copy in the estate): {}",
             wrong.len(),
             volumes.len(),
             wrong.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
         ));
     }
 
+    if shape == Shape::Volumes {
+        return Ok(());
+    }
     let s3 = fleet.aws.clients().s3;
     let mut keys = 0;
     let (mut key_marker, mut version_marker) = (None, None);

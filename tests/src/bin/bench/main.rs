@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 mod estate;
+mod s3scan;
 mod soak;
 
 /// Budgets (docs/BENCHMARKS.md has the same table).
@@ -48,8 +49,28 @@ const PRICE_DDB_READ: f64 = 0.125 / 1e6;
 
 /// DESIGN.md: the producer expands at least this fast into real SQS.
 const BUDGET_PRODUCER_TASKS_PER_SEC: f64 = 5000.0;
-/// A slow in-region SendMessageBatch (typical: 10–30 ms), for the send projection.
-const SQS_SEND_LATENCY: Duration = Duration::from_millis(25);
+/// Sends of every producer task to the local SQS stub; the median is reported.
+const STUB_SEND_REPS: usize = 3;
+
+/// Issue 20: a nightly re-run of an unchanged bucket costs at most this many S3 requests per
+/// object, and takes at most this many times a bare ListObjectsV2 walk of the bucket.
+const BUDGET_S3_REQUESTS_PER_OBJECT: f64 = 0.01;
+const BUDGET_S3_WALK_RATIO: f64 = 2.0;
+/// Issue 20: the estate phase's coordination calls and worker CPU per executed task, and its
+/// throughput against the CreateSnapshot rate limit on a 2,000-volume estate.
+const BUDGET_ESTATE_COORDINATION: f64 = 3.0;
+const BUDGET_ESTATE_CPU_MS: f64 = 4.0;
+const BUDGET_ESTATE_RATE_FRACTION: f64 = 0.90;
+const ESTATE_RATE_VOLUMES: usize = 2_000;
+/// Issue 20's per-volume scenario: per volume backed up (snapshot and prune), and the boto3
+/// worker it was measured against on this machine (bench-fast build, 200 volumes, same
+/// emulator and request counter), as the issue records it: that worker is not re-run here.
+const BUDGET_SCENARIO_COORDINATION: f64 = 3.5;
+const BUDGET_SCENARIO_CPU_MS: f64 = 2.0;
+const BUDGET_SCENARIO_RATE_FRACTION: f64 = 0.90;
+const BOTO3_VOLUMES_PER_SEC: f64 = 7.6;
+const BOTO3_CPU_MS: f64 = 10.4;
+const BOTO3_COORDINATION: f64 = 2.21;
 
 const MEMORY_TASKS: usize = 256;
 const MEMORY_SLEEP_MS: u64 = 3000;
@@ -75,8 +96,10 @@ struct Config {
     emulator_version: String,
     commit: String,
     worker_log: String,
-    /// Which parts to run: memory, fleet, producer.
+    /// Which parts to run: memory, fleet, producer, s3, estate.
     phases: Vec<String>,
+    /// Objects of the S3 phase's bucket.
+    s3_objects: usize,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -153,21 +176,22 @@ impl Config {
             commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| git_commit(&built_from)),
             worker_log: std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "info".into()),
             phases: std::env::var("BENCH_PHASES")
-                .unwrap_or_else(|_| "memory,fleet,producer,estate".into())
+                .unwrap_or_else(|_| "memory,fleet,producer,s3,estate,volumes".into())
                 .split(',')
                 .map(|p| p.trim().to_owned())
                 .collect(),
+            s3_objects: env_or("BENCH_S3_OBJECTS", 10_000)?,
         })
     }
 
     fn check_phases(&self) -> anyhow::Result<()> {
         for phase in &self.phases {
             ensure!(
-                ["memory", "fleet", "producer", "estate", "soak"].contains(&phase.as_str()),
-                "BENCH_PHASES: unknown phase {phase:?} (memory, fleet, producer, estate, or soak alone)"
+                ["memory", "fleet", "producer", "s3", "estate", "volumes", "soak"].contains(&phase.as_str()),
+                "BENCH_PHASES: unknown phase {phase:?} (memory, fleet, producer, s3, estate, volumes, or soak alone)"
             );
         }
-        if self.runs("estate") {
+        if self.runs("estate") || self.runs("volumes") {
             let producer =
                 self.producer.as_ref().context("the estate phase needs --producer <path of backup-producer>")?;
             ensure!(producer.is_file(), "{} is not a file: build backup-producer first", producer.display());
@@ -846,17 +870,15 @@ struct ProducerRun {
     batches_reported: usize,
     send_batch_calls: u64,
     bytes: usize,
+    /// Median wall time of `enqueue::send` of every task to the local SQS stub.
+    stub_send_secs: f64,
 }
 
-/// Tasks per second the producer's sender reaches against real SQS at `SQS_SEND_LATENCY`.
-fn projected_sqs_send_rate() -> f64 {
-    backup_producer::enqueue::BATCHES_IN_FLIGHT as f64 * 10.0 / SQS_SEND_LATENCY.as_secs_f64()
-}
-
-/// The producer's rate to real SQS: its slowest stage (expand, encode, the projected send).
+/// The producer's rate to SQS: its slowest stage (expand, encode, send to a queue that is not
+/// the bottleneck).
 fn producer_pipeline_rate(producer: &ProducerRun) -> f64 {
     let tasks = producer.tasks as f64;
-    (tasks / producer.expand_secs).min(tasks / producer.encode_secs).min(projected_sqs_send_rate())
+    (tasks / producer.expand_secs).min(tasks / producer.encode_secs).min(tasks / producer.stub_send_secs)
 }
 
 /// A synthetic estate: 70% volumes, 15% instances, 10% DB instances, 5% DB clusters, over two
@@ -952,6 +974,27 @@ async fn producer_run(config: &Config) -> anyhow::Result<ProducerRun> {
     };
     let send_batch_calls = key(&fleet.aws.calls().snapshot()) - key(&before);
     ensure!(sent == envelopes.len(), "sent {sent} of {}", envelopes.len());
+
+    // The producer's own send rate: the same sender, the real SDK client, against a local
+    // endpoint that accepts SendMessageBatch at wire speed (the queue is not the bottleneck).
+    let stub = backup_tests::sqs_stub::SqsStub::start().await?;
+    let stub_client = backup_tests::aws_at(&stub.endpoint(), backup_tests::REGION).await.clients().sqs;
+    let stub_queue: Arc<dyn TaskQueue> =
+        Arc::new(backup_aws::sqs::SqsQueue::new(stub_client, stub.queue_url("bench-producer")));
+    let mut stub_times = Vec::new();
+    for _ in 0..STUB_SEND_REPS {
+        let start = Instant::now();
+        let report = backup_producer::enqueue::send(&stub_queue, &envelopes).await?;
+        stub_times.push(start.elapsed().as_secs_f64());
+        ensure!(report.sent == envelopes.len(), "the stub took {} of {}", report.sent, envelopes.len());
+    }
+    stub_times.sort_by(f64::total_cmp);
+    let stub_messages = stub.counts().messages.load(std::sync::atomic::Ordering::Relaxed);
+    ensure!(
+        stub_messages == (envelopes.len() * STUB_SEND_REPS) as u64,
+        "the stub received {stub_messages} messages, {} sent",
+        envelopes.len() * STUB_SEND_REPS
+    );
     Ok(ProducerRun {
         resources: resources.len(),
         tasks: envelopes.len(),
@@ -962,6 +1005,7 @@ async fn producer_run(config: &Config) -> anyhow::Result<ProducerRun> {
         batches_reported,
         send_batch_calls,
         bytes,
+        stub_send_secs: stub_times[stub_times.len() / 2],
     })
 }
 
@@ -1156,6 +1200,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let s3 = if config.runs("s3") {
+        eprintln!(
+            "[4b/5] s3: nightly re-run of a {}-object bucket whose backup is current, then after changes",
+            config.s3_objects
+        );
+        Some(s3scan::run(&config, config.s3_objects, &bench_dir).await?)
+    } else {
+        None
+    };
+
     let mut estates = Vec::new();
     if let (true, Some(producer_bin)) = (config.runs("estate"), config.producer.as_ref()) {
         for (i, &k) in estate_config.ks.iter().enumerate() {
@@ -1167,6 +1221,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 estate_config.ks.len()
             );
             estates.push(estate::run(&config, &estate_config, k, producer_bin, clk_tck, &bench_dir).await?);
+        }
+    }
+
+    let mut scenarios = Vec::new();
+    if let (true, Some(producer_bin)) = (config.runs("volumes"), config.producer.as_ref()) {
+        let scenario_config = estate::EstateConfig::scenario_from_env()?;
+        for &k in &scenario_config.ks {
+            eprintln!(
+                "[6/6] per-volume scenario: {} volumes in one region, snapshot and prune each, K={k}",
+                scenario_config.volumes
+            );
+            scenarios.push(estate::run(&config, &scenario_config, k, producer_bin, clk_tck, &bench_dir).await?);
         }
     }
 
@@ -1232,19 +1298,45 @@ async fn run(config: Config) -> anyhow::Result<()> {
             pass: producer.send_batch_calls as usize == expected_batches
                 && producer.batches_reported == expected_batches,
         });
-        // The emulator caps the send rate far below SQS, so the send to real SQS is projected
-        // from the producer's calls in flight and a slow in-region SendMessageBatch.
         let pipeline = producer_pipeline_rate(producer);
         budgets.push(Budget {
-            name: "producer expansion (expand, encode; send to SQS projected)".into(),
+            name: "producer to SQS (expand / encode / send to a local SQS stub)".into(),
             limit: format!(">= {BUDGET_PRODUCER_TASKS_PER_SEC:.0} tasks/s"),
             value: format!(
                 "{} / {} / {} tasks/s",
                 rate(producer.tasks as f64 / producer.expand_secs),
                 rate(producer.tasks as f64 / producer.encode_secs),
-                rate(projected_sqs_send_rate())
+                rate(producer.tasks as f64 / producer.stub_send_secs)
             ),
             pass: pipeline >= BUDGET_PRODUCER_TASKS_PER_SEC,
+        });
+    }
+
+    if let Some(s3) = &s3 {
+        budgets.push(Budget {
+            name: format!("S3 unchanged re-run: requests per unchanged object ({} objects)", s3.objects),
+            limit: format!("<= {BUDGET_S3_REQUESTS_PER_OBJECT}"),
+            value: format!("{:.4} ({} requests)", s3.requests_per_unchanged_object(), s3.unchanged.s3_requests()),
+            pass: s3.requests_per_unchanged_object() <= BUDGET_S3_REQUESTS_PER_OBJECT,
+        });
+        budgets.push(Budget {
+            name: "S3 unchanged re-run: wall time / bare ListObjectsV2 walk".into(),
+            limit: format!("<= {BUDGET_S3_WALK_RATIO:.1}x"),
+            value: format!("{:.2}x ({:.2} s / {:.2} s)", s3.walk_ratio(), s3.unchanged.seconds, s3.walk_secs),
+            pass: s3.walk_ratio() <= BUDGET_S3_WALK_RATIO,
+        });
+        budgets.push(Budget {
+            name: "S3 re-run after changes: each changed and new object copied once, nothing else".into(),
+            limit: "all".into(),
+            value: if s3.problems.is_empty() { "all".into() } else { s3.problems.join("; ") },
+            pass: s3.problems.is_empty(),
+        });
+        // Not built: the scan always lists. The line stays until it is, so the gap is visible.
+        budgets.push(Budget {
+            name: "S3 Inventory manifest instead of listing (100,000 objects, both ways)".into(),
+            limit: "measured".into(),
+            value: "not built: scans always list".into(),
+            pass: false,
         });
     }
 
@@ -1256,6 +1348,101 @@ async fn run(config: Config) -> anyhow::Result<()> {
             limit: "all".into(),
             value: if problems.is_empty() { "all".into() } else { problems.join("; ") },
             pass: problems.is_empty(),
+        });
+        let (_, max_coordination) = worst(estates.iter().map(|e| (e.k, e.calls_per_task().0)).collect(), true);
+        budgets.push(Budget {
+            name: "estate: coordination calls per executed task".into(),
+            limit: format!("<= {BUDGET_ESTATE_COORDINATION:.1}"),
+            value: estates
+                .iter()
+                .map(|e| format!("K={} {:.2}", e.k, e.calls_per_task().0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pass: max_coordination <= BUDGET_ESTATE_COORDINATION,
+        });
+        let (_, max_cpu) = worst(estates.iter().map(|e| (e.k, e.cpu_ms_per_task())).collect(), true);
+        budgets.push(Budget {
+            name: format!(
+                "estate: worker CPU per executed task{}",
+                if config.is_debug() { " (debug build: not representative)" } else { "" }
+            ),
+            limit: format!("<= {BUDGET_ESTATE_CPU_MS:.0} ms"),
+            value: estates
+                .iter()
+                .map(|e| format!("K={} {:.2} ms", e.k, e.cpu_ms_per_task()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pass: max_cpu <= BUDGET_ESTATE_CPU_MS,
+        });
+        // The CreateSnapshot floor: each region's volumes at 5 per second. Judged on the estate
+        // the target names (2,000 volumes, the realism layer's pending times); a smaller or
+        // emulator-only estate is reported, not judged.
+        let judged = estate_config.volumes >= ESTATE_RATE_VOLUMES && estates.iter().all(|e| e.realistic);
+        let fraction = |e: &estate::EstateRun| e.rate_floor_secs() / e.seconds;
+        budgets.push(Budget {
+            name: format!("estate: throughput / CreateSnapshot rate floor ({ESTATE_RATE_VOLUMES} volumes, realism on)"),
+            limit: format!(">= {:.0}%", BUDGET_ESTATE_RATE_FRACTION * 100.0),
+            value: format!(
+                "{}{}",
+                estates.iter().map(|e| format!("K={} {:.0}%", e.k, fraction(e) * 100.0)).collect::<Vec<_>>().join(", "),
+                if judged {
+                    String::new()
+                } else {
+                    format!(
+                        " (not judged: {} volumes, realism {})",
+                        estate_config.volumes,
+                        if estates.iter().all(|e| e.realistic) { "on" } else { "off" }
+                    )
+                }
+            ),
+            pass: judged && estates.iter().all(|e| fraction(e) >= BUDGET_ESTATE_RATE_FRACTION),
+        });
+        let (_, max_rss) = worst(estates.iter().map(|e| (e.k, mib(e.peak_rss_kib))).collect(), true);
+        budgets.push(Budget {
+            name: "estate: peak RSS per worker".into(),
+            limit: format!("<= {BUDGET_RSS_BUSY_MIB:.0} MiB"),
+            value: estates
+                .iter()
+                .map(|e| format!("K={} {:.1} MiB", e.k, mib(e.peak_rss_kib)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pass: max_rss <= BUDGET_RSS_BUSY_MIB,
+        });
+    }
+    for v in &scenarios {
+        let fraction = v.volumes as f64 / v.seconds / v.rate_limit_volumes_per_sec();
+        budgets.push(Budget {
+            name: format!("per-volume scenario K={}: coordination calls per volume", v.k),
+            limit: format!("<= {BUDGET_SCENARIO_COORDINATION:.1}"),
+            value: format!("{:.2} (boto3 worker: {BOTO3_COORDINATION})", v.coordination_per_volume()),
+            pass: v.coordination_per_volume() <= BUDGET_SCENARIO_COORDINATION,
+        });
+        budgets.push(Budget {
+            name: format!(
+                "per-volume scenario K={}: worker CPU per volume{}",
+                v.k,
+                if config.is_debug() { " (debug build: not representative)" } else { "" }
+            ),
+            limit: format!("<= {BUDGET_SCENARIO_CPU_MS:.0} ms"),
+            value: format!("{:.2} ms (boto3 worker: {BOTO3_CPU_MS} ms)", v.cpu_ms_per_volume()),
+            pass: v.cpu_ms_per_volume() <= BUDGET_SCENARIO_CPU_MS,
+        });
+        budgets.push(Budget {
+            name: format!("per-volume scenario K={}: volumes/s / CreateSnapshot rate limit", v.k),
+            limit: format!(">= {:.0}%", BUDGET_SCENARIO_RATE_FRACTION * 100.0),
+            value: format!(
+                "{:.0}% ({:.1} of {:.1} volumes/s; boto3 worker: {BOTO3_VOLUMES_PER_SEC})",
+                fraction * 100.0,
+                v.volumes as f64 / v.seconds,
+                v.rate_limit_volumes_per_sec()
+            ),
+            pass: fraction >= BUDGET_SCENARIO_RATE_FRACTION,
+        });
+        budgets.push(Budget {
+            name: format!("per-volume scenario K={}: one snapshot per volume, no failed task", v.k),
+            limit: "all".into(),
+            value: if v.problems.is_empty() { "all".into() } else { v.problems.join("; ") },
+            pass: v.problems.is_empty(),
         });
     }
 
@@ -1433,10 +1620,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
     )?;
         writeln!(
             out,
-            "  projected send to real SQS: {} SendMessageBatch calls in flight x 10 tasks / {:.0} ms per call = {:.0} tasks/s",
+            "  send to a local SQS stub (enqueue::send, {} SendMessageBatch calls in flight, every task, median of {STUB_SEND_REPS}): {:.3} s ({:.0} tasks/s)",
             backup_producer::enqueue::BATCHES_IN_FLIGHT,
-            SQS_SEND_LATENCY.as_secs_f64() * 1000.0,
-            projected_sqs_send_rate()
+            producer.stub_send_secs,
+            producer.tasks as f64 / producer.stub_send_secs
+        )?;
+    }
+
+    if let Some(s3) = &s3 {
+        writeln!(
+            out,
+            "\n4b. S3 nightly re-run: {} objects already backed up (seeded in {:.1} s), one worker",
+            s3.objects, s3.seed_secs
+        )?;
+        writeln!(
+            out,
+            "  unchanged: {:.2} s, {} tasks, S3 requests {:?} = {:.4} per object; bare ListObjectsV2 walk (median of 3): {:.2} s, {} requests",
+            s3.unchanged.seconds,
+            s3.unchanged.tasks,
+            s3.unchanged.s3_calls,
+            s3.requests_per_unchanged_object(),
+            s3.walk_secs,
+            s3.walk_requests
+        )?;
+        writeln!(
+            out,
+            "  after {} rewrites and {} new objects: {:.2} s, {} tasks, S3 requests {:?}",
+            s3.changed, s3.added, s3.after_changes.seconds, s3.after_changes.tasks, s3.after_changes.s3_calls
         )?;
     }
 
@@ -1469,6 +1679,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         writeln!(out, "  (calls and CPU per executed task; \"AWS calls\" are the backup work: EC2, S3, ...)")?;
         for e in &estates {
+            writeln!(out, "  K={}: calls per executed task by kind (coordination + backup work):", e.k)?;
+            for (kind, executed, coordination, work) in e.breakdown() {
+                writeln!(out, "    {kind:<24} {executed:>6} tasks {coordination:>6.2} + {work:>6.2}")?;
+            }
+        }
+        for e in &estates {
             let kinds: Vec<String> = e
                 .tasks
                 .iter()
@@ -1488,7 +1704,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    writeln!(out, "\n6. Budgets")?;
+    for v in &scenarios {
+        writeln!(
+            out,
+            "\n6. Per-volume scenario: {} volumes in one region, snapshot and prune each, K={}: {:.1} s ({:.1} volumes/s), {:.2} coordination calls and {:.2} ms worker CPU per volume, peak {:.1} MiB",
+            v.volumes,
+            v.k,
+            v.seconds,
+            v.volumes as f64 / v.seconds,
+            v.coordination_per_volume(),
+            v.cpu_ms_per_volume(),
+            mib(v.peak_rss_kib)
+        )?;
+        writeln!(out, "  calls per executed task by kind (coordination + backup work):")?;
+        for (kind, executed, coordination, work) in v.breakdown() {
+            writeln!(out, "    {kind:<24} {executed:>6} tasks {coordination:>6.2} + {work:>6.2}")?;
+        }
+        writeln!(out, "  all calls: {:?}", v.worker_calls)?;
+    }
+
+    writeln!(out, "\n7. Budgets")?;
     for b in &budgets {
         writeln!(out, "  {} {:<55} {:<14} {}", if b.pass { "PASS" } else { "MISS" }, b.name, b.limit, b.value)?;
     }
@@ -1588,10 +1823,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "send_message_batch_calls": producer.send_batch_calls,
             "batches_reported": producer.batches_reported,
             "sqs_batches_in_flight": backup_producer::enqueue::BATCHES_IN_FLIGHT,
-            "projected_sqs_send_tasks_per_sec": projected_sqs_send_rate(),
-            "projected_sqs_send_latency_ms": SQS_SEND_LATENCY.as_secs_f64() * 1000.0,
+            "stub_send_secs": producer.stub_send_secs,
+            "stub_send_tasks_per_sec": producer.tasks as f64 / producer.stub_send_secs,
         })),
+        "s3": s3.as_ref().map(s3scan::S3Run::json),
         "estate": estates.iter().map(estate::EstateRun::json).collect::<Vec<_>>(),
+        "scenario": scenarios.iter().map(estate::EstateRun::json).collect::<Vec<_>>(),
         "budgets": budgets.iter().map(|b| json!({"name": b.name, "limit": b.limit, "value": b.value, "pass": b.pass})).collect::<Vec<_>>(),
     });
     let json_path = root.join(".bench").join(format!("result-{stamp}.json"));
@@ -1599,7 +1836,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("\nJSON: {}", json_path.display());
     println!("worker logs and summaries: {}", bench_dir.display());
 
-    if config.record && (memory.is_none() || producer.is_none() || runs.is_empty() || estates.is_empty()) {
+    if config.record
+        && (memory.is_none()
+            || producer.is_none()
+            || runs.is_empty()
+            || estates.is_empty()
+            || s3.is_none()
+            || scenarios.is_empty())
+    {
         println!("not recorded in docs/BENCHMARKS.md: only a full run (every phase) is recorded");
     } else if let (true, Some(memory), Some(producer)) = (config.record, &memory, &producer) {
         let row = markdown_row(&config, &timestamp, &machine, &runs, memory, producer, &budgets);
@@ -1612,6 +1856,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         text.push('\n');
         std::fs::write(&path, text)?;
         insert_row(&root, ESTATE_ROWS_END, &estate_row(&config, &timestamp, &estate_config, &estates))?;
+        insert_row(&root, SCALE_ROWS_END, &scale_row(&config, &timestamp, &budgets))?;
         println!("recorded in {}", path.display());
     }
     Ok(())
@@ -1619,6 +1864,39 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Marks the end of the estate table in docs/BENCHMARKS.md.
 const ESTATE_ROWS_END: &str = "<!-- estate rows end -->";
+/// Marks the end of the table of estate-scale targets (issue 20) in docs/BENCHMARKS.md.
+const SCALE_ROWS_END: &str = "<!-- scale rows end -->";
+/// The budgets of the estate-scale table, by the start of their names, in its column order.
+const SCALE_BUDGETS: [&str; 12] = [
+    "S3 unchanged re-run: requests",
+    "S3 unchanged re-run: wall",
+    "S3 re-run after changes",
+    "S3 Inventory",
+    "estate: coordination",
+    "worker CPU per task",
+    "estate: worker CPU",
+    "estate: throughput",
+    "estate: peak RSS",
+    "producer to SQS",
+    "per-volume scenario K=1: coordination",
+    "per-volume scenario K=1: worker CPU",
+];
+
+/// One row of the estate-scale table: each target's figure and PASS/MISS, from this run.
+fn scale_row(config: &Config, timestamp: &DateTime<Utc>, budgets: &[Budget]) -> Vec<String> {
+    let mut cells = vec![timestamp.format("%Y-%m-%d %H:%M").to_string(), config.commit.clone(), config.profile.clone()];
+    for start in SCALE_BUDGETS.iter().copied().chain(["per-volume scenario K=1: volumes/s"]) {
+        cells.push(
+            budgets
+                .iter()
+                .filter(|b| b.name.starts_with(start))
+                .map(|b| format!("{} {}", if b.pass { "PASS" } else { "MISS" }, b.value))
+                .collect::<Vec<_>>()
+                .join("<br>"),
+        );
+    }
+    cells
+}
 
 /// Inserts a table row just before `marker` in docs/BENCHMARKS.md (tables other than the last).
 fn insert_row(repo: &Path, marker: &str, cells: &[String]) -> anyhow::Result<()> {
