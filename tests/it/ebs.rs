@@ -523,7 +523,8 @@ async fn snapshots_beyond_five_pending_per_volume_wait_for_capacity_instead_of_d
         volume_id: volume_id.clone(),
         ctx: ctx("daily", 6, false),
     }));
-    let record = on_a_worker(&fleet, &task, &[]).await;
+    // Parking, not waiting in place (pending for 10 s would fit in the default hold).
+    let record = on_a_worker(&fleet, &task, &["--hold-pending-secs=0"]).await;
     assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
     assert!(record.attempts > 2, "it waited across more claims than maxReceiveCount allows: {record:#?}");
     assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "waiting for capacity is not dead");
@@ -531,8 +532,24 @@ async fn snapshots_beyond_five_pending_per_volume_wait_for_capacity_instead_of_d
 
 #[tokio::test]
 async fn a_full_copy_pool_parks_the_copy_until_a_slot_frees_instead_of_dead_lettering() {
+    let (fleet, record) = copy_behind_a_full_pool("ebspool", &["--hold-pending-secs=0"]).await;
+    assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
+    assert!(record.attempts > 2, "it waited across more claims than maxReceiveCount allows: {record:#?}");
+    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "waiting for a slot is not dead");
+}
+
+#[tokio::test]
+async fn a_copy_whose_slot_frees_within_the_hold_waits_for_it_in_place() {
+    // The slots free after 8 s, within the default 20 s hold: one claim, no park.
+    let (_fleet, record) = copy_behind_a_full_pool("ebspoolhold", &[]).await;
+    assert_eq!((record.state, record.attempts), (TaskState::Succeeded, 1), "{record:#?}");
+}
+
+/// A DR copy sent to a worker (with `extra` flags) while the fleet's twenty copy slots of the DR
+/// region are held elsewhere for another 8 seconds.
+async fn copy_behind_a_full_pool(name: &str, extra: &[&str]) -> (Fleet, backup_core::ports::TaskRecord) {
     use backup_core::ports::SlotPool;
-    let fleet = Fleet::realistic_with("ebspool", |s| {
+    let fleet = Fleet::realistic_with(name, |s| {
         s.task_visibility_timeout_secs = 5;
         s.task_max_receive_count = 2;
     })
@@ -546,16 +563,13 @@ async fn a_full_copy_pool_parks_the_copy_until_a_slot_frees_instead_of_dead_lett
     });
     let Outcome::Done { children, .. } = run_task(&handlers, &snapshot).await.unwrap() else { panic!() };
     let copy = children.into_iter().find(|t| t.kind() == TaskKind::CopySnapshot).unwrap();
-    // Twenty copies already in flight to the DR region, fleet-wide, for another 8 seconds.
     let store = fleet.store();
     for i in 0..20 {
         let holder = TaskId::new(format!("t-elsewhere-{i}"));
         assert!(store.acquire(&format!("ebs-copy:{DR_REGION}"), &holder, 20, Duration::from_secs(8)).await.unwrap());
     }
-    let record = on_a_worker(&fleet, &envelope(copy), &[]).await;
-    assert_eq!(record.state, TaskState::Succeeded, "{record:#?}");
-    assert!(record.attempts > 2, "it waited across more claims than maxReceiveCount allows: {record:#?}");
-    assert!(fleet.dlq_messages(1, Duration::from_secs(2)).await.is_empty(), "waiting for a slot is not dead");
+    let record = on_a_worker(&fleet, &envelope(copy), extra).await;
+    (fleet, record)
 }
 
 #[tokio::test]

@@ -371,12 +371,15 @@ impl Worker {
         let task_envelope = envelope.clone();
         let holds = self.holds.clone();
         let hold = self.config.hold_pending;
+        let capacity_recheck = self.config.capacity_recheck;
         let hold_limit = self.config.concurrency.div_ceil(2);
         // The handler runs in its own task so a panic is caught and classified, not fatal.
         let kind = envelope.kind().as_str();
         let mut run = tokio::spawn(attributed(
             kind,
-            async move { run_holding(&handlers, &task_envelope, context, hold, &holds, hold_limit).await }
+            async move {
+                run_holding(&handlers, &task_envelope, context, hold, capacity_recheck, &holds, hold_limit).await
+            }
                 .in_current_span(),
         ));
         let result: HandlerResult = tokio::select! {
@@ -777,26 +780,41 @@ struct PollContext {
 /// The lease and the message stay extended by the heartbeat meanwhile. A crash while holding
 /// loses only the checkpoint, as a crash mid-run does: the next attempt adopts what this one
 /// started by its task-id tag. Cancellation (drain, lost lease) ends the wait at once and parks.
+///
+/// A full quota (`RetryClass::Capacity`: a copy pool, AWS's pending-snapshot limit) is waited for
+/// the same way, looking again after `capacity_recheck` (or the error's own delay), jittered
+/// like a parked wait: each look is one slot or quota check instead of a park and a claim.
+#[allow(clippy::too_many_arguments)]
 async fn run_holding(
     handlers: &Handlers,
     envelope: &Envelope,
     mut context: TaskContext,
     hold: Duration,
+    capacity_recheck: Duration,
     holds: &AtomicUsize,
     limit: usize,
 ) -> HandlerResult {
     let started = Instant::now();
     loop {
         let result = handlers.dispatch(envelope, &context).await;
-        let Ok(Outcome::Pending { checkpoint, recheck_after }) = &result else { return result };
-        if started.elapsed() + *recheck_after > hold || context.cancel.is_cancelled() {
+        let (wait, checkpoint) = match &result {
+            Ok(Outcome::Pending { checkpoint, recheck_after }) => (*recheck_after, Some(checkpoint.clone())),
+            Err(error) if error.is_capacity() => {
+                let base = error.retry_after.unwrap_or(capacity_recheck);
+                (base.mul_f64(1.0 + rand::random::<f64>() / 2.0), None)
+            }
+            _ => return result,
+        };
+        if started.elapsed() + wait > hold || context.cancel.is_cancelled() {
             return result;
         }
         let Some(_holding) = Holding::take(holds, limit) else { return result };
-        if context.sleep(*recheck_after).await.is_err() {
+        if context.sleep(wait).await.is_err() {
             return result;
         }
-        context.checkpoint = Some(checkpoint.clone());
+        if let Some(checkpoint) = checkpoint {
+            context.checkpoint = Some(checkpoint);
+        }
     }
 }
 
