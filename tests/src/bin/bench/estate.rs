@@ -250,6 +250,7 @@ resources = ["ec2-volume"]
 regions = ["{}"]
 select.tags = {{ {SELECT_TAG} = "{prefix}" }}
 retain = {{ days = 7, count = 7, min_keep = 3 }}
+verify = false
 "#,
             REGIONS[0]
         );
