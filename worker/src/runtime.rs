@@ -375,13 +375,14 @@ impl Worker {
         let hold_limit = self.config.concurrency.div_ceil(2);
         // The handler runs in its own task so a panic is caught and classified, not fatal.
         let kind = envelope.kind().as_str();
-        let mut run = tokio::spawn(attributed(
-            kind,
-            async move {
-                run_holding(&handlers, &task_envelope, context, hold, capacity_recheck, &holds, hold_limit).await
-            }
+        let mut run =
+            tokio::spawn(attributed(
+                kind,
+                async move {
+                    run_holding(&handlers, &task_envelope, context, hold, capacity_recheck, &holds, hold_limit).await
+                }
                 .in_current_span(),
-        ));
+            ));
         let result: HandlerResult = tokio::select! {
             joined = &mut run => match joined {
                 Ok(result) => result,
