@@ -162,6 +162,20 @@ fn skipped(results: &[(Task, Value)]) -> u64 {
     listed + total(results, "skipped")
 }
 
+/// The keys a scan handed to copy batches, sorted.
+fn batched_keys(results: &[(Task, Value)]) -> Vec<String> {
+    let mut keys: Vec<String> = results
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Task::CopyObjects(b) => Some(b.objects.iter().map(|o| o.key.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Sums a counter over the copy batches of a scan.
 fn total(results: &[(Task, Value)], field: &str) -> u64 {
     results.iter().filter(|(t, _)| t.kind() == TaskKind::CopyObjects).map(|(_, r)| r[field].as_u64().unwrap()).sum()
@@ -296,15 +310,7 @@ async fn bucket_backup_is_byte_identical_keeps_metadata_tags_class_and_lock_and_
     assert_eq!(skipped(&again), expected.len() as u64);
     // The listing settles every object whose copy kept its ETag; the multipart copy (new ETag)
     // is left to the batch, which finds the source ETag in its tag.
-    let batched: Vec<&str> = again
-        .iter()
-        .filter_map(|(t, _)| match t {
-            Task::CopyObjects(b) => Some(b.objects.iter().map(|o| o.key.as_str())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert_eq!(batched, ["big.bin"]);
+    assert_eq!(batched_keys(&again), ["big.bin"]);
     assert_eq!(services(&fleet).catalog.by_resource(&source).await.unwrap().len(), expected.len());
 }
 
@@ -688,16 +694,7 @@ async fn an_unchanged_bucket_is_rechecked_by_listing_alone_and_only_what_changed
     let rerun = run_scan(&handlers, scan(&source, &backup)).await;
     assert_eq!(total(&rerun, "copied"), 3, "{rerun:#?}");
     assert_eq!(skipped(&rerun), 2_050 - 3, "all but the deleted, the rewritten and the hidden");
-    let mut copied: Vec<String> = rerun
-        .iter()
-        .filter_map(|(t, _)| match t {
-            Task::CopyObjects(b) => Some(b.objects.iter().map(|o| o.key.clone())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    copied.sort();
-    assert_eq!(copied, [same_size.clone(), "k/1500 new".to_owned(), hidden.clone()]);
+    assert_eq!(batched_keys(&rerun), [same_size.clone(), "k/1500 new".to_owned(), hidden.clone()]);
     let objects = services(&fleet).objects;
     assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/{same_size}"), None).await.unwrap(), rewritten);
     assert_eq!(

@@ -543,25 +543,30 @@ async fn check_artifacts(
     if shape == Shape::Volumes {
         return Ok(());
     }
-    let s3 = fleet.aws.clients().s3;
-    let mut keys = 0;
-    let (mut key_marker, mut version_marker) = (None, None);
-    loop {
-        let out = s3
-            .list_object_versions()
-            .bucket(backup)
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await?;
-        keys += out.versions().len();
-        if out.is_truncated != Some(true) {
-            break;
-        }
-        (key_marker, version_marker) = (out.next_key_marker, out.next_version_id_marker);
-    }
+    let keys = count_versions(fleet, backup).await?;
     if keys != objects {
         problems.push(format!("the backup bucket holds {keys} object versions, {objects} expected"));
     }
     Ok(())
+}
+
+/// Object versions in `bucket` (every page of ListObjectVersions).
+pub(crate) async fn count_versions(fleet: &Fleet, bucket: &str) -> anyhow::Result<usize> {
+    let s3 = fleet.aws.clients().s3;
+    let mut versions = 0;
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let out = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await?;
+        versions += out.versions().len();
+        if out.is_truncated != Some(true) {
+            return Ok(versions);
+        }
+        (key_marker, version_marker) = (out.next_key_marker, out.next_version_id_marker);
+    }
 }

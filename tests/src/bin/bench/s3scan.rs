@@ -238,22 +238,7 @@ pub(crate) async fn run(config: &Config, objects: usize, bench_dir: &Path) -> an
     if copies != (changed + added) as u64 {
         problems.push(format!("{copies} objects copied after {changed} changes and {added} additions"));
     }
-    let mut versions = 0;
-    let (mut key_marker, mut version_marker) = (None, None);
-    loop {
-        let out = s3
-            .list_object_versions()
-            .bucket(&backup)
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await?;
-        versions += out.versions().len();
-        if out.is_truncated != Some(true) {
-            break;
-        }
-        (key_marker, version_marker) = (out.next_key_marker, out.next_version_id_marker);
-    }
+    let versions = super::estate::count_versions(&fleet, &backup).await?;
     let expected = objects + changed + added;
     if versions != expected {
         problems.push(format!("the backup bucket holds {versions} versions, {expected} expected"));
