@@ -181,6 +181,39 @@ async fn sigterm_hands_back_unfinished_work_at_the_drain_deadline() {
 }
 
 #[tokio::test]
+async fn sigterm_parks_a_task_waiting_in_place_at_once_with_its_checkpoint() {
+    let fleet = fast_fleet("drainhold").await;
+    // Pending for a long while, re-checked every second: it waits in place (hold 60 s).
+    let task = canary("drainhold", CanaryMode::PendingTimes(1_000), 0);
+    fleet.send(&task).await;
+    let args: Vec<String> = [
+        "--visibility-timeout-secs=10",
+        "--lease-secs=10",
+        "--heartbeat-secs=2",
+        "--receive-wait-secs=1",
+        "--ack-flush-ms=50",
+        "--exit-when-idle=600",
+        "--hold-pending-secs=60",
+        "--drain-deadline-secs=60",
+    ]
+    .map(String::from)
+    .into();
+    let mut worker = start(&fleet, "w", args);
+    fleet.wait_task(&task.task_id, Duration::from_secs(30), |r| r.state == TaskState::Running).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker.sigterm();
+    // It parks at once, with the checkpoint of the re-checks it made in place, instead of
+    // re-checking on for the rest of its 60 s hold (one a second) before the drain ends.
+    let status = worker.wait_async(Duration::from_secs(120)).await;
+    assert!(status.success(), "drained worker exits 0");
+    assert_eq!(worker.count(CANARY, "parked"), 1);
+    let record = fleet.task(&task.task_id).await.unwrap();
+    assert_eq!(record.state, TaskState::Waiting);
+    let rechecks = record.checkpoint.as_ref().and_then(|c| c["rechecks"].as_u64()).unwrap_or(0);
+    assert!((2..30).contains(&rechecks), "re-checked in place, then parked on SIGTERM: {record:#?}");
+}
+
+#[tokio::test]
 async fn sigterm_stops_receiving_and_lets_short_tasks_finish() {
     let fleet = fast_fleet("drainok").await;
     let task = canary("drainok", CanaryMode::Succeed, 3000);

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let worker = Arc::new(Worker {
         holds: Default::default(),
+        stopping: CancellationToken::new(),
         queue,
         dlq,
         store: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),

@@ -61,6 +61,9 @@ const MAX_DELAY: Duration = Duration::from_secs(900);
 pub struct Worker {
     /// Tasks waiting in place for a pending artifact right now (see `run_holding`).
     pub holds: Arc<AtomicUsize>,
+    /// Cancelled when the worker stops receiving (SIGTERM, idle exit): from then on nothing waits
+    /// in place; a waiting task parks at once with its checkpoint.
+    pub stopping: CancellationToken,
     pub queue: Arc<dyn TaskQueue>,
     pub dlq: Arc<dyn TaskQueue>,
     pub store: Arc<dyn TaskStore>,
@@ -126,6 +129,7 @@ impl Worker {
         }
 
         shutdown.cancelled().await;
+        self.stopping.cancel();
         pollers.wait().await;
         info!(
             in_flight = tasks.len(),
@@ -370,19 +374,20 @@ impl Worker {
         let handlers = self.handlers.clone();
         let task_envelope = envelope.clone();
         let holds = self.holds.clone();
+        let stopping = self.stopping.clone();
         let hold = self.config.hold_pending;
         let capacity_recheck = self.config.capacity_recheck;
         let hold_limit = self.config.concurrency.div_ceil(2);
         // The handler runs in its own task so a panic is caught and classified, not fatal.
         let kind = envelope.kind().as_str();
-        let mut run =
-            tokio::spawn(attributed(
-                kind,
-                async move {
-                    run_holding(&handlers, &task_envelope, context, hold, capacity_recheck, &holds, hold_limit).await
-                }
-                .in_current_span(),
-            ));
+        let mut run = tokio::spawn(attributed(
+            kind,
+            async move {
+                let hold = Hold { limit: hold, capacity_recheck, holds: &holds, most: hold_limit, stopping: &stopping };
+                run_holding(&handlers, &task_envelope, context, hold).await
+            }
+            .in_current_span(),
+        ));
         let result: HandlerResult = tokio::select! {
             joined = &mut run => match joined {
                 Ok(result) => result,
@@ -785,15 +790,11 @@ struct PollContext {
 /// A full quota (`RetryClass::Capacity`: a copy pool, AWS's pending-snapshot limit) is waited for
 /// the same way, looking again after `capacity_recheck` (or the error's own delay), jittered
 /// like a parked wait: each look is one slot or quota check instead of a park and a claim.
-#[allow(clippy::too_many_arguments)]
 async fn run_holding(
     handlers: &Handlers,
     envelope: &Envelope,
     mut context: TaskContext,
-    hold: Duration,
-    capacity_recheck: Duration,
-    holds: &AtomicUsize,
-    limit: usize,
+    hold: Hold<'_>,
 ) -> HandlerResult {
     let started = Instant::now();
     loop {
@@ -801,22 +802,38 @@ async fn run_holding(
         let (wait, checkpoint) = match &result {
             Ok(Outcome::Pending { checkpoint, recheck_after }) => (*recheck_after, Some(checkpoint.clone())),
             Err(error) if error.is_capacity() => {
-                let base = error.retry_after.unwrap_or(capacity_recheck);
+                let base = error.retry_after.unwrap_or(hold.capacity_recheck);
                 (base.mul_f64(1.0 + rand::random::<f64>() / 2.0), None)
             }
             _ => return result,
         };
-        if started.elapsed() + wait > hold || context.cancel.is_cancelled() {
+        if started.elapsed() + wait > hold.limit || context.cancel.is_cancelled() || hold.stopping.is_cancelled() {
             return result;
         }
-        let Some(_holding) = Holding::take(holds, limit) else { return result };
-        if context.sleep(wait).await.is_err() {
+        let Some(_holding) = Holding::take(hold.holds, hold.most) else { return result };
+        let waited = tokio::select! {
+            waited = context.sleep(wait) => waited.is_ok(),
+            _ = hold.stopping.cancelled() => false,
+        };
+        if !waited {
             return result;
         }
         if let Some(checkpoint) = checkpoint {
             context.checkpoint = Some(checkpoint);
         }
     }
+}
+
+/// What `run_holding` may wait for, and the process's count of waiting tasks.
+struct Hold<'a> {
+    /// The longest an attempt waits in place, in all.
+    limit: Duration,
+    /// Between looks at a full quota that gave no delay of its own.
+    capacity_recheck: Duration,
+    holds: &'a AtomicUsize,
+    /// Tasks of this process that may wait in place at once.
+    most: usize,
+    stopping: &'a CancellationToken,
 }
 
 /// One of the process's holds; given back when dropped, also when the task is aborted mid-wait.
