@@ -871,8 +871,13 @@ async fn a_backups_prune_runs_inside_the_backup_task_and_one_that_fails_there_be
     };
 
     // The fourth backup keeps one: its task decides retention itself and hands on the three
-    // deletions, with no prune task in between.
+    // deletions, with no prune task in between. A volume backs no AMI: no image lookup.
+    let images_looked_up = |fleet: &Fleet| {
+        fleet.aws.calls().snapshot().get(&("EC2".to_owned(), "DescribeImages".to_owned())).copied().unwrap_or(0)
+    };
+    let before = images_looked_up(&fleet);
     let Outcome::Done { result, children, .. } = run_task(&handlers, &keep_one(6)).await.unwrap() else { panic!() };
+    assert_eq!(images_looked_up(&fleet), before, "a volume's prune looked up images");
     assert!(children.iter().all(|t| t.kind() == TaskKind::DeleteArtifact), "{children:#?}");
     let mut deleted: Vec<&str> = children
         .iter()
@@ -897,4 +902,44 @@ async fn a_backups_prune_runs_inside_the_backup_task_and_one_that_fails_there_be
     assert!(result.get("pruned").is_none(), "{result}");
     let [Task::Prune(prune)] = children.as_slice() else { panic!("{children:#?}") };
     assert_eq!((prune.resource.as_str(), prune.rules.count), (volume_id.as_str(), Some(1)));
+}
+
+#[tokio::test]
+async fn a_volumes_prune_still_keeps_a_snapshot_that_says_it_backs_a_live_image() {
+    let fleet = Fleet::realistic("ebsvolimage").await;
+    let handlers = handlers(&fleet);
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let made = three_backups(&fleet, &handlers, &volume_id, 15).await;
+    // An image said to be of this volume, and the oldest backup tagged as backing it (as the
+    // fleet tags an AMI's snapshots): a volume's prune must look the image up, find it live,
+    // and keep the snapshot, whatever the count rule says.
+    let ec2 = fleet.aws.clients().ec2;
+    let instance_id = instance(&fleet).await;
+    let image =
+        ec2.create_image().instance_id(&instance_id).name(format!("{}-img", fleet.prefix)).send().await.unwrap();
+    let image_id = image.image_id().unwrap().to_owned();
+    ec2.create_tags()
+        .resources(&image_id)
+        .tags(Tag::builder().key(tags::SOURCE).value(&volume_id).build())
+        .send()
+        .await
+        .unwrap();
+    let block = services(&fleet).block;
+    block
+        .tag(REGION, std::slice::from_ref(&made[0]), &[(tags::IMAGE.to_owned(), image_id.clone())].into())
+        .await
+        .unwrap();
+    // Past the emulator's consistency window, so that DescribeImages shows the new image.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let rules = RetentionRules { count: Some(1), min_keep: 1, ..Default::default() };
+    let deletions = deletions_of(&handlers, &prune_of(&volume_id, rules, Utc::now() + ChronoDuration::days(1))).await;
+    let deleted: Vec<&str> = deletions
+        .iter()
+        .filter_map(|t| match t {
+            Task::DeleteArtifact(d) => Some(d.artifact.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [made[1].as_str()], "the middle one goes; the image's snapshot and the newest stay");
 }

@@ -144,7 +144,15 @@ impl Services {
                     .into_iter()
                     .filter(|s| from_source(p, &s.tags) && !leftover(&s.id, &s.tags, s.created_at))
                     .collect();
-                let images: Vec<ImageInfo> = self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?;
+                // AMIs are made of instances: a volume's prune looks them up only when one of its
+                // snapshots says it backs an image (then that image must be known to be live).
+                let needs_images = p.resource_type == ResourceType::Ec2Instance
+                    || snapshots.iter().any(|s| s.tags.contains_key(tags::IMAGE));
+                let images: Vec<ImageInfo> = if needs_images {
+                    self.block.images_tagged(&p.region, tags::SOURCE, &p.resource).await?
+                } else {
+                    Vec::new()
+                };
                 let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
                 for snapshot in &snapshots {
                     let mut c = candidate(
