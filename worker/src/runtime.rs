@@ -49,8 +49,9 @@ pub struct RuntimeConfig {
     /// that never frees up (RDS's manual snapshot quota answers like a busy copy queue) must not
     /// turn into a backup that silently never happens.
     pub capacity_wait_limit: Duration,
-    /// How long in all an attempt may wait in place for a pending artifact whose re-check is due
-    /// within that time, instead of parking (zero: always park). See `run_holding`.
+    /// How long in all an attempt may wait in place for a pending artifact or a full quota whose
+    /// next look is due within that time, instead of parking (zero: always park). The time waited
+    /// in place does not count towards `capacity_wait_limit`. See `run_holding`.
     pub hold_pending: Duration,
 }
 
@@ -59,7 +60,7 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
 pub struct Worker {
-    /// Tasks waiting in place for a pending artifact right now (see `run_holding`).
+    /// Tasks waiting in place right now (see `run_holding`).
     pub holds: Arc<AtomicUsize>,
     /// Cancelled when the worker stops receiving (SIGTERM, idle exit): from then on nothing waits
     /// in place; a waiting task parks at once with its checkpoint.
