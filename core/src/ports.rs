@@ -309,6 +309,12 @@ pub trait SlotPool: Send + Sync {
     /// Takes (or renews) a slot of `pool` for `holder` until `hold` from now, unless `limit`
     /// other live holders have one.
     async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError>;
+    /// Extends the slot of a holder with work in flight (`acquire` again, by default). Unlike a
+    /// first `acquire` it is never answered from a process's memory of a full pool: the holder
+    /// may well have a slot of its own there.
+    async fn renew(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
+        self.acquire(pool, holder, limit, hold).await
+    }
     async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError>;
 }
 
@@ -337,5 +343,216 @@ impl SlotPool for LocalSlots {
             holders.remove(holder);
         }
         Ok(())
+    }
+}
+
+/// A process-local gate in front of a fleet-wide `SlotPool`. A worker may have dozens of tasks
+/// waiting for one full pool, and each look at the fleet-wide pool is a conditional write that
+/// fails; the gate lets one look per `full_for` answer for all of them:
+///
+/// - a pool this process saw full less than `full_for` ago is answered "full" without a call,
+///   unless a task of this process gave a slot back since (then the next look is real);
+/// - a holder whose hold, as this process took or renewed it, still has more than half to run
+///   is answered "held" without a call: a pending copy re-checked every few seconds renews its
+///   slot once per half hold instead of on every re-check;
+/// - a holder that was refused here and took nothing since has nothing to give back: its
+///   release (a waiting task settles its slot on every attempt) costs no call.
+///
+/// The fleet-wide pool stays the only authority: a slot is never granted here that the pool did
+/// not grant, so the cap holds. What the gate costs is latency only: a slot freed by another
+/// worker is noticed up to `full_for` later by this one. A holder refused from memory that in
+/// fact kept a slot from a crashed attempt keeps it until its hold runs out, as without the gate.
+pub struct GatedSlots {
+    inner: std::sync::Arc<dyn SlotPool>,
+    full_for: Duration,
+    state: std::sync::Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// When each pool was last seen full.
+    full_since: BTreeMap<String, std::time::Instant>,
+    /// What this process last learnt of a holder's slot.
+    holders: BTreeMap<(String, TaskId), Known>,
+}
+
+#[derive(Clone, Copy)]
+enum Known {
+    /// Taken or renewed here; the hold runs until then.
+    Held(std::time::Instant),
+    /// Refused here, and nothing taken since.
+    Refused,
+}
+
+impl GatedSlots {
+    pub fn new(inner: std::sync::Arc<dyn SlotPool>, full_for: Duration) -> Self {
+        Self { inner, full_for, state: std::sync::Mutex::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn take(
+        &self,
+        pool: &str,
+        holder: &TaskId,
+        limit: u32,
+        hold: Duration,
+        renewal: bool,
+    ) -> Result<bool, AwsError> {
+        let key = (pool.to_owned(), holder.clone());
+        {
+            let now = std::time::Instant::now();
+            let mut state = self.state();
+            state.holders.retain(|_, known| !matches!(known, Known::Held(until) if *until <= now));
+            match state.holders.get(&key) {
+                Some(Known::Held(until)) if *until > now + hold / 2 => return Ok(true),
+                Some(Known::Held(_)) => {}
+                _ if !renewal
+                    && state.full_since.get(pool).is_some_and(|seen| now.duration_since(*seen) < self.full_for) =>
+                {
+                    state.holders.insert(key, Known::Refused);
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
+        let asked = std::time::Instant::now();
+        let won = if renewal {
+            self.inner.renew(pool, holder, limit, hold).await?
+        } else {
+            self.inner.acquire(pool, holder, limit, hold).await?
+        };
+        let mut state = self.state();
+        if won {
+            state.holders.insert(key, Known::Held(asked + hold));
+        } else {
+            state.holders.insert(key, Known::Refused);
+            state.full_since.insert(pool.to_owned(), asked);
+        }
+        Ok(won)
+    }
+}
+
+#[async_trait]
+impl SlotPool for GatedSlots {
+    async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
+        self.take(pool, holder, limit, hold, false).await
+    }
+
+    async fn renew(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
+        self.take(pool, holder, limit, hold, true).await
+    }
+
+    async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
+        {
+            let mut state = self.state();
+            if let Some(Known::Refused) = state.holders.remove(&(pool.to_owned(), holder.clone())) {
+                return Ok(());
+            }
+            // A slot may just have come free: the next waiter of this process looks for real.
+            state.full_since.remove(pool);
+        }
+        self.inner.release(pool, holder).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Counts the looks that reach the pool behind the gate.
+    #[derive(Default)]
+    struct Counted {
+        pool: LocalSlots,
+        looks: AtomicUsize,
+        releases: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SlotPool for Counted {
+        async fn acquire(&self, pool: &str, holder: &TaskId, limit: u32, hold: Duration) -> Result<bool, AwsError> {
+            self.looks.fetch_add(1, Ordering::SeqCst);
+            self.pool.acquire(pool, holder, limit, hold).await
+        }
+
+        async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            self.pool.release(pool, holder).await
+        }
+    }
+
+    fn id(n: usize) -> TaskId {
+        TaskId::new(format!("t-{n}"))
+    }
+
+    #[tokio::test]
+    async fn waiters_of_one_process_share_a_look_at_a_full_pool_and_a_local_release_reopens_it() {
+        let inner = Arc::new(Counted::default());
+        let gate = GatedSlots::new(inner.clone(), Duration::from_millis(100));
+        let hold = Duration::from_secs(600);
+        let looks = || inner.looks.load(Ordering::SeqCst);
+        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap());
+        for waiter in 1..=10 {
+            assert!(!gate.acquire("p", &id(waiter), 1, hold).await.unwrap(), "the pool is full");
+        }
+        assert_eq!(looks(), 2, "one look took the slot, one saw the pool full");
+
+        // Freed elsewhere (another worker's holder): seen by the first real look after `full_for`.
+        inner.pool.release("p", &id(0)).await.unwrap();
+        assert!(!gate.acquire("p", &id(1), 1, hold).await.unwrap(), "answered from the memo");
+        assert_eq!(looks(), 2);
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(gate.acquire("p", &id(1), 1, hold).await.unwrap(), "a real look finds the free slot");
+        assert_eq!(looks(), 3);
+
+        // Freed here: the next waiter looks at once.
+        assert!(!gate.acquire("p", &id(2), 1, hold).await.unwrap());
+        gate.release("p", &id(1)).await.unwrap();
+        assert!(gate.acquire("p", &id(2), 1, hold).await.unwrap(), "a local release lets the next waiter look");
+        assert_eq!(looks(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_refused_holder_gives_nothing_back_and_a_renewal_always_asks_the_pool() {
+        let inner = Arc::new(Counted::default());
+        let gate = GatedSlots::new(inner.clone(), Duration::from_secs(60));
+        let hold = Duration::from_secs(600);
+        // Another process's holder has the pool's one slot.
+        assert!(inner.pool.acquire("p", &id(0), 1, hold).await.unwrap());
+        assert!(!gate.acquire("p", &id(1), 1, hold).await.unwrap(), "refused by the pool");
+        assert!(!gate.acquire("p", &id(2), 1, hold).await.unwrap(), "refused from memory");
+        for refused in [1, 2] {
+            gate.release("p", &id(refused)).await.unwrap();
+        }
+        assert_eq!(inner.releases.load(Ordering::SeqCst), 0, "a refused holder holds nothing to release");
+        let looks = inner.looks.load(Ordering::SeqCst);
+        assert!(!gate.acquire("p", &id(3), 1, hold).await.unwrap(), "those releases freed nothing");
+        assert_eq!(inner.looks.load(Ordering::SeqCst), looks, "and did not reopen the pool");
+
+        // A copy in flight that took its slot on another worker renews it here: the pool is asked.
+        assert!(gate.renew("p", &id(0), 1, hold).await.unwrap(), "its slot is renewed, not refused");
+        gate.release("p", &id(0)).await.unwrap();
+        assert_eq!(inner.releases.load(Ordering::SeqCst), 1, "a holder's release reaches the pool");
+        assert!(gate.acquire("p", &id(3), 1, hold).await.unwrap(), "and the next waiter takes the slot");
+    }
+
+    #[tokio::test]
+    async fn a_holder_renews_through_the_pool_only_once_half_its_hold_has_run() {
+        let inner = Arc::new(Counted::default());
+        let gate = GatedSlots::new(inner.clone(), Duration::from_secs(5));
+        let hold = Duration::from_millis(200);
+        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap());
+        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap(), "a renewal early in the hold");
+        assert_eq!(inner.looks.load(Ordering::SeqCst), 1, "answered by the gate");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap(), "a renewal past half the hold");
+        assert_eq!(inner.looks.load(Ordering::SeqCst), 2, "renewed in the pool");
+        // Without the renewal the pool's hold would run out and another holder could take it.
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!inner.pool.acquire("p", &id(9), 1, hold).await.unwrap(), "the renewed hold still runs");
     }
 }

@@ -12,7 +12,7 @@ use backup_aws::secrets::SecretsManager;
 use backup_aws::sqs::SqsQueue;
 use backup_aws::{AwsContext, AwsSettings};
 use backup_core::exit;
-use backup_core::ports::{Catalog, EventPublisher, NoEvents, TaskQueue};
+use backup_core::ports::{Catalog, EventPublisher, GatedSlots, NoEvents, TaskQueue};
 use backup_core::ratelimit::RateLimiter;
 use backup_logical::Tools;
 use backup_telemetry::LogFormat;
@@ -81,7 +81,12 @@ async fn main() -> anyhow::Result<()> {
                 catalog: catalog.clone(),
                 fleet_catalog: catalog,
                 accounts: Arc::new(AssumedRoles::new(aws.clone(), settings.rate_share)),
-                slots: Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
+                // One look at a full pool per re-check (5 s at least) answers all of this
+                // worker's waiters; a slot given back here reopens the pool at once.
+                slots: Arc::new(GatedSlots::new(
+                    Arc::new(DynamoTaskStore::new(clients.dynamodb.clone(), &settings.state_table)),
+                    Duration::from_secs(settings.recheck_secs.max(5)),
+                )),
                 secrets: Arc::new(SecretsManager::new(aws.clone())),
                 logical: LogicalSettings {
                     tools: Tools::new(settings.pg_bin_dir.clone()),

@@ -297,7 +297,7 @@ impl Services {
     /// late) and been taken: the copy goes on regardless, since AWS's own quota is the limit
     /// that counts and the next copy to start waits for it.
     pub async fn renew_copy_slot(&self, kind: CopyKind, region: &str, task: &backup_schemas::TaskId) {
-        match self.slots.acquire(&kind.pool(region), task, kind.limit(), self.timing.slot_hold).await {
+        match self.slots.renew(&kind.pool(region), task, kind.limit(), self.timing.slot_hold).await {
             Ok(true) => {}
             Ok(false) => tracing::info!(pool = %kind.pool(region), "copy slot lapsed while the copy was in flight"),
             Err(err) => tracing::warn!(error = %err, "could not renew a copy slot"),
