@@ -40,18 +40,26 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Usage errors: one line and exit 2 (help and --version print as clap does).
         Err(err) if err.use_stderr() => exit::fail(PROGRAM, err, exit::USAGE),
         Err(err) => err.exit(),
     };
-    let settings = cli.settings;
-    if let Err(message) = settings.validate() {
+    if let Err(message) = cli.settings.validate() {
         exit::fail(PROGRAM, format!("invalid settings: {message}"), exit::USAGE);
     }
+    let runtime = match cli.settings.runtime_threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        threads => tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build(),
+    }
+    .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
     let aws = match AwsContext::load(&AwsSettings::default()).await {
         Ok(aws) => aws,
         Err(err) => exit::fail(PROGRAM, err, exit::USAGE),

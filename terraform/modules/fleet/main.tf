@@ -42,6 +42,7 @@ locals {
     BACKUP_LEASE_SECS              = tostring(var.worker_runtime.lease_seconds)
     BACKUP_HEARTBEAT_SECS          = tostring(var.worker_runtime.heartbeat_seconds)
     BACKUP_DRAIN_DEADLINE_SECS     = tostring(var.worker_runtime.drain_deadline_seconds)
+    BACKUP_RUNTIME_THREADS         = tostring(var.worker_runtime.runtime_threads)
     # Logical PostgreSQL backups and drills: libpq sslmode, and the upload part size of a dump.
     BACKUP_PG_SSLMODE        = var.pg_sslmode
     BACKUP_DUMP_PART_MIB     = tostring(var.dump_part_mib)

@@ -159,8 +159,8 @@ variable "log_format" {
 variable "worker_runtime" {
   description = <<-EOT
     Worker tuning, passed as BACKUP_CONCURRENCY, BACKUP_VISIBILITY_TIMEOUT_SECS, BACKUP_LEASE_SECS,
-    BACKUP_HEARTBEAT_SECS and BACKUP_DRAIN_DEADLINE_SECS; stop_timeout_seconds is the container's
-    ECS stopTimeout (SIGTERM -> SIGKILL), which must exceed the drain deadline.
+    BACKUP_HEARTBEAT_SECS, BACKUP_DRAIN_DEADLINE_SECS and BACKUP_RUNTIME_THREADS; stop_timeout_seconds
+    is the container's ECS stopTimeout (SIGTERM -> SIGKILL), which must exceed the drain deadline.
   EOT
   type = object({
     concurrency                = optional(number, 16)
@@ -169,8 +169,14 @@ variable "worker_runtime" {
     heartbeat_seconds          = optional(number, 20)
     drain_deadline_seconds     = optional(number, 25)
     stop_timeout_seconds       = optional(number, 30)
+    runtime_threads            = optional(number, 1)
   })
   default = {}
+
+  validation {
+    condition     = var.worker_runtime.runtime_threads >= 1 && var.worker_runtime.runtime_threads <= 64
+    error_message = "worker_runtime.runtime_threads must be between 1 and 64."
+  }
 
   validation {
     condition     = var.worker_runtime.stop_timeout_seconds > var.worker_runtime.drain_deadline_seconds
