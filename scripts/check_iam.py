@@ -106,6 +106,8 @@ IAM_NAMES = {
     # The adapter deletes with and without a version id (a delete marker, and a drill's clean-up).
     ("s3", "DeleteObject"): ["DeleteObject", "DeleteObjectVersion"],
     ("s3", "GetBucketLocation"): ["GetBucketLocation"],
+    # IAM names the action without "Bucket" (it also covers ListBucketInventoryConfigurations).
+    ("s3", "GetBucketInventoryConfiguration"): ["GetInventoryConfiguration"],
     # RDS authorizes the tags given to a create/copy/restore call as rds:AddTagsToResource on the
     # new resource (the adapters tag on create and never call AddTagsToResource themselves).
     ("rds", "CreateDBSnapshot"): ["CreateDBSnapshot", "AddTagsToResource"],

@@ -16,6 +16,7 @@ use aws_sdk_s3::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backup_core::artifacts::Tags;
+use backup_core::inventory::InventoryConfig;
 use backup_core::services::objects::{
     BucketInfo, CopyRequest, CopyResult, ObjectHead, ObjectPage, ObjectStore, ObjectStream, ObjectVersion,
     UploadRequest, UploadResult, UploadedPart,
@@ -824,6 +825,56 @@ impl ObjectStore for S3Objects {
             Ok(output) => Ok(output.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()),
             Err(err) if err.code() == Some("NoSuchTagSet") => Ok(Tags::new()),
             Err(err) => Err(s3_error("GetBucketTagging", err)),
+        }
+    }
+
+    async fn inventory_config(
+        &self,
+        region: &str,
+        bucket: &str,
+        id: &str,
+    ) -> Result<Option<InventoryConfig>, AwsError> {
+        let output = match self.client(region).get_bucket_inventory_configuration().bucket(bucket).id(id).send().await {
+            Ok(output) => output,
+            Err(err) if err.code() == Some("NoSuchConfiguration") || err.code() == Some("NoSuchInventoryConfig") => {
+                return Ok(None)
+            }
+            Err(err) => return Err(s3_error("GetBucketInventoryConfiguration", err)),
+        };
+        let Some(config) = output.inventory_configuration() else { return Ok(None) };
+        let destination = config.destination().and_then(|d| d.s3_bucket_destination());
+        Ok(Some(InventoryConfig {
+            id: config.id().to_owned(),
+            enabled: config.is_enabled(),
+            bucket: destination
+                .map(|d| d.bucket().strip_prefix("arn:aws:s3:::").unwrap_or(d.bucket()).to_owned())
+                .unwrap_or_default(),
+            prefix: destination.and_then(|d| d.prefix()).map(str::to_owned),
+            format: destination.map(|d| d.format().as_str().to_owned()).unwrap_or_default(),
+            filter_prefix: config.filter().map(|f| f.prefix().to_owned()),
+            fields: config.optional_fields().iter().map(|f| f.as_str().to_owned()).collect(),
+        }))
+    }
+
+    async fn list_folders(&self, region: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut folders = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let output = self
+                .client(region)
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListObjectsV2", e))?;
+            folders.extend(output.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_owned));
+            match output.next_continuation_token().filter(|t| !t.is_empty() && output.is_truncated() == Some(true)) {
+                Some(next) => token = Some(next.to_owned()),
+                None => return Ok(folders),
+            }
         }
     }
 }

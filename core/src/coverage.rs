@@ -751,6 +751,7 @@ pub async fn scanned_at(
             continuation: None,
             page: 0,
             listed_after: None,
+            inventory: None,
             dest: plan.s3_destination(region).unwrap_or_else(|| backup_schemas::S3Destination {
                 bucket: String::new(),
                 region: region.to_owned(),

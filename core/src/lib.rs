@@ -9,6 +9,7 @@ pub mod cost;
 pub mod coverage;
 pub mod error;
 pub mod exit;
+pub mod inventory;
 pub mod policy;
 pub mod ports;
 pub mod prices;

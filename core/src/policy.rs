@@ -62,7 +62,8 @@ const EXPORT_KEYS: &[&str] = &["iam_role_arn", "kms_key", "retain_days", "prefix
 const SELECT_KEYS: &[&str] = &["tags", "exclude_tags"];
 const RETAIN_KEYS: &[&str] = &["days", "count", "min_keep", "daily", "weekly", "monthly"];
 const COPY_KEYS: &[&str] = &["region", "retain_days", "kms_key", "account_id", "role_arn", "share_kms_key"];
-const S3_KEYS: &[&str] = &["backup_bucket", "storage_class", "lock_days", "prefix"];
+const S3_KEYS: &[&str] =
+    &["backup_bucket", "storage_class", "lock_days", "prefix", "inventory_id", "inventory_max_age_hours"];
 const ACCOUNT_KEYS: &[&str] = &["account_id", "role_arn"];
 const ARCHIVE_KEYS: &[&str] = &["after_days", "unique_percent"];
 const DRILL_KEYS: &[&str] = &[
@@ -227,6 +228,26 @@ pub struct S3Settings {
     pub lock_days: Option<u32>,
     /// Only keys under this prefix are backed up.
     pub prefix: Option<String>,
+    /// Scan source buckets from their latest S3 Inventory report of this configuration id
+    /// instead of listing them; a bucket without a usable, fresh report is listed.
+    pub inventory_id: Option<String>,
+    /// Reports older than this are not used (hours; 48 unless set).
+    pub inventory_max_age_hours: u32,
+}
+
+/// Reports older than this are not used unless the plan says otherwise: a daily report plus the
+/// up to 48 hours S3 may take to deliver one.
+pub const DEFAULT_INVENTORY_MAX_AGE_HOURS: u32 = 48;
+
+impl S3Settings {
+    /// What a scan of this plan's buckets reads instead of listing, if anything.
+    pub fn inventory_scan(&self) -> Option<backup_schemas::InventoryScan> {
+        self.inventory_id.as_ref().map(|id| backup_schemas::InventoryScan {
+            id: id.clone(),
+            max_age_hours: self.inventory_max_age_hours,
+            report: None,
+        })
+    }
 }
 
 /// What an `ec2-instance` backup is.
@@ -603,6 +624,9 @@ fn parse_plan(index: usize, table: Table, default_region: &str) -> Result<Plan, 
     };
     if s3.as_ref().is_some_and(|s3| s3.prefix.is_some()) && !resources.contains(&ResourceType::S3Bucket) {
         return Err(r.err("s3.prefix", "selects keys of source buckets, and this plan backs up no s3-bucket"));
+    }
+    if s3.as_ref().is_some_and(|s3| s3.inventory_id.is_some()) && !resources.contains(&ResourceType::S3Bucket) {
+        return Err(r.err("s3.inventory_id", "scans source buckets, and this plan backs up no s3-bucket"));
     }
     let databases = parse_databases(&mut r, &resources, kind)?;
     let export = match r.table("export", EXPORT_KEYS)? {
@@ -1018,8 +1042,30 @@ fn parse_s3(mut s3: Reader) -> Result<S3Settings, PolicyError> {
     }
     let lock_days = s3.days("lock_days")?;
     let prefix = s3.non_empty_string("prefix")?;
+    let inventory_id = s3.non_empty_string("inventory_id")?;
+    if let Some(id) = inventory_id.as_deref().filter(|id| !is_inventory_id(id)) {
+        return Err(s3.err(
+            "inventory_id",
+            format!("{id:?} is not an S3 Inventory configuration id (1-64 letters, digits, '.', '-' and '_')"),
+        ));
+    }
+    let inventory_max_age_hours = match s3.positive("inventory_max_age_hours")? {
+        Some(hours) if inventory_id.is_none() => {
+            return Err(s3.err("inventory_max_age_hours", format!("{hours} is set, but inventory_id is not")))
+        }
+        Some(hours) if hours > 24 * 30 => {
+            return Err(s3.err("inventory_max_age_hours", format!("{hours}: at most 720 (30 days)")))
+        }
+        Some(hours) => hours,
+        None => DEFAULT_INVENTORY_MAX_AGE_HOURS,
+    };
     s3.finish()?;
-    Ok(S3Settings { backup_bucket, storage_class, lock_days, prefix })
+    Ok(S3Settings { backup_bucket, storage_class, lock_days, prefix, inventory_id, inventory_max_age_hours })
+}
+
+/// S3 Inventory configuration ids: what the console and the API accept.
+fn is_inventory_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 fn parse_drill(mut drill: Reader, resources: &[ResourceType]) -> Result<DrillSettings, PolicyError> {

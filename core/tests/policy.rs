@@ -1022,3 +1022,47 @@ fn empty_selector_selects_everything_not_excluded() {
     let policy = parse(&plan(&["select"], "select.exclude_tags = { backup-skip = \"*\" }"));
     assert!(policy.plans[0].select.tags.is_empty());
 }
+
+#[test]
+fn s3_inventory_scans_are_set_per_plan_and_every_mistake_is_refused() {
+    let s3 = |keys: &str| {
+        plan(&["resources"], &format!("resources = [\"s3-bucket\"]\ns3 = {{ backup_bucket = \"org-backups\"{keys} }}"))
+    };
+    let settings = |keys: &str| parse(&s3(keys)).plans[0].s3.clone().unwrap();
+    assert_eq!(settings("").inventory_scan(), None, "scans list unless a plan names an inventory");
+    let scan = settings(", inventory_id = \"nightly-1.x_y\"").inventory_scan().unwrap();
+    assert_eq!((scan.id.as_str(), scan.max_age_hours, scan.report), ("nightly-1.x_y", 48, None));
+    let scan = settings(", inventory_id = \"nightly\", inventory_max_age_hours = 30").inventory_scan().unwrap();
+    assert_eq!(scan.max_age_hours, 30);
+
+    assert_error(
+        &s3(", inventory_id = \"no spaces\""),
+        "plan \"p\"",
+        "s3.inventory_id",
+        "not an S3 Inventory configuration id",
+    );
+    assert_error(&s3(&format!(", inventory_id = \"{}\"", "x".repeat(65))), "plan \"p\"", "s3.inventory_id", "1-64");
+    assert_error(
+        &s3(", inventory_max_age_hours = 24"),
+        "plan \"p\"",
+        "s3.inventory_max_age_hours",
+        "inventory_id is not",
+    );
+    assert_error(
+        &s3(", inventory_id = \"n\", inventory_max_age_hours = 721"),
+        "plan \"p\"",
+        "s3.inventory_max_age_hours",
+        "at most 720",
+    );
+    assert_error(
+        &s3(", inventory_id = \"n\", inventory_max_age_hours = 0"),
+        "plan \"p\"",
+        "s3.inventory_max_age_hours",
+        "at least 1",
+    );
+    let dumps = plan(
+        &["resources"],
+        "resources = [\"postgres-db\"]\ns3 = { backup_bucket = \"org-backups\", inventory_id = \"n\" }\ndatabases = [{ name = \"app\", secret = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:db\" }]",
+    );
+    assert!(error(&dumps).contains("s3.inventory_id"), "{}", error(&dumps));
+}

@@ -308,6 +308,7 @@ pub async fn map_event(
                                 continuation: None,
                                 page: 0,
                                 listed_after: None,
+                                inventory: plan.s3.as_ref().and_then(|s| s.inventory_scan()),
                                 dest,
                                 ctx,
                             }),

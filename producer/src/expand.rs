@@ -103,6 +103,7 @@ pub fn expand(
                     continuation: None,
                     page: 0,
                     listed_after: None,
+                    inventory: plan.s3.as_ref().and_then(|s| s.inventory_scan()),
                     dest,
                     ctx: ctx.clone(),
                 }),
@@ -177,5 +178,41 @@ fn drill_target(plan: &Plan, resource: &Resource) -> DrillTarget {
             ResourceType::PostgresDb => plan.database(&resource.id).map(|d| d.checks.clone()).unwrap_or_default(),
             _ => Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backup_core::policy::Policy;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_plan_naming_an_inventory_scans_its_buckets_from_the_report() {
+        let policy = Policy::from_toml_str(
+            r#"
+[[plan]]
+name = "objects"
+schedule = "cron(0 2 * * ? *)"
+resources = ["s3-bucket"]
+select.tags = { backup = "daily" }
+retain = { days = 7 }
+s3 = { backup_bucket = "org-backups", inventory_id = "nightly", inventory_max_age_hours = 30 }
+"#,
+            "us-east-1",
+        )
+        .unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 2, 0, 0).unwrap();
+        let window = Window { start, end: start + chrono::Duration::hours(1) };
+        let bucket = Resource {
+            resource_type: ResourceType::S3Bucket,
+            id: "logs".into(),
+            region: "us-east-1".into(),
+            tags: Default::default(),
+        };
+        let expansion = expand(&policy.plans[0], window, &[bucket], &[], "us-east-1", "self");
+        let Some(Task::ScanBucket(scan)) = expansion.tasks.first() else { panic!("{:?}", expansion.tasks) };
+        let inventory = scan.inventory.as_ref().expect("the plan's inventory reaches the scan");
+        assert_eq!((inventory.id.as_str(), inventory.max_age_hours, &inventory.report), ("nightly", 30, &None));
     }
 }

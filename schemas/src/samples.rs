@@ -118,6 +118,7 @@ pub fn sample(kind: TaskKind) -> Task {
             continuation: None,
             page: 0,
             listed_after: None,
+            inventory: None,
             dest: dest(),
             ctx: ctx(),
         }),

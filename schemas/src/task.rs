@@ -386,8 +386,36 @@ pub struct ScanBucket {
     /// without it (a message from an older producer) is checked object by object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_after: Option<String>,
+    /// Read the bucket's latest S3 Inventory report instead of listing it (the plan's
+    /// `s3.inventory_id`); absent: list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryScan>,
     pub dest: S3Destination,
     pub ctx: BackupContext,
+}
+
+/// A scan from an S3 Inventory report: which configuration, how old a report may be, and (after
+/// the first task) where in the report the scan stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryScan {
+    /// The inventory configuration's id on the source bucket.
+    pub id: String,
+    /// A report older than this is not used: the scan lists the bucket instead.
+    pub max_age_hours: u32,
+    /// Set by the first task: the report being read and the position in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<InventoryCursor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryCursor {
+    /// The bucket holding the report (in the source bucket's region, as S3 requires).
+    pub bucket: String,
+    pub manifest_key: String,
+    /// Index of the data file in the manifest's `files`.
+    pub file: u32,
+    /// Rows of that file already read.
+    pub row: u64,
 }
 
 /// One object as listed: copies are skipped when the backup already has this ETag and size.

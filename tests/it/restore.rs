@@ -398,6 +398,7 @@ async fn backup_bucket(handlers: &Arc<Handlers>, source: &str, backup: &str, day
         continuation: None,
         page: 0,
         listed_after: None,
+        inventory: None,
         dest: S3Destination { bucket: backup.into(), region: REGION.into(), storage_class: None, lock_days: Some(7) },
         ctx: ctx("s3-daily", day, vec![]),
     });

@@ -68,6 +68,7 @@ fn scan(source: &str, backup: &str) -> Task {
         continuation: None,
         page: 0,
         listed_after: None,
+        inventory: None,
         dest: dest(backup),
         ctx: ctx(),
     })
@@ -706,4 +707,129 @@ async fn an_unchanged_bucket_is_rechecked_by_listing_alone_and_only_what_changed
         objects.head(REGION, &backup, &deleted, None).await.unwrap().is_some(),
         "a deleted source keeps its backup"
     );
+}
+
+fn inventory_scan(source: &str, backup: &str, id: &str) -> Task {
+    let Task::ScanBucket(mut p) = scan(source, backup) else { unreachable!() };
+    p.inventory = Some(InventoryScan { id: id.into(), max_age_hours: 48, report: None });
+    Task::ScanBucket(p)
+}
+
+fn report<'a>(source: &'a str, bucket: &'a str, created: chrono::DateTime<Utc>) -> backup_tests::inventory::Report<'a> {
+    backup_tests::inventory::Report {
+        source,
+        id: "nightly",
+        bucket,
+        prefix: "inventory",
+        format: aws_sdk_s3::types::InventoryFormat::Csv,
+        created,
+        files: 3,
+        complete: true,
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_with_an_inventory_report_is_scanned_from_it_without_listing_the_source() {
+    use backup_tests::inventory;
+    let fleet = Fleet::realistic("s3inv").await;
+    let (source, backup) = buckets(&fleet).await;
+    let s3 = fleet.aws.clients().s3;
+    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
+    s3.create_bucket().bucket(&reports).send().await.unwrap();
+    let keys = seed_many(&fleet, &source, "k/", 2_050).await;
+    seed_backed_up(&fleet, &source, &backup, &keys).await;
+
+    // Since the last backup: a rewrite of the same size, a new key, a copy hidden behind a
+    // delete marker. Then the report is delivered; after it, one more object is deleted.
+    let same_size = keys[10].clone();
+    let mut rewritten = body_of(&same_size);
+    rewritten[0] ^= 0x20;
+    put(&fleet, &source, &same_size, rewritten.clone(), Seed::default()).await;
+    put(&fleet, &source, "k/1500 new", b"new".to_vec(), Seed::default()).await;
+    let hidden = keys[2_040].clone();
+    services(&fleet).objects.hide_latest(REGION, &backup, &format!("{source}/{hidden}")).await.unwrap();
+    let now = Utc::now();
+    let latest = report(&source, &reports, now - chrono::Duration::hours(5));
+    inventory::configure(&s3, &latest).await;
+    let rows = inventory::rows_of(&s3, &source).await;
+    let manifest = inventory::write(&s3, &latest, &rows).await;
+    // An older report, and a newer one still being delivered (no checksum yet, unreadable): the
+    // scan reads the newest complete one.
+    inventory::write(&s3, &report(&source, &reports, now - chrono::Duration::hours(29)), &rows[..10]).await;
+    let delivering = report(&source, &reports, now - chrono::Duration::hours(1));
+    let partial = inventory::write(&s3, &backup_tests::inventory::Report { complete: false, ..delivering }, &[]).await;
+    s3.put_object().bucket(&reports).key(&partial).body(ByteStream::from_static(b"{")).send().await.unwrap();
+    let gone_since = keys[1_200].clone();
+    s3.delete_object().bucket(&source).key(&gone_since).send().await.unwrap();
+
+    // The scan task alone: the configuration, the report folders, a HEAD for the checksum of
+    // the report being delivered and of the one read, the manifest and three data files, and
+    // three pages of the backup listing. No listing of the source, no HEAD per object.
+    let handlers = handlers(&fleet);
+    let before = s3_calls(&fleet);
+    let Outcome::Done { result, children, .. } =
+        run_task(&handlers, &inventory_scan(&source, &backup, "nightly")).await.unwrap_or_else(|e| panic!("{e}"))
+    else {
+        panic!("the scan finishes at once")
+    };
+    let calls = calls_since(&before, s3_calls(&fleet));
+    assert_eq!(result["source"], "inventory", "{result}");
+    assert_eq!(result["report"], format!("s3://{reports}/{manifest}"), "{result}");
+    assert_eq!((result["rows"].as_u64(), result["objects"].as_u64()), (Some(2_051), Some(2_051)), "{result}");
+    assert_eq!(result["unchanged"].as_u64(), Some(2_048), "{result}");
+    assert_eq!(
+        calls,
+        BTreeMap::from([
+            ("GetBucketInventoryConfiguration".to_owned(), 1),
+            ("GetObject".to_owned(), 4),
+            ("HeadObject".to_owned(), 2),
+            ("ListObjectsV2".to_owned(), 1 + 3),
+        ]),
+        "{result}"
+    );
+    assert!(children.iter().all(|t| t.kind() == TaskKind::CopyObjects), "one report task is enough: {children:?}");
+
+    // The whole tree: exactly what changed is copied; the object deleted since the report is
+    // found gone by its batch, not copied.
+    let results = run_scan(&handlers, inventory_scan(&source, &backup, "nightly")).await;
+    assert_eq!(batched_keys(&results), [same_size.clone(), "k/1500 new".to_owned(), hidden.clone()]);
+    assert_eq!(total(&results, "copied"), 3, "{results:#?}");
+    let objects = services(&fleet).objects;
+    assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/{same_size}"), None).await.unwrap(), rewritten);
+    assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/k/1500 new"), None).await.unwrap(), b"new");
+}
+
+#[tokio::test]
+async fn a_missing_stale_or_unusable_inventory_report_is_refused_with_its_reason_and_the_bucket_listed() {
+    use backup_tests::inventory;
+    let fleet = Fleet::realistic("s3invno").await;
+    let (source, backup) = buckets(&fleet).await;
+    let s3 = fleet.aws.clients().s3;
+    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
+    s3.create_bucket().bucket(&reports).send().await.unwrap();
+    seed_many(&fleet, &source, "k/", 5).await;
+    let handlers = handlers(&fleet);
+    let scanned = |why: &'static str| {
+        let (handlers, source, backup) = (handlers.clone(), source.clone(), backup.clone());
+        async move {
+            let results = run_scan(&handlers, inventory_scan(&source, &backup, "nightly")).await;
+            let scan = &results.iter().find(|(t, _)| t.kind() == TaskKind::ScanBucket).unwrap().1;
+            let reason = scan["inventory_unused"].as_str().unwrap_or_else(|| panic!("{why}: no reason in {scan}"));
+            assert_eq!(scan["objects"].as_u64(), Some(5), "{why}: the bucket is listed instead: {scan}");
+            reason.to_owned()
+        }
+    };
+    // No configuration by that id.
+    assert!(scanned("no configuration").await.contains("has no inventory configuration \"nightly\""));
+    // A configuration whose only report is older than the plan accepts.
+    let old = report(&source, &reports, Utc::now() - chrono::Duration::hours(50));
+    inventory::configure(&s3, &old).await;
+    inventory::write(&s3, &old, &inventory::rows_of(&s3, &source).await).await;
+    let reason = scanned("stale").await;
+    assert!(reason.contains("older than 48 hours"), "{reason}");
+    // A configuration that writes Parquet, which the scan does not read.
+    let parquet = backup_tests::inventory::Report { format: aws_sdk_s3::types::InventoryFormat::Parquet, ..old };
+    inventory::configure(&s3, &parquet).await;
+    let reason = scanned("parquet").await;
+    assert!(reason.contains("only CSV reports are read"), "{reason}");
 }

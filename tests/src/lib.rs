@@ -3,6 +3,7 @@
 //! processes (so tests can SIGKILL and SIGTERM them).
 
 pub mod fault_proxy;
+pub mod inventory;
 pub mod sqs_stub;
 
 use backup_aws::bootstrap::{bootstrap, BootstrapSettings, FleetResources};

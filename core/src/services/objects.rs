@@ -230,6 +230,17 @@ pub trait ObjectStore: Send + Sync {
     /// Buckets located in `region` (GetBucketLocation), with their tags (none: no tags).
     async fn list_buckets(&self, region: &str) -> Result<Vec<BucketInfo>, AwsError>;
     async fn bucket_tags(&self, region: &str, bucket: &str) -> Result<Tags, AwsError>;
+    /// The bucket's S3 Inventory configuration `id` (GetBucketInventoryConfiguration); `None`
+    /// when the bucket has none by that id.
+    async fn inventory_config(
+        &self,
+        region: &str,
+        bucket: &str,
+        id: &str,
+    ) -> Result<Option<crate::inventory::InventoryConfig>, AwsError>;
+    /// The "folders" directly under `prefix` (ListObjectsV2 with delimiter `/`: the common
+    /// prefixes, each ending with `/`), paginated to the end.
+    async fn list_folders(&self, region: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError>;
 }
 
 /// The tag set of a backup copy: the fleet's tags merged over the source object's own, within

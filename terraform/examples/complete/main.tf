@@ -137,6 +137,8 @@ module "iam" {
   backup_account_role_arns   = var.backup_account_role_arns
   backup_account_bucket_arns = var.backup_account_bucket_arns
 
+  s3_inventory_bucket_arns = var.s3_inventory_bucket_arns
+
   tags = local.tags
 }
 

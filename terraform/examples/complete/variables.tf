@@ -217,6 +217,12 @@ variable "source_bucket_arns" {
   default     = []
 }
 
+variable "s3_inventory_bucket_arns" {
+  description = "Destination buckets of the source buckets' S3 Inventory reports (scans from the latest inventory instead of listing): the worker may list them and read their objects. Add the reports' SSE-KMS key, if any, to source_kms_key_arns; a destination in another account must allow the worker role in its bucket policy."
+  type        = list(string)
+  default     = []
+}
+
 variable "eventbridge_notification_bucket_names" {
   description = "Source buckets to turn EventBridge notifications on for (their `Object Created` events feed the producer). The module takes over their whole notification configuration."
   type        = list(string)

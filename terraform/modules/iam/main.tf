@@ -178,6 +178,21 @@ locals {
       "s3:GetObjectTagging",
       "s3:GetObjectVersionTagging",
     ]
+    # Scans from S3 Inventory: a source bucket's inventory configurations
+    # (GetBucketInventoryConfiguration) say where its reports are. Source buckets only
+    # (var.source_bucket_arns).
+    s3_inventory_configuration = [
+      "s3:GetInventoryConfiguration",
+    ]
+    # The inventory reports (manifest.json, manifest.checksum, gzipped CSV data files) in the
+    # buckets of var.s3_inventory_bucket_arns: listed with a delimiter, then read. No statement
+    # when the list is empty.
+    s3_inventory_list = [
+      "s3:ListBucket",
+    ]
+    s3_inventory_read = [
+      "s3:GetObject",
+    ]
     s3_write = [
       "s3:PutObject",
       "s3:PutObjectTagging",
@@ -891,6 +906,39 @@ data "aws_iam_policy_document" "worker_s3" {
     effect    = "Allow"
     actions   = local.worker_actions.s3_read
     resources = concat(local.worker_read_bucket_arns, [for b in local.worker_read_bucket_arns : "${b}/*"])
+  }
+
+  # Scans from S3 Inventory: the inventory configurations of the source buckets (bucket ARNs).
+  dynamic "statement" {
+    for_each = length(var.source_bucket_arns) > 0 ? [1] : []
+    content {
+      sid       = "S3SourceInventoryConfiguration"
+      effect    = "Allow"
+      actions   = local.worker_actions.s3_inventory_configuration
+      resources = var.source_bucket_arns
+    }
+  }
+
+  # The inventory reports of those sources: listing the destination buckets, reading their
+  # objects (not their versions, nothing written). Only when some are listed.
+  dynamic "statement" {
+    for_each = length(var.s3_inventory_bucket_arns) > 0 ? [1] : []
+    content {
+      sid       = "S3InventoryReportsList"
+      effect    = "Allow"
+      actions   = local.worker_actions.s3_inventory_list
+      resources = var.s3_inventory_bucket_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.s3_inventory_bucket_arns) > 0 ? [1] : []
+    content {
+      sid       = "S3InventoryReportsRead"
+      effect    = "Allow"
+      actions   = local.worker_actions.s3_inventory_read
+      resources = [for b in var.s3_inventory_bucket_arns : "${b}/*"]
+    }
   }
 
   # The backup bucket, and the Object Lock buckets of backup accounts (their bucket policy must

@@ -49,13 +49,24 @@ variable "backup_bucket_arn" {
 }
 
 variable "source_bucket_arns" {
-  description = "ARNs of the S3 buckets the worker backs up (read-only access to their objects and versions)."
+  description = "ARNs of the S3 buckets the worker backs up (read-only access to their objects and versions, and to their inventory configurations: s3:GetInventoryConfiguration)."
   type        = list(string)
   default     = []
 
   validation {
     condition     = alltrue([for b in var.source_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[^/*]+$", b))])
     error_message = "source_bucket_arns must be S3 bucket ARNs (no wildcards, no object paths)."
+  }
+}
+
+variable "s3_inventory_bucket_arns" {
+  description = "Destination buckets of the source buckets' S3 Inventory reports, for scans that read a source's latest inventory instead of listing it: the worker may list them (s3:ListBucket) and read their objects (s3:GetObject on `<arn>/*`), nothing else. If a destination is in another account, its bucket policy must allow the worker role too; if the reports are SSE-KMS encrypted, put the key in additional_kms_key_arns. Empty: no statement (the inventory configurations of source_bucket_arns are still readable, s3:GetInventoryConfiguration)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.s3_inventory_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[^/*]+$", b))])
+    error_message = "s3_inventory_bucket_arns must be S3 bucket ARNs (no wildcards, no object paths)."
   }
 }
 

@@ -142,7 +142,8 @@ locals {
       "s3:GetBucketTagging",
       "s3:GetBucketLocation",
     ]
-    # Reading the source buckets (var.source_bucket_arns) only; nothing is written here.
+    # Reading the source buckets (var.source_bucket_arns) only; nothing is written here. Their
+    # inventory configurations too (scans from S3 Inventory), as for the worker role.
     s3_read = [
       "s3:ListBucket",
       "s3:ListBucketVersions",
@@ -150,6 +151,7 @@ locals {
       "s3:GetObjectVersion",
       "s3:GetObjectTagging",
       "s3:GetObjectVersionTagging",
+      "s3:GetInventoryConfiguration",
     ]
     # Keys of encrypted volumes, snapshots and databases of this account (var.source_kms_key_arns).
     kms = [

@@ -60,7 +60,7 @@ variable "backup_account_role_arns" {
 }
 
 variable "source_bucket_arns" {
-  description = "S3 buckets of this account the fleet may read (list and read objects, versions and tags). Empty: no object is readable (bucket discovery still works)."
+  description = "S3 buckets of this account the fleet may read (list and read objects, versions and tags; read inventory configurations). Empty: no object is readable (bucket discovery still works)."
   type        = list(string)
   default     = []
 

@@ -10,4 +10,5 @@ pub mod logical;
 pub mod rds;
 pub mod restore;
 pub mod s3;
+pub mod s3_inventory;
 pub mod services;

@@ -97,7 +97,7 @@ fn mismatch(reason: String) -> TaskError {
 }
 
 /// Splits one listing page into copy batches whose encoded task stays under [`BATCH_TASK_BYTES`].
-fn batches(p: &ScanBucket, page: u32, objects: Vec<ObjectRef>) -> Result<Vec<CopyObjects>, TaskError> {
+pub(super) fn batches(p: &ScanBucket, page: u32, objects: Vec<ObjectRef>) -> Result<Vec<CopyObjects>, TaskError> {
     let first = page.checked_mul(BATCH_STRIDE).ok_or_else(|| {
         TaskError::permanent(format!("scan of {} reached page {page}: batch numbers would overflow", p.bucket))
     })?;
@@ -330,13 +330,15 @@ impl Services {
 
 /// Where the backup listing compared with a source page starts.
 #[derive(Clone, Debug, PartialEq)]
-enum BackupCursor {
+pub(super) enum BackupCursor {
     /// At the start of the scanned prefix (the first page).
     Start,
     /// After the backup key of this source key (the last one of the page before).
     After(String),
     /// Not known (a later page sent without `listed_after`): the page is checked object by object.
     Unknown,
+    /// Just before this source key (an inventory report's rows, which start anywhere).
+    Before(String),
 }
 
 impl BackupCursor {
@@ -352,7 +354,10 @@ impl BackupCursor {
 /// Keeps the objects of a source page the backup does not visibly hold: those whose backup key's
 /// latest version is missing or differs from the listed size and ETag. Returns them and how many
 /// were dropped as unchanged.
-fn changed_objects(page: Vec<ObjectRef>, backed_up: &HashMap<String, (u64, String)>) -> (Vec<ObjectRef>, u64) {
+pub(super) fn changed_objects(
+    page: Vec<ObjectRef>,
+    backed_up: &HashMap<String, (u64, String)>,
+) -> (Vec<ObjectRef>, u64) {
     let before = page.len();
     let changed: Vec<ObjectRef> = page
         .into_iter()
@@ -369,7 +374,7 @@ fn changed_objects(page: Vec<ObjectRef>, backed_up: &HashMap<String, (u64, Strin
 
 /// The listing of the backup prefix, walked beside the source listing: both come back in S3's
 /// key order, and the backup key of a source key is the source bucket's name and `/` before it.
-struct BackupListing<'a> {
+pub(super) struct BackupListing<'a> {
     services: &'a Services,
     p: &'a ScanBucket,
     /// `<source-bucket>/`: stripped from backup keys to get source keys.
@@ -381,15 +386,24 @@ struct BackupListing<'a> {
     done: bool,
     /// Listed, not yet compared (in key order).
     listed: VecDeque<ObjectRef>,
+    /// Requests left, when bounded: what the listing did not reach is checked object by object.
+    budget: Option<usize>,
 }
 
 impl<'a> BackupListing<'a> {
     /// `None` when the cursor is unknown: the page is then checked object by object.
-    fn new(services: &'a Services, p: &'a ScanBucket, cursor: &BackupCursor) -> Option<Self> {
+    pub(super) fn new(services: &'a Services, p: &'a ScanBucket, cursor: &BackupCursor) -> Option<Self> {
         let start_after = match cursor {
             BackupCursor::Start => None,
             BackupCursor::After(key) => Some(backup_key(&p.bucket, key)),
             BackupCursor::Unknown => return None,
+            // A proper prefix of the key's backup key sorts before it: the listing starts at
+            // most a few keys early, and what it lists before the first row is not compared.
+            BackupCursor::Before(key) => {
+                let mut start = backup_key(&p.bucket, key);
+                start.pop();
+                Some(start)
+            }
         };
         Some(Self {
             services,
@@ -400,13 +414,27 @@ impl<'a> BackupListing<'a> {
             token: None,
             done: false,
             listed: VecDeque::new(),
+            budget: None,
         })
+    }
+
+    /// Lists at most `requests` pages in all.
+    pub(super) fn bounded(mut self, requests: usize) -> Self {
+        self.budget = Some(requests);
+        self
     }
 
     /// Lists the next page of the backup prefix.
     async fn fetch(&mut self) -> Result<(), TaskError> {
         if self.done {
             return Ok(());
+        }
+        if let Some(budget) = self.budget.as_mut() {
+            if *budget == 0 {
+                self.done = true;
+                return Ok(());
+            }
+            *budget -= 1;
         }
         let page = self
             .services
@@ -438,7 +466,7 @@ impl<'a> BackupListing<'a> {
     /// The latest backup version of every source key up to `last` (and after the previous
     /// call's): (size, ETag without quotes) by source key. Keys hidden behind a delete marker are
     /// not listed, so a copy that failed verification is never taken as current.
-    async fn through(&mut self, last: &str) -> Result<HashMap<String, (u64, String)>, TaskError> {
+    pub(super) async fn through(&mut self, last: &str) -> Result<HashMap<String, (u64, String)>, TaskError> {
         let last = backup_key(&self.p.bucket, last);
         while !self.done && self.listed.back().is_none_or(|o| o.key < last) {
             self.fetch().await?;
@@ -457,6 +485,17 @@ impl<'a> BackupListing<'a> {
 #[async_trait]
 impl Handler<ScanBucket> for Services {
     async fn run(&self, p: &ScanBucket, ctx: &TaskContext) -> HandlerResult {
+        let mut inventory_unused = None;
+        if let Some(inventory) = &p.inventory {
+            match self.scan_inventory(p, inventory, ctx).await {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(reason)) => {
+                    tracing::warn!(bucket = %p.bucket, inventory = %inventory.id, reason = %reason, "not scanning from the inventory report: listing the bucket");
+                    inventory_unused = Some(reason);
+                }
+                Err(err) => return Err(err),
+            }
+        }
         let mut children: Vec<Task> = Vec::new();
         let (mut page_no, mut pages, mut objects, mut bytes, mut unchanged, mut to_copy) =
             (p.page, 0u32, 0usize, 0u64, 0u64, 0usize);
@@ -517,8 +556,9 @@ impl Handler<ScanBucket> for Services {
                 page: page_no,
                 listed_after: match &cursor {
                     BackupCursor::After(key) => Some(key.clone()),
-                    BackupCursor::Start | BackupCursor::Unknown => None,
+                    BackupCursor::Start | BackupCursor::Unknown | BackupCursor::Before(_) => None,
                 },
+                inventory: None,
                 ..p.clone()
             }));
         }
@@ -531,6 +571,7 @@ impl Handler<ScanBucket> for Services {
             "unchanged": unchanged,
             "batches": batch_count,
             "more": next.is_some(),
+            "inventory_unused": inventory_unused,
         }))
         .with_children(children))
     }
@@ -623,6 +664,7 @@ mod tests {
             continuation: None,
             page,
             listed_after: None,
+            inventory: None,
             dest: S3Destination {
                 bucket: "backup".into(),
                 region: "us-west-2".into(),

@@ -110,6 +110,7 @@ fn scan_task(source: &str, backup: &str, day: u32) -> Task {
         continuation: None,
         page: 0,
         listed_after: None,
+        inventory: None,
         dest: S3Destination { bucket: backup.into(), region: REGION.into(), storage_class: None, lock_days: Some(1) },
         ctx: BackupContext {
             plan: "bench-s3".into(),

@@ -1,0 +1,185 @@
+//! S3 bucket scans from an S3 Inventory report instead of a listing (the plan's
+//! `s3.inventory_id`). The first task finds the configuration's latest complete report (its
+//! folder holds `manifest.checksum`) and refuses a stale or unusable one with a reason, and the
+//! scan then lists the bucket as usual; later tasks carry the report and their position in it.
+//!
+//! Each task reads up to [`ROWS_PER_TASK`] rows, sorts them (nothing orders a report's rows) and
+//! compares them with a listing of the backup prefix over their key range, as a listing scan
+//! compares its pages: what the backup visibly holds is dropped, the rest goes to copy batches,
+//! which HEAD-check each object before copying. The backup listing is bounded by the rows' count,
+//! so rows spread over the whole bucket cost HEADs instead of a listing of the whole backup.
+//!
+//! **The trade-off.** A report is up to a day old (plus S3's delivery time): objects written
+//! since are not in it and wait for the next report (or an object-created event), and objects
+//! deleted since are found gone by their copy batch. In exchange a scan makes no LIST request on
+//! the source: for a bucket of millions of objects that is thousands of requests and hours less.
+
+use backup_core::inventory::{report_folders, Manifest};
+use backup_core::TaskError;
+use backup_schemas::{InventoryCursor, InventoryScan, ScanBucket, Task};
+use chrono::Utc;
+use serde_json::json;
+
+use super::s3::{batches, changed_objects, BackupCursor, BackupListing, PAGE_KEYS};
+use crate::handler::{Outcome, TaskContext};
+use crate::handlers::services::{missing, Services};
+
+/// Report rows one scan task reads: the rows of an unchanged bucket cost only the backup
+/// listing, about one request per 1,000; a first backup hands on after at most this many copies.
+pub const ROWS_PER_TASK: u64 = 50_000;
+
+impl Services {
+    /// Scans from the inventory report: `Ok(Err(reason))` when the first task finds no report
+    /// it can use (the caller lists the bucket instead and says why).
+    pub(super) async fn scan_inventory(
+        &self,
+        p: &ScanBucket,
+        inventory: &InventoryScan,
+        ctx: &TaskContext,
+    ) -> Result<Result<Outcome, String>, TaskError> {
+        let first = inventory.report.is_none();
+        let cursor = match &inventory.report {
+            Some(cursor) => cursor.clone(),
+            None => match self.latest_report(p, inventory).await? {
+                Ok(cursor) => cursor,
+                Err(reason) => return Ok(Err(reason)),
+            },
+        };
+        let bytes = self.objects.get_bytes(&p.region, &cursor.bucket, &cursor.manifest_key, None).await?;
+        let checked = Manifest::parse(&bytes).and_then(|manifest| {
+            if manifest.source_bucket != p.bucket {
+                return Err(format!("the report is of bucket {}, not {}", manifest.source_bucket, p.bucket));
+            }
+            let layout = manifest.layout()?;
+            let created = manifest.created_at()?;
+            Ok((manifest, layout, created))
+        });
+        let (manifest, layout, created) = match checked {
+            Ok(checked) => checked,
+            Err(reason) if first => {
+                return Ok(Err(format!("s3://{}/{}: {reason}", cursor.bucket, cursor.manifest_key)))
+            }
+            // The manifest a first task accepted cannot have changed: S3 never rewrites a report.
+            Err(reason) => {
+                return Err(TaskError::permanent(format!("s3://{}/{}: {reason}", cursor.bucket, cursor.manifest_key)))
+            }
+        };
+
+        // Read the task's rows, file after file.
+        let (mut file, mut row) = (cursor.file as usize, cursor.row);
+        let mut objects = Vec::new();
+        let mut read = 0u64;
+        while file < manifest.files.len() && read < ROWS_PER_TASK && !ctx.cancel.is_cancelled() {
+            let key = &manifest.files[file].key;
+            let stream = self.objects.get_stream(&p.region, &cursor.bucket, key, None).await?;
+            let (prefix, skip, take) = (p.prefix.clone(), row, ROWS_PER_TASK - read);
+            // Decompression is CPU work: off the runtime, reading the body as it arrives.
+            let rows = tokio::task::spawn_blocking(move || {
+                let body = tokio_util::io::SyncIoBridge::new(stream);
+                backup_core::inventory::read_rows(body, layout, prefix.as_deref(), skip, take)
+            })
+            .await
+            .map_err(|err| TaskError::permanent(format!("reading an inventory data file: {err}")))?
+            .map_err(|reason| TaskError::permanent(format!("s3://{}/{key}: {reason}", cursor.bucket)))?;
+            read += rows.read;
+            objects.extend(rows.objects);
+            if rows.ended {
+                (file, row) = (file + 1, 0);
+            } else {
+                row += rows.read;
+            }
+        }
+
+        // Compare with the backup over the rows' key range, within a listing as long as the rows.
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        objects.dedup_by(|a, b| a.key == b.key);
+        let total = objects.len();
+        let (mut changed, mut unchanged) = (Vec::new(), 0u64);
+        if let Some(first_key) = objects.first().map(|o| o.key.clone()) {
+            let requests = total.div_ceil(PAGE_KEYS as usize) + 1;
+            let mut backup = BackupListing::new(self, p, &BackupCursor::Before(first_key))
+                .expect("a listing with a known start")
+                .bounded(requests);
+            let mut rest = objects;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(PAGE_KEYS as usize));
+                let chunk = std::mem::replace(&mut rest, tail);
+                let last = chunk.last().map(|o| o.key.clone()).unwrap_or_default();
+                let (more, same) = changed_objects(chunk, &backup.through(&last).await?);
+                changed.extend(more);
+                unchanged += same;
+            }
+        }
+        let to_copy = changed.len();
+        let mut children: Vec<Task> = batches(p, p.page, changed)?.into_iter().map(Task::CopyObjects).collect();
+        let batch_count = children.len();
+        let more = file < manifest.files.len();
+        if more {
+            let page = p.page.checked_add(1).ok_or_else(|| TaskError::permanent("scan page number overflow"))?;
+            children.push(Task::ScanBucket(ScanBucket {
+                page,
+                inventory: Some(InventoryScan {
+                    report: Some(InventoryCursor { file: file as u32, row, ..cursor.clone() }),
+                    ..inventory.clone()
+                }),
+                ..p.clone()
+            }));
+        }
+        Ok(Ok(Outcome::done(json!({
+            "bucket": p.bucket,
+            "page": p.page,
+            "source": "inventory",
+            "report": format!("s3://{}/{}", cursor.bucket, cursor.manifest_key),
+            "report_created_at": created,
+            "rows": read,
+            "objects": total,
+            "unchanged": unchanged,
+            "to_copy": to_copy,
+            "batches": batch_count,
+            "more": more,
+        }))
+        .with_children(children)))
+    }
+
+    /// The newest complete report of the scan's inventory configuration, or why there is none
+    /// the scan may use.
+    async fn latest_report(
+        &self,
+        p: &ScanBucket,
+        inventory: &InventoryScan,
+    ) -> Result<Result<InventoryCursor, String>, TaskError> {
+        let config = match self.objects.inventory_config(&p.region, &p.bucket, &inventory.id).await {
+            Ok(config) => config,
+            Err(err) if err.is_code("NoSuchBucket") => return Err(missing("bucket", &p.bucket, &p.region)),
+            Err(err) => return Err(err.into()),
+        };
+        let Some(config) = config else {
+            return Ok(Err(format!("bucket {} has no inventory configuration {:?}", p.bucket, inventory.id)));
+        };
+        if let Some(reason) = config.unusable_for(p.prefix.as_deref()) {
+            return Ok(Err(reason));
+        }
+        let reports = config.reports_prefix(&p.bucket);
+        let folders = self.objects.list_folders(&p.region, &config.bucket, &reports).await?;
+        let oldest = Utc::now() - chrono::Duration::hours(i64::from(inventory.max_age_hours));
+        for (started, folder) in report_folders(&folders) {
+            if started < oldest {
+                return Ok(Err(format!(
+                    "the latest complete report under s3://{}/{reports} is from {started}, older than {} hours",
+                    config.bucket, inventory.max_age_hours
+                )));
+            }
+            // S3 writes manifest.checksum last: without it the report is still being delivered.
+            let checksum = format!("{folder}manifest.checksum");
+            if self.objects.head(&p.region, &config.bucket, &checksum, None).await?.is_some() {
+                return Ok(Ok(InventoryCursor {
+                    bucket: config.bucket.clone(),
+                    manifest_key: format!("{folder}manifest.json"),
+                    file: 0,
+                    row: 0,
+                }));
+            }
+        }
+        Ok(Err(format!("no complete report under s3://{}/{reports}", config.bucket)))
+    }
+}
