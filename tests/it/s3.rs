@@ -725,6 +725,7 @@ fn report<'a>(source: &'a str, bucket: &'a str, created: chrono::DateTime<Utc>) 
         created,
         files: 3,
         complete: true,
+        ordered: false,
     }
 }
 
@@ -797,6 +798,21 @@ async fn a_bucket_with_an_inventory_report_is_scanned_from_it_without_listing_th
     let objects = services(&fleet).objects;
     assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/{same_size}"), None).await.unwrap(), rewritten);
     assert_eq!(objects.get_bytes(REGION, &backup, &format!("{source}/k/1500 new"), None).await.unwrap(), b"new");
+
+    // Rows far apart (here the first and the last key): each backup listing starts at the next
+    // row, so two requests settle them, not a walk over the three pages between.
+    let sparse = backup_tests::inventory::Report { id: "sparse", ..report(&source, &reports, now) };
+    inventory::configure(&s3, &sparse).await;
+    let ends: Vec<_> = rows.iter().filter(|r| r.key == keys[0] || r.key == keys[2_049]).cloned().collect();
+    inventory::write(&s3, &sparse, &ends).await;
+    let before = s3_calls(&fleet);
+    let Ok(Outcome::Done { result, .. }) = run_task(&handlers, &inventory_scan(&source, &backup, "sparse")).await
+    else {
+        panic!("the sparse scan finishes")
+    };
+    let calls = calls_since(&before, s3_calls(&fleet));
+    assert_eq!((result["objects"].as_u64(), result["unchanged"].as_u64()), (Some(2), Some(2)), "{result}");
+    assert_eq!(calls.get("ListObjectsV2"), Some(&(1 + 2)), "the report folders, then one listing per row: {calls:?}");
 }
 
 #[tokio::test]

@@ -32,6 +32,9 @@ pub struct Report<'a> {
     pub files: usize,
     /// Write `manifest.checksum` (S3 writes it last: a folder without it is still being delivered).
     pub complete: bool,
+    /// Rows in key order, each file a key range; otherwise shuffled over all files (nothing in
+    /// S3's documentation promises an order).
+    pub ordered: bool,
 }
 
 /// Puts the inventory configuration `report.id` on the source bucket (CSV unless said, Size and
@@ -67,7 +70,11 @@ pub async fn configure(s3: &aws_sdk_s3::Client, report: &Report<'_>) {
 pub async fn write(s3: &aws_sdk_s3::Client, report: &Report<'_>, rows: &[Row]) -> String {
     let base = format!("{}/{}/{}/", report.prefix.trim_end_matches('/'), report.source, report.id);
     let mut shuffled = rows.to_vec();
-    shuffled.shuffle(&mut rand::rng());
+    if report.ordered {
+        shuffled.sort_by(|a, b| a.key.cmp(&b.key));
+    } else {
+        shuffled.shuffle(&mut rand::rng());
+    }
     let per_file = shuffled.len().div_ceil(report.files.max(1)).max(1);
     let mut files = Vec::new();
     for (i, chunk) in shuffled.chunks(per_file).enumerate() {

@@ -330,15 +330,13 @@ impl Services {
 
 /// Where the backup listing compared with a source page starts.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum BackupCursor {
+enum BackupCursor {
     /// At the start of the scanned prefix (the first page).
     Start,
     /// After the backup key of this source key (the last one of the page before).
     After(String),
     /// Not known (a later page sent without `listed_after`): the page is checked object by object.
     Unknown,
-    /// Just before this source key (an inventory report's rows, which start anywhere).
-    Before(String),
 }
 
 impl BackupCursor {
@@ -354,10 +352,7 @@ impl BackupCursor {
 /// Keeps the objects of a source page the backup does not visibly hold: those whose backup key's
 /// latest version is missing or differs from the listed size and ETag. Returns them and how many
 /// were dropped as unchanged.
-pub(super) fn changed_objects(
-    page: Vec<ObjectRef>,
-    backed_up: &HashMap<String, (u64, String)>,
-) -> (Vec<ObjectRef>, u64) {
+fn changed_objects(page: Vec<ObjectRef>, backed_up: &HashMap<String, (u64, String)>) -> (Vec<ObjectRef>, u64) {
     let before = page.len();
     let changed: Vec<ObjectRef> = page
         .into_iter()
@@ -374,7 +369,7 @@ pub(super) fn changed_objects(
 
 /// The listing of the backup prefix, walked beside the source listing: both come back in S3's
 /// key order, and the backup key of a source key is the source bucket's name and `/` before it.
-pub(super) struct BackupListing<'a> {
+struct BackupListing<'a> {
     services: &'a Services,
     p: &'a ScanBucket,
     /// `<source-bucket>/`: stripped from backup keys to get source keys.
@@ -386,24 +381,15 @@ pub(super) struct BackupListing<'a> {
     done: bool,
     /// Listed, not yet compared (in key order).
     listed: VecDeque<ObjectRef>,
-    /// Requests left, when bounded: what the listing did not reach is checked object by object.
-    budget: Option<usize>,
 }
 
 impl<'a> BackupListing<'a> {
     /// `None` when the cursor is unknown: the page is then checked object by object.
-    pub(super) fn new(services: &'a Services, p: &'a ScanBucket, cursor: &BackupCursor) -> Option<Self> {
+    fn new(services: &'a Services, p: &'a ScanBucket, cursor: &BackupCursor) -> Option<Self> {
         let start_after = match cursor {
             BackupCursor::Start => None,
             BackupCursor::After(key) => Some(backup_key(&p.bucket, key)),
             BackupCursor::Unknown => return None,
-            // A proper prefix of the key's backup key sorts before it: the listing starts at
-            // most a few keys early, and what it lists before the first row is not compared.
-            BackupCursor::Before(key) => {
-                let mut start = backup_key(&p.bucket, key);
-                start.pop();
-                Some(start)
-            }
         };
         Some(Self {
             services,
@@ -414,27 +400,13 @@ impl<'a> BackupListing<'a> {
             token: None,
             done: false,
             listed: VecDeque::new(),
-            budget: None,
         })
-    }
-
-    /// Lists at most `requests` pages in all.
-    pub(super) fn bounded(mut self, requests: usize) -> Self {
-        self.budget = Some(requests);
-        self
     }
 
     /// Lists the next page of the backup prefix.
     async fn fetch(&mut self) -> Result<(), TaskError> {
         if self.done {
             return Ok(());
-        }
-        if let Some(budget) = self.budget.as_mut() {
-            if *budget == 0 {
-                self.done = true;
-                return Ok(());
-            }
-            *budget -= 1;
         }
         let page = self
             .services
@@ -466,7 +438,7 @@ impl<'a> BackupListing<'a> {
     /// The latest backup version of every source key up to `last` (and after the previous
     /// call's): (size, ETag without quotes) by source key. Keys hidden behind a delete marker are
     /// not listed, so a copy that failed verification is never taken as current.
-    pub(super) async fn through(&mut self, last: &str) -> Result<HashMap<String, (u64, String)>, TaskError> {
+    async fn through(&mut self, last: &str) -> Result<HashMap<String, (u64, String)>, TaskError> {
         let last = backup_key(&self.p.bucket, last);
         while !self.done && self.listed.back().is_none_or(|o| o.key < last) {
             self.fetch().await?;
@@ -556,7 +528,7 @@ impl Handler<ScanBucket> for Services {
                 page: page_no,
                 listed_after: match &cursor {
                     BackupCursor::After(key) => Some(key.clone()),
-                    BackupCursor::Start | BackupCursor::Unknown | BackupCursor::Before(_) => None,
+                    BackupCursor::Start | BackupCursor::Unknown => None,
                 },
                 inventory: None,
                 ..p.clone()
