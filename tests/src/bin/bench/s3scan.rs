@@ -4,14 +4,16 @@
 //! One real worker then runs the scan twice: over the unchanged bucket (S3 requests per object,
 //! wall time against a bare ListObjectsV2 walk of the same bucket on the same emulator), and
 //! after 1% of the objects were rewritten and 0.5% added (each copied exactly once, nothing
-//! else).
+//! else). Between the two, the unchanged bucket is scanned twice more from an S3 Inventory report
+//! written as S3 delivers one (the emulator makes none): rows in key order, and rows shuffled
+//! over the files (nothing documents the order), to count the requests both ways.
 
 use super::{spawn_worker, wait_exit, wait_started, Config, Monitor};
 use anyhow::{ensure, Context as _};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backup_core::ports::TaskQueue;
-use backup_schemas::{BackupContext, Envelope, Origin, RunId, S3Destination, ScanBucket, Task, Tier};
+use backup_schemas::{BackupContext, Envelope, InventoryScan, Origin, RunId, S3Destination, ScanBucket, Task, Tier};
 use backup_tests::{Fleet, REGION};
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
@@ -47,6 +49,9 @@ pub(crate) struct S3Run {
     pub(crate) changed: usize,
     pub(crate) added: usize,
     pub(crate) after_changes: ScanPass,
+    /// The unchanged bucket scanned from an inventory report: rows in key order, rows shuffled.
+    pub(crate) inventory_ordered: ScanPass,
+    pub(crate) inventory_shuffled: ScanPass,
     /// What the end-of-run checks found wrong (empty: all good).
     pub(crate) problems: Vec<String>,
 }
@@ -72,6 +77,8 @@ impl S3Run {
             "changed": self.changed,
             "added": self.added,
             "after_changes": { "seconds": self.after_changes.seconds, "s3_calls": self.after_changes.s3_calls, "tasks": self.after_changes.tasks },
+            "inventory_ordered": { "seconds": self.inventory_ordered.seconds, "s3_calls": self.inventory_ordered.s3_calls, "tasks": self.inventory_ordered.tasks },
+            "inventory_shuffled": { "seconds": self.inventory_shuffled.seconds, "s3_calls": self.inventory_shuffled.s3_calls, "tasks": self.inventory_shuffled.tasks },
             "problems": self.problems,
         })
     }
@@ -99,6 +106,13 @@ async fn put_all(fleet: &Fleet, puts: Vec<(String, String, Vec<u8>)>) -> anyhow:
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// A scan of the bench's bucket from its inventory report `id`.
+fn inventory_scan_task(source: &str, backup: &str, day: u32, id: &str) -> Task {
+    let Task::ScanBucket(mut scan) = scan_task(source, backup, day) else { unreachable!("a scan") };
+    scan.inventory = Some(InventoryScan { id: id.into(), max_age_hours: 48, report: None });
+    Task::ScanBucket(scan)
 }
 
 fn scan_task(source: &str, backup: &str, day: u32) -> Task {
@@ -218,6 +232,33 @@ pub(crate) async fn run(config: &Config, objects: usize, bench_dir: &Path) -> an
     }
     walks.sort_by(f64::total_cmp);
 
+    // The same unchanged bucket from an inventory report (delivered an hour ago, one data file
+    // per 25,000 objects), rows in key order and shuffled.
+    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
+    s3.create_bucket().bucket(&reports).send().await?;
+    let rows = backup_tests::inventory::rows_of(&s3, &source).await;
+    let mut inventory = Vec::new();
+    // Windows of their own: a scan's task id is its bucket, page and window, whatever it reads.
+    for (id, ordered, day) in [("ordered", true, 22), ("shuffled", false, 23)] {
+        let report = backup_tests::inventory::Report {
+            source: &source,
+            id,
+            bucket: &reports,
+            prefix: "inventory",
+            format: aws_sdk_s3::types::InventoryFormat::Csv,
+            created: Utc::now() - chrono::Duration::hours(1),
+            files: objects.div_ceil(25_000),
+            complete: true,
+            ordered,
+        };
+        backup_tests::inventory::configure(&s3, &report).await;
+        backup_tests::inventory::write(&s3, &report, &rows).await;
+        let task = inventory_scan_task(&source, &backup, day, id);
+        inventory.push(scan_pass(config, &fleet, task, &dir, &format!("inventory-{id}")).await?);
+    }
+    let inventory_shuffled = inventory.pop().expect("two passes");
+    let inventory_ordered = inventory.pop().expect("two passes");
+
     // A night with changes: 1% rewritten in place (same size: only the ETag tells), 0.5% new.
     let changed = (objects / 100).max(1);
     let added = (objects / 200).max(1);
@@ -234,6 +275,14 @@ pub(crate) async fn run(config: &Config, objects: usize, bench_dir: &Path) -> an
     let mut problems = Vec::new();
     if unchanged.s3_calls.keys().any(|op| op != "ListObjectsV2") {
         problems.push(format!("the unchanged re-run made more than listings: {:?}", unchanged.s3_calls));
+    }
+    for (how, pass) in [("ordered", &inventory_ordered), ("shuffled", &inventory_shuffled)] {
+        // The configuration, the report folders, a checksum HEAD, manifests, data files and
+        // backup listings: never a copy, never a HEAD per object.
+        let heads = pass.s3_calls.get("HeadObject").copied().unwrap_or(0);
+        if heads > 1 || pass.s3_calls.contains_key("CopyObject") {
+            problems.push(format!("the inventory scan ({how}) of the unchanged bucket did more: {:?}", pass.s3_calls));
+        }
     }
     let copies = after_changes.s3_calls.get("CopyObject").copied().unwrap_or(0);
     if copies != (changed + added) as u64 {
@@ -253,6 +302,8 @@ pub(crate) async fn run(config: &Config, objects: usize, bench_dir: &Path) -> an
         changed,
         added,
         after_changes,
+        inventory_ordered,
+        inventory_shuffled,
         problems,
     })
 }
