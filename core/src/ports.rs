@@ -352,9 +352,9 @@ impl SlotPool for LocalSlots {
 ///
 /// - a pool this process saw full less than `full_for` ago is answered "full" without a call,
 ///   unless a task of this process gave a slot back since (then the next look is real);
-/// - a holder whose hold, as this process took or renewed it, still has more than half to run
-///   is answered "held" without a call: a pending copy re-checked every few seconds renews its
-///   slot once per half hold instead of on every re-check;
+/// - a renewal within `full_for` of this process's last take or renewal of that hold is
+///   answered "held" without a call: a pending copy re-checked every second renews its slot
+///   every `full_for` instead (a first `acquire` always asks the pool);
 /// - a holder that was refused here and took nothing since has nothing to give back: its
 ///   release (a waiting task settles its slot on every attempt) costs no call.
 ///
@@ -380,9 +380,13 @@ struct GateState {
 enum Known {
     /// Taken or renewed here; the hold runs until then.
     Held(std::time::Instant),
-    /// Refused here, and nothing taken since.
-    Refused,
+    /// Refused here (then), and nothing taken since.
+    Refused(std::time::Instant),
 }
+
+/// How long a refusal is remembered for a holder that never releases here (it moved to another
+/// worker): afterwards its release reaches the pool, which is harmless.
+const REFUSALS_KEPT: Duration = Duration::from_secs(3600);
 
 impl GatedSlots {
     pub fn new(inner: std::sync::Arc<dyn SlotPool>, full_for: Duration) -> Self {
@@ -405,33 +409,45 @@ impl GatedSlots {
         {
             let now = std::time::Instant::now();
             let mut state = self.state();
-            state.holders.retain(|_, known| !matches!(known, Known::Held(until) if *until <= now));
+            state.holders.retain(|_, known| match known {
+                Known::Held(until) => *until > now,
+                Known::Refused(at) => now.duration_since(*at) < REFUSALS_KEPT,
+            });
             match state.holders.get(&key) {
-                Some(Known::Held(until)) if *until > now + hold / 2 => return Ok(true),
+                // Taken or renewed here less than `full_for` ago: still held.
+                Some(Known::Held(until)) if renewal && *until + self.full_for > now + hold => return Ok(true),
                 Some(Known::Held(_)) => {}
                 _ if !renewal
                     && state.full_since.get(pool).is_some_and(|seen| now.duration_since(*seen) < self.full_for) =>
                 {
-                    state.holders.insert(key, Known::Refused);
+                    state.holders.insert(key, Known::Refused(now));
                     return Ok(false);
                 }
                 _ => {}
             }
         }
         let asked = std::time::Instant::now();
-        let won = if renewal {
-            self.inner.renew(pool, holder, limit, hold).await?
+        let answer = if renewal {
+            self.inner.renew(pool, holder, limit, hold).await
         } else {
-            self.inner.acquire(pool, holder, limit, hold).await?
+            self.inner.acquire(pool, holder, limit, hold).await
         };
         let mut state = self.state();
-        if won {
-            state.holders.insert(key, Known::Held(asked + hold));
-        } else {
-            state.holders.insert(key, Known::Refused);
-            state.full_since.insert(pool.to_owned(), asked);
+        match answer {
+            Ok(true) => {
+                state.holders.insert(key, Known::Held(asked + hold));
+            }
+            Ok(false) => {
+                state.holders.insert(key, Known::Refused(asked));
+                state.full_since.insert(pool.to_owned(), asked);
+            }
+            // The write may have landed all the same: forget what was known, so that a release
+            // reaches the pool.
+            Err(_) => {
+                state.holders.remove(&key);
+            }
         }
-        Ok(won)
+        answer
     }
 }
 
@@ -448,7 +464,7 @@ impl SlotPool for GatedSlots {
     async fn release(&self, pool: &str, holder: &TaskId) -> Result<(), AwsError> {
         {
             let mut state = self.state();
-            if let Some(Known::Refused) = state.holders.remove(&(pool.to_owned(), holder.clone())) {
+            if let Some(Known::Refused(_)) = state.holders.remove(&(pool.to_owned(), holder.clone())) {
                 return Ok(());
             }
             // A slot may just have come free: the next waiter of this process looks for real.
@@ -541,16 +557,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_holder_renews_through_the_pool_only_once_half_its_hold_has_run() {
+    async fn a_holder_renews_through_the_pool_at_most_once_per_full_for() {
         let inner = Arc::new(Counted::default());
-        let gate = GatedSlots::new(inner.clone(), Duration::from_secs(5));
+        let gate = GatedSlots::new(inner.clone(), Duration::from_millis(100));
         let hold = Duration::from_millis(200);
         assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap());
-        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap(), "a renewal early in the hold");
+        assert!(gate.renew("p", &id(0), 1, hold).await.unwrap(), "a renewal just after the take");
         assert_eq!(inner.looks.load(Ordering::SeqCst), 1, "answered by the gate");
+        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap(), "a first take of an attempt");
+        assert_eq!(inner.looks.load(Ordering::SeqCst), 2, "always asks the pool");
         std::thread::sleep(Duration::from_millis(120));
-        assert!(gate.acquire("p", &id(0), 1, hold).await.unwrap(), "a renewal past half the hold");
-        assert_eq!(inner.looks.load(Ordering::SeqCst), 2, "renewed in the pool");
+        assert!(gate.renew("p", &id(0), 1, hold).await.unwrap(), "a renewal after full_for");
+        assert_eq!(inner.looks.load(Ordering::SeqCst), 3, "renewed in the pool");
         // Without the renewal the pool's hold would run out and another holder could take it.
         std::thread::sleep(Duration::from_millis(120));
         assert!(!inner.pool.acquire("p", &id(9), 1, hold).await.unwrap(), "the renewed hold still runs");

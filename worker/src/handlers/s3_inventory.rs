@@ -22,7 +22,7 @@ use backup_schemas::{InventoryCursor, InventoryScan, ObjectRef, ScanBucket, Task
 use chrono::Utc;
 use serde_json::json;
 
-use super::s3::{backup_key, batches, PAGE_KEYS};
+use super::s3::{backup_key, batches, BATCH_STRIDE, PAGE_KEYS};
 use crate::handler::{Outcome, TaskContext};
 use crate::handlers::services::{missing, Services};
 
@@ -47,10 +47,19 @@ impl Services {
                 Err(reason) => return Ok(Err(reason)),
             },
         };
-        let bytes = self.objects.get_bytes(&p.region, &cursor.bucket, &cursor.manifest_key, None).await?;
+        let bytes = match self.objects.get_bytes(&p.region, &cursor.bucket, &cursor.manifest_key, None).await {
+            Ok(bytes) => bytes,
+            Err(err) if first && unreadable(&err) => {
+                return Ok(Err(format!("cannot read s3://{}/{}: {err}", cursor.bucket, cursor.manifest_key)))
+            }
+            Err(err) => return Err(err.into()),
+        };
         let checked = Manifest::parse(&bytes).and_then(|manifest| {
             if manifest.source_bucket != p.bucket {
                 return Err(format!("the report is of bucket {}, not {}", manifest.source_bucket, p.bucket));
+            }
+            if manifest.files.is_empty() {
+                return Err("the report lists no data files".to_owned());
             }
             let layout = manifest.layout()?;
             let created = manifest.created_at()?;
@@ -105,7 +114,10 @@ impl Services {
         let batch_count = children.len();
         let more = file < manifest.files.len();
         if more {
-            let page = p.page.checked_add(1).ok_or_else(|| TaskError::permanent("scan page number overflow"))?;
+            // Batch ids are `page * BATCH_STRIDE + i`: the next task's page starts past this one's.
+            let pages_used = u32::try_from(batch_count.div_ceil(BATCH_STRIDE as usize).max(1)).unwrap_or(u32::MAX);
+            let page =
+                p.page.checked_add(pages_used).ok_or_else(|| TaskError::permanent("scan page number overflow"))?;
             children.push(Task::ScanBucket(ScanBucket {
                 page,
                 inventory: Some(InventoryScan {
@@ -143,9 +155,7 @@ impl Services {
         let mut next = 0;
         let mut listed_to: Option<String> = None;
         while next < rows.len() {
-            // A proper prefix of a backup key sorts just before it.
-            let mut before_next = backup_key(&p.bucket, &rows[next].key);
-            before_next.pop();
+            let before_next = just_before(&backup_key(&p.bucket, &rows[next].key));
             let start = match listed_to.take() {
                 Some(listed) if listed > before_next => listed,
                 _ => before_next,
@@ -186,6 +196,9 @@ impl Services {
         let config = match self.objects.inventory_config(&p.region, &p.bucket, &inventory.id).await {
             Ok(config) => config,
             Err(err) if err.is_code("NoSuchBucket") => return Err(missing("bucket", &p.bucket, &p.region)),
+            Err(err) if unreadable(&err) => {
+                return Ok(Err(format!("cannot read the inventory configuration {:?}: {err}", inventory.id)))
+            }
             Err(err) => return Err(err.into()),
         };
         let Some(config) = config else {
@@ -195,18 +208,33 @@ impl Services {
             return Ok(Err(reason));
         }
         let reports = config.reports_prefix(&p.bucket);
-        let folders = self.objects.list_folders(&p.region, &config.bucket, &reports).await?;
+        let folders = match self.objects.list_folders(&p.region, &config.bucket, &reports).await {
+            Ok(folders) => folders,
+            // The worker may not read this bucket (Terraform's s3_inventory_bucket_arns): the
+            // backup goes on by listing, and says why.
+            Err(err) if unreadable(&err) || err.is_code("NoSuchBucket") => {
+                return Ok(Err(format!("cannot read the reports in s3://{}/{reports}: {err}", config.bucket)))
+            }
+            Err(err) => return Err(err.into()),
+        };
         let oldest = Utc::now() - chrono::Duration::hours(i64::from(inventory.max_age_hours));
         for (started, folder) in report_folders(&folders) {
             if started < oldest {
                 return Ok(Err(format!(
-                    "the latest complete report under s3://{}/{reports} is from {started}, older than {} hours",
+                    "the newest report under s3://{}/{reports} that may be complete is from {started}, older than {} hours",
                     config.bucket, inventory.max_age_hours
                 )));
             }
             // S3 writes manifest.checksum last: without it the report is still being delivered.
             let checksum = format!("{folder}manifest.checksum");
-            if self.objects.head(&p.region, &config.bucket, &checksum, None).await?.is_some() {
+            let complete = match self.objects.head(&p.region, &config.bucket, &checksum, None).await {
+                Ok(head) => head.is_some(),
+                Err(err) if unreadable(&err) => {
+                    return Ok(Err(format!("cannot read s3://{}/{checksum}: {err}", config.bucket)))
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if complete {
                 return Ok(Ok(InventoryCursor {
                     bucket: config.bucket.clone(),
                     manifest_key: format!("{folder}manifest.json"),
@@ -216,5 +244,42 @@ impl Services {
             }
         }
         Ok(Err(format!("no complete report under s3://{}/{reports}", config.bucket)))
+    }
+}
+
+/// Errors that mean the worker may not read the report (IAM, a bucket policy, a KMS key): the
+/// first task lists the bucket instead, and says why.
+fn unreadable(err: &backup_core::AwsError) -> bool {
+    ["AccessDenied", "Forbidden", "KMS.AccessDeniedException", "403"].iter().any(|code| err.is_code(code))
+}
+
+/// The greatest key before `key` worth starting a listing after: `key` with its last character
+/// replaced by the one before it followed by the last character there is. Only keys beginning
+/// with that lie between it and `key`, where a plain prefix of `key` would let a listing walk
+/// over every key that extends it (`a/dir` before `a/dir/` lists all of `a/dir-...`).
+fn just_before(key: &str) -> String {
+    let mut start = key.to_owned();
+    let Some(last) = start.pop() else { return start };
+    let previous = (0..u32::from(last)).rev().find_map(char::from_u32);
+    if let Some(previous) = previous {
+        start.push(previous);
+        start.push(char::MAX);
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::just_before;
+
+    #[test]
+    fn a_listing_starts_just_before_the_key_and_after_every_key_before_it() {
+        for key in ["a/dir/", "logs/x", "k/0001 ä+%.txt", "\u{e000}", "a\u{0}", "b"] {
+            let start = just_before(key);
+            assert!(start.as_str() < key, "{start:?} < {key:?}");
+        }
+        assert_eq!(just_before("a/dir/"), format!("a/dir.{}", char::MAX), "past every a/dir-... key");
+        assert!(just_before("a/dir/").as_str() > "a/dir-zzz");
+        assert_eq!(just_before(""), "");
     }
 }

@@ -702,7 +702,14 @@ impl Handler<RestoreDrill> for Services {
     async fn run(&self, p: &RestoreDrill, ctx: &TaskContext) -> HandlerResult {
         let Some(limit) = p.target.max_parallel else { return self.run_drill(p, ctx).await };
         let pool = drill_pool(&p.plan);
-        if !self.slots.acquire(&pool, &ctx.task_id, limit, self.timing.slot_hold).await? {
+        // A re-check of a running drill renews the slot it holds: never refused from a worker's
+        // memory of a full pool.
+        let held = if ctx.checkpoint.is_some() {
+            self.slots.renew(&pool, &ctx.task_id, limit, self.timing.slot_hold).await?
+        } else {
+            self.slots.acquire(&pool, &ctx.task_id, limit, self.timing.slot_hold).await?
+        };
+        if !held {
             return Err(TaskError::capacity(format!("{limit} drills of plan {} already running", p.plan))
                 .with_retry_after(self.timing.recheck));
         }
