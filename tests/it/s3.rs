@@ -729,14 +729,20 @@ fn report<'a>(source: &'a str, bucket: &'a str, created: chrono::DateTime<Utc>) 
     }
 }
 
+/// A realistic fleet with the source and backup buckets and a bucket for inventory reports.
+async fn inventory_fleet(name: &str) -> (Fleet, String, String, String) {
+    let fleet = Fleet::realistic(name).await;
+    let (source, backup) = buckets(&fleet).await;
+    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
+    fleet.aws.clients().s3.create_bucket().bucket(&reports).send().await.unwrap();
+    (fleet, source, backup, reports)
+}
+
 #[tokio::test]
 async fn a_bucket_with_an_inventory_report_is_scanned_from_it_without_listing_the_source() {
     use backup_tests::inventory;
-    let fleet = Fleet::realistic("s3inv").await;
-    let (source, backup) = buckets(&fleet).await;
+    let (fleet, source, backup, reports) = inventory_fleet("s3inv").await;
     let s3 = fleet.aws.clients().s3;
-    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
-    s3.create_bucket().bucket(&reports).send().await.unwrap();
     let keys = seed_many(&fleet, &source, "k/", 2_050).await;
     seed_backed_up(&fleet, &source, &backup, &keys).await;
 
@@ -818,11 +824,8 @@ async fn a_bucket_with_an_inventory_report_is_scanned_from_it_without_listing_th
 #[tokio::test]
 async fn a_missing_stale_or_unusable_inventory_report_is_refused_with_its_reason_and_the_bucket_listed() {
     use backup_tests::inventory;
-    let fleet = Fleet::realistic("s3invno").await;
-    let (source, backup) = buckets(&fleet).await;
+    let (fleet, source, backup, reports) = inventory_fleet("s3invno").await;
     let s3 = fleet.aws.clients().s3;
-    let reports = format!("{}-inv", fleet.prefix).to_lowercase();
-    s3.create_bucket().bucket(&reports).send().await.unwrap();
     seed_many(&fleet, &source, "k/", 5).await;
     let handlers = handlers(&fleet);
     let scanned = |why: &'static str| {

@@ -187,10 +187,8 @@ locals {
     # The inventory reports (manifest.json, manifest.checksum, gzipped CSV data files) in the
     # buckets of var.s3_inventory_bucket_arns: listed with a delimiter, then read. No statement
     # when the list is empty.
-    s3_inventory_list = [
+    s3_inventory_reports = [
       "s3:ListBucket",
-    ]
-    s3_inventory_read = [
       "s3:GetObject",
     ]
     s3_write = [
@@ -924,20 +922,10 @@ data "aws_iam_policy_document" "worker_s3" {
   dynamic "statement" {
     for_each = length(var.s3_inventory_bucket_arns) > 0 ? [1] : []
     content {
-      sid       = "S3InventoryReportsList"
+      sid       = "S3InventoryReports"
       effect    = "Allow"
-      actions   = local.worker_actions.s3_inventory_list
-      resources = var.s3_inventory_bucket_arns
-    }
-  }
-
-  dynamic "statement" {
-    for_each = length(var.s3_inventory_bucket_arns) > 0 ? [1] : []
-    content {
-      sid       = "S3InventoryReportsRead"
-      effect    = "Allow"
-      actions   = local.worker_actions.s3_inventory_read
-      resources = [for b in var.s3_inventory_bucket_arns : "${b}/*"]
+      actions   = local.worker_actions.s3_inventory_reports
+      resources = concat(var.s3_inventory_bucket_arns, [for b in var.s3_inventory_bucket_arns : "${b}/*"])
     }
   }
 
