@@ -238,6 +238,13 @@ pub fn decide(
             outcomes[pos] = Some(Outcome::Ignore(why));
             continue;
         }
+        // A snapshot behind an image is kept, and counted once: as its image, in the image
+        // series. Counted among the snapshots too, an AMI's volumes would take the places (count,
+        // daily, weekly, monthly, min_keep) of the resource's own snapshot backups.
+        if let (Some(image), None) = (&candidate.backs_image, &candidate.set) {
+            outcomes[pos] = Some(Outcome::Keep(vec![KeepReason::BacksImage(image.clone())]));
+            continue;
+        }
         let units = series.entry(candidate.kind).or_default();
         match &candidate.set {
             Some(set) => match unit_of_set.get(&(candidate.kind, set.id.as_str())) {

@@ -327,6 +327,36 @@ fn each_artifact_kind_is_its_own_series() {
     assert_eq!(deleted(&d), ids(&["ami-old", "snap-old"]));
 }
 
+#[test]
+fn an_images_snapshots_take_no_place_among_the_resources_own_snapshots() {
+    // An instance backed up both ways: two AMIs (two volumes each) and two snapshot backups. The
+    // AMIs' snapshots are kept with their images and counted there, once: they must not push the
+    // instance's own snapshots out of `count`, the daily buckets or `min_keep`.
+    let ami = |id: &str, t| Candidate { kind: ArtifactKind::Ami, ..ours(id, t) };
+    let backing = |id: &str, image: &str, t| Candidate { backs_image: Some(image.into()), ..ours(id, t) };
+    let candidates = [
+        ami("ami-new", hours_ago(1)),
+        backing("snap-ami-new-1", "ami-new", hours_ago(1)),
+        backing("snap-ami-new-2", "ami-new", hours_ago(1)),
+        ami("ami-old", ago(1)),
+        backing("snap-ami-old-1", "ami-old", ago(1)),
+        backing("snap-ami-old-2", "ami-old", ago(1)),
+        ours("snap-a", ago(2)),
+        ours("snap-b", ago(3)),
+    ];
+    let d = run(&rules(None, Some(1), 0), &candidates);
+    assert_eq!(deleted(&d), ids(&["ami-old", "snap-b"]), "{d:#?}");
+    assert_eq!(reasons(&d, "snap-a"), [KeepReason::Newest(1)]);
+    assert_eq!(reasons(&d, "snap-ami-old-1"), [KeepReason::BacksImage("ami-old".into())]);
+
+    let daily = RetentionRules { daily: Some(1), ..RetentionRules::default() };
+    assert_eq!(deleted(&run(&daily, &candidates)), ids(&["ami-old", "snap-b"]));
+
+    let d = run(&rules(Some(1), None, 1), &candidates);
+    assert_eq!(deleted(&d), ids(&["ami-old", "snap-b"]), "{d:#?}");
+    assert_eq!(reasons(&d, "snap-a"), [KeepReason::MinKeep]);
+}
+
 /// Independent GFS oracle: bucket the pool, take the N most recent buckets that have an
 /// artifact, and the newest artifact of each (ties: smallest id).
 fn gfs_oracle<K: Ord>(pool: &[&Candidate], n: u32, key: impl Fn(DateTime<Utc>) -> K) -> BTreeSet<String> {

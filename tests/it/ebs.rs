@@ -943,3 +943,63 @@ async fn a_volumes_prune_still_keeps_a_snapshot_that_says_it_backs_a_live_image(
         .collect();
     assert_eq!(deleted, [made[1].as_str()], "the middle one goes; the image's snapshot and the newest stay");
 }
+
+#[tokio::test]
+async fn a_prune_does_not_judge_alone_the_snapshots_of_an_image_it_cannot_see_yet() {
+    let fleet = Fleet::realistic("ebsunseenimage").await;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let made = three_backups(&fleet, &handlers(&fleet), &volume_id, 15).await;
+    // An image that Describe (by id and by filter) does not show for minutes, as AWS may not
+    // right after a create, and the newest backup tagged as backing it.
+    let ec2 = fleet.aws.clients().ec2;
+    let instance_id = instance(&fleet).await;
+    let unseen = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Image)
+        .tags(Tag::builder().key("realism:consistency-seconds").value("600").build())
+        .build();
+    let image = ec2
+        .create_image()
+        .instance_id(&instance_id)
+        .name(format!("{}-img", fleet.prefix))
+        .tag_specifications(unseen)
+        .send()
+        .await
+        .unwrap();
+    let image_id = image.image_id().unwrap().to_owned();
+    services(&fleet)
+        .block
+        .tag(REGION, std::slice::from_ref(&made[2]), &[(tags::IMAGE.to_owned(), image_id.clone())].into())
+        .await
+        .unwrap();
+    let with_window = |secs| {
+        let mut s = services(&fleet);
+        s.timing.consistency_window = Duration::from_secs(secs);
+        Arc::new(Handlers::with_services(s))
+    };
+    let prune = prune_of(
+        &volume_id,
+        RetentionRules { count: Some(1), min_keep: 1, ..Default::default() },
+        Utc::now() + ChronoDuration::days(1),
+    );
+    let deleted = |deletions: Vec<Task>| {
+        let mut ids: Vec<String> = deletions
+            .into_iter()
+            .filter_map(|t| match t {
+                Task::DeleteArtifact(d) => Some(d.artifact.id),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Within the consistency window the image may exist: its snapshot backs it and takes no
+    // place among the volume's backups, so `count 1` keeps the newest other one.
+    assert_eq!(deleted(deletions_of(&with_window(600), &prune).await), [made[0].clone()]);
+
+    // Past the window, an image that is not found is gone (deregistered): the snapshot it left
+    // behind is judged as a backup of its own, the newest.
+    let mut expected = vec![made[0].clone(), made[1].clone()];
+    expected.sort();
+    assert_eq!(deleted(deletions_of(&with_window(0), &prune).await), expected);
+}

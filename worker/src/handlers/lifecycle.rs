@@ -8,7 +8,9 @@
 
 use async_trait::async_trait;
 use backup_core::archive::{self, ArchiveInput, ArchiveVerdict};
-use backup_core::artifacts::{is_managed, ArchiveRecord, ArchiveVerdictKind, CatalogRecord, Tags, Verification};
+use backup_core::artifacts::{
+    is_managed, ArchiveRecord, ArchiveVerdictKind, ArtifactStatus, CatalogRecord, Tags, Verification,
+};
 use backup_core::cost::UNIQUE_BYTES;
 use backup_core::prices::PriceTable;
 use backup_core::retention::{decide, summarize, BackupSet, Candidate, RetentionDecision, RetentionError};
@@ -153,7 +155,8 @@ impl Services {
                 } else {
                     Vec::new()
                 };
-                let live_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+                let listed_images: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+                let live_images = self.live_unlisted_images(p, &snapshots, &listed_images).await?;
                 for snapshot in &snapshots {
                     let mut c = candidate(
                         &snapshot.id,
@@ -169,7 +172,7 @@ impl Services {
                         .map(|at| at + chrono::TimeDelta::days(archive::MINIMUM_ARCHIVE_DAYS));
                     // A snapshot behind an image is deleted with its image, never on its own.
                     if let Some(image) = snapshot.tags.get(tags::IMAGE) {
-                        if live_images.contains(image.as_str()) {
+                        if listed_images.contains(image.as_str()) || live_images.contains(image.as_str()) {
                             c.backs_image = Some(image.clone());
                         } else {
                             // Left behind by a deregistered image: judged by its own tags and catalog.
@@ -213,6 +216,43 @@ impl Services {
             ResourceType::S3Bucket | ResourceType::PostgresDb => {}
         }
         Ok((candidates, leftovers))
+    }
+
+    /// The images named by `snapshots`' image tags that the tag-filtered listing left out but
+    /// that still exist, or may: a filtered Describe can miss an image whose tags were just
+    /// written (a copy is tagged when it completes), so each is looked up by id; one that is
+    /// not found is trusted to be gone only once its snapshots are older than the consistency
+    /// window. Until then its snapshots back it: judged alone, they would take the places of
+    /// the resource's other backups in the count rules.
+    async fn live_unlisted_images<'a>(
+        &self,
+        p: &Prune,
+        snapshots: &'a [SnapshotInfo],
+        listed: &BTreeSet<&str>,
+    ) -> Result<BTreeSet<&'a str>, TaskError> {
+        let window = chrono::TimeDelta::from_std(self.timing.consistency_window).unwrap_or_default();
+        let mut unlisted: BTreeMap<&str, bool> = BTreeMap::new();
+        for s in snapshots {
+            if let Some(image) = s.tags.get(tags::IMAGE).filter(|image| !listed.contains(image.as_str())) {
+                let recent = s.created_at.is_none_or(|at| Utc::now() - at < window);
+                *unlisted.entry(image.as_str()).or_default() |= recent;
+            }
+        }
+        let mut live = BTreeSet::new();
+        // One id per call: DescribeImages fails the whole call when any id is unknown.
+        for (image, recent) in unlisted {
+            if recent
+                || self
+                    .block
+                    .images(&p.region, &[image.to_owned()])
+                    .await?
+                    .iter()
+                    .any(|i| !matches!(i.status, ArtifactStatus::Failed { .. }))
+            {
+                live.insert(image);
+            }
+        }
+        Ok(live)
     }
 
     /// Lists and decides, as a prune does. Also returns the catalog records it read, which the prune's archive and export decisions
