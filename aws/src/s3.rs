@@ -529,8 +529,11 @@ impl ObjectStore for S3Objects {
         body: Vec<u8>,
     ) -> Result<UploadedPart, AwsError> {
         // Our own SHA-256 of the part, named as the algorithm too: an Object Lock bucket
-        // requires an integrity checksum header.
-        let checksum = sha256_base64(&body);
+        // requires an integrity checksum header. Computed off the runtime: a part is up to
+        // 5 GiB, and the worker's runtime may be a single thread that also renews every lease.
+        let (checksum, body) = tokio::task::spawn_blocking(move || (sha256_base64(&body), body))
+            .await
+            .expect("hashing a part does not panic");
         let output = self
             .client(&request.region)
             .upload_part()

@@ -193,7 +193,13 @@ impl Services {
                 break;
             }
             let last = part.len() < size;
-            hasher.update(&part);
+            // Off the runtime, as S3's own checksum of the part: see `upload_part`.
+            let hashed = tokio::task::spawn_blocking(move || {
+                hasher.update(&part);
+                (hasher, part)
+            });
+            let (updated, part) = hashed.await.expect("hashing a part does not panic");
+            hasher = updated;
             bytes += part.len() as u64;
             let number = parts.len() as i32 + 1;
             parts.push(self.objects.upload_part(upload, upload_id, number, part).await?);
