@@ -162,6 +162,8 @@ pub async fn map_event(
                 tasks.push(task(Task::Verify(Verify {
                     artifact: ArtifactRef { kind, region: region.clone(), id: snapshot.identifier.clone() },
                     source_resource,
+                    // An event's verification reads the catalog record, as it always did.
+                    origin: None,
                 })));
             }
             Ok(vec![Decision::Tasks { plan: plan.name.clone(), tasks }])
@@ -386,6 +388,7 @@ async fn ebs_follow_ups(
                     id: snapshot.id.clone(),
                 },
                 source_resource,
+                origin: None,
             })));
         }
     }

@@ -199,7 +199,11 @@ pub fn sample(kind: TaskKind) -> Task {
             ctx: ctx(),
         }),
         TaskKind::Verify => {
-            Task::Verify(Verify { artifact: snapshot, source_resource: "vol-0123456789abcdef0".into() })
+            Task::Verify(Verify {
+                artifact: snapshot,
+                source_resource: "vol-0123456789abcdef0".into(),
+                origin: Some(VerifyOrigin { resource_region: "us-east-1".into(), copy: false }),
+            })
         }
         TaskKind::RestoreVolume => Task::RestoreVolume(RestoreVolume {
             restore_id: "restore-1".into(),

@@ -665,6 +665,19 @@ pub struct ArchiveSnapshot {
 pub struct Verify {
     pub artifact: ArtifactRef,
     pub source_resource: String,
+    /// What the task that made the artifact knew of it. With it, a snapshot or an image is
+    /// checked against AWS without reading its catalog record first; absent (a verification
+    /// from an AWS event, or an older worker), the catalog record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<VerifyOrigin>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VerifyOrigin {
+    /// Where the source resource lives (a DR copy's source is in another region).
+    pub resource_region: String,
+    /// The artifact is a copy of another backup (a copy keeps its source's encryption).
+    pub copy: bool,
 }
 
 /// Where a restore reads from: a named artifact, the latest verified backup of a resource, or

@@ -253,6 +253,7 @@ async fn real_backups_complete_exactly_once_under_injected_faults_and_killed_wor
                                 id: snapshot_id.to_owned(),
                             },
                             source_resource: volume_id.clone(),
+                            origin: None,
                         });
                         expected.insert(
                             verify.id(),

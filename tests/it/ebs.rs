@@ -149,6 +149,51 @@ async fn volume_snapshot_is_made_once_tagged_catalogued_and_copied() {
 }
 
 #[tokio::test]
+async fn a_verification_that_carries_its_origin_reads_no_catalog_record_first() {
+    let fleet = Fleet::realistic("ebsverifyorigin").await;
+    let volume_id = volume(&fleet, 8, &[]).await;
+    let task = Task::SnapshotVolume(SnapshotVolume {
+        region: REGION.into(),
+        volume_id: volume_id.clone(),
+        ctx: ctx("daily", 20, false),
+    });
+    let Outcome::Done { result, children, .. } = run_task(&handlers(&fleet), &task).await.unwrap() else { panic!() };
+    let snapshot_id = result["snapshot_id"].as_str().unwrap().to_owned();
+    let Some(Task::Verify(verify)) = children.into_iter().find(|t| t.kind() == TaskKind::Verify) else {
+        panic!("the plan verifies")
+    };
+    assert_eq!(verify.origin, Some(VerifyOrigin { resource_region: REGION.into(), copy: false }));
+
+    // Reading a record fails: the verification checks the snapshot against AWS and records the
+    // result all the same.
+    let mut no_reads = services(&fleet);
+    no_reads.fleet_catalog = Arc::new(CatalogFailing(no_reads.fleet_catalog.clone(), Failing::Reads));
+    no_reads.catalog = no_reads.fleet_catalog.clone();
+    let no_reads = Arc::new(Handlers::with_services(no_reads));
+    run_task(&no_reads, &Task::Verify(verify.clone())).await.expect("verified without a read");
+    let artifact = ArtifactRef { kind: ArtifactKind::EbsSnapshot, region: REGION.into(), id: snapshot_id };
+    let record = services(&fleet).catalog.get(&artifact).await.unwrap().unwrap();
+    assert!(record.verification.is_some_and(|v| v.ok));
+
+    // Without its origin (a verification from an AWS event) it reads the record first.
+    let from_event = Task::Verify(Verify { origin: None, ..verify.clone() });
+    let err = run_task(&no_reads, &from_event).await.unwrap_err();
+    assert!(err.reason.contains("ThrottlingException"), "{err}");
+
+    // A snapshot the catalog does not know: the conditional write refuses it, and the task fails
+    // saying so, as it did when it read first.
+    let stray = fleet.aws.clients().ec2.create_snapshot().volume_id(&volume_id).send().await.unwrap();
+    let stray = ArtifactRef {
+        kind: ArtifactKind::EbsSnapshot,
+        region: REGION.into(),
+        id: stray.snapshot_id().unwrap().to_owned(),
+    };
+    let err = run_task(&no_reads, &Task::Verify(Verify { artifact: stray, ..verify })).await.unwrap_err();
+    assert_eq!(err.class, backup_core::ErrorClass::Permanent, "{err}");
+    assert!(err.reason.contains("is not in the catalog"), "{err}");
+}
+
+#[tokio::test]
 async fn instance_snapshot_set_covers_every_volume_once() {
     let fleet = Fleet::realistic("ebsset").await;
     let handlers = handlers(&fleet);
@@ -791,9 +836,15 @@ async fn a_deletion_rechecks_the_expiry_tag_and_min_keep_against_aws() {
     assert_eq!(block.snapshots(REGION, std::slice::from_ref(&made[0])).await.unwrap().len(), 1, "the last backup");
 }
 
-/// The fleet's catalog, except that reading a resource's records fails as a throttled DynamoDB
-/// would: a backup still completes, its prune cannot.
-struct CatalogWithoutQueries(Arc<dyn backup_core::ports::Catalog>);
+/// The fleet's catalog, except that one kind of read fails as a throttled DynamoDB would.
+struct CatalogFailing(Arc<dyn backup_core::ports::Catalog>, Failing);
+
+enum Failing {
+    /// Reading a resource's records: a backup still completes, its prune cannot.
+    Queries,
+    /// Reading one artifact's record.
+    Reads,
+}
 
 fn throttled() -> backup_core::AwsError {
     backup_core::AwsError {
@@ -806,7 +857,7 @@ fn throttled() -> backup_core::AwsError {
 }
 
 #[async_trait::async_trait]
-impl backup_core::ports::Catalog for CatalogWithoutQueries {
+impl backup_core::ports::Catalog for CatalogFailing {
     async fn put(&self, record: &backup_core::artifacts::CatalogRecord) -> Result<(), backup_core::AwsError> {
         self.0.put(record).await
     }
@@ -814,10 +865,19 @@ impl backup_core::ports::Catalog for CatalogWithoutQueries {
         &self,
         artifact: &ArtifactRef,
     ) -> Result<Option<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
-        self.0.get(artifact).await
+        match self.1 {
+            Failing::Reads => Err(throttled()),
+            Failing::Queries => self.0.get(artifact).await,
+        }
     }
-    async fn by_resource(&self, _: &str) -> Result<Vec<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
-        Err(throttled())
+    async fn by_resource(
+        &self,
+        resource: &str,
+    ) -> Result<Vec<backup_core::artifacts::CatalogRecord>, backup_core::AwsError> {
+        match self.1 {
+            Failing::Queries => Err(throttled()),
+            Failing::Reads => self.0.by_resource(resource).await,
+        }
     }
     async fn expiring_before(
         &self,
@@ -895,7 +955,7 @@ async fn a_backups_prune_runs_inside_the_backup_task_and_one_that_fails_there_be
     // When the prune cannot run inside the task (the catalog query is throttled), the backup
     // still completes and the prune goes out as a task of its own, to be retried alone.
     let mut failing = services(&fleet);
-    failing.fleet_catalog = Arc::new(CatalogWithoutQueries(failing.fleet_catalog.clone()));
+    failing.fleet_catalog = Arc::new(CatalogFailing(failing.fleet_catalog.clone(), Failing::Queries));
     let failing = Arc::new(Handlers::with_services(failing));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let Outcome::Done { result, children, .. } = run_task(&failing, &keep_one(7)).await.unwrap() else { panic!() };

@@ -216,7 +216,11 @@ async fn snapshot_made_once(cluster: bool) {
     };
     let expected_children = vec![
         if cluster { Task::CopyDbClusterSnapshot(copy) } else { Task::CopyDbSnapshot(copy) },
-        Task::Verify(Verify { artifact, source_resource: db.clone() }),
+        Task::Verify(Verify {
+            artifact,
+            source_resource: db.clone(),
+            origin: Some(VerifyOrigin { resource_region: REGION.into(), copy: false }),
+        }),
     ];
     assert_eq!(children, expected_children);
 
@@ -299,7 +303,9 @@ async fn copy_lands_in_dr(cluster: bool) {
     assert_eq!(copy_record.expires_at, Some(window() + ChronoDuration::days(30)));
     let source_record = rig.record(cluster, REGION, &source_identifier).await.expect("source catalogued");
     assert_eq!(source_record.copies, vec![copy_ref.clone()]);
-    assert_eq!(children, vec![Task::Verify(Verify { artifact: copy_ref, source_resource: db.clone() })]);
+    // The copy's verification knows it is a copy of a backup of a database in the source region.
+    let origin = Some(VerifyOrigin { resource_region: REGION.into(), copy: true });
+    assert_eq!(children, vec![Task::Verify(Verify { artifact: copy_ref, source_resource: db.clone(), origin })]);
 
     // Re-delivery of the copy: the same copy, no second one, the source lists it once.
     let again = run_task(&rig.handlers, &copy_task).await.expect("copy re-run");

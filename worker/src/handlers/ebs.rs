@@ -22,7 +22,8 @@ use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::{
-    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services, Started,
+    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, verification, CopyKind, Services,
+    Started,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -711,10 +712,7 @@ impl Services {
         }
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
-        let verify = p
-            .ctx
-            .verify
-            .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
+        let verify = p.ctx.verify.then(|| verification(artifact, &p.source_resource, &p.source_region, true));
         let resource_type =
             if p.source_resource.starts_with("vol-") { ResourceType::Ec2Volume } else { ResourceType::Ec2Instance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
@@ -816,10 +814,7 @@ impl Services {
         entry.details.insert("snapshot_ids".into(), image.snapshot_ids.join(","));
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&source, &artifact).await?;
-        let verify = p
-            .ctx
-            .verify
-            .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
+        let verify = p.ctx.verify.then(|| verification(artifact, &p.source_resource, &p.source_region, true));
         let prune =
             prune_after(&p.ctx, &p.source_resource, ResourceType::Ec2Instance, dest, Some(&p.target), image.created_at);
         Ok(Outcome::done(json!({ "image_id": image.id, "region": dest, "copy_of": p.image_id }))

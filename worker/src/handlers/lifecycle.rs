@@ -653,10 +653,29 @@ impl Handler<Verify> for Services {
     async fn run(&self, p: &Verify, _ctx: &TaskContext) -> HandlerResult {
         let artifact = &p.artifact;
         let region = &artifact.region;
-        let record = self.catalog.get(artifact).await?;
-        let is_copy = record.as_ref().is_some_and(|r| r.copy_of.is_some());
+        // A snapshot or an image is checked against AWS alone when its maker said where its source
+        // lives; objects, dumps and exports are checked against what their record says.
+        let origin = p.origin.as_ref().filter(|_| {
+            matches!(
+                artifact.kind,
+                ArtifactKind::EbsSnapshot
+                    | ArtifactKind::Ami
+                    | ArtifactKind::RdsSnapshot
+                    | ArtifactKind::RdsClusterSnapshot
+            )
+        });
+        let mut record = match origin {
+            Some(_) => None,
+            None => self.catalog.get(artifact).await?,
+        };
+        let is_copy = origin.map_or_else(|| record.as_ref().is_some_and(|r| r.copy_of.is_some()), |o| o.copy);
         // The source resource lives where the catalog says (a DR copy's source is elsewhere).
-        let source_region = record.as_ref().map_or(region, |r| &r.resource_region);
+        let source_region = origin
+            .map(|o| &o.resource_region)
+            .or(record.as_ref().map(|r| &r.resource_region))
+            .unwrap_or(region)
+            .clone();
+        let source_region = &source_region;
         let mut checks = Checks::new();
         match artifact.kind {
             ArtifactKind::EbsSnapshot => {
@@ -784,6 +803,9 @@ impl Handler<Verify> for Services {
         // A Describe may miss an artifact for a while after it was made (eventual consistency):
         // within that window, "not found" means "look again", not "the backup is gone".
         let missing = checks.0.get("exists").is_some_and(|c| c.starts_with("FAILED"));
+        if missing && origin.is_some() {
+            record = self.catalog.get(artifact).await?;
+        }
         if let Some(record) = record.as_ref().filter(|_| missing) {
             if (Utc::now() - record.created_at).to_std().unwrap_or_default() < self.timing.consistency_window {
                 return Err(TaskError::retry(RetryClass::Busy, format!("{} not visible yet", artifact.id))
@@ -791,14 +813,21 @@ impl Handler<Verify> for Services {
             }
         }
         let verification = Verification { verified_at: Utc::now(), ok: checks.1, checks: checks.0 };
-        if record.is_some() {
-            self.catalog.set_verification(artifact, &verification).await?;
-        } else {
-            return Err(TaskError::permanent(format!(
+        let uncatalogued = || {
+            TaskError::permanent(format!(
                 "{} {} is not in the catalog: nothing to verify against",
                 artifact.kind.as_str(),
                 artifact.id
-            )));
+            ))
+        };
+        if record.is_none() && origin.is_none() {
+            return Err(uncatalogued());
+        }
+        // The write is conditional on the record's existence: unread, a missing record shows here.
+        match self.catalog.set_verification(artifact, &verification).await {
+            Ok(()) => {}
+            Err(err) if err.is_code("ConditionalCheckFailedException") => return Err(uncatalogued()),
+            Err(err) => return Err(err.into()),
         }
         if !verification.ok {
             return Err(TaskError::permanent(format!(

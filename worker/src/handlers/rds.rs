@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::handler::{Handler, HandlerResult, Outcome, TaskContext};
 use crate::handlers::services::{
-    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, CopyKind, Services,
+    copy_expiry, copy_pool, copy_tags, follow_ups, missing, prune_after, record, verification, CopyKind, Services,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -656,10 +656,7 @@ impl Services {
         }
         self.catalog.put(&entry).await?;
         self.catalog.add_copy(&original, &artifact).await?;
-        let verify = p
-            .ctx
-            .verify
-            .then(|| Task::Verify(backup_schemas::Verify { artifact, source_resource: p.source_resource.clone() }));
+        let verify = p.ctx.verify.then(|| verification(artifact, &p.source_resource, &p.source_region, true));
         let resource_type = if cluster { ResourceType::RdsCluster } else { ResourceType::RdsInstance };
         let prune = prune_after(&p.ctx, &p.source_resource, resource_type, dest, Some(&p.target), copy.created_at);
         // In a backup account, the prune judges this source account's copies only.

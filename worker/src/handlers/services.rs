@@ -10,7 +10,8 @@ use backup_core::services::objects::ObjectStore;
 use backup_core::services::secrets::SecretStore;
 use backup_core::TaskError;
 use backup_schemas::{
-    tags, AccountRef, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify,
+    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task,
+    Verify, VerifyOrigin,
 };
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -178,9 +179,22 @@ pub fn follow_ups(
 ) -> Vec<Task> {
     let mut children: Vec<Task> = ctx.copy_to.iter().filter_map(copy).collect();
     if ctx.verify {
-        children.push(Task::Verify(Verify { artifact: artifact.clone(), source_resource: source_resource.to_owned() }));
+        // An original is made in its resource's region.
+        children.push(verification(artifact.clone(), source_resource, &artifact.region, false));
     }
     children
+}
+
+/// The verification of `artifact`, carrying what its maker knows of a snapshot or an image
+/// (where its source lives, whether it is a copy), so that the verifier checks it without first
+/// reading the catalog. Objects, dumps and exports are checked against their catalog record.
+pub fn verification(artifact: ArtifactRef, source_resource: &str, resource_region: &str, copy: bool) -> Task {
+    let origin = matches!(
+        artifact.kind,
+        ArtifactKind::EbsSnapshot | ArtifactKind::Ami | ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot
+    )
+    .then(|| VerifyOrigin { resource_region: resource_region.to_owned(), copy });
+    Task::Verify(Verify { artifact, source_resource: source_resource.to_owned(), origin })
 }
 
 /// A catalog record for a freshly completed artifact.
