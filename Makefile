@@ -74,10 +74,11 @@ bench-dump:
 soak:
 	BENCH_PHASES=soak bash scripts/bench.sh
 
-## make realism-check: the tests of the emulator's realism layer (scripts/emulator_realism.py). They
+## make realism-check: the tests of the emulator's speed-ups and realism layer (scripts/emulator_*.py). They
 ## start their own moto server on a free port and stop it afterwards (~50 s).
 realism-check:
 	bash scripts/emulator.sh install
+	.venv/bin/python scripts/test_emulator_speedups.py
 	.venv/bin/python scripts/test_emulator_realism.py
 
 emulator-start:

@@ -200,9 +200,12 @@ for _name in ("put_item", "update_item", "delete_item", "batch_write_item", "tra
     setattr(DynamoHandler, _name, _serialised(getattr(DynamoHandler, _name)))
 if os.environ.get("EMULATOR_REQUEST_LOG") == "0":
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+sys.path.insert(0, os.environ["EMULATOR_SCRIPTS"])
+# The same answers without two of moto'"'"'s lookups that scan its whole state (tags, queue counts).
+import emulator_speedups
+emulator_speedups.install()
 # Optional realism layer: pending states, eventual consistency, quotas (docs/EMULATOR.md).
 if os.environ.get("EMULATOR_REALISM", "").strip().lower() not in ("", "off", "0"):
-    sys.path.insert(0, os.environ["EMULATOR_SCRIPTS"])
     import emulator_realism
     emulator_realism.install(os.environ["EMULATOR_REALISM"])
 from moto.server import main
