@@ -8,14 +8,18 @@ every request slows down as the estate grows until the workers' lease extensions
   filter, which copies and regex-matches every tag of every resource in the region; a Describe
   with a tag filter does that once per candidate resource. Here it reads the resource's own
   entry in the backend's tag map.
-* an SQS message's retention: `receive_message` reads the queue's `MessageRetentionPeriod` once
-  per received message through `get_queue_attributes`, which computes every attribute, the
-  approximate message counts included (a scan of the whole queue). Here it reads the one value.
+* an SQS queue's attributes: `receive_message` reads the queue's `MessageRetentionPeriod` once
+  per received message through `get_queue_attributes`, and `send_message` reads
+  `ContentBasedDeduplication` once per sent message through `Queue.attributes`; both compute every
+  attribute, the approximate message counts included (three scans of the whole queue). Here the
+  retention is read alone, and while a message is being sent `Queue.attributes` holds only the
+  one attribute the send reads.
 
 Installed by `scripts/emulator.sh start` always; `scripts/test_emulator_speedups.py` checks that
 the answers are moto's own.
 """
 
+import threading
 from typing import Any
 
 
@@ -23,7 +27,7 @@ def install() -> None:
     from moto.core.utils import unix_time
     from moto.ec2.models.core import TaggedEC2Resource
     from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
-    from moto.sqs.models import Message, SQSBackend
+    from moto.sqs.models import Message, Queue, SQSBackend
 
     def get_tags(self: Any) -> list[dict[str, str]]:
         rid = self.id
@@ -37,5 +41,28 @@ def install() -> None:
         retention = int(self.get_queue(queue_name).message_retention_period)
         return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
+    # Requests run on the server's threads: the send in progress is the thread's own.
+    sending = threading.local()
+    all_attributes = Queue.attributes.fget  # type: ignore[attr-defined]
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if not getattr(sending, "on", False):
+            return all_attributes(self)
+        if not self.fifo_queue:
+            return {}
+        value = self.content_based_deduplication
+        return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
+
+    original_send = SQSBackend.send_message
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.on = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.on = False
+
     TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+    Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]

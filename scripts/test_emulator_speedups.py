@@ -17,9 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
 from moto.ec2.models.core import TaggedEC2Resource  # noqa: E402
-from moto.sqs.models import SQSBackend, sqs_backends  # noqa: E402
+from moto.sqs.models import Queue, SQSBackend, sqs_backends  # noqa: E402
 
 ORIGINAL_GET_TAGS = TaggedEC2Resource.get_tags
+ORIGINAL_ATTRIBUTES = Queue.attributes.fget
 ORIGINAL_RETENTION = SQSBackend.is_message_valid_based_on_retention_period
 
 import emulator_speedups  # noqa: E402
@@ -55,6 +56,25 @@ class Speedups(unittest.TestCase):
             )
         self.assertTrue(sqs.is_message_valid_based_on_retention_period("speedups", fresh))
         self.assertFalse(sqs.is_message_valid_based_on_retention_period("speedups", old))
+
+    def test_a_send_deduplicates_by_content_as_moto_does_and_attributes_stay_whole(self) -> None:
+        sqs = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        sqs.create_queue("speedups-cbd.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+        sqs.create_queue("speedups-plain.fifo", FifoQueue="true")
+        sqs.create_queue("speedups-standard")
+        sqs.send_message("speedups-standard", "body")
+        first = sqs.send_message("speedups-cbd.fifo", "same body", group_id="g")
+        second = sqs.send_message("speedups-cbd.fifo", "same body", group_id="g")
+        self.assertIsNotNone(first.deduplication_id)
+        self.assertEqual(first.deduplication_id, second.deduplication_id)
+        self.assertEqual(len(sqs.get_queue("speedups-cbd.fifo")._messages), 1, "deduplicated by content")
+        with self.assertRaises(Exception):  # neither a deduplication id nor content-based deduplication
+            sqs.send_message("speedups-plain.fifo", "body", group_id="g")
+        # Outside a send, a queue's attributes are all of moto's own.
+        for name in ("speedups-cbd.fifo", "speedups-plain.fifo", "speedups-standard"):
+            queue = sqs.get_queue(name)
+            self.assertEqual(queue.attributes, ORIGINAL_ATTRIBUTES(queue), name)
+            self.assertIn("ApproximateNumberOfMessages", queue.attributes)
 
 
 if __name__ == "__main__":
