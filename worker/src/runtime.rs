@@ -249,7 +249,8 @@ impl Worker {
             let lag = (Utc::now() - sent_at).num_milliseconds() as f64 / 1000.0;
             backup_telemetry::metrics().queue_lag(envelope.kind().as_str(), lag);
         }
-        // Calls made for this task (claim, handler, record, children) are counted under its kind.
+        // Calls made for this task (claim, handler, record) are counted under its kind; the batched
+        // acknowledgements and children sends, shared by several tasks, are not.
         let kind = envelope.kind().as_str();
         attributed(kind, self.process_envelope(message, envelope, acks, drain).instrument(span)).await;
     }
@@ -454,7 +455,7 @@ impl Worker {
                 let children: Vec<(Option<AccountRef>, Task)> =
                     children.into_iter().map(|task| (envelope.account.clone(), task)).chain(children_in).collect();
                 if !children.is_empty() {
-                    if let Err(err) = self.send_children(envelope, children).await {
+                    if let Err(err) = self.send_children(envelope, children, acks).await {
                         let error = TaskError::from(err);
                         return Box::pin(self.apply_outcome(message, envelope, lease, Err(error), acks)).await;
                     }
@@ -649,10 +650,13 @@ impl Worker {
         acks.delete(&message.receipt_handle);
     }
 
+    /// Sends the children with those of other tasks finishing meanwhile (one SendMessageBatch
+    /// for several tasks); returns once SQS has accepted all of them.
     async fn send_children(
         &self,
         parent: &Envelope,
         children: Vec<(Option<AccountRef>, Task)>,
+        acks: &Acks,
     ) -> Result<(), backup_core::AwsError> {
         let now = Utc::now();
         let mut messages = Vec::with_capacity(children.len());
@@ -679,20 +683,9 @@ impl Worker {
                 attributes: BTreeMap::new(),
             });
         }
-        let sends = messages.chunks(10).map(|chunk| self.queue.send_batch(chunk));
-        for result in futures::future::join_all(sends).await {
-            let failed = result?;
-            if !failed.is_empty() {
-                return Err(backup_core::AwsError {
-                    service: "sqs",
-                    operation: "SendMessageBatch",
-                    code: "BatchEntryFailed".into(),
-                    message: format!("{} child messages were not accepted: {:?}", failed.len(), failed),
-                    class: ErrorClass::Retry(RetryClass::Transient),
-                });
-            }
-        }
-        self.stats.children(messages.len());
+        let count = messages.len();
+        acks.send(messages).await?;
+        self.stats.children(count);
         Ok(())
     }
 

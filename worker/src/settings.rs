@@ -59,7 +59,8 @@ pub struct WorkerSettings {
     /// of slots left idle meanwhile. Irrelevant when the worker is idle (every slot is free).
     #[arg(long, env = "BACKUP_RECEIVE_GATHER_MS", default_value_t = 25)]
     pub receive_gather_ms: u64,
-    /// How long deletes and visibility changes may wait to be batched.
+    /// How long deletes, visibility changes and the children of finishing tasks may wait to be
+    /// batched (a task is recorded done once its children are sent).
     #[arg(long, env = "BACKUP_ACK_FLUSH_MS", default_value_t = 200)]
     pub ack_flush_ms: u64,
     /// Exit once no message has arrived for this many seconds and nothing runs.
