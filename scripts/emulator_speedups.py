@@ -56,11 +56,13 @@ def install() -> None:
     original_send = SQSBackend.send_message
 
     def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Restores what it found: a send can cause another (a queue subscribed to a topic).
+        outer = getattr(sending, "on", False)
         sending.on = True
         try:
             return original_send(self, *args, **kwargs)
         finally:
-            sending.on = False
+            sending.on = outer
 
     TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
 from moto.ec2.models.core import TaggedEC2Resource  # noqa: E402
+from moto.sqs.exceptions import InvalidParameterValue  # noqa: E402
 from moto.sqs.models import Queue, SQSBackend, sqs_backends  # noqa: E402
 
 ORIGINAL_GET_TAGS = TaggedEC2Resource.get_tags
@@ -68,7 +69,7 @@ class Speedups(unittest.TestCase):
         self.assertIsNotNone(first.deduplication_id)
         self.assertEqual(first.deduplication_id, second.deduplication_id)
         self.assertEqual(len(sqs.get_queue("speedups-cbd.fifo")._messages), 1, "deduplicated by content")
-        with self.assertRaises(Exception):  # neither a deduplication id nor content-based deduplication
+        with self.assertRaises(InvalidParameterValue):  # no deduplication id, no content-based deduplication
             sqs.send_message("speedups-plain.fifo", "body", group_id="g")
         # Outside a send, a queue's attributes are all of moto's own.
         for name in ("speedups-cbd.fifo", "speedups-plain.fifo", "speedups-standard"):

@@ -19,7 +19,9 @@
 //!    eligible artifacts of one [`ArtifactKind`], over the *pool*: the complete artifacts created at
 //!    or before `as_of`, sorted newest first (ties: id ascending). Protected complete artifacts are
 //!    in the pool (a held backup is still a backup); in-progress ones are not (they may fail), nor
-//!    are those created after `as_of`.
+//!    are those created after `as_of`. A snapshot backing an AMI is in no series at all: it is
+//!    kept, and counted once, as its AMI (in the AMI series); among the snapshots it would take
+//!    the places of the resource's own snapshot backups.
 //!    - `count = N`: the N newest of the pool.
 //!    - `days = D`: `as_of - created_at < D days`.
 //!    - `daily`/`weekly`/`monthly = N`: restic's `--keep-daily/weekly/monthly`: walking the pool

@@ -474,6 +474,18 @@ impl ArtifactKind {
         ArtifactKind::DatabaseDump,
     ];
 
+    /// An EBS or RDS snapshot or an AMI: what AWS holds and describes (not an object in a bucket
+    /// nor an export task).
+    pub fn is_snapshot_or_image(self) -> bool {
+        matches!(
+            self,
+            ArtifactKind::EbsSnapshot
+                | ArtifactKind::Ami
+                | ArtifactKind::RdsSnapshot
+                | ArtifactKind::RdsClusterSnapshot
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::EbsSnapshot => "ebs_snapshot",

@@ -182,7 +182,21 @@ async fn a_verification_that_carries_its_origin_reads_no_catalog_record_first() 
 
     // A snapshot the catalog does not know: the conditional write refuses it, and the task fails
     // saying so, as it did when it read first.
-    let stray = fleet.aws.clients().ec2.create_snapshot().volume_id(&volume_id).send().await.unwrap();
+    // (Visible at once, so that the verification finds it and goes on to write its result.)
+    let visible = TagSpecification::builder()
+        .resource_type(Ec2ResourceType::Snapshot)
+        .tags(Tag::builder().key("realism:consistency-seconds").value("0").build())
+        .build();
+    let stray = fleet
+        .aws
+        .clients()
+        .ec2
+        .create_snapshot()
+        .volume_id(&volume_id)
+        .tag_specifications(visible)
+        .send()
+        .await
+        .unwrap();
     let stray = ArtifactRef {
         kind: ArtifactKind::EbsSnapshot,
         region: REGION.into(),
@@ -1062,4 +1076,25 @@ async fn a_prune_does_not_judge_alone_the_snapshots_of_an_image_it_cannot_see_ye
     let mut expected = vec![made[0].clone(), made[1].clone()];
     expected.sort();
     assert_eq!(deleted(deletions_of(&with_window(0), &prune).await), expected);
+
+    // An image the tag-filtered listing leaves out (its tags not written yet, as a copy's are
+    // not until it completes) but that DescribeImages finds by id: its snapshot backs it.
+    let listed_later = ec2
+        .create_image()
+        .instance_id(&instance_id)
+        .name(format!("{}-img2", fleet.prefix))
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    services(&fleet)
+        .block
+        .tag(REGION, std::slice::from_ref(&made[2]), &[(tags::IMAGE.to_owned(), listed_later)].into())
+        .await
+        .unwrap();
+    // Past the emulator's consistency window: the image is visible by id.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deleted(deletions_of(&with_window(0), &prune).await), [made[0].clone()]);
 }

@@ -74,13 +74,7 @@ impl Handler<ArchiveSnapshot> for Services {
             return done("kept in standard", json!(decision.estimate.reason));
         }
         if let Some(image) = snapshot.tags.get(tags::IMAGE) {
-            if self
-                .block
-                .images(&p.region, std::slice::from_ref(image))
-                .await?
-                .iter()
-                .any(|i| !matches!(i.status, ArtifactStatus::Failed { .. }))
-            {
+            if self.image_exists(&p.region, image).await? {
                 decision.verdict = ArchiveVerdictKind::Standard;
                 decision.estimate.reason = format!("backs AMI {image}: AWS archives no snapshot of a registered image");
                 self.catalog.set_archive(&artifact, &decision).await?;

@@ -8,9 +8,7 @@
 
 use async_trait::async_trait;
 use backup_core::archive::{self, ArchiveInput, ArchiveVerdict};
-use backup_core::artifacts::{
-    is_managed, ArchiveRecord, ArchiveVerdictKind, ArtifactStatus, CatalogRecord, Tags, Verification,
-};
+use backup_core::artifacts::{is_managed, ArchiveRecord, ArchiveVerdictKind, CatalogRecord, Tags, Verification};
 use backup_core::cost::UNIQUE_BYTES;
 use backup_core::prices::PriceTable;
 use backup_core::retention::{decide, summarize, BackupSet, Candidate, RetentionDecision, RetentionError};
@@ -234,21 +232,14 @@ impl Services {
         let mut unlisted: BTreeMap<&str, bool> = BTreeMap::new();
         for s in snapshots {
             if let Some(image) = s.tags.get(tags::IMAGE).filter(|image| !listed.contains(image.as_str())) {
-                let recent = s.created_at.is_none_or(|at| Utc::now() - at < window);
+                // Of unknown age, a snapshot is not taken for new: its image is looked up.
+                let recent = s.created_at.is_some_and(|at| Utc::now() - at < window);
                 *unlisted.entry(image.as_str()).or_default() |= recent;
             }
         }
         let mut live = BTreeSet::new();
-        // One id per call: DescribeImages fails the whole call when any id is unknown.
         for (image, recent) in unlisted {
-            if recent
-                || self
-                    .block
-                    .images(&p.region, &[image.to_owned()])
-                    .await?
-                    .iter()
-                    .any(|i| !matches!(i.status, ArtifactStatus::Failed { .. }))
-            {
+            if recent || self.image_exists(&p.region, image).await? {
                 live.insert(image);
             }
         }
@@ -655,15 +646,7 @@ impl Handler<Verify> for Services {
         let region = &artifact.region;
         // A snapshot or an image is checked against AWS alone when its maker said where its source
         // lives; objects, dumps and exports are checked against what their record says.
-        let origin = p.origin.as_ref().filter(|_| {
-            matches!(
-                artifact.kind,
-                ArtifactKind::EbsSnapshot
-                    | ArtifactKind::Ami
-                    | ArtifactKind::RdsSnapshot
-                    | ArtifactKind::RdsClusterSnapshot
-            )
-        });
+        let origin = p.origin.as_ref().filter(|_| artifact.kind.is_snapshot_or_image());
         let mut record = match origin {
             Some(_) => None,
             None => self.catalog.get(artifact).await?,

@@ -2,7 +2,7 @@
 //! implements `Handler<P>` for each backup, lifecycle and restore kind, one module per area.
 
 use backup_core::accounts::{AccountCatalog, Accounts};
-use backup_core::artifacts::{CatalogRecord, Tags};
+use backup_core::artifacts::{ArtifactStatus, CatalogRecord, Tags};
 use backup_core::ports::{Catalog, SlotPool};
 use backup_core::services::block::BlockStorage;
 use backup_core::services::database::DatabaseSnapshots;
@@ -10,8 +10,8 @@ use backup_core::services::objects::ObjectStore;
 use backup_core::services::secrets::SecretStore;
 use backup_core::TaskError;
 use backup_schemas::{
-    tags, AccountRef, ArtifactKind, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task,
-    Verify, VerifyOrigin,
+    tags, AccountRef, ArtifactRef, BackupContext, CopyTarget, Prune, ResourceType, RetentionRules, Task, Verify,
+    VerifyOrigin,
 };
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -106,6 +106,17 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
+    /// Whether an image exists (in any state but failed), looked up by id: a tag-filtered
+    /// listing can miss one whose tags were just written. A value that is no AMI id (a damaged
+    /// tag) names no image.
+    pub async fn image_exists(&self, region: &str, image_id: &str) -> Result<bool, TaskError> {
+        if !image_id.starts_with("ami-") {
+            return Ok(false);
+        }
+        let found = self.block.images(region, &[image_id.to_owned()]).await?;
+        Ok(found.iter().any(|i| !matches!(i.status, ArtifactStatus::Failed { .. })))
+    }
+
     /// Only a backup the fleet made of `resource` in the task's account is copied into a backup
     /// account: a snapshot someone in the source account tagged to look like one (its events
     /// reach the fleet) is never carried there.
@@ -189,11 +200,10 @@ pub fn follow_ups(
 /// (where its source lives, whether it is a copy), so that the verifier checks it without first
 /// reading the catalog. Objects, dumps and exports are checked against their catalog record.
 pub fn verification(artifact: ArtifactRef, source_resource: &str, resource_region: &str, copy: bool) -> Task {
-    let origin = matches!(
-        artifact.kind,
-        ArtifactKind::EbsSnapshot | ArtifactKind::Ami | ArtifactKind::RdsSnapshot | ArtifactKind::RdsClusterSnapshot
-    )
-    .then(|| VerifyOrigin { resource_region: resource_region.to_owned(), copy });
+    let origin = artifact
+        .kind
+        .is_snapshot_or_image()
+        .then(|| VerifyOrigin { resource_region: resource_region.to_owned(), copy });
     Task::Verify(Verify { artifact, source_resource: source_resource.to_owned(), origin })
 }
 
