@@ -2,11 +2,21 @@
 //! AWS subsegment (`rpc.system=aws-api`, `rpc.service`, `rpc.method`, `aws.request_id`). Meant to
 //! be opened by the SDK interceptor when an operation starts and completed when it ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::field::Empty;
 
+/// Whether a subscriber with a span consumer (an exporter, a test sink) was built in this
+/// process. Without one, an AWS call's span would be built, given its attributes and dropped
+/// unseen on every call: the commonest span there is.
+pub(crate) static SPANS_CONSUMED: AtomicBool = AtomicBool::new(false);
+
 /// Opens a client span `"{service}.{operation}"` (e.g. `SQS.ReceiveMessage`) under the current
-/// span. Complete it with [`record_aws_result`]; it ends when dropped.
+/// span, when spans are consumed (otherwise a disabled span). Complete it with
+/// [`record_aws_result`]; it ends when dropped.
 pub fn aws_call_span(service: &str, operation: &str) -> tracing::Span {
+    if !SPANS_CONSUMED.load(Ordering::Relaxed) {
+        return tracing::Span::none();
+    }
     tracing::info_span!(
         "aws_call",
         otel.name = %format_args!("{service}.{operation}"),

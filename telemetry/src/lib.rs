@@ -257,6 +257,9 @@ impl TelemetryBuilder {
             (tracer_builder, sink) = hook(tracer_builder);
             span_sinks.push(sink);
         }
+        if !span_sinks.is_empty() {
+            aws::SPANS_CONSUMED.store(true, Ordering::Relaxed);
+        }
         let tracer_provider = tracer_builder.build();
         let tracer = tracer_provider.tracer("backup-telemetry");
 
